@@ -1,0 +1,138 @@
+package ffmpeg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Runner starts ffmpeg processes.
+type Runner struct {
+	// Path is the ffmpeg program; "" means "ffmpeg" on PATH.
+	Path string
+	// Trace, when set, is called with each command line before it runs.
+	Trace func(argv []string)
+}
+
+// stderrLimit bounds how much of ffmpeg's stderr is kept for errors.
+const stderrLimit = 16 << 10
+
+// Run runs ffmpeg with args, reporting progress against a planned output
+// of duration seconds (or frames frames, when the duration is unknown).
+// It returns nil on success; ErrCancelled when ctx ended the run;
+// ErrInvalidMedia when ffmpeg could not decode the input; ErrEncodeFailed
+// otherwise, with ffmpeg's last error lines.
+func (r *Runner) Run(ctx context.Context, args []string, duration float64, frames int64, progress func(encoders.Progress)) error {
+	path := r.Path
+	if path == "" {
+		path = "ffmpeg"
+	}
+	if r.Trace != nil {
+		r.Trace(append([]string{path}, args...))
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	setProcAttrs(cmd)
+	cmd.Cancel = func() error { return killGroup(cmd) }
+	cmd.WaitDelay = 5 * time.Second
+	stderr := &tailBuffer{limit: stderrLimit}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return encoders.Errorf(encoders.ErrInternal, "ffmpeg stdout: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return encoders.Errorf(encoders.ErrInternal, "ffmpeg is not installed (looked for %q on PATH); install it, e.g. apt-get install ffmpeg", path)
+		}
+		return encoders.Errorf(encoders.ErrInternal, "start ffmpeg: %v", err)
+	}
+	parser := &progressParser{duration: duration, frames: frames}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		parser.feed(stdout, progress)
+	}()
+	<-done // the pipe closes when ffmpeg exits
+	werr := cmd.Wait()
+	if werr == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
+	}
+	return classify(stderr.String(), werr)
+}
+
+// classify maps a failed run to an error kind from what ffmpeg printed.
+func classify(stderr string, werr error) error {
+	lines := lastLines(stderr, 3)
+	if lines == "" {
+		lines = werr.Error()
+	}
+	decodeSigns := []string{
+		"Invalid data found when processing input", "moov atom not found",
+		"could not find codec parameters", "Error while decoding", "not on whitelist",
+		"Protocol not on whitelist", "exceeds specified max pixel count",
+	}
+	for _, s := range decodeSigns {
+		if strings.Contains(stderr, s) {
+			return encoders.Errorf(encoders.ErrInvalidMedia, "ffmpeg could not read the input: %s", lines)
+		}
+	}
+	return encoders.Errorf(encoders.ErrEncodeFailed, "ffmpeg failed (%v): %s", werr, lines)
+}
+
+// lastLines returns up to n last non-empty lines of s, joined by " | ".
+func lastLines(s string, n int) string {
+	var out []string
+	all := strings.Split(s, "\n")
+	for i := len(all) - 1; i >= 0 && len(out) < n; i-- {
+		if l := strings.TrimSpace(all[i]); l != "" {
+			out = append([]string{l}, out...)
+		}
+	}
+	return strings.Join(out, " | ")
+}
+
+// tailBuffer keeps the last limit bytes written to it.
+type tailBuffer struct {
+	mu    sync.Mutex
+	limit int
+	buf   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.limit; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// Version returns the first line of `ffmpeg -version`.
+func (r *Runner) Version(ctx context.Context) (string, error) {
+	path := r.Path
+	if path == "" {
+		path = "ffmpeg"
+	}
+	out, err := exec.CommandContext(ctx, path, "-hide_banner", "-version").Output()
+	if err != nil {
+		return "", fmt.Errorf("ffmpeg -version: %w", err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(first), nil
+}

@@ -1,0 +1,250 @@
+// Package probe reads what a media file holds with ffprobe (through
+// gopkg.in/vansante/go-ffprobe.v2) into an encoders.MediaInfo.
+//
+// Untrusted media is probed only from a local file, with ffprobe limited to
+// the file protocol and to the demuxers of Demuxers, so a crafted file
+// cannot make ffprobe open playlists, other files or URLs.
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/vansante/go-ffprobe.v2"
+
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Demuxers is the allow-list of container formats ittybit reads: media
+// containers and single images. It leaves out every playlist or reference
+// format that can open other files or URLs (hls, dash, concat, tee, …) and
+// the text formats that render files into video (tty, xbin and the like).
+// image2, which ffmpeg picks for a .jpg or .png by its name, is read with
+// its pattern matching off, so it opens the one file named.
+var Demuxers = []string{
+	"mov", "mp4", "m4a", "3gp", "3g2", "mj2", // mov,mp4,m4a,3gp,3g2,mj2
+	"matroska", "webm", "avi", "flv", "mpegts", "mpeg", "mxf", "asf", "ogg",
+	"wav", "w64", "aiff", "mp3", "aac", "flac", "caf", "amr", "ac3", "eac3",
+	"dts", "truehd", "wv", "ape", "tta", "au",
+	"h264", "hevc", "ivf", "obu", "m4v", "mpegvideo",
+	"gif", "apng", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe",
+	"tiff_pipe", "avif", "image2",
+}
+
+// SafeInputArgs are the ffmpeg/ffprobe input options that confine reading to
+// one local file in an allowed format. They go before "-i".
+func SafeInputArgs() []string {
+	return []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(Demuxers, ",")}
+}
+
+// Prober runs ffprobe on local files.
+type Prober struct {
+	// Timeout bounds one probe; 0 means 60 seconds.
+	Timeout time.Duration
+	// Trace, when set, is called with each command line before it runs.
+	Trace func(argv []string)
+}
+
+// Probe reads the local file at path. Errors are *encoders.Error values of
+// kind ErrInvalidMedia for files ffprobe cannot read or formats outside
+// Demuxers.
+func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInternal, "probe: %v", err)
+	}
+	if st.Size() == 0 {
+		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "the input is an empty file")
+	}
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	// ffprobe ignores -pattern_type for the demuxers that lack it.
+	extra := append([]string{"-loglevel", "error", "-pattern_type", "none"}, SafeInputArgs()...)
+	if p.Trace != nil {
+		// The command go-ffprobe runs: its own flags, then ours, then the file.
+		argv := append([]string{"ffprobe", "-loglevel", "fatal", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters"}, extra...)
+		p.Trace(append(argv, path))
+	}
+	data, err := ffprobe.ProbeURL(ctx, path, extra...)
+	if err != nil {
+		if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "probing the input took longer than %s", timeout)
+			}
+			return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrCancelled, "probe cancelled")
+		}
+		return encoders.MediaInfo{}, probeError(err)
+	}
+	info, err := Convert(data)
+	if err != nil {
+		return encoders.MediaInfo{}, err
+	}
+	info.Filesize = st.Size()
+	return info, nil
+}
+
+// probeError turns a failed ffprobe run into an invalid_media error that
+// says why in ffprobe's words.
+func probeError(err error) error {
+	msg := err.Error()
+	// go-ffprobe reports "error running ffprobe [<stderr>] <exit status>".
+	if i, j := strings.IndexByte(msg, '['), strings.LastIndexByte(msg, ']'); i >= 0 && j > i {
+		msg = strings.TrimSpace(msg[i+1 : j])
+	}
+	if strings.Contains(msg, "not on whitelist") {
+		name := ""
+		if i, j := strings.IndexByte(msg, '['), strings.IndexByte(msg, '@'); i >= 0 && j > i {
+			name = strings.TrimSpace(msg[i+1 : j])
+		}
+		return encoders.Errorf(encoders.ErrInvalidMedia, "the input is in a format that is not accepted (%s): playlists and reference formats are refused; accepted: audio and video containers and single images", name)
+	}
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if last == "" {
+		last = "ffprobe could not read it"
+	}
+	return encoders.Errorf(encoders.ErrInvalidMedia, "the input is not readable media: %s", last)
+}
+
+// Convert turns ffprobe's report into a MediaInfo. It is pure: tests and
+// fuzzing feed it parsed fixtures.
+func Convert(d *ffprobe.ProbeData) (encoders.MediaInfo, error) {
+	if d == nil || d.Format == nil {
+		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "ffprobe found no container format in the input")
+	}
+	f := d.Format
+	m := encoders.MediaInfo{Format: firstName(f.FormatName), Duration: nonNeg(f.DurationSeconds)}
+	fmt.Sscan(f.BitRate, &m.Bitrate)
+	fmt.Sscan(f.Size, &m.Filesize)
+	var video, audio *ffprobe.Stream
+	for _, s := range d.Streams {
+		if s == nil {
+			continue
+		}
+		switch s.CodecType {
+		case "video":
+			// Cover art in an audio file is a picture, not a video.
+			if s.Disposition.AttachedPic == 1 {
+				continue
+			}
+			if video == nil {
+				video = s
+			}
+		case "audio":
+			if audio == nil {
+				audio = s
+			}
+		}
+	}
+	if video != nil && video.Width > 0 && video.Height > 0 {
+		m.HasVideo = true
+		m.Codecs.Video = video.CodecName
+		m.Width, m.Height = video.Width, video.Height
+		m.PixelFmt = video.PixFmt
+		m.SampleAspect = video.SampleAspectRatio
+		if m.SampleAspect == "0:1" || m.SampleAspect == "N/A" {
+			m.SampleAspect = ""
+		}
+		m.Rotation = rotation(video)
+		if m.Rotation == 90 || m.Rotation == 270 {
+			m.Width, m.Height = m.Height, m.Width
+		}
+		rate := video.AvgFrameRate
+		if r, ok := encoders.ParseRatio(rate); !ok || r <= 0 || r > 1000 {
+			rate = video.RFrameRate
+		}
+		if r, ok := encoders.ParseRatio(rate); ok && r > 0 && r <= 1000 {
+			m.FrameRate = strings.ReplaceAll(rate, ":", "/")
+			m.FPS = float64(int64(r*1000+0.5)) / 1000
+		}
+		fmt.Sscan(video.NbFrames, &m.Frames)
+		if d, ok := encoders.ParseRatio(video.Duration); ok && d > 0 {
+			m.VideoDuration = d
+		}
+		m.Still = isStill(f.FormatName, video, m)
+	}
+	if audio != nil {
+		m.HasAudio = true
+		m.Codecs.Audio = audio.CodecName
+		m.AudioChannels = audio.Channels
+		fmt.Sscan(audio.SampleRate, &m.SampleRate)
+		if isLosslessAudio(audio.CodecName) {
+			if audio.BitsPerRawSample != "" {
+				fmt.Sscan(audio.BitsPerRawSample, &m.AudioBits)
+			}
+			if m.AudioBits == 0 {
+				m.AudioBits = audio.BitsPerSample
+			}
+		}
+	}
+	if !m.HasVideo && !m.HasAudio {
+		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "the input (%s) has no audio or video stream", m.Format)
+	}
+	return m, nil
+}
+
+func firstName(formatName string) string {
+	name, _, _ := strings.Cut(formatName, ",")
+	return name
+}
+
+func nonNeg(f float64) float64 {
+	if f < 0 || f != f {
+		return 0
+	}
+	return f
+}
+
+// rotation returns the clockwise display rotation, 0, 90, 180 or 270.
+func rotation(s *ffprobe.Stream) int {
+	r := 0
+	if dm, err := s.SideDataList.GetDisplayMatrix(); err == nil && dm != nil {
+		// ffprobe reports the counter-clockwise angle.
+		r = -dm.Rotation
+	} else if tag, err := s.TagList.GetString("rotate"); err == nil {
+		fmt.Sscan(tag, &r)
+	}
+	r %= 360
+	if r < 0 {
+		r += 360
+	}
+	// Round to the nearest quarter turn; other angles are not displayable.
+	return ((r + 45) / 90 % 4) * 90
+}
+
+// isStill reports whether the picture is one image rather than a video.
+func isStill(formatName string, v *ffprobe.Stream, m encoders.MediaInfo) bool {
+	if strings.HasSuffix(formatName, "_pipe") || formatName == "image2" {
+		return true
+	}
+	switch v.CodecName {
+	case "png", "mjpeg", "webp", "bmp", "tiff":
+		return m.Frames <= 1 && m.Duration < 0.1
+	}
+	return false
+}
+
+func isLosslessAudio(codec string) bool {
+	return codec == "flac" || codec == "alac" || codec == "wavpack" || codec == "tta" || codec == "ape" ||
+		codec == "truehd" || strings.HasPrefix(codec, "pcm_")
+}
+
+// Parse reads ffprobe's JSON report (-print_format json -show_format
+// -show_streams) into a MediaInfo. It is pure, for fixtures and fuzzing.
+func Parse(report []byte) (encoders.MediaInfo, error) {
+	var d ffprobe.ProbeData
+	if err := json.Unmarshal(report, &d); err != nil {
+		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "unreadable ffprobe report: %v", err)
+	}
+	return Convert(&d)
+}

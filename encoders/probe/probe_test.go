@@ -1,0 +1,166 @@
+package probe_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/encoders/probe"
+)
+
+var clips *encoderstest.Clips
+
+func TestMain(m *testing.M) {
+	clips = encoderstest.NewClips()
+	code := m.Run()
+	clips.Close()
+	os.Exit(code)
+}
+
+// TestParseFixtures reads ffprobe reports captured from real files.
+func TestParseFixtures(t *testing.T) {
+	tests := []struct {
+		file string
+		want encoders.MediaInfo
+	}{
+		{"rotated.mp4.json", encoders.MediaInfo{
+			// Stored 640×360 with a display matrix: reported as shown.
+			Format: "mov", Duration: 1, Width: 360, Height: 640, FPS: 30, FrameRate: "30/1",
+			Codecs: encoders.Codecs{Video: "h264", Audio: "aac"}, HasAudio: true, HasVideo: true,
+			Filesize: 110785, Rotation: 270, Bitrate: 886280, Frames: 30, VideoDuration: 1, PixelFmt: "yuv420p",
+			SampleAspect: "1:1", AudioChannels: 1, SampleRate: 44100,
+		}},
+		{"surround.flac.json", encoders.MediaInfo{
+			Format: "flac", Duration: 2, Codecs: encoders.Codecs{Audio: "flac"}, HasAudio: true,
+			Filesize: 32829, Bitrate: 131316, AudioChannels: 6, SampleRate: 44100, AudioBits: 16,
+		}},
+		{"still.png.json", encoders.MediaInfo{
+			Format: "png_pipe", Width: 300, Height: 200, FPS: 25, FrameRate: "25/1",
+			Codecs: encoders.Codecs{Video: "png"}, HasVideo: true, Filesize: 7839,
+			Still: true, PixelFmt: "rgb24", SampleAspect: "1:1",
+		}},
+		{"cover.mp3.json", encoders.MediaInfo{
+			// The cover art is an attached picture, not a video.
+			Format: "mp3", Duration: 2.037551, Codecs: encoders.Codecs{Audio: "mp3"}, HasAudio: true,
+			Filesize: 29634, Bitrate: 116351, AudioChannels: 1, SampleRate: 44100,
+		}},
+		{"anamorphic.mkv.json", encoders.MediaInfo{
+			Format: "matroska", Duration: 1.001, Width: 720, Height: 480, FPS: 29.97, FrameRate: "30000/1001",
+			Codecs: encoders.Codecs{Video: "h264"}, HasVideo: true, Filesize: 139144, Bitrate: 1112039,
+			PixelFmt: "yuv420p", SampleAspect: "32:27",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := probe.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("MediaInfo (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	for name, report := range map[string]string{
+		"not json":   "ffprobe said no",
+		"no format":  `{"streams":[]}`,
+		"no streams": `{"streams":[],"format":{"format_name":"mov","duration":"1.0"}}`,
+		"data only":  `{"streams":[{"codec_type":"data"}],"format":{"format_name":"mpegts"}}`,
+	} {
+		if _, err := probe.Parse([]byte(report)); encoders.KindOf(err) != encoders.ErrInvalidMedia {
+			t.Errorf("%s: got %v, want invalid_media", name, err)
+		}
+	}
+}
+
+func TestProbeClips(t *testing.T) {
+	p := &probe.Prober{}
+	for _, tc := range []struct {
+		clip encoderstest.Clip
+		want func(encoders.MediaInfo) bool
+	}{
+		{encoderstest.Odd, func(m encoders.MediaInfo) bool { return m.Width == 721 && m.Height == 405 && m.HasAudio && m.FPS == 30 }},
+		{encoderstest.Rotated, func(m encoders.MediaInfo) bool { return m.Width == 360 && m.Height == 640 && m.Rotation != 0 }},
+		{encoderstest.Silent, func(m encoders.MediaInfo) bool { return m.HasVideo && !m.HasAudio }},
+		{encoderstest.Sound, func(m encoders.MediaInfo) bool { return !m.HasVideo && m.HasAudio && m.Format == "wav" }},
+		{encoderstest.Sixty, func(m encoders.MediaInfo) bool { return m.FPS == 60 }},
+	} {
+		m, err := p.Probe(t.Context(), clips.Path(t, tc.clip))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.clip.Name, err)
+		}
+		if !tc.want(m) {
+			t.Errorf("%s: unexpected %+v", tc.clip.Name, m)
+		}
+	}
+}
+
+// TestProbeRefusesHostileFiles: playlists and reference formats are refused
+// whatever their name, and junk is invalid media, never a crash.
+func TestProbeRefusesHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.txt")
+	mustWrite(t, secret, "root:x:0:0:root:/root:/bin/bash\n")
+	real := clips.Path(t, encoderstest.Silent)
+	data, _ := os.ReadFile(real)
+	files := map[string]string{
+		"playlist.mp4":  "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n" + secret + "\n#EXT-X-ENDLIST\n",
+		"playlist.avi":  "#EXTM3U\n#EXTINF:1,\nfile://" + secret + "\n#EXT-X-ENDLIST\n",
+		"concat.mov":    "ffconcat version 1.0\nfile '" + real + "'\n",
+		"text.mp4":      "this is not a video\n",
+		"empty.mp4":     "",
+		"truncated.mp4": string(data[:len(data)/3]),
+	}
+	p := &probe.Prober{}
+	for name, content := range files {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			mustWrite(t, path, content)
+			_, err := p.Probe(t.Context(), path)
+			if encoders.KindOf(err) != encoders.ErrInvalidMedia {
+				t.Fatalf("got %v, want invalid_media", err)
+			}
+			if strings.Contains(err.Error(), "root:x") {
+				t.Errorf("error leaks the file: %v", err)
+			}
+		})
+	}
+}
+
+func TestProbeImageInput(t *testing.T) {
+	dir := t.TempDir()
+	// A picture named with a sequence pattern must still be one file.
+	for _, name := range []string{"photo.jpg", "frame%03d.png"} {
+		path := filepath.Join(dir, name)
+		out, err := exec("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=300x200", "-frames:v", "1", "-update", "1", path)
+		if err != nil {
+			t.Fatalf("make %s: %v %s", name, err, out)
+		}
+		m, err := (&probe.Prober{}).Probe(t.Context(), path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !m.Still || m.Width != 300 || m.Height != 200 {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+}
+
+func mustWrite(tb testing.TB, path, content string) {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -1,0 +1,123 @@
+package test
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/ittybit-oss/ittybit"
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", module+"/...")
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func ours(path string) bool { return path == module || strings.HasPrefix(path, module+"/") }
+
+func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path, module), "/") }
+
+func under(path, prefix string) bool {
+	r := rel(path)
+	return r == prefix || strings.HasPrefix(r, prefix+"/")
+}
+
+// TestLayering checks the import rules of DESIGN.md on every package's
+// dependencies (direct and indirect), so a violation cannot hide behind an
+// intermediate package.
+func TestLayering(t *testing.T) {
+	pkgs := listPackages(t)
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	stdlibOnly := func(deps []string) []string {
+		var bad []string
+		for _, d := range deps {
+			if strings.Contains(strings.Split(d, "/")[0], ".") && !ours(d) {
+				bad = append(bad, d)
+			}
+		}
+		return bad
+	}
+	for _, p := range pkgs {
+		r := rel(p.ImportPath)
+		var ourDeps []string
+		for _, d := range p.Deps {
+			if ours(d) {
+				ourDeps = append(ourDeps, rel(d))
+			}
+		}
+		switch {
+		case r == "encoders":
+			if len(ourDeps) > 0 || len(stdlibOnly(p.Deps)) > 0 {
+				t.Errorf("encoders must use the standard library only; it imports %v %v", ourDeps, stdlibOnly(p.Deps))
+			}
+		case under(p.ImportPath, "encoders"):
+			for _, d := range ourDeps {
+				if !under(module+"/"+d, "encoders") {
+					t.Errorf("%s imports %s: encoders/... may import only encoders/...", r, d)
+				}
+			}
+		case r == "controlplane/api" || r == "controlplane/client":
+			for _, d := range ourDeps {
+				if d != "encoders" && d != "controlplane/api" {
+					t.Errorf("%s imports %s: it may import only the standard library and encoders", r, d)
+				}
+			}
+			if bad := stdlibOnly(p.Deps); len(bad) > 0 {
+				t.Errorf("%s imports third-party %v", r, bad)
+			}
+		}
+		if under(p.ImportPath, "controlplane") {
+			for _, d := range ourDeps {
+				if under(module+"/"+d, "agent") || under(module+"/"+d, "plugins") {
+					t.Errorf("%s imports %s: the control plane never imports agent or plugins", r, d)
+				}
+			}
+		}
+	}
+}
+
+// TestDirectImports checks who may import os/exec and hashicorp/raft
+// directly.
+func TestDirectImports(t *testing.T) {
+	execAllowed := []string{"encoders/ffmpeg", "encoders/probe", "encoders/detect", "plugins/host", "encoders/encoderstest"}
+	for _, p := range listPackages(t) {
+		r := rel(p.ImportPath)
+		for _, imp := range p.Imports {
+			if imp == "os/exec" && !slices.Contains(execAllowed, r) {
+				t.Errorf("%s imports os/exec; only %v may start processes", r, execAllowed)
+			}
+			if strings.HasPrefix(imp, "github.com/hashicorp/raft") && r != "controlplane/internal/store" {
+				t.Errorf("%s imports %s; only controlplane/internal/store may", r, imp)
+			}
+		}
+	}
+}
