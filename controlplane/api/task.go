@@ -87,3 +87,19 @@ type Step struct {
 	Node       *string         `json:"node"`
 	Attempt    int             `json:"attempt"`
 }
+
+// CreateTaskRequest is the body of POST /tasks.
+type CreateTaskRequest struct {
+	Input    string           `json:"input"`
+	Kind     encoders.Kind    `json:"kind"`
+	Options  encoders.Options `json:"options,omitzero"`
+	Output   string           `json:"output,omitempty"`
+	Metadata json.RawMessage  `json:"metadata,omitempty"`
+}
+
+// List is a page of a listing.
+type List[T any] struct {
+	Object  string `json:"object"` // "list"
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+}

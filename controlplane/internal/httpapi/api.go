@@ -1,0 +1,130 @@
+// Package httpapi serves the control plane's REST API: the task routes of
+// the contract, health and readiness, OpenAPI, and the internal routes
+// servers and agents use. Handlers return errors; one adapter writes every
+// error as {"kind","message"} with the contract's status. A request that
+// reaches a follower is forwarded to the leader and answered as the leader
+// answered it.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+)
+
+// Store is what the API needs of the replicated store.
+type Store interface {
+	State() *state.Store
+	NodeID() string
+	IsLeader() bool
+	LeaderReady() bool
+	Leader() (id, httpAddr string, ok bool)
+	CreateTasks(ctx context.Context, reqs []state.CreateRequest) ([]state.CreateResult, error)
+	CancelTask(ctx context.Context, id string, now int64) (*state.Task, error)
+	Join(ctx context.Context, id, raftAddr, httpAddr string) error
+}
+
+// Config configures the API.
+type Config struct {
+	Store Store
+	// Keys are the accepted API keys and node tokens, hashed.
+	Keys *Keys
+	// AllowPrivateInputs admits inputs on loopback and private networks.
+	AllowPrivateInputs bool
+	// MaxBodyBytes caps request bodies; 0 means 1 MiB.
+	MaxBodyBytes int64
+	// RateLimit is requests per second per API key (burst twice that); 0
+	// means no limit.
+	RateLimit float64
+	// Ready adds a readiness condition besides a known leader (ittybit dev:
+	// its agent has registered); nil means none.
+	Ready func() error
+	// Registry receives the HTTP metrics; nil means none.
+	Registry prometheus.Registerer
+	// ForwardTimeout bounds a forwarded write, retries included; 0 means
+	// 15 seconds.
+	ForwardTimeout time.Duration
+	Logger         *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// API is the HTTP handler of one control-plane node.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	limits  *limiter
+	metrics *httpMetrics
+	proxy   *forwarder
+	// patterns are the public routes, as registered.
+	patterns []string
+}
+
+// New returns the API handler.
+func New(cfg Config) *API {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.ForwardTimeout == 0 {
+		cfg.ForwardTimeout = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = &Keys{}
+	}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "httpapi"), mux: http.NewServeMux()}
+	a.limits = newLimiter(cfg.RateLimit)
+	a.metrics = newHTTPMetrics(cfg.Registry)
+	a.proxy = newForwarder(cfg.Store, cfg.Logger)
+	a.routes()
+	a.handler = a.metrics.wrap(a.mux)
+	return a
+}
+
+// ServeHTTP serves a request.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// Handle adds a route served by h, outside the API's own auth (used for
+// /metrics and /files/, which carry their own).
+func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
+// routes lists every route in one place.
+func (a *API) routes() {
+	// Public task API: API keys only, answered by the leader.
+	a.route("POST /tasks", a.apiKey(a.leader(a.createTask)))
+	a.route("GET /tasks", a.apiKey(a.leader(a.listTasks)))
+	a.route("GET /tasks/{id}", a.apiKey(a.leader(a.getTask)))
+	a.route("POST /tasks/{id}/cancel", a.apiKey(a.leader(a.cancelTask)))
+	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel"} {
+		a.mux.Handle(p, a.handle(methodNotAllowed))
+	}
+
+	a.route("GET /healthz", a.handle(a.healthz))
+	a.route("GET /readyz", a.handle(a.readyz))
+	a.route("GET /openapi.json", a.handle(a.openapi))
+
+	// Internal routes: node tokens only; not in the public document.
+	a.mux.Handle("POST /internal/join", a.nodeToken(a.leader(a.join)))
+	a.mux.Handle("GET /internal/state", a.nodeToken(a.handle(a.localState)))
+
+	a.mux.Handle("/", a.handle(notFound))
+}
+
+// route registers a public route; openapi_test.go checks that the public
+// routes and the OpenAPI document list the same operations.
+func (a *API) route(pattern string, h http.Handler) {
+	a.patterns = append(a.patterns, pattern)
+	a.mux.Handle(pattern, h)
+}

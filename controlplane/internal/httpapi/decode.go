@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// requestFields are the fields of a create request, in the seed's order.
+var requestFields = []string{"input", "kind", "options", "output", "metadata"}
+
+// decodeCreate reads a POST /tasks body. It fails only when the body is not
+// a JSON object or a field has the wrong JSON type; option values are left
+// to encoders.Validate, which reports every problem at once.
+func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
+	var req api.CreateTaskRequest
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return req, api.Errorf(api.KindInvalidJSON, `the body is empty; send a JSON object such as {"input": "https://example.com/upload.mov", "kind": "video"}`)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &fields); err != nil || trimmed[0] != '{' {
+		return req, api.Errorf(api.KindInvalidJSON, "the body is not a JSON object ("+jsonErr(err)+"); send {\"input\": …, \"kind\": …}")
+	}
+	var problems []*encoders.Error
+	bad := func(kind encoders.ErrorKind, field, msg string) {
+		problems = append(problems, &encoders.Error{Kind: kind, Field: field, Message: msg})
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		raw := fields[k]
+		isNull := string(bytes.TrimSpace(raw)) == "null"
+		switch k {
+		case "input":
+			if !isNull && json.Unmarshal(raw, &req.Input) != nil {
+				bad(encoders.ErrInvalidInput, "input", "input must be a URL string (http://, https://, or s3://)")
+			}
+		case "kind":
+			var s string
+			if !isNull && json.Unmarshal(raw, &s) != nil {
+				bad(encoders.ErrInvalidKind, "kind", "kind must be a string, one of video, audio, image, adaptive_video")
+			}
+			req.Kind = encoders.Kind(s)
+		case "options":
+			if err := json.Unmarshal(raw, &req.Options); err != nil {
+				bad(encoders.ErrInvalidOption, "options", "options must be a JSON object")
+			}
+		case "output":
+			if !isNull && json.Unmarshal(raw, &req.Output) != nil {
+				bad(encoders.ErrInvalidOutput, "output", "output must be a string: an s3://bucket/key URL")
+			}
+		case "metadata":
+			if isNull {
+				continue
+			}
+			var m map[string]json.RawMessage
+			if json.Unmarshal(raw, &m) != nil {
+				return req, api.Errorf(api.KindInvalidJSON, "metadata must be a JSON object of key-value pairs")
+			}
+			req.Metadata = canonical(m)
+		default:
+			return req, api.Errorf(api.KindInvalidJSON, fmt.Sprintf("unknown field %q; a task takes %s", k, strings.Join(requestFields, ", ")))
+		}
+	}
+	if len(problems) > 0 {
+		errs := make([]error, len(problems))
+		for i, p := range problems {
+			errs[i] = p
+		}
+		return req, errors.Join(errs...)
+	}
+	return req, nil
+}
+
+func jsonErr(err error) string {
+	if err == nil {
+		return "it is another JSON value"
+	}
+	return err.Error()
+}
+
+// canonical re-encodes an object with sorted keys and no spaces.
+func canonical(m map[string]json.RawMessage) json.RawMessage {
+	out, _ := json.Marshal(m) // maps marshal with sorted keys
+	var buf bytes.Buffer
+	if json.Compact(&buf, out) != nil {
+		return out
+	}
+	return buf.Bytes()
+}
+
+// bodyHash identifies a request's content for Idempotency-Key checks:
+// equal requests hash equal however their JSON was spaced or ordered.
+func bodyHash(req api.CreateTaskRequest) string {
+	opts, _ := json.Marshal(req.Options)
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(req.Input), []byte(req.Kind), opts, []byte(req.Output), req.Metadata} {
+		fmt.Fprintf(h, "%d:", len(part))
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+// handlerFunc is a handler that returns its error for one adapter to write.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts h: an error becomes the contract's JSON error body with its
+// status. Internal details are logged, never sent.
+func (a *API) handle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		ae = api.FromError(err)
+	}
+	if ae.Kind == "" || ae.Kind == api.KindInternal {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = api.Errorf(api.KindInternal, "internal error; the server's log has the details")
+	}
+	status := api.Status(ae.Kind)
+	switch status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	writeJSON(w, status, ae)
+}
+
+// retryAfter is an error that sets Retry-After.
+func retryAfter(w http.ResponseWriter, seconds int, err *api.Error) error {
+	w.Header().Set("Retry-After", strconv.Itoa(seconds))
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) error {
+	return api.Errorf(api.KindNotFound, "no route "+r.Method+" "+r.URL.Path+"; see /openapi.json for the routes")
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	return api.Errorf(api.KindMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; see /openapi.json for the routes")
+}

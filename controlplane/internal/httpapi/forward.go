@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
+)
+
+// Headers between servers.
+const (
+	headerForwardedBy = "X-Ittybit-Forwarded-By"
+	// headerRequestID carries the id the first server gave a request, so
+	// that however often it is retried or forwarded, it creates one task.
+	headerRequestID = "X-Ittybit-Request-Id"
+)
+
+// errElsewhere tells leader() that this node stopped leading while handling
+// the request: run it again where the leader is now.
+var errElsewhere = errors.New("leadership moved")
+
+// forwarder sends requests on to the leader.
+type forwarder struct {
+	store  Store
+	log    *slog.Logger
+	client *http.Client
+}
+
+func newForwarder(s Store, log *slog.Logger) *forwarder {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     60 * time.Second,
+	}
+	return &forwarder{store: s, log: log, client: &http.Client{Transport: tr}}
+}
+
+// leader runs h on the leader. On a follower it forwards the request to the
+// leader and relays the answer; while there is no leader, or when
+// leadership moves mid-request, it waits and tries again until the forward
+// timeout, then answers 503.
+func (a *API) leader(h handlerFunc) http.Handler {
+	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return api.Errorf(api.KindPayloadTooLarge, "the request body is over the limit of "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes")
+			}
+			return api.Errorf(api.KindInvalidJSON, "could not read the request body: "+err.Error())
+		}
+		if r.Header.Get(headerRequestID) == "" || r.Header.Get(headerForwardedBy) == "" {
+			r.Header.Set(headerRequestID, newRequestID())
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.ForwardTimeout)
+		defer cancel()
+		wait := 25 * time.Millisecond
+		for {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			switch {
+			case a.cfg.Store.LeaderReady():
+				err := h(w, r)
+				if !errors.Is(err, errElsewhere) {
+					return err
+				}
+			case a.cfg.Store.IsLeader():
+				// Elected, still applying earlier entries: shortly ready.
+			case r.Header.Get(headerForwardedBy) != "":
+				// Sent here as the leader, but it is not: let the sender,
+				// who knows the request, find the leader again.
+				return api.Errorf(api.KindUnavailable, "this server is no longer the leader; retry")
+			default:
+				if _, addr, ok := a.cfg.Store.Leader(); ok && addr != "" {
+					done, err := a.proxy.forward(ctx, w, r, addr, body)
+					if done {
+						return err
+					}
+					a.log.Debug("forward to leader failed; retrying", "leader", addr, "err", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				if r.Context().Err() != nil {
+					return r.Context().Err()
+				}
+				return api.Errorf(api.KindUnavailable, "no leader is available to take the request (an election may be in progress); retry")
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 400*time.Millisecond)
+		}
+	})
+}
+
+// forward sends r to the leader at addr. It reports done when the answer
+// was relayed to w; otherwise the leader could not be reached or was no
+// longer the leader, and the caller should try again.
+func (f *forwarder) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, addr string, body []byte) (bool, error) {
+	u := *r.URL
+	u.Scheme, u.Host = "http", addr
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	for _, h := range []string{"Authorization", "Content-Type", "Idempotency-Key", "Accept", headerRequestID} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	req.Header.Set(headerForwardedBy, f.store.NodeID())
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return false, errors.New("leader answered 503")
+	}
+	for _, h := range []string{"Content-Type", "Location", "Retry-After", "Allow"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, err = io.Copy(w, resp.Body)
+	return true, err
+}
+
+// elsewhere turns the store's "not the leader" errors into errElsewhere.
+func elsewhere(err error) error {
+	if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrLeadershipLost) {
+		return errElsewhere
+	}
+	return err
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// operation documents one public route. openapi_test.go checks that the
+// operations and the routes registered in routes() are the same set.
+type operation struct {
+	method, path string
+	id, summary  string
+	auth         bool              // needs an API key
+	params       []map[string]any  // query and path parameters
+	request      string            // schema of the body, "" for none
+	responses    map[string]string // status → schema ("" for no body)
+}
+
+func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
+
+func queryParam(name, desc string, schema map[string]any) map[string]any {
+	return map[string]any{"name": name, "in": "query", "required": false, "description": desc, "schema": schema}
+}
+
+var idParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The task id (task_…).", "schema": map[string]any{"type": "string"}}
+
+// operations is the public API.
+func operations() []operation {
+	errs := func(codes ...string) map[string]string {
+		m := map[string]string{}
+		for _, c := range codes {
+			m[c] = "Error"
+		}
+		return m
+	}
+	with := func(m map[string]string, code, schema string) map[string]string { m[code] = schema; return m }
+	return []operation{
+		{"POST", "/tasks", "createTask", "Create a task: probe → ingest → encode → upload.", true,
+			[]map[string]any{{"name": "Idempotency-Key", "in": "header", "required": false, "description": "Replays within 24 h return the original task; the same key with another body is 409 idempotency_conflict.", "schema": map[string]any{"type": "string", "maxLength": maxIdempotencyKey}}},
+			"CreateTaskRequest", with(errs("400", "401", "409", "413", "429", "503"), "201", "Task")},
+		{"GET", "/tasks", "listTasks", "List tasks, newest first, with cursors.", true,
+			[]map[string]any{
+				queryParam("limit", "Page size, 1–100 (default 20).", map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+				queryParam("after", "A task id: the page starts after it.", map[string]any{"type": "string"}),
+				queryParam("before", "A task id: the page ends before it.", map[string]any{"type": "string"}),
+				queryParam("order", "desc (default) or asc.", map[string]any{"type": "string", "enum": []string{"desc", "asc"}}),
+				queryParam("status", "Only tasks with this status.", map[string]any{"type": "string", "enum": taskStatuses}),
+				queryParam("kind", "Only tasks of this kind.", map[string]any{"type": "string", "enum": taskKinds}),
+			},
+			"", with(errs("400", "401", "429", "503"), "200", "TaskList")},
+		{"GET", "/tasks/{id}", "getTask", "Get a task.", true, []map[string]any{idParam},
+			"", with(errs("401", "404", "429", "503"), "200", "Task")},
+		{"POST", "/tasks/{id}/cancel", "cancelTask", "Cancel a task; running steps are stopped.", true, []map[string]any{idParam},
+			"", with(errs("401", "404", "409", "429", "503"), "200", "Task")},
+		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health"}},
+		{"GET", "/readyz", "ready", "200 once a leader is known (and, in ittybit dev, the agent has registered).", false, nil, "",
+			map[string]string{"200": "Health", "503": "Error"}},
+		{"GET", "/openapi.json", "openapi", "This document.", false, nil, "", map[string]string{"200": ""}},
+	}
+}
+
+var (
+	taskStatuses = []string{"queued", "processing", "completed", "failed", "cancelled"}
+	stepStatuses = []string{"waiting", "queued", "processing", "completed", "failed", "cancelled"}
+	taskKinds    = []string{"video", "audio", "image", "adaptive_video"}
+)
+
+var statusText = map[string]string{
+	"200": "OK", "201": "Created", "400": "The request is invalid; kind and message say what to change.",
+	"401": "No API key, or a wrong one.", "404": "No such task.", "409": "An idempotency conflict, or the task already ended.",
+	"413": "The body is over the size limit.", "429": "Too many requests for this API key; see Retry-After.",
+	"503": "No leader is available; see Retry-After.",
+}
+
+// openAPIDocument builds the OpenAPI 3.1 document.
+func openAPIDocument() map[string]any {
+	paths := map[string]any{}
+	for _, op := range operations() {
+		item, _ := paths[op.path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[op.path] = item
+		}
+		o := map[string]any{"operationId": op.id, "summary": op.summary}
+		if len(op.params) > 0 {
+			o["parameters"] = op.params
+		}
+		if op.request != "" {
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(op.request)}}}
+		}
+		if !op.auth {
+			o["security"] = []any{}
+		}
+		resp := map[string]any{}
+		codes := make([]string, 0, len(op.responses))
+		for c := range op.responses {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		for _, c := range codes {
+			r := map[string]any{"description": statusText[c]}
+			if r["description"] == "" || r["description"] == nil {
+				r["description"] = "Response " + c
+			}
+			if s := op.responses[c]; s != "" {
+				r["content"] = map[string]any{"application/json": map[string]any{"schema": ref(s)}}
+			} else if op.path == "/openapi.json" {
+				r["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
+			}
+			resp[c] = r
+		}
+		o["responses"] = resp
+		item[strings.ToLower(op.method)] = o
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{
+			"title": "ittybit", "version": "1",
+			"description": "Create media-processing tasks: a URL in, and video, audio, images or adaptive HLS out, through probe → ingest → encode → upload.",
+		},
+		"paths":      paths,
+		"security":   []any{map[string]any{"bearer": []any{}}},
+		"components": map[string]any{"schemas": schemas(), "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "An API key."}}},
+	}
+}
+
+var (
+	openAPIOnce sync.Once
+	openAPIJSON []byte
+)
+
+func (a *API) openapi(w http.ResponseWriter, r *http.Request) error {
+	openAPIOnce.Do(func() {
+		openAPIJSON, _ = json.MarshalIndent(openAPIDocument(), "", "  ")
+	})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(openAPIJSON)))
+	_, err := w.Write(openAPIJSON)
+	return err
+}

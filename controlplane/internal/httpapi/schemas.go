@@ -1,0 +1,120 @@
+package httpapi
+
+import "github.com/ittybit-oss/ittybit/encoders"
+
+func obj(required []string, props map[string]any) map[string]any {
+	o := map[string]any{"type": "object", "properties": props}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
+}
+
+func typ(t string, desc string) map[string]any {
+	return map[string]any{"type": t, "description": desc}
+}
+
+func nullable(t string, desc string) map[string]any {
+	return map[string]any{"type": []string{t, "null"}, "description": desc}
+}
+
+func enum(desc string, values []string) map[string]any {
+	return map[string]any{"type": "string", "enum": values, "description": desc}
+}
+
+func strs[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// schemas are the JSON Schemas of the wire types; openapi_test.go checks
+// them against the Go types' JSON fields.
+func schemas() map[string]any {
+	dimension := map[string]any{"oneOf": []any{
+		map[string]any{"type": "integer", "minimum": 1, "maximum": encoders.MaxDimension, "description": "Pixels."},
+		map[string]any{"type": "string", "pattern": `^[0-9]+(\.[0-9]+)?%$`, "description": `A percentage of the source, such as "50%".`},
+	}}
+	var formats []string
+	for _, k := range encoders.Kinds {
+		formats = append(formats, encoders.Formats(k)...)
+	}
+	msTime := func(desc string) map[string]any { return nullable("integer", desc+" (epoch milliseconds), or null.") }
+	return map[string]any{
+		"Options": map[string]any{
+			"type": "object", "additionalProperties": false,
+			"description": "Processing options; which apply depends on the kind (video: all; audio: format, quality, bitrate, start, end; image: format, quality, width, height, fit, position, background, start; adaptive_video: all but codec, fps and bitrate).",
+			"properties": map[string]any{
+				"format":     enum("Output format for the kind.", formats),
+				"codec":      enum("Video codec (video only): h264, h265 in mp4/mov; vp9 in webm; av1 in mp4/webm.", encoders.VideoCodecs),
+				"quality":    enum("Quality level.", strs(encoders.Qualities)),
+				"width":      dimension,
+				"height":     dimension,
+				"fit":        enum("How the picture fills width × height.", encoders.Fits),
+				"position":   enum("Where a contained picture sits, or a covered one is cropped.", encoders.Positions),
+				"background": map[string]any{"type": "string", "pattern": "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$", "description": "Bar color with fit contain."},
+				"fps":        map[string]any{"type": "number", "minimum": encoders.MinFPS, "maximum": encoders.MaxFPS},
+				"bitrate":    map[string]any{"type": "integer", "minimum": encoders.MinAudioBitrate, "maximum": encoders.MaxVideoBitrate, "description": "Bits per second: video 300000–60000000, audio 32000–320000."},
+				"start":      map[string]any{"type": "number", "minimum": 0, "maximum": encoders.MaxSeconds, "description": "Seconds; for an image, the frame time."},
+				"end":        map[string]any{"type": "number", "exclusiveMinimum": 0, "maximum": encoders.MaxSeconds, "description": "Seconds, after start."},
+			},
+		},
+		"CreateTaskRequest": obj([]string{"input", "kind"}, map[string]any{
+			"input":    typ("string", "Source URL: http://, https:// or s3://."),
+			"kind":     enum("What to make.", taskKinds),
+			"options":  ref("Options"),
+			"output":   typ("string", "Destination, s3://bucket/key; managed storage when absent."),
+			"metadata": map[string]any{"type": "object", "description": "Arbitrary key-value pairs, returned as given."},
+		}),
+		"Error": obj([]string{"kind", "message"}, map[string]any{
+			"kind":    typ("string", "What went wrong, for programs: input_required, invalid_input, invalid_kind, invalid_format, invalid_codec, invalid_option, invalid_output, invalid_json, token_missing, token_invalid, not_found, idempotency_conflict, task_finished, payload_too_large, rate_limited, unavailable; on steps also input_blocked, fetch_failed, input_too_large, invalid_media, unsupported_media, encode_failed, upload_failed, stalled, cancelled, internal."),
+			"message": typ("string", "What was wrong and what is accepted, for people."),
+			"errors": map[string]any{"type": "array", "description": "Each problem, when there were several.", "items": obj([]string{"kind", "message"}, map[string]any{
+				"kind": typ("string", "The problem's kind."), "field": typ("string", "The field or option at fault."), "message": typ("string", "The problem."),
+			})},
+		}),
+		"File": obj([]string{"object", "kind", "url"}, map[string]any{
+			"object": enum("Always file.", []string{"file"}), "kind": typ("string", "video, audio, image or adaptive_video."),
+			"url": typ("string", "Where the file is."), "format": typ("string", "Container or image format."),
+			"codec": typ("string", "Main codec."), "width": typ("integer", "Pixels."), "height": typ("integer", "Pixels."),
+			"duration": typ("number", "Seconds."), "fps": typ("number", "Frames per second."),
+			"filesize": typ("integer", "Bytes."), "bitrate": typ("integer", "Bits per second."),
+			"renditions": map[string]any{"type": "array", "items": ref("File"), "description": "The variants of an HLS result."},
+		}),
+		"Step": obj([]string{"id", "object", "kind", "input", "options", "output", "status", "progress", "error", "created_at", "started_at", "finished_at", "updated_at", "node", "attempt"}, map[string]any{
+			"id": typ("string", "step_…"), "object": enum("Always step.", []string{"step"}),
+			"kind":       typ("string", "probe, ingest, the task's kind, or upload."),
+			"input":      map[string]any{"description": "What the step read, or null."},
+			"options":    map[string]any{"type": "object", "description": "What the step resolved (the encode step: sizes, rate control, encoder)."},
+			"output":     map[string]any{"description": "null until completed; then a probe object (probe) or a File."},
+			"status":     enum("Where the step is.", stepStatuses),
+			"progress":   map[string]any{"type": []string{"number", "null"}, "minimum": 0, "maximum": 1, "description": "null until the step runs, then 0 to 1."},
+			"error":      map[string]any{"oneOf": []any{map[string]any{"type": "null"}, ref("Error")}},
+			"created_at": typ("integer", "Epoch milliseconds."), "started_at": msTime("When it started"),
+			"finished_at": msTime("When it ended"), "updated_at": typ("integer", "Epoch milliseconds."),
+			"node":    nullable("string", "The agent running or having run it."),
+			"attempt": typ("integer", "Which try this is: 1, 2, …; 0 before the first."),
+		}),
+		"Task": obj([]string{"id", "object", "kind", "input", "output", "options", "metadata", "status", "error", "steps", "created_at", "started_at", "finished_at", "updated_at"}, map[string]any{
+			"id": typ("string", "task_…"), "object": enum("Always task.", []string{"task"}),
+			"kind": enum("What it makes.", taskKinds), "input": typ("string", "The source URL."),
+			"output":     nullable("string", "The destination URL; null until completed when none was given."),
+			"options":    ref("Options"),
+			"metadata":   map[string]any{"type": "object", "description": "As given."},
+			"status":     enum("Where the task is.", taskStatuses),
+			"error":      map[string]any{"oneOf": []any{map[string]any{"type": "null"}, ref("Error")}},
+			"steps":      map[string]any{"type": "array", "items": ref("Step"), "minItems": 4, "maxItems": 4},
+			"created_at": typ("integer", "Epoch milliseconds."), "started_at": msTime("When its first step started"),
+			"finished_at": msTime("When it ended"), "updated_at": typ("integer", "Epoch milliseconds."),
+		}),
+		"TaskList": obj([]string{"object", "data", "has_more"}, map[string]any{
+			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Task")},
+			"has_more": typ("boolean", "Whether more tasks follow in the direction of travel."),
+		}),
+		"Health": obj([]string{"status"}, map[string]any{
+			"status": typ("string", "ok or ready."), "node": typ("string", "This server's node id."), "leader": typ("string", "The leader's node id."),
+		}),
+	}
+}

@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// maxIdempotencyKey bounds the length of an Idempotency-Key.
+const maxIdempotencyKey = 255
+
+func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
+	body, _ := io.ReadAll(r.Body) // already bounded and buffered by leader()
+	req, err := decodeCreate(body)
+	if err != nil {
+		return err
+	}
+	spec := encoders.Spec{Kind: req.Kind, Input: req.Input, Output: req.Output, Options: req.Options}
+	if err := encoders.Validate(spec, encoders.Policy{AllowPrivate: a.cfg.AllowPrivateInputs}); err != nil {
+		return err
+	}
+	scope, key := "req:"+keyID(r.Context()), r.Header.Get(headerRequestID)
+	if k := r.Header.Get("Idempotency-Key"); k != "" {
+		if len(k) > maxIdempotencyKey {
+			return api.Errorf(api.KindInvalidJSON, fmt.Sprintf("Idempotency-Key is longer than %d characters", maxIdempotencyKey))
+		}
+		scope, key = "idem:"+keyID(r.Context()), k
+	}
+	task := a.newTask(req)
+	res, err := a.cfg.Store.CreateTasks(r.Context(), []state.CreateRequest{{Task: task, Scope: scope, Key: key, BodyHash: bodyHash(req)}})
+	if err != nil {
+		return elsewhere(err)
+	}
+	switch out := res[0]; {
+	case out.Conflict:
+		return api.Errorf(api.KindIdempotencyConflict, "this Idempotency-Key was used with a different request in the last 24 hours; use a new key for a new task")
+	default:
+		if !out.Replayed {
+			a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
+		}
+		w.Header().Set("Location", "/tasks/"+out.Task.ID)
+		writeJSON(w, http.StatusCreated, out.Task)
+	}
+	return nil
+}
+
+// newTask builds a task as the leader stamps it: ids, times, four steps.
+func (a *API) newTask(req api.CreateTaskRequest) api.Task {
+	now := a.cfg.Now()
+	ms := now.UnixMilli()
+	t := api.Task{
+		ID: "task_" + newULID(now), Object: "task", Kind: req.Kind, Input: req.Input, Options: req.Options,
+		Metadata: req.Metadata, Status: api.TaskQueued, CreatedAt: ms, UpdatedAt: ms,
+	}
+	if req.Output != "" {
+		out := req.Output
+		t.Output = &out
+	}
+	if len(t.Metadata) == 0 {
+		t.Metadata = json.RawMessage("{}")
+	}
+	for _, kind := range api.StepKinds(req.Kind) {
+		t.Steps = append(t.Steps, api.Step{
+			ID: "step_" + newULID(now), Object: "step", Kind: kind, Options: json.RawMessage("{}"),
+			Status: api.StepWaiting, CreatedAt: ms, UpdatedAt: ms,
+		})
+	}
+	return t
+}
+
+func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.cfg.Store.State().Task(r.PathValue("id"))
+	if err != nil {
+		return notFoundTask(r.PathValue("id"), err)
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func notFoundTask(id string, err error) error {
+	if errors.Is(err, state.ErrNotFound) {
+		return api.Errorf(api.KindNotFound, fmt.Sprintf("no task %q", id))
+	}
+	return err
+}
+
+func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
+	q, err := listQuery(r)
+	if err != nil {
+		return err
+	}
+	page, more, err := a.cfg.Store.State().ListTasks(q)
+	if errors.Is(err, state.ErrNotFound) {
+		return api.Errorf(encodersInvalidOption, "the cursor names no task; after and before take the id of a task in the list")
+	}
+	if err != nil {
+		return err
+	}
+	out := api.List[*api.Task]{Object: "list", Data: page, HasMore: more}
+	if out.Data == nil {
+		out.Data = []*api.Task{}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+const encodersInvalidOption = string(encoders.ErrInvalidOption)
+
+// listQuery reads and checks the query of GET /tasks.
+func listQuery(r *http.Request) (state.ListQuery, error) {
+	v := r.URL.Query()
+	q := state.ListQuery{Limit: 20, Order: state.Desc}
+	var problems []string
+	for name := range v {
+		switch name {
+		case "limit", "after", "before", "order", "status", "kind":
+		default:
+			problems = append(problems, fmt.Sprintf("unknown query parameter %q; accepted: limit, after, before, order, status, kind", name))
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			problems = append(problems, fmt.Sprintf("limit %q is out of range; accepted: a whole number from 1 to 100", s))
+		}
+		q.Limit = n
+	}
+	switch o := v.Get("order"); o {
+	case "", "desc":
+	case "asc":
+		q.Order = state.Asc
+	default:
+		problems = append(problems, fmt.Sprintf("order %q is unknown; accepted: desc, asc", o))
+	}
+	q.After, q.Before = v.Get("after"), v.Get("before")
+	if q.After != "" && q.Before != "" {
+		problems = append(problems, "after and before cannot be used together")
+	}
+	if s := v.Get("status"); s != "" {
+		q.Status = api.TaskStatus(s)
+		switch q.Status {
+		case api.TaskQueued, api.TaskProcessing, api.TaskCompleted, api.TaskFailed, api.TaskCancelled:
+		default:
+			problems = append(problems, fmt.Sprintf("status %q is unknown; accepted: queued, processing, completed, failed, cancelled", s))
+		}
+	}
+	if k := v.Get("kind"); k != "" {
+		q.Kind = encoders.Kind(k)
+		if !q.Kind.Valid() {
+			problems = append(problems, fmt.Sprintf("kind %q is unknown; accepted: video, audio, image, adaptive_video", k))
+		}
+	}
+	if len(problems) > 0 {
+		return q, api.Errorf(encodersInvalidOption, strings.Join(problems, "; "))
+	}
+	return q, nil
+}
+
+func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	t, err := a.cfg.Store.CancelTask(r.Context(), id, a.cfg.Now().UnixMilli())
+	switch {
+	case errors.Is(err, state.ErrTaskFinished):
+		return api.Errorf(api.KindTaskFinished, fmt.Sprintf("task %s already ended as %s; only queued or processing tasks can be cancelled", id, t.Status))
+	case err != nil:
+		return notFoundTask(id, elsewhere(err))
+	}
+	writeJSON(w, http.StatusOK, t.Task)
+	return nil
+}
+
+// newULID returns a lowercase ULID: sortable by time, 80 random bits.
+func newULID(now interface{ UnixMilli() int64 }) string {
+	return strings.ToLower(ulid.MustNew(uint64(now.UnixMilli()), ulid.DefaultEntropy()).String())
+}

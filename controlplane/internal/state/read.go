@@ -1,0 +1,148 @@
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Task returns a copy of the task with the id, or ErrNotFound.
+func (s *Store) Task(id string) (*api.Task, error) {
+	t := getTask(s.db.Load().Txn(false), id)
+	if t == nil {
+		return nil, ErrNotFound
+	}
+	c := t.clone().Task
+	return &c, nil
+}
+
+// Order is the direction of a listing.
+type Order string
+
+// List orders: newest first (the default) or oldest first.
+const (
+	Desc Order = "desc"
+	Asc  Order = "asc"
+)
+
+// ListQuery selects a page of tasks. After and Before are task ids: the
+// page starts just past After, or ends just before Before, in Order.
+type ListQuery struct {
+	Limit  int
+	Order  Order
+	After  string
+	Before string
+	Status api.TaskStatus
+	Kind   encoders.Kind
+}
+
+// ListTasks returns one page of tasks in q.Order and whether more follow
+// (in the direction of travel). A cursor naming no task is ErrNotFound.
+func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
+	txn := s.db.Load().Txn(false)
+	forward := q.Order != Asc // desc: newest first, i.e. walking seq downwards
+	cursor := q.After
+	if q.Before != "" {
+		cursor = q.Before
+		forward = !forward
+	}
+	descending := forward // walking seq downwards?
+	var it memdb.ResultIterator
+	var err error
+	var skip string
+	if cursor != "" {
+		c := getTask(txn, cursor)
+		if c == nil {
+			return nil, false, ErrNotFound
+		}
+		skip = c.ID
+		if descending {
+			it, err = txn.ReverseLowerBound(tableTasks, "seq", c.Seq)
+		} else {
+			it, err = txn.LowerBound(tableTasks, "seq", c.Seq)
+		}
+	} else if descending {
+		it, err = txn.GetReverse(tableTasks, "seq")
+	} else {
+		it, err = txn.Get(tableTasks, "seq")
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var page []*api.Task
+	more := false
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		t := raw.(*Task)
+		if t.ID == skip || (q.Status != "" && t.Status != q.Status) || (q.Kind != "" && t.Kind != q.Kind) {
+			continue
+		}
+		if len(page) == q.Limit {
+			more = true
+			break
+		}
+		c := t.clone().Task
+		page = append(page, &c)
+	}
+	if q.Before != "" {
+		// Walked away from the cursor backwards; show in list order.
+		for i, j := 0, len(page)-1; i < j; i, j = i+1, j-1 {
+			page[i], page[j] = page[j], page[i]
+		}
+	}
+	return page, more, nil
+}
+
+// Servers returns every known control-plane server.
+func (s *Store) Servers() []Server {
+	it, err := s.db.Load().Txn(false).Get(tableServers, "id")
+	if err != nil {
+		return nil
+	}
+	var out []Server
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, *raw.(*Server))
+	}
+	return out
+}
+
+// Server returns the server with the id.
+func (s *Store) Server(id string) (Server, bool) {
+	raw, err := s.db.Load().Txn(false).First(tableServers, "id", id)
+	if err != nil || raw == nil {
+		return Server{}, false
+	}
+	return *raw.(*Server), true
+}
+
+// CountTasks returns how many tasks are stored.
+func (s *Store) CountTasks() int {
+	it, err := s.db.Load().Txn(false).Get(tableTasks, "id")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n
+}
+
+// Hash returns a SHA-256 over every task in commit order: equal hashes
+// mean equal task state on two nodes, or before and after a restart.
+func (s *Store) Hash() string {
+	h := sha256.New()
+	it, err := s.db.Load().Txn(false).Get(tableTasks, "seq")
+	if err != nil {
+		return ""
+	}
+	enc := json.NewEncoder(h)
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		_ = enc.Encode(raw.(*Task))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

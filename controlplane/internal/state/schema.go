@@ -1,0 +1,41 @@
+package state
+
+import (
+	"github.com/hashicorp/go-memdb"
+)
+
+// Table names.
+const (
+	tableTasks    = "tasks"
+	tableRequests = "requests"
+	tableServers  = "servers"
+)
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableTasks: {
+			Name: tableTasks,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				// seq orders tasks as they were committed; list and cursors use it.
+				"seq":    {Name: "seq", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+				"status": {Name: "status", Indexer: &memdb.StringFieldIndex{Field: "StatusKey"}},
+			},
+		},
+		tableRequests: {
+			Name: tableRequests,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+					&memdb.StringFieldIndex{Field: "Scope"}, &memdb.StringFieldIndex{Field: "Key"},
+				}}},
+				"created": {Name: "created", Indexer: &memdb.IntFieldIndex{Field: "CreatedAt"}},
+			},
+		},
+		tableServers: {
+			Name: tableServers,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			},
+		},
+	}}
+}

@@ -1,0 +1,127 @@
+package state
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// snapshotVersion is written first; Restore refuses versions it does not
+// know.
+const snapshotVersion = 1
+
+// record is one line of a snapshot.
+type record struct {
+	Type    string          `json:"t"`
+	Version int             `json:"v,omitempty"`
+	Data    json.RawMessage `json:"d,omitempty"`
+}
+
+// Snapshot is a point-in-time view of the state, cheap to take; WriteTo
+// does the I/O and may run while the state keeps changing.
+type Snapshot struct {
+	txn *memdb.Txn
+}
+
+// Snapshot captures the current state.
+func (s *Store) Snapshot() *Snapshot {
+	return &Snapshot{txn: s.db.Load().Txn(false)}
+}
+
+// WriteTo writes the snapshot as JSON lines.
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	cw := &countWriter{w: bw}
+	enc := json.NewEncoder(cw)
+	if err := enc.Encode(record{Type: "version", Version: snapshotVersion}); err != nil {
+		return cw.n, err
+	}
+	for _, table := range []string{tableServers, tableRequests, tableTasks} {
+		idx := "id"
+		if table == tableTasks {
+			idx = "seq"
+		}
+		it, err := sn.txn.Get(table, idx)
+		if err != nil {
+			return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			data, err := json.Marshal(raw)
+			if err != nil {
+				return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
+			}
+			if err := enc.Encode(record{Type: table, Data: data}); err != nil {
+				return cw.n, err
+			}
+		}
+	}
+	return cw.n, bw.Flush()
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Restore replaces the whole state with a snapshot written by WriteTo.
+func (s *Store) Restore(r io.Reader) error {
+	db := mustDB()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
+	first := true
+	for {
+		var rec record
+		if err := dec.Decode(&rec); err == io.EOF {
+			break
+		} else if err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
+		}
+		if first {
+			if rec.Type != "version" || rec.Version != snapshotVersion {
+				return fmt.Errorf("snapshot version %d not supported (want %d)", rec.Version, snapshotVersion)
+			}
+			first = false
+			continue
+		}
+		var obj any
+		switch rec.Type {
+		case tableTasks:
+			t := &Task{}
+			if err := json.Unmarshal(rec.Data, t); err != nil {
+				return fmt.Errorf("snapshot task: %w", err)
+			}
+			t.StatusKey = string(t.Status)
+			obj = t
+		case tableRequests:
+			obj = &Request{}
+		case tableServers:
+			obj = &Server{}
+		default:
+			return fmt.Errorf("snapshot: unknown record type %q", rec.Type)
+		}
+		if rec.Type != tableTasks {
+			if err := json.Unmarshal(rec.Data, obj); err != nil {
+				return fmt.Errorf("snapshot %s: %w", rec.Type, err)
+			}
+		}
+		if err := txn.Insert(rec.Type, obj); err != nil {
+			return fmt.Errorf("snapshot %s: %w", rec.Type, err)
+		}
+	}
+	if first {
+		return fmt.Errorf("empty snapshot")
+	}
+	txn.Commit()
+	s.db.Store(db)
+	return nil
+}

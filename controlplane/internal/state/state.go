@@ -1,0 +1,198 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+// Sentinel errors of state changes; the API maps them to its error kinds.
+var (
+	// ErrNotFound: no task has the id.
+	ErrNotFound = errors.New("not found")
+	// ErrTaskFinished: the task already ended, so it cannot be cancelled.
+	ErrTaskFinished = errors.New("task already finished")
+	// ErrIdempotencyConflict: an Idempotency-Key was reused with another body.
+	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
+)
+
+// How long request keys are remembered.
+const (
+	IdempotencyTTL = 24 * 60 * 60 * 1000 // ms: client Idempotency-Keys
+	RequestTTL     = 60 * 60 * 1000      // ms: server-made request ids
+)
+
+// Store is the state of one control-plane node. Reads may run concurrently
+// with each other and with one writer (the FSM).
+type Store struct {
+	db atomic.Pointer[memdb.MemDB]
+}
+
+// New returns an empty Store.
+func New() *Store {
+	s := &Store{}
+	s.db.Store(mustDB())
+	return s
+}
+
+func mustDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		panic(fmt.Sprintf("state schema: %v", err)) // a programming error
+	}
+	return db
+}
+
+// CreateRequest is one task to create, fully formed by the leader: ids,
+// times and steps are stamped before the request is proposed.
+type CreateRequest struct {
+	Task api.Task `json:"task"`
+	// Scope, Key and BodyHash identify the request (see Request). Key is
+	// always set: to the client's Idempotency-Key, or a server-made id.
+	Scope    string `json:"scope"`
+	Key      string `json:"key"`
+	BodyHash string `json:"body_hash"`
+}
+
+// CreateResult is what became of one CreateRequest.
+type CreateResult struct {
+	Task *api.Task `json:"task,omitempty"`
+	// Replayed is set when the key had been seen: Task is the original.
+	Replayed bool `json:"replayed,omitempty"`
+	// Conflict is set when the key had been seen with another body.
+	Conflict bool `json:"conflict,omitempty"`
+}
+
+// CreateTasks stores a batch of new tasks committed at Raft log index
+// index, at time now (epoch ms, stamped by the leader). A request whose key
+// is known returns the original task instead (or a conflict when its body
+// differs), so replays and retries never create a task twice.
+func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []CreateResult {
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
+	out := make([]CreateResult, len(reqs))
+	for i, r := range reqs {
+		if prev := liveRequest(txn, r.Scope, r.Key, now); prev != nil {
+			if prev.BodyHash != r.BodyHash {
+				out[i] = CreateResult{Conflict: true}
+				continue
+			}
+			if t := getTask(txn, prev.TaskID); t != nil {
+				out[i] = CreateResult{Task: &t.Task, Replayed: true}
+				continue
+			}
+		}
+		t := &Task{Task: r.Task, Seq: index<<16 | uint64(i)}
+		t.StatusKey = string(t.Status)
+		mustInsert(txn, tableTasks, t)
+		mustInsert(txn, tableRequests, &Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
+		out[i] = CreateResult{Task: &t.Task}
+	}
+	txn.Commit()
+	return out
+}
+
+// liveRequest returns the remembered request with this key, unless it has
+// expired by now.
+func liveRequest(txn *memdb.Txn, scope, key string, now int64) *Request {
+	raw, err := txn.First(tableRequests, "id", scope, key)
+	if err != nil || raw == nil {
+		return nil
+	}
+	r := raw.(*Request)
+	if now-r.CreatedAt >= ttl(scope) {
+		return nil
+	}
+	return r
+}
+
+func ttl(scope string) int64 {
+	if scope == "req" {
+		return RequestTTL
+	}
+	return IdempotencyTTL
+}
+
+// ExpireRequests forgets request keys that expired by now.
+func (s *Store) ExpireRequests(now int64) int {
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
+	it, err := txn.Get(tableRequests, "created")
+	if err != nil {
+		return 0
+	}
+	var old []*Request
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		r := raw.(*Request)
+		if now-r.CreatedAt < RequestTTL {
+			break // ordered by creation: the rest are younger
+		}
+		if now-r.CreatedAt >= ttl(r.Scope) {
+			old = append(old, r)
+		}
+	}
+	for _, r := range old {
+		_ = txn.Delete(tableRequests, r)
+	}
+	txn.Commit()
+	return len(old)
+}
+
+// CancelTask ends a task as cancelled at time now: the task and every step
+// not yet finished. It returns the cancelled task, ErrNotFound, or
+// ErrTaskFinished.
+func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
+	cur := getTask(txn, id)
+	if cur == nil {
+		return nil, ErrNotFound
+	}
+	if cur.Status.Finished() {
+		return &cur.Task, ErrTaskFinished
+	}
+	t := cur.clone()
+	t.Status, t.StatusKey = api.TaskCancelled, string(api.TaskCancelled)
+	t.Error = &api.Error{Kind: "cancelled", Message: "the task was cancelled"}
+	t.FinishedAt, t.UpdatedAt = &now, now
+	for i := range t.Steps {
+		st := &t.Steps[i]
+		switch st.Status {
+		case api.StepCompleted, api.StepFailed, api.StepCancelled:
+			continue
+		}
+		st.Status, st.UpdatedAt = api.StepCancelled, now
+		if st.StartedAt != nil {
+			st.FinishedAt = &now
+		}
+	}
+	mustInsert(txn, tableTasks, t)
+	txn.Commit()
+	return &t.Task, nil
+}
+
+// UpsertServer records where a control-plane server listens.
+func (s *Store) UpsertServer(srv Server) {
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
+	mustInsert(txn, tableServers, &srv)
+	txn.Commit()
+}
+
+func mustInsert(txn *memdb.Txn, table string, obj any) {
+	if err := txn.Insert(table, obj); err != nil {
+		panic(fmt.Sprintf("insert into %s: %v", table, err)) // schema violation: a bug
+	}
+}
+
+func getTask(txn *memdb.Txn, id string) *Task {
+	raw, err := txn.First(tableTasks, "id", id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Task)
+}

@@ -1,0 +1,61 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+)
+
+// commandType is the first byte of every log entry. The values are
+// append-only: a type once used never changes meaning, so that old logs and
+// snapshots still apply.
+type commandType uint8
+
+const (
+	cmdCreateTasks    commandType = 1
+	cmdCancelTask     commandType = 2
+	cmdUpsertServer   commandType = 3
+	cmdExpireRequests commandType = 4
+)
+
+func (c commandType) String() string {
+	switch c {
+	case cmdCreateTasks:
+		return "create_tasks"
+	case cmdCancelTask:
+		return "cancel_task"
+	case cmdUpsertServer:
+		return "upsert_server"
+	case cmdExpireRequests:
+		return "expire_requests"
+	}
+	return fmt.Sprintf("command(%d)", c)
+}
+
+// Payloads, stamped by the leader before proposing.
+type (
+	createTasksCmd struct {
+		Now      int64                 `json:"now"`
+		Requests []state.CreateRequest `json:"requests"`
+	}
+	cancelTaskCmd struct {
+		ID  string `json:"id"`
+		Now int64  `json:"now"`
+	}
+	upsertServerCmd struct {
+		Server state.Server `json:"server"`
+	}
+	expireRequestsCmd struct {
+		Now int64 `json:"now"`
+	}
+)
+
+// encode frames a command: its type byte, then its JSON payload.
+func encode(t commandType, payload any) ([]byte, error) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return append([]byte{byte(t)}, data...), nil
+}

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+)
+
+// fsm applies committed log entries to the state. It is deterministic: the
+// leader stamped every id and time into the commands.
+type fsm struct {
+	state *state.Store
+	// applied, when set, is called after each command with its type; the
+	// store counts and times applies for metrics.
+	applied func(commandType)
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
+
+// cancelResult is the result of a cancel command.
+type cancelResult struct {
+	Task *api.Task
+	Err  error
+}
+
+// Apply applies one entry.
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand || len(l.Data) == 0 {
+		return nil
+	}
+	t := commandType(l.Data[0])
+	payload := l.Data[1:]
+	var res any
+	switch t {
+	case cmdCreateTasks:
+		var c createTasksCmd
+		mustDecode(t, payload, &c)
+		res = f.state.CreateTasks(l.Index, c.Now, c.Requests)
+	case cmdCancelTask:
+		var c cancelTaskCmd
+		mustDecode(t, payload, &c)
+		task, err := f.state.CancelTask(c.ID, c.Now)
+		res = cancelResult{Task: task, Err: err}
+	case cmdUpsertServer:
+		var c upsertServerCmd
+		mustDecode(t, payload, &c)
+		f.state.UpsertServer(c.Server)
+	case cmdExpireRequests:
+		var c expireRequestsCmd
+		mustDecode(t, payload, &c)
+		res = f.state.ExpireRequests(c.Now)
+	default:
+		// An entry from a newer version: applying it wrongly would fork
+		// the state, so stop.
+		panic(fmt.Sprintf("unknown command type %d at index %d: upgrade this node", t, l.Index))
+	}
+	if f.applied != nil {
+		f.applied(t)
+	}
+	return res
+}
+
+// ApplyBatch applies several entries at once.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		out[i] = f.Apply(l)
+	}
+	return out
+}
+
+func mustDecode(t commandType, payload []byte, v any) {
+	if err := json.Unmarshal(payload, v); err != nil {
+		panic(fmt.Sprintf("decode %s: %v", t, err))
+	}
+}
+
+// Snapshot captures the state; Persist writes it out while applies go on.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{snap: f.state.Snapshot()}, nil
+}
+
+// Restore replaces the state with a snapshot.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return f.state.Restore(rc)
+}
+
+type fsmSnapshot struct {
+	snap *state.Snapshot
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.snap.WriteTo(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,373 @@
+// Package store wires hashicorp/raft for the control plane: a TCP
+// transport, raft-boltdb for the log and stable store, file snapshots,
+// bootstrap and join, and the FSM over package state. Writes go through
+// Apply-style methods that fail with ErrNotLeader on followers; concurrent
+// task creations are group-committed, many tasks per log entry.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+)
+
+// Errors of writes.
+var (
+	// ErrNotLeader: this node is not the leader; send the write there.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrLeadershipLost: leadership was lost while the write was in flight,
+	// so it may or may not have been committed. Retry it with the same
+	// request key: the FSM deduplicates.
+	ErrLeadershipLost = errors.New("leadership lost while committing")
+	// ErrClosed: the store is shutting down.
+	ErrClosed = errors.New("store closed")
+)
+
+// Config configures a Store.
+type Config struct {
+	// NodeID names this node in the Raft configuration; it must stay the
+	// same across restarts.
+	NodeID string
+	// RaftAddr is the TCP address Raft binds; RaftAdvertise is the one
+	// peers dial (defaults to RaftAddr).
+	RaftAddr      string
+	RaftAdvertise string
+	// HTTPAddr is where this node serves the API, recorded so that
+	// followers can forward writes to the leader.
+	HTTPAddr string
+	// Dir holds raft.db and snapshots/.
+	Dir string
+	// Bootstrap forms a new single-node cluster when Dir holds no state.
+	Bootstrap bool
+	// Logger receives the store's logs (and Raft's, at warning and above).
+	Logger *slog.Logger
+	// Timing; zero values take hashicorp/raft's defaults.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// SnapshotThreshold is the number of log entries between snapshots.
+	SnapshotThreshold uint64
+	// ApplyObserver, when set, is told how long each write took to commit
+	// and apply (for metrics).
+	ApplyObserver func(d time.Duration)
+}
+
+// Store is one node's replicated state.
+type Store struct {
+	cfg    Config
+	log    *slog.Logger
+	raft   *raft.Raft
+	state  *state.Store
+	trans  *raft.NetworkTransport
+	boltDB *raftboltdb.BoltStore
+	batch  *batcher
+
+	leaderMu sync.Mutex
+	onLeader []func(ctx context.Context)
+	isReady  bool
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Open starts the node: it opens the data folder, starts Raft and, with
+// Bootstrap on an empty folder, forms a cluster of one.
+func Open(cfg Config) (*Store, error) {
+	if cfg.NodeID == "" || cfg.RaftAddr == "" || cfg.Dir == "" {
+		return nil, errors.New("store: NodeID, RaftAddr and Dir are required")
+	}
+	if cfg.RaftAdvertise == "" {
+		cfg.RaftAdvertise = cfg.RaftAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "store"), state: state.New(), stop: make(chan struct{})}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	rc.MaxAppendEntries = 256
+
+	var adv net.Addr // nil: the address bound, once the port is known
+	if cfg.RaftAdvertise != cfg.RaftAddr {
+		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
+		}
+		adv = a
+	}
+	var err error
+	s.trans, err = raft.NewTCPTransport(cfg.RaftAddr, adv, 3, 10*time.Second, io.Discard)
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	s.cfg.RaftAdvertise = string(s.trans.LocalAddr())
+	snaps, err := raft.NewFileSnapshotStore(cfg.Dir, 2, io.Discard)
+	if err != nil {
+		s.trans.Close()
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	s.boltDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		s.trans.Close()
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	logs, err := raft.NewLogCache(512, s.boltDB)
+	if err != nil {
+		s.closeIO()
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	existing, err := raft.HasExistingState(logs, s.boltDB, snaps)
+	if err != nil {
+		s.closeIO()
+		return nil, fmt.Errorf("read raft state: %w", err)
+	}
+	f := &fsm{state: s.state}
+	s.raft, err = raft.NewRaft(rc, f, logs, s.boltDB, snaps, s.trans)
+	if err != nil {
+		s.closeIO()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if cfg.Bootstrap && !existing {
+		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
+		if err := s.raft.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			s.Close()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	s.batch = newBatcher(s)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchLeadership()
+	}()
+	return s, nil
+}
+
+func (s *Store) closeIO() {
+	if s.trans != nil {
+		s.trans.Close()
+	}
+	if s.boltDB != nil {
+		s.boltDB.Close()
+	}
+}
+
+// State returns the node's local state for reads. On a follower it may
+// trail the leader by the entries not yet applied.
+func (s *Store) State() *state.Store { return s.state }
+
+// IsLeader reports whether this node is the leader now.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the leader's node id and HTTP address, if known.
+func (s *Store) Leader() (id, httpAddr string, ok bool) {
+	_, lid := s.raft.LeaderWithID()
+	if lid == "" {
+		return "", "", false
+	}
+	srv, found := s.state.Server(string(lid))
+	if !found {
+		return string(lid), "", false
+	}
+	return string(lid), srv.HTTPAddr, true
+}
+
+// RaftAddr returns the address peers reach this node's Raft at.
+func (s *Store) RaftAddr() string { return s.cfg.RaftAdvertise }
+
+// Snapshot takes a Raft snapshot now (and compacts the log).
+func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// NodeID returns this node's id.
+func (s *Store) NodeID() string { return s.cfg.NodeID }
+
+// AppliedIndex returns the last log index applied to the local state.
+func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
+
+// WaitLeader blocks until a leader is known or ctx ends.
+func (s *Store) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, _, ok := s.Leader(); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// apply proposes one command and waits for it to be applied here.
+func (s *Store) apply(ctx context.Context, t commandType, payload any) (any, error) {
+	data, err := encode(t, payload)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-s.stop:
+		return nil, ErrClosed
+	default:
+	}
+	if s.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	start := time.Now()
+	f := s.raft.Apply(data, 10*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The entry may still commit; the caller's retry is deduplicated.
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, mapRaftErr(err)
+	}
+	if s.cfg.ApplyObserver != nil {
+		s.cfg.ApplyObserver(time.Since(start))
+	}
+	return f.Response(), nil
+}
+
+func mapRaftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return ErrNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
+		return ErrLeadershipLost
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	}
+	return fmt.Errorf("raft apply: %w", err)
+}
+
+// CreateTasks commits new tasks, batched with other concurrent calls into
+// as few log entries as possible. Results are in request order.
+func (s *Store) CreateTasks(ctx context.Context, reqs []state.CreateRequest) ([]state.CreateResult, error) {
+	return s.batch.submit(ctx, reqs)
+}
+
+// CancelTask cancels a task at time now.
+func (s *Store) CancelTask(ctx context.Context, id string, now int64) (*state.Task, error) {
+	res, err := s.apply(ctx, cmdCancelTask, cancelTaskCmd{ID: id, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	r := res.(cancelResult)
+	if r.Task == nil {
+		return nil, r.Err
+	}
+	return &state.Task{Task: *r.Task}, r.Err
+}
+
+// UpsertServer records a control-plane server's addresses.
+func (s *Store) UpsertServer(ctx context.Context, srv state.Server) error {
+	_, err := s.apply(ctx, cmdUpsertServer, upsertServerCmd{Server: srv})
+	return err
+}
+
+// ExpireRequests forgets request keys older than their time to live.
+func (s *Store) ExpireRequests(ctx context.Context, now int64) (int, error) {
+	res, err := s.apply(ctx, cmdExpireRequests, expireRequestsCmd{Now: now})
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.(int)
+	return n, nil
+}
+
+// Join adds a voter to the cluster. It must run on the leader. A server
+// already present under the same id and address is left alone; one with the
+// same id or address but not both is replaced.
+func (s *Store) Join(ctx context.Context, id, raftAddr, httpAddr string) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("read raft configuration: %w", err)
+	}
+	present := false
+	for _, srv := range cf.Configuration().Servers {
+		sameID, sameAddr := srv.ID == raft.ServerID(id), srv.Address == raft.ServerAddress(raftAddr)
+		switch {
+		case sameID && sameAddr:
+			present = true
+		case sameID || sameAddr:
+			if err := s.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
+				return fmt.Errorf("remove stale server %s: %w", srv.ID, mapRaftErr(err))
+			}
+		}
+	}
+	if !present {
+		if err := s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0).Error(); err != nil {
+			return fmt.Errorf("add voter %s: %w", id, mapRaftErr(err))
+		}
+		s.log.Info("server joined", "node_id", id, "raft_addr", raftAddr)
+	}
+	return s.UpsertServer(ctx, state.Server{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr})
+}
+
+// Peers returns the ids and Raft addresses of the cluster's voters.
+func (s *Store) Peers() (map[string]string, error) {
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, srv := range cf.Configuration().Servers {
+		out[string(srv.ID)] = string(srv.Address)
+	}
+	return out, nil
+}
+
+// Close stops the node: leader work, the batcher, Raft, then the files.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		if s.batch != nil {
+			s.batch.close()
+		}
+		// Raft first: it stops the leadership goroutine's source.
+		err = s.raft.Shutdown().Error()
+		s.wg.Wait()
+		s.closeIO()
+	})
+	return err
+}

@@ -1,0 +1,241 @@
+// Package server assembles one control-plane node: the HTTP listener, the
+// Raft store, the REST API and the metrics, and joins the node to its
+// cluster. cmd/ittybit and the system tests both build nodes through it.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
+)
+
+// Config configures a node. See CONTRACT.md's `ittybit server` for the
+// flags that set it.
+type Config struct {
+	NodeID string
+	// HTTPAddr is the API's listen address; HTTPAdvertise is how other
+	// servers reach it (default: the address bound).
+	HTTPAddr      string
+	HTTPAdvertise string
+	// RaftAddr is Raft's listen address; RaftAdvertise how peers reach it.
+	RaftAddr      string
+	RaftAdvertise string
+	DataDir       string
+	// Bootstrap forms a new cluster when DataDir is empty; Join lists
+	// servers (http://host:port) to join through.
+	Bootstrap bool
+	Join      []string
+	// Credentials accepted, in plaintext or as hex SHA-256 hashes.
+	APIKeys         []string
+	APIKeyHashes    []string
+	NodeTokens      []string
+	NodeTokenHashes []string
+	// JoinToken is the node token presented when joining.
+	JoinToken          string
+	AllowPrivateInputs bool
+	// RateLimit is requests per second per API key; 0: none.
+	RateLimit float64
+	// Ready adds a readiness condition (ittybit dev: its agent registered).
+	Ready func() error
+	// Registry collects metrics; nil makes one (served on /metrics).
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Raft timing; zero values take the library's defaults.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+}
+
+// Server is a running control-plane node.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	ln    net.Listener
+	http  *http.Server
+	store *store.Store
+	api   *httpapi.API
+	reg   *prometheus.Registry
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open starts a node: it binds the HTTP port, opens the store (bootstrapping
+// if asked), serves the API and, with Join, joins the cluster in the
+// background until it succeeds.
+func Open(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NodeID == "" {
+		return nil, errors.New("server: a node id is required")
+	}
+	keys := &httpapi.Keys{}
+	for _, k := range cfg.APIKeys {
+		keys.AddAPIKey(k)
+	}
+	for _, t := range cfg.NodeTokens {
+		keys.AddNodeToken(t)
+	}
+	for _, h := range cfg.APIKeyHashes {
+		if err := keys.AddAPIKeyHash(h); err != nil {
+			return nil, fmt.Errorf("api key: %w", err)
+		}
+	}
+	for _, h := range cfg.NodeTokenHashes {
+		if err := keys.AddNodeTokenHash(h); err != nil {
+			return nil, fmt.Errorf("node token: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	if cfg.HTTPAdvertise == "" {
+		cfg.HTTPAdvertise = ln.Addr().String()
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	applySeconds := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ittybit_raft_apply_seconds",
+		Help:    "Time from proposing a Raft entry to its being applied on the leader.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	st, err := store.Open(store.Config{
+		NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise,
+		HTTPAddr: cfg.HTTPAdvertise, Dir: cfg.DataDir, Bootstrap: cfg.Bootstrap, Logger: cfg.Logger,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
+		LeaderLeaseTimeout: min(cfg.HeartbeatTimeout, 500*time.Millisecond),
+		ApplyObserver:      func(d time.Duration) { applySeconds.Observe(d.Seconds()) },
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ittybit_raft_leader",
+		Help: "1 on the Raft leader, 0 on followers.",
+	}, func() float64 {
+		if st.IsLeader() {
+			return 1
+		}
+		return 0
+	})
+	reg.MustRegister(applySeconds, leader)
+
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server", "node_id", cfg.NodeID), ln: ln, store: st, reg: reg}
+	s.api = httpapi.New(httpapi.Config{
+		Store: st, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
+		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger,
+	})
+	s.api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	if len(cfg.Join) > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.joinLoop(ctx)
+		}()
+	}
+	s.log.Info("server started", "http", ln.Addr().String(), "raft", st.RaftAddr(), "bootstrap", cfg.Bootstrap)
+	return s, nil
+}
+
+// Addr is the HTTP address the node listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the node's base URL.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Store returns the node's store (for the embedded default and tests).
+func (s *Server) Store() *store.Store { return s.store }
+
+// API returns the HTTP handler, to mount more routes on.
+func (s *Server) API() *httpapi.API { return s.api }
+
+// Registry returns the metrics registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// joinLoop asks each join address in turn to add this node, until one
+// succeeds. A restarted node that is already a member is accepted as is.
+func (s *Server) joinLoop(ctx context.Context) {
+	body, _ := json.Marshal(map[string]string{"node_id": s.cfg.NodeID, "raft_addr": s.store.RaftAddr(), "http_addr": s.cfg.HTTPAdvertise})
+	client := &http.Client{Timeout: 20 * time.Second}
+	wait := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		for _, base := range s.cfg.Join {
+			err := postJoin(ctx, client, base, s.cfg.JoinToken, body)
+			if err == nil {
+				s.log.Info("joined the cluster", "via", base)
+				return
+			}
+			if attempt == 1 || attempt%20 == 0 {
+				s.log.Warn("join failed; retrying", "via", base, "attempt", attempt, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 3*time.Second)
+	}
+}
+
+func postJoin(ctx context.Context, c *http.Client, base, token string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/internal/join", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// Close stops serving (finishing requests in flight, for up to 5 s), then
+// stops the store.
+func (s *Server) Close() error {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	herr := s.http.Shutdown(ctx)
+	s.wg.Wait()
+	serr := s.store.Close()
+	return errors.Join(herr, serr)
+}

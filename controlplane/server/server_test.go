@@ -1,0 +1,122 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+const (
+	testKey   = "test-api-key"
+	testToken = "test-node-token"
+)
+
+func mustServer(t *testing.T, dir, id string, bootstrap bool, join ...string) *Server {
+	t.Helper()
+	s, err := Open(Config{
+		NodeID: id, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, id),
+		Bootstrap: bootstrap, Join: join, APIKeys: []string{testKey}, NodeTokens: []string{testToken}, JoinToken: testToken,
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("open %s: %v", id, err)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func do(t *testing.T, method, url, body string, hdr ...string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestThreeNodes(t *testing.T) {
+	dir := t.TempDir()
+	a := mustServer(t, dir, "a", true)
+	defer a.Close()
+	waitFor(t, "a to lead", a.Store().LeaderReady)
+	b := mustServer(t, dir, "b", false, a.URL())
+	defer b.Close()
+	c := mustServer(t, dir, "c", false, b.URL()) // joins through a follower
+	defer c.Close()
+	waitFor(t, "three voters", func() bool { p, _ := a.Store().Peers(); return len(p) == 3 })
+
+	// A write to a follower is served as if sent to the leader.
+	code, body := do(t, "POST", c.URL()+"/tasks", `{"input":"https://example.com/a.mov","kind":"video"}`)
+	if code != 201 {
+		t.Fatalf("create via follower: %d %s", code, body)
+	}
+	var task api.Task
+	json.Unmarshal(body, &task)
+	for _, s := range []*Server{a, b, c} {
+		waitFor(t, "replication to "+s.cfg.NodeID, func() bool { _, err := s.Store().State().Task(task.ID); return err == nil })
+	}
+	code, body = do(t, "GET", b.URL()+"/tasks/"+task.ID, "")
+	if code != 200 || !bytes.Contains(body, []byte(task.ID)) {
+		t.Errorf("get via follower: %d %s", code, body)
+	}
+	// Idempotency through different nodes.
+	k := []string{"Idempotency-Key", "order-7"}
+	code1, b1 := do(t, "POST", b.URL()+"/tasks", `{"input":"https://example.com/b.mov","kind":"audio"}`, k...)
+	code2, b2 := do(t, "POST", c.URL()+"/tasks", `{"kind":"audio", "input":"https://example.com/b.mov"}`, k...)
+	code3, b3 := do(t, "POST", a.URL()+"/tasks", `{"input":"https://example.com/c.mov","kind":"audio"}`, k...)
+	if code1 != 201 || code2 != 201 || !bytes.Equal(b1, b2) || code3 != 409 {
+		t.Errorf("idempotency: %d %d %d\n%s\n%s\n%s", code1, code2, code3, b1, b2, b3)
+	}
+	// Concurrent writers are group-committed and all land.
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		go func() {
+			req, _ := http.NewRequest("POST", []*Server{a, b, c}[i%3].URL()+"/tasks", strings.NewReader(fmt.Sprintf(`{"input":"https://example.com/%d.mov","kind":"image"}`, i)))
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 64; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	waitFor(t, "66 tasks everywhere", func() bool {
+		return a.Store().State().CountTasks() == 66 && b.Store().State().CountTasks() == 66 && c.Store().State().CountTasks() == 66
+	})
+	if a.Store().State().Hash() != c.Store().State().Hash() {
+		t.Error("state differs between nodes")
+	}
+}
