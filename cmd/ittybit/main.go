@@ -24,7 +24,7 @@ func main() {
 
 // run executes the command line args and returns what failed, if anything.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	root := newRootCmd(stdout, stderr)
+	root := newRootCmd(stdin, stdout, stderr)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -56,7 +56,7 @@ func exitCode(err error) int {
 	return 1
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ittybit",
 		Short: "Process media: video, audio, images and HLS, locally or on an ittybit cluster",
@@ -76,6 +76,7 @@ Run a task on this machine:
 	for _, k := range []mediaCommand{videoCommand, audioCommand, imageCommand, adaptiveCommand} {
 		root.AddCommand(newMediaCmd(k, stdout, stderr))
 	}
+	root.AddCommand(newServerCmd(stderr), newDevCmd(stdout, stderr), newHashKeyCmd(stdin, stdout), newTasksCmd(stdout, stderr))
 	root.AddCommand(newVersionCmd(stdout))
 	return root
 }

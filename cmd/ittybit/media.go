@@ -65,6 +65,8 @@ type mediaFlags struct {
 	jsonOut       bool
 	debug         bool
 	local         bool
+	cloud         bool
+	async         bool
 	values        map[string]*string
 }
 
@@ -76,6 +78,12 @@ func newMediaCmd(mc mediaCommand, stdout, stderr io.Writer) *cobra.Command {
 		Example: mc.example,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.cloud && f.local {
+				return usageError{fmt.Errorf("--cloud and --local exclude each other")}
+			}
+			if f.cloud {
+				return runCloud(cmd, mc, f, stdout, stderr)
+			}
 			return runLocal(cmd, mc, f, stdout, stderr)
 		},
 	}
@@ -86,6 +94,8 @@ func newMediaCmd(mc mediaCommand, stdout, stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.jsonOut, "json", false, "print the finished task as JSON")
 	fl.BoolVar(&f.debug, "debug", false, "print every ffmpeg and ffprobe command to stderr")
 	fl.BoolVar(&f.local, "local", false, "run on this machine (the default)")
+	fl.BoolVar(&f.cloud, "cloud", false, "submit to the ittybit API at $ITTYBIT_API_URL (default http://127.0.0.1:8080) with $ITTYBIT_API_KEY")
+	fl.BoolVar(&f.async, "async", false, "with --cloud: print the new task and return without waiting")
 	accepted := encoders.OptionNames(mc.kind)
 	for _, name := range optionFlags {
 		f.values[name] = fl.String(name, "", optionHelp[name])

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// serverFile is the YAML config file of `ittybit server`; flags override it.
+type serverFile struct {
+	NodeID             string   `yaml:"node_id"`
+	HTTP               string   `yaml:"http"`
+	HTTPAdvertise      string   `yaml:"http_advertise"`
+	Raft               string   `yaml:"raft"`
+	RaftAdvertise      string   `yaml:"raft_advertise"`
+	Data               string   `yaml:"data"`
+	Bootstrap          bool     `yaml:"bootstrap"`
+	Join               []string `yaml:"join"`
+	Storage            string   `yaml:"storage"`
+	AllowPrivateInputs bool     `yaml:"allow_private_inputs"`
+	RateLimit          *float64 `yaml:"rate_limit"`
+	LogLevel           string   `yaml:"log_level"`
+	// APIKeys and NodeTokens are SHA-256 hashes (hex) of the accepted
+	// credentials: `ittybit hash-key` prints one.
+	APIKeys    []string `yaml:"api_keys"`
+	NodeTokens []string `yaml:"node_tokens"`
+	// NodeToken is the plaintext token this server presents when joining.
+	NodeToken string   `yaml:"node_token"`
+	S3        s3Config `yaml:"s3"`
+}
+
+// s3Config configures S3-compatible storage, for servers and agents.
+type s3Config struct {
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+}
+
+// loadYAML reads a YAML config file strictly: an unknown key is an error
+// (a typo must not silently leave a setting at its default).
+func loadYAML(path string, into any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}

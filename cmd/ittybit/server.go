@@ -1,0 +1,210 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ittybit-oss/ittybit/controlplane/server"
+)
+
+func newServerCmd(stderr io.Writer) *cobra.Command {
+	var (
+		configPath string
+		f          serverFile
+		rateLimit  float64
+	)
+	cmd := &cobra.Command{
+		Use:   "server [--config FILE]",
+		Short: "Run one control-plane node of an ittybit cluster",
+		Long: `Run one control-plane node. The first node of a new cluster starts with
+--bootstrap; the others with --join http://<a node>:<port>. A restarted node
+rejoins from its data folder. Flags override the config file.
+
+API keys and node tokens: the config file lists their SHA-256 hashes
+(api_keys, node_tokens); $ITTYBIT_API_KEY and $ITTYBIT_NODE_TOKEN, when set,
+are accepted too. The node token also authenticates joins.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			file := serverFile{HTTP: "127.0.0.1:8080", Raft: "127.0.0.1:9090", Data: "data"}
+			if configPath != "" {
+				if err := loadYAML(configPath, &file); err != nil {
+					return usageError{err}
+				}
+			}
+			fl := cmd.Flags()
+			override := func(name string, dst *string, v string) {
+				if fl.Changed(name) {
+					*dst = v
+				}
+			}
+			override("node-id", &file.NodeID, f.NodeID)
+			override("http", &file.HTTP, f.HTTP)
+			override("http-advertise", &file.HTTPAdvertise, f.HTTPAdvertise)
+			override("raft", &file.Raft, f.Raft)
+			override("raft-advertise", &file.RaftAdvertise, f.RaftAdvertise)
+			override("data", &file.Data, f.Data)
+			override("log-level", &file.LogLevel, f.LogLevel)
+			if fl.Changed("bootstrap") {
+				file.Bootstrap = f.Bootstrap
+			}
+			if fl.Changed("join") {
+				file.Join = f.Join
+			}
+			if fl.Changed("allow-private-inputs") {
+				file.AllowPrivateInputs = f.AllowPrivateInputs
+			}
+			if fl.Changed("rate-limit") {
+				file.RateLimit = &rateLimit
+			}
+			return runServer(cmd, file, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&configPath, "config", "", "YAML config file (see configs/server.yaml)")
+	fl.StringVar(&f.NodeID, "node-id", "", "this node's id, stable across restarts (default: the host name)")
+	fl.StringVar(&f.HTTP, "http", "127.0.0.1:8080", "API listen address")
+	fl.StringVar(&f.HTTPAdvertise, "http-advertise", "", "API address other nodes use (default: the address bound)")
+	fl.StringVar(&f.Raft, "raft", "127.0.0.1:9090", "Raft listen address")
+	fl.StringVar(&f.RaftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: the address bound)")
+	fl.StringVar(&f.Data, "data", "data", "data folder (Raft log and snapshots)")
+	fl.BoolVar(&f.Bootstrap, "bootstrap", false, "form a new cluster with this node (first node only)")
+	fl.StringArrayVar(&f.Join, "join", nil, "URL of a node of the cluster to join (repeatable)")
+	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "accept inputs on loopback, private and link-local addresses")
+	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
+	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runServer(cmd *cobra.Command, f serverFile, stderr io.Writer) error {
+	level, err := parseLevel(f.LogLevel)
+	if f.LogLevel == "" {
+		level, err = slog.LevelInfo, nil
+	}
+	if err != nil {
+		return usageError{fmt.Errorf("invalid_option: --log-level %q: accepted: debug, info, warn, error", f.LogLevel)}
+	}
+	logger := newLogger(stderr, level)
+	if f.NodeID == "" {
+		f.NodeID, _ = os.Hostname()
+	}
+	rate := 100.0
+	if f.RateLimit != nil {
+		rate = *f.RateLimit
+	}
+	cfg := server.Config{
+		NodeID: f.NodeID, HTTPAddr: f.HTTP, HTTPAdvertise: f.HTTPAdvertise, RaftAddr: f.Raft, RaftAdvertise: f.RaftAdvertise,
+		DataDir: f.Data, Bootstrap: f.Bootstrap, Join: f.Join, APIKeyHashes: f.APIKeys, NodeTokenHashes: f.NodeTokens,
+		JoinToken: f.NodeToken, AllowPrivateInputs: f.AllowPrivateInputs, RateLimit: rate, Logger: logger,
+	}
+	if k := os.Getenv("ITTYBIT_API_KEY"); k != "" {
+		cfg.APIKeys = append(cfg.APIKeys, k)
+	}
+	if t := os.Getenv("ITTYBIT_NODE_TOKEN"); t != "" {
+		cfg.NodeTokens = append(cfg.NodeTokens, t)
+		if cfg.JoinToken == "" {
+			cfg.JoinToken = t
+		}
+	}
+	if len(cfg.APIKeys)+len(cfg.APIKeyHashes) == 0 {
+		logger.Warn("no API key is configured: every task request will be refused; set ITTYBIT_API_KEY or api_keys in the config file")
+	}
+	if len(cfg.Join) > 0 && cfg.JoinToken == "" {
+		return usageError{errors.New("invalid_option: --join needs a node token: set ITTYBIT_NODE_TOKEN or node_token in the config file")}
+	}
+	if cfg.AllowPrivateInputs {
+		logger.Warn("inputs on loopback and private networks are allowed (--allow-private-inputs)")
+	}
+	srv, err := server.Open(cfg)
+	if err != nil {
+		return err
+	}
+	<-cmd.Context().Done()
+	logger.Info("shutting down")
+	return srv.Close()
+}
+
+func newDevCmd(stdout, stderr io.Writer) *cobra.Command {
+	var httpAddr, dataDir string
+	cmd := &cobra.Command{
+		Use:   "dev [--http ADDR] [--data DIR]",
+		Short: "Run the embedded default: a one-node control plane with its own agent and storage",
+		Long: `Run everything in one process: a single-node Raft control plane and the
+task API on ADDR. The API key is $ITTYBIT_API_KEY, or one generated on first
+start, printed once, and remembered (as a hash) in DIR. Inputs on loopback
+and private networks are allowed here, and nowhere else by default.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDev(cmd, httpAddr, dataDir, stdout, stderr)
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "API listen address")
+	cmd.Flags().StringVar(&dataDir, "data", "data", "data folder")
+	return cmd
+}
+
+func runDev(cmd *cobra.Command, httpAddr, dataDir string, stdout, stderr io.Writer) error {
+	logger := newLogger(stderr, slog.LevelInfo)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	cfg := server.Config{
+		NodeID: "dev", HTTPAddr: httpAddr, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
+		Bootstrap: true, AllowPrivateInputs: true, Logger: logger,
+	}
+	key, generated, err := devAPIKey(dataDir)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		cfg.APIKeys = []string{key}
+	} else {
+		h, err := os.ReadFile(filepath.Join(dataDir, "api_key.sha256"))
+		if err != nil {
+			return fmt.Errorf("read API key hash: %w", err)
+		}
+		cfg.APIKeyHashes = []string{strings.TrimSpace(string(h))}
+	}
+	logger.Warn("dev mode: inputs on loopback and private networks are allowed")
+	srv, err := server.Open(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ittybit dev: API on %s (data in %s)\n", srv.URL(), dataDir)
+	if generated {
+		fmt.Fprintf(stdout, "\nYour API key (shown once; only its hash is kept in %s):\n\n    export ITTYBIT_API_KEY=%s\n\n", dataDir, key)
+	}
+	<-cmd.Context().Done()
+	logger.Info("shutting down")
+	return srv.Close()
+}
+
+// devAPIKey returns $ITTYBIT_API_KEY, or on first start a new key whose
+// hash it writes to DIR/api_key.sha256. On later starts without the
+// variable it returns "" and the stored hash is used.
+func devAPIKey(dir string) (key string, generated bool, err error) {
+	if k := os.Getenv("ITTYBIT_API_KEY"); k != "" {
+		return k, false, nil
+	}
+	path := filepath.Join(dir, "api_key.sha256")
+	if _, err := os.Stat(path); err == nil {
+		return "", false, nil
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", false, err
+	}
+	key = "itty_" + hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(hashKey(key)+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("write API key hash: %w", err)
+	}
+	return key, true, nil
+}
