@@ -6,6 +6,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
 )
 
@@ -59,6 +62,12 @@ type Config struct {
 	// Raft timing; zero values take the library's defaults.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
+	// Scheduling: agent liveness and stall detection (see
+	// scheduler.Config); zero values take the defaults.
+	MinHeartbeatTTL time.Duration
+	HeartbeatGrace  time.Duration
+	FailoverTTL     time.Duration
+	StallTimeout    time.Duration
 }
 
 // Server is a running control-plane node.
@@ -68,6 +77,7 @@ type Server struct {
 	ln    net.Listener
 	http  *http.Server
 	store *store.Store
+	sched *scheduler.Dispatcher
 	api   *httpapi.API
 	reg   *prometheus.Registry
 
@@ -142,8 +152,15 @@ func Open(cfg Config) (*Server, error) {
 	reg.MustRegister(applySeconds, leader)
 
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server", "node_id", cfg.NodeID), ln: ln, store: st, reg: reg}
+	s.sched = scheduler.New(scheduler.Config{
+		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
+		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
+		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger,
+	})
+	st.OnLeader(s.sched.Run)
+	st.OnLeader(s.ensureSecret)
 	s.api = httpapi.New(httpapi.Config{
-		Store: st, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
+		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
 		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger,
 	})
 	s.api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -167,6 +184,28 @@ func Open(cfg Config) (*Server, error) {
 	s.log.Info("server started", "http", ln.Addr().String(), "raft", st.RaftAddr(), "bootstrap", cfg.Bootstrap)
 	return s, nil
 }
+
+// ensureSecret makes the cluster's file-signing secret, once, on the first
+// leader: every server signs and checks /files/ URLs with it.
+func (s *Server) ensureSecret(ctx context.Context) {
+	if _, ok := s.store.State().Meta(metaFilesSecret); ok {
+		return
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		s.log.Error("make file-signing secret", "err", err)
+		return
+	}
+	if _, err := s.store.SetMeta(ctx, metaFilesSecret, hex.EncodeToString(b[:])); err != nil {
+		s.log.Warn("record file-signing secret", "err", err)
+	}
+}
+
+// metaFilesSecret names the file-signing secret in the replicated state.
+const metaFilesSecret = "files_secret"
+
+// Scheduler returns the node's dispatcher (active while it leads).
+func (s *Server) Scheduler() *scheduler.Dispatcher { return s.sched }
 
 // Addr is the HTTP address the node listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

@@ -44,6 +44,12 @@ type Config struct {
 	// Ready adds a readiness condition besides a known leader (ittybit dev:
 	// its agent has registered); nil means none.
 	Ready func() error
+	// Scheduler is the leader's dispatcher, for the agent routes and task
+	// progress; nil serves no agent routes.
+	Scheduler Scheduler
+	// FileURL turns a managed-storage key into a signed URL for the
+	// request's client; nil leaves managed:// URLs as they are.
+	FileURL func(r *http.Request, key string) string
 	// Registry receives the HTTP metrics; nil means none.
 	Registry prometheus.Registerer
 	// ForwardTimeout bounds a forwarded write, retries included; 0 means
@@ -118,6 +124,14 @@ func (a *API) routes() {
 	// Internal routes: node tokens only; not in the public document.
 	a.mux.Handle("POST /internal/join", a.nodeToken(a.leader(a.join)))
 	a.mux.Handle("GET /internal/state", a.nodeToken(a.handle(a.localState)))
+	if a.cfg.Scheduler != nil {
+		a.mux.Handle("POST /internal/nodes", a.nodeToken(a.leader(a.registerNode)))
+		a.mux.Handle("GET /internal/nodes", a.nodeToken(a.leader(a.listNodes)))
+		a.mux.Handle("POST /internal/nodes/{name}/heartbeat", a.nodeToken(a.leader(a.heartbeat)))
+		a.mux.Handle("GET /internal/nodes/{name}/assignments", a.nodeToken(a.leader(a.assignments)))
+		a.mux.Handle("POST /internal/nodes/{name}/drain", a.nodeToken(a.leader(a.drainNode)))
+		a.mux.Handle("POST /internal/steps/{id}/report", a.nodeToken(a.leader(a.reportStep)))
+	}
 
 	a.mux.Handle("/", a.handle(notFound))
 }

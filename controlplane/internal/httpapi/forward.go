@@ -117,6 +117,10 @@ func (f *forwarder) forward(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 	}
 	req.Header.Set(headerForwardedBy, f.store.NodeID())
+	if r.Header.Get("X-Forwarded-Host") == "" {
+		// The client's view of the host, for URLs the leader writes back.
+		req.Header.Set("X-Forwarded-Host", r.Host)
+	}
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return false, err

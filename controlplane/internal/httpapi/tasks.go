@@ -47,6 +47,15 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 	default:
 		if !out.Replayed {
 			a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
+			if a.cfg.Scheduler != nil {
+				a.cfg.Scheduler.TasksCreated([]string{out.Task.ID})
+			}
+		} else {
+			// A replay shows the task as it is now.
+			if cur, err := a.cfg.Store.State().Task(out.Task.ID); err == nil {
+				out.Task = cur
+			}
+			a.view(r, out.Task)
 		}
 		w.Header().Set("Location", "/tasks/"+out.Task.ID)
 		writeJSON(w, http.StatusCreated, out.Task)
@@ -83,6 +92,7 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFoundTask(r.PathValue("id"), err)
 	}
+	a.view(r, t)
 	writeJSON(w, http.StatusOK, t)
 	return nil
 }
@@ -105,6 +115,9 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	for _, t := range page {
+		a.view(r, t)
 	}
 	out := api.List[*api.Task]{Object: "list", Data: page, HasMore: more}
 	if out.Data == nil {
@@ -175,6 +188,10 @@ func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return notFoundTask(id, elsewhere(err))
 	}
+	if a.cfg.Scheduler != nil {
+		a.cfg.Scheduler.TaskCancelled(t)
+	}
+	a.view(r, &t.Task)
 	writeJSON(w, http.StatusOK, t.Task)
 	return nil
 }

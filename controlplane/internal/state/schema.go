@@ -9,6 +9,8 @@ const (
 	tableTasks    = "tasks"
 	tableRequests = "requests"
 	tableServers  = "servers"
+	tableNodes    = "nodes"
+	tableMeta     = "meta"
 )
 
 func schema() *memdb.DBSchema {
@@ -29,6 +31,18 @@ func schema() *memdb.DBSchema {
 					&memdb.StringFieldIndex{Field: "Scope"}, &memdb.StringFieldIndex{Field: "Key"},
 				}}},
 				"created": {Name: "created", Indexer: &memdb.IntFieldIndex{Field: "CreatedAt"}},
+			},
+		},
+		tableNodes: {
+			Name: tableNodes,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			},
+		},
+		tableMeta: {
+			Name: tableMeta,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 			},
 		},
 		tableServers: {

@@ -39,7 +39,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := enc.Encode(record{Type: "version", Version: snapshotVersion}); err != nil {
 		return cw.n, err
 	}
-	for _, table := range []string{tableServers, tableRequests, tableTasks} {
+	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks} {
 		idx := "id"
 		if table == tableTasks {
 			idx = "seq"
@@ -106,6 +106,10 @@ func (s *Store) Restore(r io.Reader) error {
 			obj = &Request{}
 		case tableServers:
 			obj = &Server{}
+		case tableNodes:
+			obj = &Node{}
+		case tableMeta:
+			obj = &Meta{}
 		default:
 			return fmt.Errorf("snapshot: unknown record type %q", rec.Type)
 		}

@@ -86,8 +86,11 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 				continue
 			}
 		}
-		t := &Task{Task: r.Task, Seq: index<<16 | uint64(i)}
+		t := &Task{Task: r.Task, Seq: index<<16 | uint64(i), Runs: make([]StepRun, len(r.Task.Steps))}
 		t.StatusKey = string(t.Status)
+		if len(t.Runs) > 0 {
+			t.Runs[0].ReadyAt = t.CreatedAt
+		}
 		mustInsert(txn, tableTasks, t)
 		mustInsert(txn, tableRequests, &Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
 		out[i] = CreateResult{Task: &t.Task}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // Task is a stored task: the public object and what the control plane
@@ -13,16 +14,82 @@ type Task struct {
 	Seq uint64 `json:"seq"`
 	// StatusKey mirrors Status for the status index.
 	StatusKey string `json:"-"`
+	// Runs holds, per step, what the scheduler needs beside the public
+	// fields: failures so far and the earliest time of the next try.
+	Runs []StepRun `json:"runs,omitempty"`
+	// Holders names, per step kind that leaves a file behind on its node
+	// ("probe": the fetched source, the encode kind: the encoded result),
+	// the node that holds it, so that the next step can be placed there.
+	Holders map[string]string `json:"holders,omitempty"`
+}
+
+// StepRun is the scheduling state of one step.
+type StepRun struct {
+	Failures  int   `json:"failures,omitempty"`
+	NotBefore int64 `json:"not_before,omitempty"` // epoch ms
+	// ReadyAt is when the step last became ready to run (epoch ms): for
+	// queue order and the queued → processing wait.
+	ReadyAt int64 `json:"ready_at,omitempty"`
 }
 
 func (t *Task) clone() *Task {
 	c := *t
 	c.Steps = append([]api.Step(nil), t.Steps...)
+	c.Runs = append([]StepRun(nil), t.Runs...)
+	if len(c.Runs) < len(c.Steps) {
+		c.Runs = append(c.Runs, make([]StepRun, len(c.Steps)-len(c.Runs))...)
+	}
 	if t.Output != nil {
 		o := *t.Output
 		c.Output = &o
 	}
+	if t.Holders != nil {
+		c.Holders = make(map[string]string, len(t.Holders))
+		for k, v := range t.Holders {
+			c.Holders[k] = v
+		}
+	}
 	return &c
+}
+
+// Current returns the index of the step to run next: the first that has
+// not completed; -1 when every step has.
+func (t *Task) Current() int {
+	for i, s := range t.Steps {
+		if s.Status != api.StepCompleted {
+			return i
+		}
+	}
+	return -1
+}
+
+// Node is a registered agent.
+type Node struct {
+	Name         string                `json:"name"`
+	Capabilities []encoders.Capability `json:"capabilities"`
+	// Slots is how many steps the agent runs at once.
+	Slots        int        `json:"slots"`
+	Version      string     `json:"version,omitempty"`
+	Status       NodeStatus `json:"status"`
+	RegisteredAt int64      `json:"registered_at"`
+	UpdatedAt    int64      `json:"updated_at"`
+}
+
+// NodeStatus is an agent's state as the cluster records it.
+type NodeStatus string
+
+// Node states: taking work, finishing its work and taking no more, or
+// gone (its heartbeats stopped).
+const (
+	NodeReady    NodeStatus = "ready"
+	NodeDraining NodeStatus = "draining"
+	NodeDown     NodeStatus = "down"
+)
+
+// Meta is a cluster-wide setting kept in the replicated state.
+type Meta struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // Request remembers a create request by key: an Idempotency-Key of a

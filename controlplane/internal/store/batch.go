@@ -3,40 +3,39 @@ package store
 import (
 	"context"
 	"sync"
-	"time"
-
-	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 )
 
-// Group commit: concurrent CreateTasks calls are gathered into one log
-// entry. A call waits only while earlier entries hold every in-flight slot,
-// so a lone request goes out at once, and under load each entry carries
-// everything that queued meanwhile.
+// Group commit: concurrent calls are gathered into one log entry. A call
+// waits only while earlier entries hold every in-flight slot, so a lone
+// request goes out at once, and under load each entry carries everything
+// that queued meanwhile.
 const (
-	maxBatch    = 512 // tasks per log entry
+	maxBatch    = 512 // requests per log entry
 	maxInFlight = 4   // entries being committed at once
 )
 
-type batchCall struct {
-	reqs  []state.CreateRequest
-	reply chan batchReply
+type batchCall[Req, Res any] struct {
+	reqs  []Req
+	reply chan batchReply[Res]
 }
 
-type batchReply struct {
-	results []state.CreateResult
+type batchReply[Res any] struct {
+	results []Res
 	err     error
 }
 
-type batcher struct {
-	s     *Store
-	in    chan *batchCall
-	slots chan struct{}
-	stop  chan struct{}
-	wg    sync.WaitGroup
+// batcher gathers requests and commits them with commit, which returns one
+// result per request, in order.
+type batcher[Req, Res any] struct {
+	commitFn func(reqs []Req) ([]Res, error)
+	in       chan *batchCall[Req, Res]
+	slots    chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
-func newBatcher(s *Store) *batcher {
-	b := &batcher{s: s, in: make(chan *batchCall, 4096), slots: make(chan struct{}, maxInFlight), stop: make(chan struct{})}
+func newBatcher[Req, Res any](commit func([]Req) ([]Res, error)) *batcher[Req, Res] {
+	b := &batcher[Req, Res]{commitFn: commit, in: make(chan *batchCall[Req, Res], 4096), slots: make(chan struct{}, maxInFlight), stop: make(chan struct{})}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -46,11 +45,11 @@ func newBatcher(s *Store) *batcher {
 }
 
 // submit queues reqs for the next entry and waits for the outcome.
-func (b *batcher) submit(ctx context.Context, reqs []state.CreateRequest) ([]state.CreateResult, error) {
+func (b *batcher[Req, Res]) submit(ctx context.Context, reqs []Req) ([]Res, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	c := &batchCall{reqs: reqs, reply: make(chan batchReply, 1)}
+	c := &batchCall[Req, Res]{reqs: reqs, reply: make(chan batchReply[Res], 1)}
 	select {
 	case b.in <- c:
 	case <-ctx.Done():
@@ -67,9 +66,9 @@ func (b *batcher) submit(ctx context.Context, reqs []state.CreateRequest) ([]sta
 	}
 }
 
-func (b *batcher) run() {
+func (b *batcher[Req, Res]) run() {
 	for {
-		var first *batchCall
+		var first *batchCall[Req, Res]
 		select {
 		case first = <-b.in:
 		case <-b.stop:
@@ -78,10 +77,10 @@ func (b *batcher) run() {
 		select {
 		case b.slots <- struct{}{}:
 		case <-b.stop:
-			first.reply <- batchReply{err: ErrClosed}
+			first.reply <- batchReply[Res]{err: ErrClosed}
 			return
 		}
-		calls, n := []*batchCall{first}, len(first.reqs)
+		calls, n := []*batchCall[Req, Res]{first}, len(first.reqs)
 	gather:
 		for n < maxBatch {
 			select {
@@ -101,22 +100,15 @@ func (b *batcher) run() {
 	}
 }
 
-func (b *batcher) commit(calls []*batchCall, n int) {
-	reqs := make([]state.CreateRequest, 0, n)
+func (b *batcher[Req, Res]) commit(calls []*batchCall[Req, Res], n int) {
+	reqs := make([]Req, 0, n)
 	for _, c := range calls {
 		reqs = append(reqs, c.reqs...)
 	}
-	// The apply outlives any one caller's context: others share the entry.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := b.s.apply(ctx, cmdCreateTasks, createTasksCmd{Now: time.Now().UnixMilli(), Requests: reqs})
-	var results []state.CreateResult
-	if err == nil {
-		results = res.([]state.CreateResult)
-	}
+	results, err := b.commitFn(reqs)
 	at := 0
 	for _, c := range calls {
-		r := batchReply{err: err}
+		r := batchReply[Res]{err: err}
 		if err == nil {
 			r.results = results[at : at+len(c.reqs)]
 		}
@@ -125,14 +117,14 @@ func (b *batcher) commit(calls []*batchCall, n int) {
 	}
 }
 
-func (b *batcher) close() {
+func (b *batcher[Req, Res]) close() {
 	close(b.stop)
 	b.wg.Wait()
 	// Fail what is still queued.
 	for {
 		select {
 		case c := <-b.in:
-			c.reply <- batchReply{err: ErrClosed}
+			c.reply <- batchReply[Res]{err: ErrClosed}
 		default:
 			return
 		}

@@ -17,6 +17,10 @@ const (
 	cmdCancelTask     commandType = 2
 	cmdUpsertServer   commandType = 3
 	cmdExpireRequests commandType = 4
+	cmdRegisterNode   commandType = 5
+	cmdSetNodeStatus  commandType = 6
+	cmdStepUpdates    commandType = 7
+	cmdSetMeta        commandType = 8
 )
 
 func (c commandType) String() string {
@@ -29,6 +33,14 @@ func (c commandType) String() string {
 		return "upsert_server"
 	case cmdExpireRequests:
 		return "expire_requests"
+	case cmdRegisterNode:
+		return "register_node"
+	case cmdSetNodeStatus:
+		return "set_node_status"
+	case cmdStepUpdates:
+		return "step_updates"
+	case cmdSetMeta:
+		return "set_meta"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }
@@ -48,6 +60,21 @@ type (
 	}
 	expireRequestsCmd struct {
 		Now int64 `json:"now"`
+	}
+	registerNodeCmd struct {
+		Node state.Node `json:"node"`
+	}
+	setNodeStatusCmd struct {
+		Name   string           `json:"name"`
+		Status state.NodeStatus `json:"status"`
+		Now    int64            `json:"now"`
+	}
+	stepUpdatesCmd struct {
+		Updates []state.StepUpdate `json:"updates"`
+	}
+	setMetaCmd struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
 	}
 )
 

@@ -57,6 +57,22 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c expireRequestsCmd
 		mustDecode(t, payload, &c)
 		res = f.state.ExpireRequests(c.Now)
+	case cmdRegisterNode:
+		var c registerNodeCmd
+		mustDecode(t, payload, &c)
+		f.state.RegisterNode(c.Node)
+	case cmdSetNodeStatus:
+		var c setNodeStatusCmd
+		mustDecode(t, payload, &c)
+		res = f.state.SetNodeStatus(c.Name, c.Status, c.Now)
+	case cmdStepUpdates:
+		var c stepUpdatesCmd
+		mustDecode(t, payload, &c)
+		res = f.state.ApplyStepUpdates(c.Updates)
+	case cmdSetMeta:
+		var c setMetaCmd
+		mustDecode(t, payload, &c)
+		res = f.state.SetMeta(c.Key, c.Value)
 	default:
 		// An entry from a newer version: applying it wrongly would fork
 		// the state, so stop.

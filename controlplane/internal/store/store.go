@@ -73,7 +73,8 @@ type Store struct {
 	state  *state.Store
 	trans  *raft.NetworkTransport
 	boltDB *raftboltdb.BoltStore
-	batch  *batcher
+	creates *batcher[state.CreateRequest, state.CreateResult]
+	updates *batcher[state.StepUpdate, state.StepResult]
 
 	leaderMu sync.Mutex
 	onLeader []func(ctx context.Context)
@@ -165,7 +166,8 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	s.batch = newBatcher(s)
+	s.creates = newBatcher(s.commitCreates)
+	s.updates = newBatcher(s.commitStepUpdates)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -279,7 +281,59 @@ func mapRaftErr(err error) error {
 // CreateTasks commits new tasks, batched with other concurrent calls into
 // as few log entries as possible. Results are in request order.
 func (s *Store) CreateTasks(ctx context.Context, reqs []state.CreateRequest) ([]state.CreateResult, error) {
-	return s.batch.submit(ctx, reqs)
+	return s.creates.submit(ctx, reqs)
+}
+
+// commitTimeout bounds one group-committed entry: it outlives any one
+// caller's context, since others share it.
+const commitTimeout = 30 * time.Second
+
+func (s *Store) commitCreates(reqs []state.CreateRequest) ([]state.CreateResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	res, err := s.apply(ctx, cmdCreateTasks, createTasksCmd{Now: time.Now().UnixMilli(), Requests: reqs})
+	if err != nil {
+		return nil, err
+	}
+	return res.([]state.CreateResult), nil
+}
+
+// StepUpdates commits step transitions, batched with other concurrent
+// calls. Results are in update order.
+func (s *Store) StepUpdates(ctx context.Context, ups []state.StepUpdate) ([]state.StepResult, error) {
+	return s.updates.submit(ctx, ups)
+}
+
+func (s *Store) commitStepUpdates(ups []state.StepUpdate) ([]state.StepResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	res, err := s.apply(ctx, cmdStepUpdates, stepUpdatesCmd{Updates: ups})
+	if err != nil {
+		return nil, err
+	}
+	return res.([]state.StepResult), nil
+}
+
+// RegisterNode records an agent and its capabilities.
+func (s *Store) RegisterNode(ctx context.Context, n state.Node) error {
+	_, err := s.apply(ctx, cmdRegisterNode, registerNodeCmd{Node: n})
+	return err
+}
+
+// SetNodeStatus records an agent as ready, draining or down.
+func (s *Store) SetNodeStatus(ctx context.Context, name string, status state.NodeStatus, now int64) error {
+	_, err := s.apply(ctx, cmdSetNodeStatus, setNodeStatusCmd{Name: name, Status: status, Now: now})
+	return err
+}
+
+// SetMeta sets a cluster-wide value unless set; it returns the value in
+// force.
+func (s *Store) SetMeta(ctx context.Context, key, value string) (string, error) {
+	res, err := s.apply(ctx, cmdSetMeta, setMetaCmd{Key: key, Value: value})
+	if err != nil {
+		return "", err
+	}
+	return res.(string), nil
 }
 
 // CancelTask cancels a task at time now.
@@ -361,8 +415,9 @@ func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.stop)
-		if s.batch != nil {
-			s.batch.close()
+		if s.creates != nil {
+			s.creates.close()
+			s.updates.close()
 		}
 		// Raft first: it stops the leadership goroutine's source.
 		err = s.raft.Shutdown().Error()

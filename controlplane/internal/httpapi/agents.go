@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+)
+
+// Scheduler is what the API needs of the leader's dispatcher.
+type Scheduler interface {
+	Register(ctx context.Context, reg api.NodeRegistration) (api.NodeRegistered, error)
+	Heartbeat(name string, hb api.Heartbeat) (api.HeartbeatReply, error)
+	Assignments(ctx context.Context, name string, wait time.Duration) ([]api.Assignment, error)
+	Report(ctx context.Context, stepID string, rep api.StepReport) error
+	Drain(ctx context.Context, name string) error
+	TasksCreated(ids []string)
+	TaskCancelled(t *state.Task)
+	Progress(stepID string) (float64, bool)
+	Nodes() []api.NodeInfo
+}
+
+// Agent error kinds (internal routes).
+const (
+	kindUnknownNode  = "unknown_node"
+	kindStaleAttempt = "stale_attempt"
+)
+
+// maxLongPoll caps how long an assignments request may wait; it stays
+// below the forward timeout so a forwarded poll always gets its answer.
+const maxLongPoll = 10 * time.Second
+
+func (a *API) schedErr(err error) error {
+	switch {
+	case errors.Is(err, scheduler.ErrNotActive):
+		return errElsewhere
+	case errors.Is(err, scheduler.ErrUnknownNode):
+		return api.Errorf(kindUnknownNode, "this node is not registered with the leader; register again")
+	case errors.Is(err, scheduler.ErrStale):
+		return api.Errorf(kindStaleAttempt, "the step is not held by this attempt any more (it was reassigned, cancelled or already reported); drop the result")
+	case errors.Is(err, scheduler.ErrNotFound):
+		return api.Errorf(api.KindNotFound, "no such step")
+	}
+	return elsewhere(err)
+}
+
+func decodeBody(r *http.Request, v any) error {
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		return api.Errorf(api.KindInvalidJSON, "the body is not the expected JSON: "+err.Error())
+	}
+	return nil
+}
+
+func (a *API) registerNode(w http.ResponseWriter, r *http.Request) error {
+	var reg api.NodeRegistration
+	if err := decodeBody(r, &reg); err != nil {
+		return err
+	}
+	reg.Name = strings.TrimSpace(reg.Name)
+	if reg.Name == "" || strings.ContainsAny(reg.Name, "/ \t\n") {
+		return api.Errorf(api.KindInvalidJSON, "a node needs a name without spaces or slashes")
+	}
+	out, err := a.cfg.Scheduler.Register(r.Context(), reg)
+	if err != nil {
+		return a.schedErr(err)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) error {
+	var hb api.Heartbeat
+	if err := decodeBody(r, &hb); err != nil {
+		return err
+	}
+	out, err := a.cfg.Scheduler.Heartbeat(r.PathValue("name"), hb)
+	if err != nil {
+		return a.schedErr(err)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) assignments(w http.ResponseWriter, r *http.Request) error {
+	wait := time.Duration(0)
+	if s := r.URL.Query().Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return api.Errorf(api.KindInvalidJSON, "wait must be a duration such as 10s")
+		}
+		wait = min(d, maxLongPoll)
+	}
+	list, err := a.cfg.Scheduler.Assignments(r.Context(), r.PathValue("name"), wait)
+	if err != nil {
+		return a.schedErr(err)
+	}
+	for i := range list {
+		a.view(r, &list[i].Task)
+	}
+	writeJSON(w, http.StatusOK, api.Assignments{Assignments: list})
+	return nil
+}
+
+func (a *API) reportStep(w http.ResponseWriter, r *http.Request) error {
+	var rep api.StepReport
+	if err := decodeBody(r, &rep); err != nil {
+		return err
+	}
+	if err := a.cfg.Scheduler.Report(r.Context(), r.PathValue("id"), rep); err != nil {
+		return a.schedErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "recorded"})
+	return nil
+}
+
+func (a *API) drainNode(w http.ResponseWriter, r *http.Request) error {
+	if err := a.cfg.Scheduler.Drain(r.Context(), r.PathValue("name")); err != nil {
+		return a.schedErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "draining"})
+	return nil
+}
+
+func (a *API) listNodes(w http.ResponseWriter, r *http.Request) error {
+	nodes := a.cfg.Scheduler.Nodes()
+	if nodes == nil {
+		nodes = []api.NodeInfo{}
+	}
+	writeJSON(w, http.StatusOK, api.List[api.NodeInfo]{Object: "list", Data: nodes})
+	return nil
+}

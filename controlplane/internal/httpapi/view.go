@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+// ManagedScheme marks a URL in managed storage ("managed://tasks/…") in the
+// stored state; readers get a signed, expiring /files/ URL instead.
+const ManagedScheme = "managed://"
+
+// view completes a stored task for readers: the first step of a queued
+// task shows as queued, running steps carry the progress kept in the
+// leader's memory, and managed-storage URLs become signed URLs.
+func (a *API) view(r *http.Request, t *api.Task) {
+	if !t.Status.Finished() && len(t.Steps) > 0 && t.Steps[0].Status == api.StepWaiting {
+		t.Steps[0].Status = api.StepQueued
+	}
+	for i := range t.Steps {
+		s := &t.Steps[i]
+		if s.Status == api.StepProcessing && a.cfg.Scheduler != nil {
+			if p, ok := a.cfg.Scheduler.Progress(s.ID); ok {
+				s.Progress = &p
+			}
+		}
+		if a.cfg.FileURL != nil {
+			s.Output = a.signURLs(r, s.Output)
+			s.Input = a.signURLs(r, s.Input)
+		}
+	}
+	if t.Output != nil && strings.HasPrefix(*t.Output, ManagedScheme) && a.cfg.FileURL != nil {
+		u := a.cfg.FileURL(r, strings.TrimPrefix(*t.Output, ManagedScheme))
+		t.Output = &u
+	}
+}
+
+// signURLs rewrites every "url" under an output object.
+func (a *API) signURLs(r *http.Request, raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || !strings.Contains(string(raw), ManagedScheme) {
+		return raw
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return raw
+	}
+	var walk func(any)
+	walk = func(x any) {
+		switch t := x.(type) {
+		case map[string]any:
+			for k, val := range t {
+				if s, ok := val.(string); ok && k == "url" && strings.HasPrefix(s, ManagedScheme) {
+					t[k] = a.cfg.FileURL(r, strings.TrimPrefix(s, ManagedScheme))
+					continue
+				}
+				walk(val)
+			}
+		case []any:
+			for _, e := range t {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
+}

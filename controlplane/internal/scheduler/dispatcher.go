@@ -1,0 +1,251 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Errors of the dispatcher.
+var (
+	// ErrNotActive: this node does not lead, or has not rebuilt its
+	// working state yet; the request belongs on the leader.
+	ErrNotActive = errors.New("dispatcher not active on this node")
+	// ErrUnknownNode: the agent must register (again).
+	ErrUnknownNode = errors.New("unknown node; register first")
+	// ErrStale: a report from an attempt that no longer holds the step.
+	ErrStale = errors.New("stale report: the step is not held by this attempt")
+	// ErrNotFound: no such step.
+	ErrNotFound = errors.New("no such step")
+)
+
+// Store is what the dispatcher needs of the replicated store.
+type Store interface {
+	State() *state.Store
+	StepUpdates(ctx context.Context, ups []state.StepUpdate) ([]state.StepResult, error)
+	RegisterNode(ctx context.Context, n state.Node) error
+	SetNodeStatus(ctx context.Context, name string, status state.NodeStatus, now int64) error
+}
+
+// Config configures a Dispatcher. Zero durations take the defaults.
+type Config struct {
+	Store Store
+	// MinHeartbeatTTL is the shortest time without a heartbeat before a
+	// node is declared down (default 10 s); it grows with the fleet
+	// (nodes/50 seconds, as Nomad does), plus HeartbeatGrace (default 5 s).
+	MinHeartbeatTTL time.Duration
+	HeartbeatGrace  time.Duration
+	// FailoverTTL replaces the TTL for the first check after this node
+	// becomes leader, so a new leader does not declare the fleet down
+	// (default 30 s).
+	FailoverTTL time.Duration
+	// StallTimeout fails a running step whose progress has not moved for
+	// this long (default 10 minutes).
+	StallTimeout time.Duration
+	// DeliveryTimeout releases an assignment the agent never confirmed
+	// running (default 15 s).
+	DeliveryTimeout time.Duration
+	// Backoff is the wait before retry n (1-based); default 1 s, 4 s, 16 s.
+	Backoff func(n int) time.Duration
+	Metrics *Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Dispatcher is the leader's working state: the ready queue, the agents
+// and their leases. Run rebuilds it on leadership and keeps it until
+// leadership ends; in between, calls fail with ErrNotActive.
+type Dispatcher struct {
+	cfg  Config
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu     sync.Mutex
+	active bool
+	ready  map[string]Ready     // step id → step
+	nodes  map[string]*nodeState // by name
+	leases map[string]*lease     // step id → lease
+	// progress of running steps, by step id
+	cancelled map[string]string // step id → node told to stop it
+}
+
+type nodeState struct {
+	node     state.Node
+	lastSeen time.Time
+	ttl      time.Duration
+	running  map[string]*lease
+	pending  []api.Assignment
+	wake     chan struct{}
+}
+
+type lease struct {
+	taskID, stepID, kind, node string
+	attempt                    int
+	backend                    encoders.Backend
+	assignedAt                 time.Time
+	confirmed                  bool
+	progress                   api.RunningStep
+	progressAt                 time.Time
+	readyAt                    int64
+}
+
+// New returns an inactive Dispatcher.
+func New(cfg Config) *Dispatcher {
+	if cfg.MinHeartbeatTTL == 0 {
+		cfg.MinHeartbeatTTL = 10 * time.Second
+	}
+	if cfg.HeartbeatGrace == 0 {
+		cfg.HeartbeatGrace = 5 * time.Second
+	}
+	if cfg.FailoverTTL == 0 {
+		cfg.FailoverTTL = 30 * time.Second
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = 10 * time.Minute
+	}
+	if cfg.DeliveryTimeout == 0 {
+		cfg.DeliveryTimeout = 15 * time.Second
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = func(n int) time.Duration { return time.Second << (2 * (n - 1)) }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "scheduler"), kick: make(chan struct{}, 1)}
+}
+
+// Kick asks for a scheduling pass soon.
+func (d *Dispatcher) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ttl is the time a node may go without a heartbeat: longer for big
+// fleets, so the leader's heartbeat load stays bounded.
+func (d *Dispatcher) ttl(nodes int) time.Duration {
+	return max(d.cfg.MinHeartbeatTTL, time.Duration(nodes)*time.Second/50)
+}
+
+// Run rebuilds the working state from the store and schedules until ctx
+// ends (leadership lost). Call it from store.OnLeader.
+func (d *Dispatcher) Run(ctx context.Context) {
+	d.rebuild()
+	defer d.deactivate()
+	d.log.Info("scheduler active", "ready", len(d.ready), "running", len(d.leases), "nodes", len(d.nodes))
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.schedule(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+		case <-tick.C:
+			d.checkTimers(ctx)
+		}
+	}
+}
+
+// rebuild loads nodes, leases and the ready queue from the state.
+func (d *Dispatcher) rebuild() {
+	st := d.cfg.Store.State()
+	now := d.cfg.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ready, d.nodes, d.leases, d.cancelled = map[string]Ready{}, map[string]*nodeState{}, map[string]*lease{}, map[string]string{}
+	for _, n := range st.Nodes() {
+		if n.Status == state.NodeDown {
+			continue
+		}
+		d.nodes[n.Name] = &nodeState{node: n, lastSeen: now, ttl: d.cfg.FailoverTTL, running: map[string]*lease{}, wake: make(chan struct{})}
+	}
+	for _, t := range st.ActiveTasks() {
+		d.track(t, now)
+	}
+	d.active = true
+	d.updateGauges()
+}
+
+// track adds a task's current step to the queue or to the leases.
+// Callers hold d.mu.
+func (d *Dispatcher) track(t *state.Task, now time.Time) {
+	i := t.Current()
+	if i < 0 || t.Status.Finished() {
+		return
+	}
+	s := t.Steps[i]
+	switch s.Status {
+	case api.StepWaiting, api.StepQueued:
+		d.ready[s.ID] = readyOf(t, i)
+	case api.StepProcessing:
+		node := ""
+		if s.Node != nil {
+			node = *s.Node
+		}
+		l := &lease{taskID: t.ID, stepID: s.ID, kind: s.Kind, node: node, attempt: s.Attempt, assignedAt: now, confirmed: true, progressAt: now}
+		d.leases[s.ID] = l
+		if ns := d.nodes[node]; ns != nil {
+			ns.running[s.ID] = l
+		}
+	}
+}
+
+// readyOf describes step i of t for placement.
+func readyOf(t *state.Task, i int) Ready {
+	s := t.Steps[i]
+	r := Ready{TaskID: t.ID, StepID: s.ID, Kind: s.Kind, Attempt: s.Attempt}
+	if i < len(t.Runs) {
+		r.ReadyAt, r.NotBefore = t.Runs[i].ReadyAt, t.Runs[i].NotBefore
+	}
+	if r.IsEncode() {
+		switch t.Kind {
+		case encoders.KindVideo:
+			r.Codec = encoders.Defaults(t.Kind, t.Options, "").Codec
+		case encoders.KindAdaptive:
+			r.Codec = encoders.CodecH264
+		}
+	}
+	switch s.Kind {
+	case api.StepIngest:
+		r.Prefer = t.Holders[api.StepProbe]
+	case api.StepUpload:
+		r.Prefer = t.Holders[string(t.Kind)]
+	default:
+		if r.IsEncode() {
+			r.Prefer = t.Holders[api.StepProbe]
+		}
+	}
+	return r
+}
+
+func (d *Dispatcher) deactivate() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.active = false
+	for _, ns := range d.nodes {
+		close(ns.wake) // release long-polls: they retry on the new leader
+	}
+	d.ready, d.nodes, d.leases = nil, nil, nil
+}
+
+// Active reports whether this dispatcher leads.
+func (d *Dispatcher) Active() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.active
+}

@@ -1,0 +1,208 @@
+package state
+
+import (
+	"encoding/json"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+// MaxFailures is how many times a step may fail before its task fails.
+const MaxFailures = 3
+
+// StepOp names a step transition.
+type StepOp string
+
+// Step transitions, as the leader proposes them.
+const (
+	// OpAssign leases the task's current step to a node: processing, with
+	// the next attempt number as fencing token.
+	OpAssign StepOp = "assign"
+	// OpComplete records a step's output; the next step becomes queued,
+	// or the task completes.
+	OpComplete StepOp = "complete"
+	// OpFail records a failure: queued again (with a backoff) while
+	// retryable failures remain, else the task fails.
+	OpFail StepOp = "fail"
+	// OpRelease hands a step back without counting a failure (a draining
+	// agent, an assignment never picked up).
+	OpRelease StepOp = "release"
+)
+
+// StepUpdate is one step transition, stamped by the leader.
+type StepUpdate struct {
+	Op     StepOp `json:"op"`
+	TaskID string `json:"task_id"`
+	StepID string `json:"step_id"`
+	// Attempt is the new attempt number (assign) or the reporter's (the
+	// others); a report from an older attempt is rejected.
+	Attempt int    `json:"attempt"`
+	Node    string `json:"node,omitempty"`
+	Now     int64  `json:"now"`
+	// Complete: the step's output and, for the encode step, the options it
+	// resolved (the plan and the encoder used).
+	Output  json.RawMessage `json:"output,omitempty"`
+	Options json.RawMessage `json:"options,omitempty"`
+	// TaskOutput is the task's output URL, set by the last step.
+	TaskOutput string `json:"task_output,omitempty"`
+	// Fail: what went wrong, whether another try may help, and how long
+	// to wait before it (ms).
+	Error     *api.Error `json:"error,omitempty"`
+	Retryable bool       `json:"retryable,omitempty"`
+	Backoff   int64      `json:"backoff,omitempty"`
+}
+
+// StepResult is what became of one StepUpdate.
+type StepResult struct {
+	// Task is the task after the update (nil when not found).
+	Task *Task `json:"-"`
+	// Err is why the update was refused: "not_found", "stale" (another
+	// attempt, or the step is no longer running), "finished" (the task
+	// ended).
+	Err string `json:"err,omitempty"`
+}
+
+// ApplyStepUpdates applies a batch of step transitions in order.
+func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
+	out := make([]StepResult, len(ups))
+	for i, u := range ups {
+		cur := getTask(txn, u.TaskID)
+		if cur == nil {
+			out[i].Err = "not_found"
+			continue
+		}
+		t := cur.clone()
+		if errStr := applyStep(t, u); errStr != "" {
+			out[i] = StepResult{Task: cur, Err: errStr}
+			continue
+		}
+		t.StatusKey = string(t.Status)
+		mustInsert(txn, tableTasks, t)
+		out[i].Task = t
+	}
+	txn.Commit()
+	return out
+}
+
+// stepIndex finds a step by id.
+func stepIndex(t *Task, id string) int {
+	for i := range t.Steps {
+		if t.Steps[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func applyStep(t *Task, u StepUpdate) string {
+	i := stepIndex(t, u.StepID)
+	if i < 0 {
+		return "not_found"
+	}
+	if t.Status.Finished() {
+		return "finished"
+	}
+	st, run := &t.Steps[i], &t.Runs[i]
+	now := u.Now
+	switch u.Op {
+	case OpAssign:
+		if i != t.Current() || (st.Status != api.StepWaiting && st.Status != api.StepQueued) || u.Attempt != st.Attempt+1 {
+			return "stale"
+		}
+		st.Status, st.Attempt, st.Node = api.StepProcessing, u.Attempt, &u.Node
+		st.StartedAt, st.FinishedAt, st.UpdatedAt = &now, nil, now
+		zero := 0.0
+		st.Progress = &zero
+		if t.StartedAt == nil {
+			t.StartedAt = &now
+		}
+		t.Status = api.TaskProcessing
+	case OpComplete:
+		if st.Status != api.StepProcessing || u.Attempt != st.Attempt {
+			return "stale"
+		}
+		one := 1.0
+		st.Status, st.Progress, st.Error = api.StepCompleted, &one, nil
+		st.FinishedAt, st.UpdatedAt = &now, now
+		if len(u.Output) > 0 {
+			st.Output = u.Output
+		}
+		if len(u.Options) > 0 {
+			st.Options = u.Options
+		}
+		if st.Node != nil {
+			if t.Holders == nil {
+				t.Holders = map[string]string{}
+			}
+			t.Holders[st.Kind] = *st.Node
+		}
+		if i+1 < len(t.Steps) {
+			next := &t.Steps[i+1]
+			next.Status, next.UpdatedAt = api.StepQueued, now
+			t.Runs[i+1].ReadyAt = now
+		} else {
+			t.Status, t.FinishedAt = api.TaskCompleted, &now
+			if u.TaskOutput != "" {
+				out := u.TaskOutput
+				t.Output = &out
+			}
+		}
+	case OpFail:
+		if st.Status != api.StepProcessing || u.Attempt != st.Attempt {
+			return "stale"
+		}
+		run.Failures++
+		st.Error, st.UpdatedAt = u.Error, now
+		if u.Retryable && run.Failures < MaxFailures {
+			st.Status, st.FinishedAt = api.StepQueued, &now
+			run.NotBefore, run.ReadyAt = now+u.Backoff, now+u.Backoff
+		} else {
+			st.Status, st.FinishedAt = api.StepFailed, &now
+			failTask(t, i, u.Error, now)
+		}
+	case OpRelease:
+		if st.Status != api.StepProcessing || u.Attempt != st.Attempt {
+			return "stale"
+		}
+		st.Status, st.UpdatedAt, st.Progress = api.StepQueued, now, nil
+		run.ReadyAt = now
+	default:
+		return "unknown_op"
+	}
+	t.UpdatedAt = now
+	return ""
+}
+
+// failTask ends the task with step i's error; later steps are cancelled.
+func failTask(t *Task, i int, e *api.Error, now int64) {
+	t.Status, t.Error, t.FinishedAt = api.TaskFailed, e, &now
+	for j := i + 1; j < len(t.Steps); j++ {
+		t.Steps[j].Status, t.Steps[j].UpdatedAt = api.StepCancelled, now
+	}
+}
+
+// ActiveTasks returns every task that has not ended, in commit order.
+func (s *Store) ActiveTasks() []*Task {
+	txn := s.db.Load().Txn(false)
+	var out []*Task
+	for _, st := range []api.TaskStatus{api.TaskQueued, api.TaskProcessing} {
+		it, err := txn.Get(tableTasks, "status", string(st))
+		if err != nil {
+			continue
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			out = append(out, raw.(*Task).clone())
+		}
+	}
+	return out
+}
+
+// TaskRecord returns the stored task with its scheduling fields.
+func (s *Store) TaskRecord(id string) (*Task, bool) {
+	t := getTask(s.db.Load().Txn(false), id)
+	if t == nil {
+		return nil, false
+	}
+	return t.clone(), true
+}
