@@ -85,7 +85,9 @@ func (d *Dispatcher) Heartbeat(name string, hb api.Heartbeat) (api.HeartbeatRepl
 	}
 	for id, node := range d.cancelled {
 		if node == name {
-			cancel = append(cancel, id)
+			if !contains(cancel, id) {
+				cancel = append(cancel, id)
+			}
 			delete(d.cancelled, id)
 		}
 	}

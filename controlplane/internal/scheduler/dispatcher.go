@@ -197,7 +197,9 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 		if s.Node != nil {
 			node = *s.Node
 		}
-		l := &lease{taskID: t.ID, stepID: s.ID, kind: s.Kind, node: node, attempt: s.Attempt, assignedAt: now, confirmed: true, progressAt: now}
+		// Unconfirmed until the agent lists it in a heartbeat: an
+		// assignment the old leader made but never delivered is released.
+		l := &lease{taskID: t.ID, stepID: s.ID, kind: s.Kind, node: node, attempt: s.Attempt, assignedAt: now, progressAt: now}
 		d.leases[s.ID] = l
 		if ns := d.nodes[node]; ns != nil {
 			ns.running[s.ID] = l

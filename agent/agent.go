@@ -1,0 +1,311 @@
+// Package agent is the node agent: it registers with the control plane
+// with what this host can encode, sends heartbeats with the progress of its
+// steps, long-polls for assignments, runs the steps (probe, ingest, encode,
+// upload) and reports their outcomes. On shutdown it drains: it takes no
+// more work and finishes, or hands back, what it holds.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/client"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Config configures an Agent.
+type Config struct {
+	// Servers are control-plane base URLs; any node will do.
+	Servers []string
+	// Name identifies the agent; stable across restarts.
+	Name string
+	// Token is the node token.
+	Token string
+	// WorkDir holds sources and results while steps run.
+	WorkDir string
+	// Slots is how many steps run at once (default 2).
+	Slots int
+	// MaxInputBytes caps a source's size (default 10 GiB).
+	MaxInputBytes int64
+	// DrainTimeout is how long a draining agent lets its steps finish
+	// before handing them back (default 30 s).
+	DrainTimeout time.Duration
+	Managed      Managed
+	S3           S3
+	Fetcher      Fetcher
+	Prober       Prober
+	Encoder      Encoder
+	Metrics      *Metrics
+	Logger       *slog.Logger
+	Version      string
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	clients []*client.Client
+
+	mu         sync.Mutex
+	cur        int // index of the server in use
+	running    map[string]*run
+	registered bool
+	interval   time.Duration
+}
+
+// run is a step in progress.
+type run struct {
+	a        api.Assignment
+	ctx      context.Context
+	cancel   context.CancelFunc
+	progress api.RunningStep
+}
+
+// New checks cfg and returns an Agent.
+func New(cfg Config) (*Agent, error) {
+	if len(cfg.Servers) == 0 || cfg.Name == "" || cfg.Token == "" {
+		return nil, errors.New("agent: servers, a name and a node token are required")
+	}
+	if cfg.Managed == nil || cfg.Fetcher == nil || cfg.Prober == nil || cfg.Encoder == nil {
+		return nil, errors.New("agent: managed storage, fetcher, prober and encoder are required")
+	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = 2
+	}
+	if cfg.MaxInputBytes == 0 {
+		cfg.MaxInputBytes = 10 << 30
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create work folder: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node_id", cfg.Name), running: map[string]*run{}, interval: time.Second}
+	for _, s := range cfg.Servers {
+		// Long-polls run up to ~10 s; forwarded ones a little longer.
+		a.clients = append(a.clients, client.New(s, cfg.Token, client.WithRetries(0)))
+	}
+	a.cfg.Metrics.setCapacity(cfg.Encoder.Capabilities())
+	return a, nil
+}
+
+// Registered reports whether the leader has accepted the agent.
+func (a *Agent) Registered() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.registered
+}
+
+// client returns the client of the server in use.
+func (a *Agent) client() *client.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.clients[a.cur]
+}
+
+// failover moves to the next server after a transport error.
+func (a *Agent) failover(err error) {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return // the server answered: it is reachable
+	}
+	a.mu.Lock()
+	a.cur = (a.cur + 1) % len(a.clients)
+	a.mu.Unlock()
+}
+
+// Run registers and works until ctx ends, then drains. It returns when
+// every step has finished or been handed back.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var wg sync.WaitGroup
+	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		a.heartbeats(hbCtx)
+	}()
+
+	slots := make(chan struct{}, a.cfg.Slots)
+	for ctx.Err() == nil {
+		list, err := a.client().Assignments(ctx, a.cfg.Name, 10*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			a.handleErr(ctx, "poll for assignments", err)
+			continue
+		}
+		for _, as := range list {
+			r := a.start(work, as)
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				a.execute(r)
+			}()
+		}
+	}
+
+	// Drain: no more work; finish what runs, hand back what does not end
+	// in time.
+	a.log.Info("draining", "running", a.runningCount())
+	drainCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := a.client().DrainNode(drainCtx, a.cfg.Name); err != nil {
+		a.log.Warn("tell the leader about draining", "err", err)
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.cfg.DrainTimeout):
+		a.log.Warn("drain timeout: handing back unfinished steps")
+		a.handBack()
+		stopWork()
+		<-done
+	}
+	stopHB()
+	<-hbDone
+	return nil
+}
+
+func (a *Agent) runningCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.running)
+}
+
+// register announces the agent until the leader accepts it.
+func (a *Agent) register(ctx context.Context) error {
+	reg := api.NodeRegistration{Name: a.cfg.Name, Capabilities: a.cfg.Encoder.Capabilities(), Slots: a.cfg.Slots, Version: a.cfg.Version}
+	wait := 200 * time.Millisecond
+	for {
+		out, err := a.client().RegisterNode(ctx, reg)
+		if err == nil {
+			a.mu.Lock()
+			a.registered = true
+			a.interval = time.Duration(out.IntervalMillis) * time.Millisecond
+			a.mu.Unlock()
+			a.log.Info("registered", "server", a.cfg.Servers[a.cur], "heartbeat_interval", a.interval)
+			return nil
+		}
+		a.failover(err)
+		a.log.Warn("register failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// handleErr reacts to a failed call: re-register when the leader lost
+// track of the agent, else wait a moment (and try another server).
+func (a *Agent) handleErr(ctx context.Context, what string, err error) {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Kind == "unknown_node" {
+		a.mu.Lock()
+		a.registered = false
+		a.mu.Unlock()
+		if rerr := a.register(ctx); rerr == nil {
+			return
+		}
+	}
+	a.failover(err)
+	a.log.Warn(what+" failed", "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// heartbeats reports liveness and progress until ctx ends; it stops the
+// steps the leader says to stop.
+func (a *Agent) heartbeats(ctx context.Context) {
+	for {
+		a.mu.Lock()
+		every := a.interval
+		hb := api.Heartbeat{}
+		for _, r := range a.running {
+			hb.Running = append(hb.Running, r.progress)
+		}
+		a.mu.Unlock()
+		if len(hb.Running) > 0 {
+			every = min(every, time.Second) // progress stays fresh while working
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		reply, err := a.client().Heartbeat(ctx, a.cfg.Name, hb)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.handleErr(ctx, "heartbeat", err)
+			}
+			continue
+		}
+		a.mu.Lock()
+		if reply.IntervalMillis > 0 {
+			a.interval = time.Duration(reply.IntervalMillis) * time.Millisecond
+		}
+		for _, id := range reply.Cancel {
+			if r := a.running[id]; r != nil {
+				a.log.Info("step stopped by the leader", "step_id", id, "task_id", r.a.TaskID)
+				r.cancel()
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// start records a step as running.
+func (a *Agent) start(ctx context.Context, as api.Assignment) *run {
+	rctx, cancel := context.WithCancel(ctx)
+	r := &run{a: as, ctx: rctx, cancel: cancel, progress: api.RunningStep{StepID: as.StepID, Attempt: as.Attempt}}
+	a.mu.Lock()
+	a.running[as.StepID] = r
+	a.mu.Unlock()
+	return r
+}
+
+// handBack stops every running step; their reports say "released".
+func (a *Agent) handBack() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.running {
+		r.cancel()
+	}
+}
+
+func (a *Agent) setProgress(stepID string, p encoders.Progress) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r := a.running[stepID]; r != nil {
+		r.progress.Progress, r.progress.Frames, r.progress.MediaSeconds, r.progress.Speed = p.Fraction, p.Frames, p.MediaSeconds, p.Speed
+	}
+}
+
+// taskDir is where a task's local files live.
+func (a *Agent) taskDir(taskID string) string { return filepath.Join(a.cfg.WorkDir, taskID) }
