@@ -110,4 +110,6 @@ func (m *Metrics) finishProgress(stepID string, kind encoders.Kind, res EncodeRe
 }
 
 // Sessions counts a running encode under its encoder.
-func (m *Metrics) Sessions(encoder string) prometheus.Gauge { return m.sessions.WithLabelValues(encoder) }
+func (m *Metrics) Sessions(encoder string) prometheus.Gauge {
+	return m.sessions.WithLabelValues(encoder)
+}

@@ -68,7 +68,7 @@ type Dispatcher struct {
 
 	mu     sync.Mutex
 	active bool
-	ready  map[string]Ready     // step id → step
+	ready  map[string]Ready      // step id → step
 	nodes  map[string]*nodeState // by name
 	leases map[string]*lease     // step id → lease
 	// progress of running steps, by step id

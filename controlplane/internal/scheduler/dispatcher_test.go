@@ -20,7 +20,10 @@ func (m *memStore) State() *state.Store { return m.st }
 func (m *memStore) StepUpdates(_ context.Context, ups []state.StepUpdate) ([]state.StepResult, error) {
 	return m.st.ApplyStepUpdates(ups), nil
 }
-func (m *memStore) RegisterNode(_ context.Context, n state.Node) error { m.st.RegisterNode(n); return nil }
+func (m *memStore) RegisterNode(_ context.Context, n state.Node) error {
+	m.st.RegisterNode(n)
+	return nil
+}
 func (m *memStore) SetNodeStatus(_ context.Context, name string, s state.NodeStatus, now int64) error {
 	m.st.SetNodeStatus(name, s, now)
 	return nil

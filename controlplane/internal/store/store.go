@@ -67,12 +67,12 @@ type Config struct {
 
 // Store is one node's replicated state.
 type Store struct {
-	cfg    Config
-	log    *slog.Logger
-	raft   *raft.Raft
-	state  *state.Store
-	trans  *raft.NetworkTransport
-	boltDB *raftboltdb.BoltStore
+	cfg     Config
+	log     *slog.Logger
+	raft    *raft.Raft
+	state   *state.Store
+	trans   *raft.NetworkTransport
+	boltDB  *raftboltdb.BoltStore
 	creates *batcher[state.CreateRequest, state.CreateResult]
 	updates *batcher[state.StepUpdate, state.StepResult]
 
