@@ -17,6 +17,7 @@ type Metrics struct {
 	steps        *prometheus.CounterVec
 	bytes        *prometheus.CounterVec
 	available    *prometheus.GaugeVec
+	fallbacks    *prometheus.CounterVec
 
 	mu   sync.Mutex
 	seen map[string]encoders.Progress // step id → progress counted so far
@@ -47,13 +48,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		available: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ittybit_agent_encoder_available", Help: "1 when the encoder can encode the codec on this host, else 0.",
 		}, []string{"encoder", "codec"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ittybit_agent_fallbacks_total", Help: "Encodes that failed on hardware and were redone in software, by the hardware encoder.",
+		}, []string{"from_encoder"}),
 		seen: map[string]encoders.Progress{},
 	}
 	for _, d := range []string{"ingest", "upload"} {
 		m.bytes.WithLabelValues(d)
 	}
 	if reg != nil {
-		reg.MustRegister(m.mediaSeconds, m.frames, m.sessions, m.capacity, m.steps, m.bytes, m.available)
+		reg.MustRegister(m.mediaSeconds, m.frames, m.sessions, m.capacity, m.steps, m.bytes, m.available, m.fallbacks)
 	}
 	return m
 }
@@ -104,6 +108,9 @@ func (m *Metrics) finishProgress(stepID string, kind encoders.Kind, res EncodeRe
 	seconds := p.MediaSeconds
 	if res.File.Duration > 0 {
 		seconds = res.File.Duration
+	}
+	if res.Fallback != nil {
+		m.fallbacks.WithLabelValues(res.Fallback.From).Inc()
 	}
 	m.mediaSeconds.WithLabelValues(string(kind), codec, res.Encoder).Add(seconds)
 	m.frames.WithLabelValues(codec, res.Encoder).Add(float64(p.Frames))

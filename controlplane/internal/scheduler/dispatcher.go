@@ -243,6 +243,7 @@ func (d *Dispatcher) deactivate() {
 		close(ns.wake) // release long-polls: they retry on the new leader
 	}
 	d.ready, d.nodes, d.leases = nil, nil, nil
+	d.cfg.Metrics.resetGauges()
 }
 
 // Active reports whether this dispatcher leads.

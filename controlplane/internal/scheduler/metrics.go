@@ -13,6 +13,7 @@ type Metrics struct {
 	StepDuration  *prometheus.HistogramVec
 	Nodes         *prometheus.GaugeVec
 	TasksFinished *prometheus.CounterVec
+	StepFailures  *prometheus.CounterVec
 }
 
 // encodeBuckets span sub-second probes to multi-hour encodes.
@@ -38,11 +39,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		TasksFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ittybit_tasks_finished_total", Help: "Tasks that ended, by kind and final status.",
 		}, []string{"kind", "status"}),
+		StepFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ittybit_step_failures_total", Help: "Failed step attempts, by step kind and error kind (retried or final).",
+		}, []string{"step_kind", "error_kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.QueueDepth, m.StepWait, m.StepDuration, m.Nodes, m.TasksFinished)
+		reg.MustRegister(m.QueueDepth, m.StepWait, m.StepDuration, m.Nodes, m.TasksFinished, m.StepFailures)
 	}
 	return m
+}
+
+// resetGauges zeroes the gauges on a node that stops leading, so that only
+// the leader reports the queue and the fleet.
+func (m *Metrics) resetGauges() {
+	m.QueueDepth.Reset()
+	m.Nodes.Reset()
 }
 
 // updateGauges sets the queue and node gauges. Callers hold d.mu.

@@ -217,6 +217,13 @@ func (d *Dispatcher) observeDone(u state.StepUpdate, t *state.Task, l *lease) {
 		return
 	}
 	s := t.Steps[i]
+	if u.Op == state.OpFail && u.Error != nil {
+		kind := s.Kind
+		if encoders.Kind(kind).Valid() {
+			kind = "encode"
+		}
+		d.cfg.Metrics.StepFailures.WithLabelValues(kind, u.Error.Kind).Inc()
+	}
 	if u.Op == state.OpComplete && s.StartedAt != nil && s.FinishedAt != nil {
 		encoder := "none"
 		if enc := encoderOf(s.Options); enc != "" {
