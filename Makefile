@@ -11,6 +11,8 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The S3 server the tests run (storage/s3test); keep in step with s3test.Version.
+VERSITYGW_VERSION := v1.8.0
 # Package test binaries run side by side; each can take a while on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
@@ -21,12 +23,19 @@ all: lint test
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install ffmpeg and ffprobe where missing
+deps: ## install ffmpeg and ffprobe, and versitygw (the tests' S3 server), where missing
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
 		echo "installing ffmpeg (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
 	fi
 	@ffmpeg -hide_banner -version | head -1
+	@# go install puts versitygw in GOBIN or GOPATH/bin, often not on PATH;
+	@# storage/s3test looks there too.
+	@gobin=$$($(GO) env GOBIN); [ -n "$$gobin" ] || gobin=$$($(GO) env GOPATH | cut -d: -f1)/bin; \
+	if ! command -v versitygw >/dev/null && [ ! -x "$$gobin/versitygw" ]; then \
+		echo "installing versitygw $(VERSITYGW_VERSION) (go install)"; \
+		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
 
 build: ## build bin/ittybit
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ittybit
