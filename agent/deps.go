@@ -16,6 +16,7 @@ type Managed interface {
 	Get(ctx context.Context, key, localPath string) error
 	GetDir(ctx context.Context, prefix, localDir string) error
 	CopyDir(ctx context.Context, fromPrefix, toPrefix, last string) error
+	DeletePrefix(ctx context.Context, prefix string) error
 }
 
 // S3 reads s3:// inputs and writes s3:// outputs; *storage.S3 is one.

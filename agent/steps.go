@@ -277,7 +277,7 @@ func (a *Agent) encodeDir(taskID string, attempt int) string {
 // stagingPrefix is where an attempt's encode result is kept in managed
 // storage until the upload step publishes it.
 func stagingPrefix(taskID string, attempt int) string {
-	return fmt.Sprintf("tasks/%s/staging/%d/", taskID, attempt)
+	return fmt.Sprintf("tasks/%s/staging/%d", taskID, attempt)
 }
 
 // encode plans and runs the encode with the best encoder for the codec,
@@ -313,12 +313,12 @@ func (a *Agent) encode(ctx context.Context, r *run) (any, any, error) {
 	if as.Task.Kind == encoders.KindAdaptive {
 		err = a.cfg.Managed.PutDir(ctx, prefix, dir, name)
 	} else {
-		err = a.cfg.Managed.Put(ctx, prefix+name, out)
+		err = a.cfg.Managed.Put(ctx, prefix+"/"+name, out)
 	}
 	if err != nil {
 		return nil, nil, encoders.Errorf(encoders.ErrUploadFailed, "stage the result: %v", err)
 	}
-	file := relocate(res.File, dir, managedScheme+prefix)
+	file := relocate(res.File, dir, managedScheme+prefix+"/")
 	opts := map[string]any{}
 	if b, err := json.Marshal(res.Plan); err == nil {
 		_ = json.Unmarshal(b, &opts)
@@ -361,15 +361,16 @@ func (a *Agent) upload(ctx context.Context, as api.Assignment) (encoders.File, e
 		return encoders.File{}, err
 	}
 	stagedPrefix := strings.TrimPrefix(staged.URL, managedScheme)
-	stagedPrefix = stagedPrefix[:strings.LastIndex(stagedPrefix, "/")+1]
+	stagedPrefix = stagedPrefix[:max(strings.LastIndex(stagedPrefix, "/"), 0)]
 	name := resultName(as.Task)
 	dest := outputOf(as.Task)
 	if dest == "" {
-		final := "tasks/" + as.TaskID + "/"
+		final := "tasks/" + as.TaskID
 		if err := a.cfg.Managed.CopyDir(ctx, stagedPrefix, final, name); err != nil {
 			return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "publish the result: %v", err)
 		}
-		return rebase(staged, managedScheme+stagedPrefix, managedScheme+final), nil
+		a.dropStaging(ctx, as.TaskID)
+		return rebase(staged, managedScheme+stagedPrefix+"/", managedScheme+final+"/"), nil
 	}
 	if a.cfg.S3 == nil {
 		return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "this agent has no S3 access configured for %s", dest)
@@ -377,7 +378,7 @@ func (a *Agent) upload(ctx context.Context, as api.Assignment) (encoders.File, e
 	// The staged copy on this node, or fetched from managed storage.
 	local := ""
 	var attempt int
-	if _, err := fmt.Sscanf(path.Base(strings.TrimSuffix(stagedPrefix, "/")), "%d", &attempt); err == nil {
+	if _, err := fmt.Sscanf(path.Base(stagedPrefix), "%d", &attempt); err == nil {
 		if dir := a.encodeDir(as.TaskID, attempt); exists(filepath.Join(dir, name)) {
 			local = dir
 		}
@@ -404,7 +405,8 @@ func (a *Agent) upload(ctx context.Context, as api.Assignment) (encoders.File, e
 		return encoders.File{}, err
 	}
 	a.cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(staged.Filesize))
-	out := rebase(staged, managedScheme+stagedPrefix, destBase)
+	a.dropStaging(ctx, as.TaskID)
+	out := rebase(staged, managedScheme+stagedPrefix+"/", destBase)
 	if as.Task.Kind != encoders.KindAdaptive {
 		out.URL = dest
 	}
@@ -448,4 +450,12 @@ func (a *Agent) likelyEncoder(t api.Task) string {
 		}
 	}
 	return encoders.EncoderName(encoders.BackendSoftware, codec)
+}
+
+// dropStaging removes a task's staged encodes once the result is
+// delivered; a failure only leaves garbage behind.
+func (a *Agent) dropStaging(ctx context.Context, taskID string) {
+	if err := a.cfg.Managed.DeletePrefix(ctx, "tasks/"+taskID+"/staging"); err != nil {
+		a.log.Warn("remove staged results", "task_id", taskID, "err", err)
+	}
 }

@@ -10,10 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/ittybit-oss/ittybit/agent"
 	"github.com/ittybit-oss/ittybit/controlplane/server"
+	"github.com/ittybit-oss/ittybit/storage"
 )
 
 func newServerCmd(stderr io.Writer) *cobra.Command {
@@ -21,6 +26,7 @@ func newServerCmd(stderr io.Writer) *cobra.Command {
 		configPath string
 		f          serverFile
 		rateLimit  float64
+		timing     schedTiming
 	)
 	cmd := &cobra.Command{
 		Use:   "server [--config FILE]",
@@ -53,6 +59,7 @@ are accepted too. The node token also authenticates joins.`,
 			override("raft-advertise", &file.RaftAdvertise, f.RaftAdvertise)
 			override("data", &file.Data, f.Data)
 			override("log-level", &file.LogLevel, f.LogLevel)
+			override("storage", &file.Storage, f.Storage)
 			if fl.Changed("bootstrap") {
 				file.Bootstrap = f.Bootstrap
 			}
@@ -65,7 +72,7 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("rate-limit") {
 				file.RateLimit = &rateLimit
 			}
-			return runServer(cmd, file, stderr)
+			return runServer(cmd, file, timing, stderr)
 		},
 	}
 	fl := cmd.Flags()
@@ -81,10 +88,33 @@ are accepted too. The node token also authenticates joins.`,
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "accept inputs on loopback, private and link-local addresses")
 	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
+	timing.flags(cmd)
 	return cmd
 }
 
-func runServer(cmd *cobra.Command, f serverFile, stderr io.Writer) error {
+// schedTiming holds the scheduler's liveness timing. The flags are hidden:
+// the defaults suit fleets; tests shorten them.
+type schedTiming struct {
+	minTTL, grace, failover, stall time.Duration
+}
+
+func (t *schedTiming) flags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.DurationVar(&t.minTTL, "min-heartbeat-ttl", 0, "shortest time without heartbeats before an agent is down (default 10s)")
+	fl.DurationVar(&t.grace, "heartbeat-grace", 0, "extra time before an agent is declared down (default 5s)")
+	fl.DurationVar(&t.failover, "failover-ttl", 0, "heartbeat TTL right after a leader change (default 30s)")
+	fl.DurationVar(&t.stall, "stall-timeout", 0, "fail a running step without progress for this long (default 10m)")
+	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout"} {
+		_ = fl.MarkHidden(n)
+	}
+}
+
+func (t schedTiming) apply(cfg *server.Config) {
+	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace, cfg.FailoverTTL, cfg.StallTimeout = t.minTTL, t.grace, t.failover, t.stall
+}
+
+func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.Writer) error {
 	level, err := parseLevel(f.LogLevel)
 	if f.LogLevel == "" {
 		level, err = slog.LevelInfo, nil
@@ -123,6 +153,16 @@ func runServer(cmd *cobra.Command, f serverFile, stderr io.Writer) error {
 	if cfg.AllowPrivateInputs {
 		logger.Warn("inputs on loopback and private networks are allowed (--allow-private-inputs)")
 	}
+	timing.apply(&cfg)
+	spec := f.Storage
+	if spec == "" {
+		spec = filepath.Join(f.Data, "files")
+	}
+	managed, err := storage.OpenManaged(cmd.Context(), spec, storage.S3Config{Endpoint: f.S3.Endpoint, Region: f.S3.Region, PathStyle: f.S3.PathStyle})
+	if err != nil {
+		return err
+	}
+	cfg.Storage = managed
 	srv, err := server.Open(cfg)
 	if err != nil {
 		return err
@@ -153,12 +193,29 @@ and private networks are allowed here, and nowhere else by default.`,
 
 func runDev(cmd *cobra.Command, httpAddr, dataDir string, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr, slog.LevelInfo)
+	ctx := cmd.Context()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
+	managed, err := storage.OpenManaged(ctx, filepath.Join(dataDir, "files"), storage.S3Config{})
+	if err != nil {
+		return err
+	}
+	// The embedded agent's token lives only in this process.
+	nodeToken := randomToken("node_")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var ag *agent.Agent
 	cfg := server.Config{
 		NodeID: "dev", HTTPAddr: httpAddr, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
-		Bootstrap: true, AllowPrivateInputs: true, Logger: logger,
+		Bootstrap: true, AllowPrivateInputs: true, Logger: logger, Storage: managed, Registry: reg,
+		NodeTokens: []string{nodeToken},
+		Ready: func() error {
+			if ag == nil || !ag.Registered() {
+				return errors.New("the embedded agent has not registered yet")
+			}
+			return nil
+		},
 	}
 	key, generated, err := devAPIKey(dataDir)
 	if err != nil {
@@ -178,13 +235,38 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	acfg, cleanup, err := agentConfig(ctx, agentFile{
+		Servers: []string{srv.URL()}, Name: "dev", WorkDir: filepath.Join(dataDir, "work"), Slots: 2,
+		Storage: filepath.Join(dataDir, "files"), AllowPrivateInputs: true,
+	}, nodeToken, reg, logger)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	defer cleanup()
+	acfg.Managed = managed
+	ag, err = agent.New(acfg)
+	if err != nil {
+		srv.Close()
+		return err
+	}
 	fmt.Fprintf(stdout, "ittybit dev: API on %s (data in %s)\n", srv.URL(), dataDir)
 	if generated {
 		fmt.Fprintf(stdout, "\nYour API key (shown once; only its hash is kept in %s):\n\n    export ITTYBIT_API_KEY=%s\n\n", dataDir, key)
 	}
-	<-cmd.Context().Done()
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- ag.Run(ctx) }()
+	<-ctx.Done()
 	logger.Info("shutting down")
-	return srv.Close()
+	// The agent first: it drains through the server.
+	aerr := <-agentDone
+	return errors.Join(aerr, srv.Close())
+}
+
+func randomToken(prefix string) string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }
 
 // devAPIKey returns $ITTYBIT_API_KEY, or on first start a new key whose

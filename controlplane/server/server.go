@@ -26,6 +26,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
+	"github.com/ittybit-oss/ittybit/storage"
 )
 
 // Config configures a node. See CONTRACT.md's `ittybit server` for the
@@ -62,6 +63,11 @@ type Config struct {
 	// Raft timing; zero values take the library's defaults.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
+	// Storage is managed storage, served under /files/ with signed URLs;
+	// nil serves no files.
+	Storage storage.Managed
+	// FilesTTL is how long a signed file URL stays valid (default 24 h).
+	FilesTTL time.Duration
 	// Scheduling: agent liveness and stall detection (see
 	// scheduler.Config); zero values take the defaults.
 	MinHeartbeatTTL time.Duration
@@ -159,10 +165,22 @@ func Open(cfg Config) (*Server, error) {
 	})
 	st.OnLeader(s.sched.Run)
 	st.OnLeader(s.ensureSecret)
-	s.api = httpapi.New(httpapi.Config{
+	if cfg.FilesTTL == 0 {
+		cfg.FilesTTL = 24 * time.Hour
+		s.cfg.FilesTTL = cfg.FilesTTL
+	}
+	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
 		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger,
-	})
+	}
+	if cfg.Storage != nil {
+		apiCfg.FileURL = s.fileURL
+	}
+	s.api = httpapi.New(apiCfg)
+	if cfg.Storage != nil {
+		s.api.Handle("GET /files/", http.HandlerFunc(s.serveFile))
+		s.api.Handle("HEAD /files/", http.HandlerFunc(s.serveFile))
+	}
 	s.api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,6 +217,48 @@ func (s *Server) ensureSecret(ctx context.Context) {
 	if _, err := s.store.SetMeta(ctx, metaFilesSecret, hex.EncodeToString(b[:])); err != nil {
 		s.log.Warn("record file-signing secret", "err", err)
 	}
+}
+
+// signer signs with the cluster's secret, once the first leader made it.
+func (s *Server) signer() (storage.Signer, bool) {
+	hexSecret, ok := s.store.State().Meta(metaFilesSecret)
+	if !ok {
+		return storage.Signer{}, false
+	}
+	secret, err := hex.DecodeString(hexSecret)
+	if err != nil {
+		return storage.Signer{}, false
+	}
+	return storage.Signer{Secret: secret}, true
+}
+
+// fileURL is the signed URL of a managed file, on the host the client
+// used (X-Forwarded-Host when the request was forwarded to the leader).
+func (s *Server) fileURL(r *http.Request, key string) string {
+	sg, ok := s.signer()
+	if !ok {
+		return httpapi.ManagedScheme + key
+	}
+	host := r.Header.Get("X-Forwarded-Host")
+	if host == "" {
+		host = r.Host
+	}
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return scheme + "://" + host + sg.Path(key, time.Now().Add(s.cfg.FilesTTL))
+}
+
+// serveFile serves managed files to holders of a signed URL.
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	sg, ok := s.signer()
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, `{"kind":"unavailable","message":"file signing is not set up yet"}`, http.StatusServiceUnavailable)
+		return
+	}
+	storage.FilesHandler(s.cfg.Storage, sg, time.Now).ServeHTTP(w, r)
 }
 
 // metaFilesSecret names the file-signing secret in the replicated state.

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/ittybit-oss/ittybit/agent"
+	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
+	"github.com/ittybit-oss/ittybit/encoders/probe"
+	"github.com/ittybit-oss/ittybit/storage"
+)
+
+// agentFile is the YAML config file of `ittybit agent`; flags override it.
+type agentFile struct {
+	Servers            []string `yaml:"servers"`
+	Name               string   `yaml:"name"`
+	WorkDir            string   `yaml:"work_dir"`
+	PluginDir          string   `yaml:"plugin_dir"`
+	Slots              int      `yaml:"slots"`
+	Metrics            string   `yaml:"metrics"`
+	Storage            string   `yaml:"storage"`
+	AllowPrivateInputs bool     `yaml:"allow_private_inputs"`
+	LogLevel           string   `yaml:"log_level"`
+	NodeToken          string   `yaml:"node_token"`
+	S3                 s3Config `yaml:"s3"`
+}
+
+func newAgentCmd(stderr io.Writer) *cobra.Command {
+	var configPath string
+	var f agentFile
+	cmd := &cobra.Command{
+		Use:   "agent [--config FILE]",
+		Short: "Run a node agent: detect encoders, take steps from the cluster, run them",
+		Long: `Run a node agent. It registers with the control plane (any --server; it
+fails over between them) with the encoders this host can use, takes steps,
+runs them and reports. The node token is $ITTYBIT_NODE_TOKEN or node_token in
+the config file. On SIGTERM it drains: no new work; running steps finish or
+are handed back.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			file := agentFile{WorkDir: "work", Slots: 2}
+			if configPath != "" {
+				if err := loadYAML(configPath, &file); err != nil {
+					return usageError{err}
+				}
+			}
+			fl := cmd.Flags()
+			if fl.Changed("server") {
+				file.Servers = f.Servers
+			}
+			for name, pair := range map[string][2]*string{
+				"name": {&file.Name, &f.Name}, "work-dir": {&file.WorkDir, &f.WorkDir}, "plugin-dir": {&file.PluginDir, &f.PluginDir},
+				"metrics": {&file.Metrics, &f.Metrics}, "storage": {&file.Storage, &f.Storage}, "log-level": {&file.LogLevel, &f.LogLevel},
+			} {
+				if fl.Changed(name) {
+					*pair[0] = *pair[1]
+				}
+			}
+			if fl.Changed("slots") {
+				file.Slots = f.Slots
+			}
+			if fl.Changed("allow-private-inputs") {
+				file.AllowPrivateInputs = f.AllowPrivateInputs
+			}
+			return runAgent(cmd.Context(), file, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&configPath, "config", "", "YAML config file (see configs/agent.yaml)")
+	fl.StringArrayVar(&f.Servers, "server", nil, "control-plane URL (repeatable; any node)")
+	fl.StringVar(&f.Name, "name", "", "this agent's name, stable across restarts (default: the host name)")
+	fl.StringVar(&f.WorkDir, "work-dir", "work", "folder for sources and results while steps run")
+	fl.StringVar(&f.PluginDir, "plugin-dir", "", "folder of external encoder plugins")
+	fl.IntVar(&f.Slots, "slots", 2, "steps run at once")
+	fl.StringVar(&f.Metrics, "metrics", "", "address to serve Prometheus /metrics on, e.g. 127.0.0.1:9101")
+	fl.StringVar(&f.Storage, "storage", "", "managed storage, as the servers': a folder or s3://bucket/prefix (required)")
+	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "fetch inputs on loopback, private and link-local addresses")
+	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runAgent(ctx context.Context, f agentFile, stderr io.Writer) error {
+	level, err := parseLevel(orDefault(f.LogLevel, "info"))
+	if err != nil {
+		return usageError{fmt.Errorf("invalid_option: --log-level %q: accepted: debug, info, warn, error", f.LogLevel)}
+	}
+	logger := newLogger(stderr, level)
+	if len(f.Servers) == 0 {
+		return usageError{errors.New("invalid_option: --server is required: the URL of a control-plane node")}
+	}
+	if f.Storage == "" {
+		return usageError{errors.New("invalid_option: --storage is required: the managed storage the servers use (a folder or s3://bucket/prefix)")}
+	}
+	token := os.Getenv("ITTYBIT_NODE_TOKEN")
+	if token == "" {
+		token = f.NodeToken
+	}
+	if token == "" {
+		return usageError{errors.New("invalid_option: a node token is required: set ITTYBIT_NODE_TOKEN or node_token in the config file")}
+	}
+	if f.Name == "" {
+		f.Name, _ = os.Hostname()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg, cleanup, err := agentConfig(ctx, f, token, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	if f.Metrics != "" {
+		stop, err := serveMetrics(f.Metrics, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if f.AllowPrivateInputs {
+		logger.Warn("inputs on loopback and private networks are allowed (--allow-private-inputs)")
+	}
+	return a.Run(ctx)
+}
+
+// agentConfig builds the agent's parts: storage, S3, fetcher, prober and
+// encoder. cleanup releases what they hold.
+func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.Registerer, logger *slog.Logger) (agent.Config, func(), error) {
+	s3cfg := storage.S3Config{Endpoint: f.S3.Endpoint, Region: f.S3.Region, PathStyle: f.S3.PathStyle}
+	managed, err := storage.OpenManaged(ctx, f.Storage, s3cfg)
+	if err != nil {
+		return agent.Config{}, nil, err
+	}
+	var s3 agent.S3
+	if client, err := storage.NewS3(ctx, s3cfg); err == nil {
+		s3 = client
+	} else {
+		logger.Warn("no S3 access: s3:// inputs and outputs will fail on this agent", "err", err)
+	}
+	prober := &probe.Prober{}
+	cfg := agent.Config{
+		Servers: f.Servers, Name: f.Name, Token: token, WorkDir: f.WorkDir, Slots: f.Slots,
+		Managed: managed, S3: s3, Prober: prober,
+		Fetcher: storage.NewFetcher(storage.FetchConfig{AllowPrivate: f.AllowPrivateInputs}),
+		Encoder: agent.SoftwareEncoder{Encoder: &ffmpeg.Software{Runner: &ffmpeg.Runner{}, Prober: prober}},
+		Metrics: agent.NewMetrics(reg), Logger: logger, Version: version,
+	}
+	return cfg, func() {}, nil
+}
+
+// serveMetrics serves /metrics on addr until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "err", err)
+		}
+	}()
+	logger.Info("serving metrics", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
