@@ -16,7 +16,7 @@ VERSITYGW_VERSION := v1.8.0
 # Package test binaries run side by side; each can take a while on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all deps build run test test-long bench lint fmt golden clean help
+.PHONY: all deps build run demo test test-long bench lint fmt golden clean help
 
 all: lint test
 
@@ -41,14 +41,13 @@ build: ## build bin/ittybit
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ittybit
 
 DEMO := data/demo
-run: deps build ## encode a generated demo clip on this machine, the way a new user would
+run: deps build demo ## start ittybit dev (API on 127.0.0.1:8080, data in ./data); README shows the first task
+	$(BIN) dev --http 127.0.0.1:8080 --data data
+
+demo: ## make data/demo/clip.mov, a 10 s 1080p test clip with sound
 	@mkdir -p $(DEMO)
 	@test -f $(DEMO)/clip.mov || ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1920x1080:rate=30:duration=10 \
 		-f lavfi -i sine=frequency=440:duration=10 -c:v libx264 -preset ultrafast -c:a aac -shortest $(DEMO)/clip.mov
-	$(BIN) video -i $(DEMO)/clip.mov -o $(DEMO)/clip-720p.mp4 --width 1280 --height 720 --quality high
-	$(BIN) audio -i $(DEMO)/clip.mov -o $(DEMO)/clip.mp3 --format mp3 --quality high
-	$(BIN) image -i $(DEMO)/clip.mov -o $(DEMO)/poster.webp --start 5 --format webp --width 640
-	$(BIN) adaptive -i $(DEMO)/clip.mov -o $(DEMO)/stream/master.m3u8 --quality high
 
 test: deps ## run every test (real ffmpeg on small generated clips)
 	$(GO) test $(TESTFLAGS) ./...
@@ -59,8 +58,9 @@ test-long: deps ## the tests, then each fuzz target for a while
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./encoders/probe/
 	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime 60s ./encoders/ffmpeg/
 
-bench: deps ## measure: our wrapper against bare ffmpeg, argument building
+bench: deps ## measure: our wrapper against bare ffmpeg, argument building, dispatch latency
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./encoders/...
+	$(GO) test -run '^$$' -bench DispatchLatency -benchtime 1000x ./controlplane/server/
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
