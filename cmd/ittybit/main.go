@@ -76,6 +76,8 @@ Run a task on this machine:
 	for _, k := range []mediaCommand{videoCommand, audioCommand, imageCommand, adaptiveCommand} {
 		root.AddCommand(newMediaCmd(k, stdout, stderr))
 	}
+	root.AddCommand(newEncodersCmd(stdout, stderr))
+	root.AddCommand(newPluginCmd())
 	root.AddCommand(newVersionCmd(stdout))
 	return root
 }
