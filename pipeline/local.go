@@ -170,6 +170,12 @@ func (r *run) steps(ctx context.Context, spec encoders.Spec, output string, prog
 	// encode: the step's options are the plan that ran, with the encoder
 	// used and, when a first attempt failed, the fallback.
 	end = r.begin(2)
+	// What no backend can make (a start past the end, …) fails here,
+	// before any encoder starts.
+	if _, err := encoders.NewPlan(spec, info, encoders.BackendSoftware); err != nil {
+		end(nil, err)
+		return err
+	}
 	res, err := l.Encoder.Encode(ctx, host.Request{Spec: spec, Source: info, Input: src, Output: output, Trace: l.Trace}, func(p encoders.Progress) {
 		r.task.Steps[2].Progress = &p.Fraction
 		progress(string(spec.Kind), p)

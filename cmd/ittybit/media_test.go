@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -30,6 +32,9 @@ func TestMain(m *testing.M) {
 	clips = encoderstest.NewClips()
 	code := m.Run()
 	clips.Close()
+	if pluginDir.path != "" {
+		os.RemoveAll(pluginDir.path)
+	}
 	os.Exit(code)
 }
 
@@ -305,17 +310,33 @@ var pkgDir = func() string {
 	return d
 }()
 
-// buildPlugins builds the example plugin x264fast and the test plugin
-// crashy (which dies mid-encode) into a new plugin folder.
+// pluginDir is a plugin folder with the example plugin x264fast and the
+// test plugin crashy (which dies mid-encode), built on first use.
+var pluginDir struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 func buildPlugins(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../../plugins/examples/x264fast", "../../plugins/host/testdata/crashy")
-	build.Dir = pkgDir
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	pluginDir.once.Do(func() {
+		dir, err := os.MkdirTemp("", "ittybit-plugins-")
+		if err != nil {
+			pluginDir.err = err
+			return
+		}
+		build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../../plugins/examples/x264fast", "../../plugins/host/testdata/crashy")
+		build.Dir = pkgDir
+		if out, err := build.CombinedOutput(); err != nil {
+			pluginDir.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+		pluginDir.path = dir
+	})
+	if pluginDir.err != nil {
+		t.Fatal(pluginDir.err)
 	}
-	return dir
+	return pluginDir.path
 }
 
 // TestEncodersCommand lists what this machine encodes with: the table,

@@ -149,7 +149,7 @@ func hasAnySuffix(s string, suffixes ...string) bool {
 // no device, so the build's list is the answer.
 func Software(ctx context.Context, cfg Config) Report {
 	b := encoders.BackendSoftware
-	build, err := readBuild(ctx, cfg)
+	build, err := readBuild(ctx, cfg, false)
 	if err != nil {
 		return unavailable(b, err.Error())
 	}

@@ -20,11 +20,15 @@ type build struct {
 	filters  map[string]bool
 }
 
-// readBuild runs `ffmpeg -encoders` and `ffmpeg -filters`.
-func readBuild(ctx context.Context, cfg Config) (build, error) {
+// readBuild runs `ffmpeg -encoders` and, for the GPU backends, `ffmpeg
+// -filters`.
+func readBuild(ctx context.Context, cfg Config, withFilters bool) (build, error) {
 	enc, err := cfg.output(ctx, cfg.ffmpeg(), "-hide_banner", "-encoders")
 	if err != nil {
 		return build{}, fmt.Errorf("ffmpeg -encoders failed: %w", err)
+	}
+	if !withFilters {
+		return build{encoders: ParseEncoders(enc)}, nil
 	}
 	filters, err := cfg.output(ctx, cfg.ffmpeg(), "-hide_banner", "-filters")
 	if err != nil {

@@ -73,7 +73,7 @@ func NVENC(ctx context.Context, cfg Config) Report {
 	if err != nil {
 		return unavailable(b, err.Error())
 	}
-	build, err := readBuild(ctx, cfg)
+	build, err := readBuild(ctx, cfg, true)
 	if err != nil {
 		return unavailable(b, err.Error())
 	}

@@ -74,7 +74,7 @@ func vaDetect(ctx context.Context, cfg Config, b encoders.Backend, problem func(
 	if len(devs) == 0 {
 		return unavailable(b, "no GPU: no /dev/dri/renderD* render node")
 	}
-	build, err := readBuild(ctx, cfg)
+	build, err := readBuild(ctx, cfg, true)
 	if err != nil {
 		return unavailable(b, err.Error())
 	}

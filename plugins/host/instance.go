@@ -19,7 +19,8 @@ import (
 
 // instance is one plugin: how to start it, and its running process.
 type instance struct {
-	// name is the plugin's Info name (the file name until it answers).
+	// name is the plugin's Info name (the file name until it answers). It
+	// is set by the first start, in Open, and never changes after.
 	name    string
 	path    string
 	args    []string
@@ -137,7 +138,12 @@ func (h *Host) start(ctx context.Context, in *instance) error {
 		}
 	}
 	encoders.SortCapabilities(caps)
-	in.name, in.version, in.caps = info.Name, info.Version, caps
+	if in.gen == 0 {
+		in.name = info.Name
+	} else if info.Name != in.name {
+		return fail("came back as %q, was %q", info.Name, in.name)
+	}
+	in.version, in.caps = info.Version, caps
 	in.client, in.enc = client, enc
 	in.gen++
 	h.log.Debug("plugin started", "plugin", in.name, "version", in.version, "path", in.path, "pid", client.ID())
