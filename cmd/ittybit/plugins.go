@@ -39,6 +39,12 @@ by hand only prints a notice.`,
 			if err != nil {
 				return usageError{err}
 			}
+			if os.Getenv("CUDA_DEVICE_ORDER") == "" {
+				// CUDA numbers GPUs fastest first, nvidia-smi by PCI bus;
+				// detection names GPUs by nvidia-smi's numbers, so the
+				// ffmpeg processes of this plugin count the same way.
+				os.Setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+			}
 			encoderplugin.Serve(p)
 			return nil
 		},

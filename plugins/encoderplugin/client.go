@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/ittybit-oss/ittybit/encoders"
 	pb "github.com/ittybit-oss/ittybit/plugins/proto"
 )
@@ -95,11 +98,16 @@ func (c *Client) Encode(ctx context.Context, req Request, progress func(encoders
 	}
 }
 
-// broken turns a failed call into ErrCancelled when ctx ended it, and an
-// ErrStopped error otherwise.
+// broken turns a failed call into ErrCancelled when ctx ended it; an
+// internal error when the plugin refused the request; and an ErrStopped
+// error when the plugin or the connection went away.
 func (c *Client) broken(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.Unimplemented, codes.FailedPrecondition:
+		return encoders.Errorf(encoders.ErrInternal, "the plugin refused the encode: %s", status.Convert(err).Message())
 	}
 	return fmt.Errorf("%w: %w", ErrStopped, err)
 }

@@ -180,3 +180,40 @@ func TestLoggerWritesHclogJSON(t *testing.T) {
 		t.Errorf("line %s", buf.Bytes())
 	}
 }
+
+// TestPlansSurviveJSON: plans travel as JSON, so every kind of plan must
+// come back from it unchanged.
+func TestPlansSurviveJSON(t *testing.T) {
+	src := encoders.MediaInfo{
+		Format: "mov", Duration: 10, Width: 1920, Height: 1080, FPS: 30, FrameRate: "30/1", SampleAspect: "1:1", PixelFmt: "yuv420p",
+		Codecs: encoders.Codecs{Video: "h264", Audio: "aac"}, HasVideo: true, HasAudio: true, AudioChannels: 6, SampleRate: 48000,
+	}
+	end, bitrate := 4.5, int64(2_000_000)
+	for _, tc := range []struct {
+		kind    encoders.Kind
+		backend encoders.Backend
+		options encoders.Options
+	}{
+		{encoders.KindVideo, encoders.BackendNVENC, encoders.Options{Width: encoders.Px(640), Height: encoders.Px(640), Background: "#336699", End: &end}},
+		{encoders.KindVideo, encoders.BackendQSV, encoders.Options{Codec: "h265", Bitrate: &bitrate}},
+		{encoders.KindAudio, encoders.BackendSoftware, encoders.Options{Format: "mp3"}},
+		{encoders.KindImage, encoders.BackendSoftware, encoders.Options{Format: "webp", Width: encoders.Pct(50)}},
+		{encoders.KindAdaptive, encoders.BackendVAAPI, encoders.Options{}},
+	} {
+		plan, err := encoders.NewPlan(encoders.Spec{Kind: tc.kind, Input: "in.mov", Options: tc.options}, src, tc.backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back encoders.Plan
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(plan, back); diff != "" {
+			t.Errorf("%s on %s (-sent +received):\n%s", tc.kind, tc.backend, diff)
+		}
+	}
+}

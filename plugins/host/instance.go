@@ -26,12 +26,16 @@ type instance struct {
 	args    []string
 	builtin bool
 
-	mu      sync.Mutex
-	gen     int // which launch this is; a crash is acted on once per launch
+	mu      sync.Mutex // held while the plugin starts
+	gen     int        // which launch this is; a crash is acted on once per launch
 	client  *plugin.Client
 	enc     encoderplugin.Encoder
 	version string
-	caps    []encoders.Capability
+
+	// caps has its own lock, so that choosing an encoder never waits on a
+	// plugin that is starting (detection runs test encodes).
+	capsMu sync.Mutex
+	caps   []encoders.Capability
 }
 
 // running returns the plugin's encoder and its launch generation, starting
@@ -75,8 +79,8 @@ func (in *instance) kill() {
 }
 
 func (in *instance) capabilities() []encoders.Capability {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	in.capsMu.Lock()
+	defer in.capsMu.Unlock()
 	return slices.Clone(in.caps)
 }
 
@@ -143,7 +147,10 @@ func (h *Host) start(ctx context.Context, in *instance) error {
 	} else if info.Name != in.name {
 		return fail("came back as %q, was %q", info.Name, in.name)
 	}
-	in.version, in.caps = info.Version, caps
+	in.version = info.Version
+	in.capsMu.Lock()
+	in.caps = caps
+	in.capsMu.Unlock()
 	in.client, in.enc = client, enc
 	in.gen++
 	h.log.Debug("plugin started", "plugin", in.name, "version", in.version, "path", in.path, "pid", client.ID())
