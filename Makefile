@@ -13,10 +13,15 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The S3 server the tests run (storage/s3test); keep in step with s3test.Version.
 VERSITYGW_VERSION := v1.8.0
+# The protoc plugins, at the versions that match google.golang.org/protobuf
+# and google.golang.org/grpc in go.mod.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+TOOLS   := $(CURDIR)/bin/tools
 # Package test binaries run side by side; each can take a while on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all deps build run demo test test-long bench lint fmt golden clean help
+.PHONY: all deps build run demo test test-long bench lint fmt golden proto clean help
 
 all: lint test
 
@@ -72,6 +77,13 @@ fmt: ## format the code
 
 golden: ## rewrite the golden ffmpeg argument lists after a deliberate change
 	$(GO) test ./encoders/ffmpeg/ -run TestArgsGolden -update
+
+proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get install protobuf-compiler)
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugins/proto/encoder.proto
 
 clean: ## remove build outputs and demo data
 	rm -rf bin data

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/plugins/host"
 )
 
 // Fetcher downloads an http(s) input; *storage.Fetcher is one.
@@ -29,13 +30,19 @@ type Prober interface {
 	Probe(ctx context.Context, path string) (encoders.MediaInfo, error)
 }
 
+// Encoder runs an encode step: it picks an encoder plugin, plans for its
+// backend and encodes, falling back to software; *host.Host is one.
+type Encoder interface {
+	Encode(ctx context.Context, req host.Request, progress func(encoders.Progress)) (host.Result, error)
+}
+
 // Local runs tasks on this machine.
 type Local struct {
 	Fetcher Fetcher
 	Prober  Prober
-	Encoder encoders.Encoder
-	// Backend is the backend the plan is made for.
-	Backend encoders.Backend
+	Encoder Encoder
+	// Trace, when set, is called with each command the encode step runs.
+	Trace func(argv []string)
 	// WorkDir holds downloads while a task runs; "" means the system's
 	// temporary folder.
 	WorkDir string
@@ -160,18 +167,23 @@ func (r *run) steps(ctx context.Context, spec encoders.Spec, output string, prog
 		Filesize: info.Filesize, Bitrate: info.Bitrate,
 	}, nil)
 
-	// encode.
+	// encode: the step's options are the plan that ran, with the encoder
+	// used and, when a first attempt failed, the fallback.
 	end = r.begin(2)
-	plan, err := encoders.NewPlan(spec, info, l.Backend)
-	if err != nil {
+	// What no backend can make (a start past the end, …) fails here,
+	// before any encoder starts.
+	if _, err := encoders.NewPlan(spec, info, encoders.BackendSoftware); err != nil {
 		end(nil, err)
 		return err
 	}
-	r.task.Steps[2].Options, _ = json.Marshal(plan)
-	file, err := l.Encoder.Encode(ctx, encoders.Job{Plan: plan, Input: src, Output: output}, func(p encoders.Progress) {
+	res, err := l.Encoder.Encode(ctx, host.Request{Spec: spec, Source: info, Input: src, Output: output, Trace: l.Trace}, func(p encoders.Progress) {
 		r.task.Steps[2].Progress = &p.Fraction
 		progress(string(spec.Kind), p)
 	})
+	if res.Plan.Kind != "" {
+		r.task.Steps[2].Options, _ = json.Marshal(encodeOptions{Plan: res.Plan, Fallback: res.Fallback})
+	}
+	file := res.File
 	end(file, err)
 	if err != nil {
 		return err
@@ -187,6 +199,13 @@ func (r *run) steps(ctx context.Context, spec encoders.Spec, output string, prog
 	end(out, nil)
 	r.task.Output = &out.URL
 	return nil
+}
+
+// encodeOptions is the encode step's options: the plan, plus the fallback
+// record when the first encoder failed.
+type encodeOptions struct {
+	encoders.Plan
+	Fallback *host.Fallback `json:"fallback,omitempty"`
 }
 
 func absPath(p string) string {

@@ -105,8 +105,8 @@ func TestLayering(t *testing.T) {
 	}
 }
 
-// TestDirectImports checks who may import os/exec and hashicorp/raft
-// directly.
+// TestDirectImports checks who may import os/exec, hashicorp/raft and the
+// plugin machinery (go-plugin, hclog) directly.
 func TestDirectImports(t *testing.T) {
 	execAllowed := []string{"encoders/ffmpeg", "encoders/probe", "encoders/detect", "plugins/host",
 		// Test support: encoderstest runs ffmpeg to make clips, s3test runs
@@ -120,6 +120,14 @@ func TestDirectImports(t *testing.T) {
 			}
 			if strings.HasPrefix(imp, "github.com/hashicorp/raft") && r != "controlplane/internal/store" {
 				t.Errorf("%s imports %s; only controlplane/internal/store may", r, imp)
+			}
+			if strings.HasPrefix(imp, "github.com/hashicorp/go-plugin") && !under(p.ImportPath, "plugins") {
+				t.Errorf("%s imports %s; only plugins/... may", r, imp)
+			}
+			// hclog is the logger go-plugin and hashicorp/raft take: only at
+			// those two boundaries.
+			if strings.HasPrefix(imp, "github.com/hashicorp/go-hclog") && !under(p.ImportPath, "plugins") && r != "controlplane/internal/store" {
+				t.Errorf("%s imports %s; only plugins/... and controlplane/internal/store may", r, imp)
 			}
 		}
 	}

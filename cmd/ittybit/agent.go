@@ -17,8 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ittybit-oss/ittybit/agent"
-	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
+	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
+	"github.com/ittybit-oss/ittybit/plugins/host"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
@@ -151,15 +152,41 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 	} else {
 		logger.Warn("no S3 access: s3:// inputs and outputs will fail on this agent", "err", err)
 	}
-	prober := &probe.Prober{}
+	hcfg, err := hostConfig(f.PluginDir, io.Discard)
+	if err != nil {
+		return agent.Config{}, nil, err
+	}
+	hcfg.Logger = logger.With("component", "plugins")
+	h, err := host.Open(ctx, hcfg)
+	if err != nil {
+		return agent.Config{}, nil, fmt.Errorf("start the encoder plugins: %w", err)
+	}
+	for _, c := range h.Capabilities() {
+		if c.Backend != encoders.BackendSoftware {
+			logger.Info("encoder", "plugin", c.Plugin, "backend", c.Backend, "codec", c.Codec, "available", c.Available, "reason", c.Reason, "device", c.Device, "max_sessions", c.MaxSessions)
+		}
+	}
 	cfg := agent.Config{
 		Servers: f.Servers, Name: f.Name, Token: token, WorkDir: f.WorkDir, Slots: f.Slots,
-		Managed: managed, S3: s3, Prober: prober,
+		Managed: managed, S3: s3, Prober: &probe.Prober{},
 		Fetcher: storage.NewFetcher(storage.FetchConfig{AllowPrivate: f.AllowPrivateInputs}),
-		Encoder: agent.SoftwareEncoder{Encoder: &ffmpeg.Software{Runner: &ffmpeg.Runner{}, Prober: prober}},
-		Metrics: agent.NewMetrics(reg), Logger: logger, Version: version,
+		Encoder: hostEncoder{h}, Metrics: agent.NewMetrics(reg), Logger: logger, Version: version,
 	}
-	return cfg, func() {}, nil
+	return cfg, func() { h.Close() }, nil
+}
+
+// hostEncoder lets the agent encode through the plugin host.
+type hostEncoder struct{ h *host.Host }
+
+func (e hostEncoder) Capabilities() []encoders.Capability { return e.h.Capabilities() }
+
+func (e hostEncoder) Encode(ctx context.Context, req agent.EncodeRequest, progress func(encoders.Progress)) (agent.EncodeResult, error) {
+	res, err := e.h.Encode(ctx, host.Request{Spec: req.Spec, Source: req.Source, Input: req.Input, Output: req.Output}, progress)
+	out := agent.EncodeResult{File: res.File, Plan: res.Plan, Encoder: res.Encoder, Plugin: res.Plugin}
+	if res.Fallback != nil {
+		out.Fallback = &agent.Fallback{From: res.Fallback.From, Reason: res.Fallback.Reason}
+	}
+	return out, err
 }
 
 // serveMetrics serves /metrics on addr until stop is called.

@@ -77,6 +77,8 @@ Run a task on this machine:
 		root.AddCommand(newMediaCmd(k, stdout, stderr))
 	}
 	root.AddCommand(newServerCmd(stderr), newDevCmd(stdout, stderr), newHashKeyCmd(stdin, stdout), newTasksCmd(stdout, stderr), newAgentCmd(stderr))
+	root.AddCommand(newEncodersCmd(stdout, stderr))
+	root.AddCommand(newPluginCmd())
 	root.AddCommand(newVersionCmd(stdout))
 	return root
 }

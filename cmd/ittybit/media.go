@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ittybit-oss/ittybit/encoders"
-	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
 	"github.com/ittybit-oss/ittybit/pipeline"
 	"github.com/ittybit-oss/ittybit/storage"
@@ -61,6 +60,7 @@ var optionFlags = []string{"format", "codec", "quality", "width", "height", "fit
 
 type mediaFlags struct {
 	input, output string
+	pluginDir     string
 	metadata      []string
 	jsonOut       bool
 	debug         bool
@@ -96,6 +96,7 @@ func newMediaCmd(mc mediaCommand, stdout, stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.local, "local", false, "run on this machine (the default)")
 	fl.BoolVar(&f.cloud, "cloud", false, "submit to the ittybit API at $ITTYBIT_API_URL (default http://127.0.0.1:8080) with $ITTYBIT_API_KEY")
 	fl.BoolVar(&f.async, "async", false, "with --cloud: print the new task and return without waiting")
+	fl.StringVar(&f.pluginDir, "plugin-dir", "", "also use the external encoder plugins in this folder")
 	accepted := encoders.OptionNames(mc.kind)
 	for _, name := range optionFlags {
 		f.values[name] = fl.String(name, "", optionHelp[name])
@@ -157,18 +158,26 @@ func runLocal(cmd *cobra.Command, mc mediaCommand, f *mediaFlags, stdout, stderr
 	if f.debug {
 		trace = func(argv []string) { fmt.Fprintln(stderr, "+ "+shellQuote(argv)) }
 	}
-	runner := &ffmpeg.Runner{Trace: trace}
-	prober := &probe.Prober{Trace: trace}
+	hcfg, err := hostConfig(f.pluginDir, stderr)
+	if err != nil {
+		return err
+	}
+	// Encodes run in plugin processes (the same ones an agent runs),
+	// started on the first encode and killed when the task ends.
+	plugins := &lazyHost{cfg: hcfg}
 	local := &pipeline.Local{
 		// Local mode is the user's own machine: any address they can reach.
 		Fetcher: storage.NewFetcher(storage.FetchConfig{AllowPrivate: true}),
-		Prober:  prober,
-		Encoder: &ffmpeg.Software{Runner: runner, Prober: prober},
-		Backend: encoders.BackendSoftware,
+		Prober:  &probe.Prober{Trace: trace},
+		Encoder: plugins,
+		Trace:   trace,
 	}
 	display := newProgressDisplay(stderr, f.jsonOut)
 	task, runErr := local.Run(cmd.Context(), spec, output, display.update)
 	display.done()
+	if err := plugins.Close(); err != nil {
+		return err
+	}
 	task.Metadata = meta
 	if f.jsonOut {
 		enc := json.NewEncoder(stdout)

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -20,9 +23,18 @@ import (
 var clips *encoderstest.Clips
 
 func TestMain(m *testing.M) {
+	// The CLI starts its built-in plugins as "<this binary> plugin serve
+	// NAME"; under test this binary is the test binary, which then serves
+	// them instead of running the tests.
+	if len(os.Args) > 2 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
+		os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)))
+	}
 	clips = encoderstest.NewClips()
 	code := m.Run()
 	clips.Close()
+	if pluginDir.path != "" {
+		os.RemoveAll(pluginDir.path)
+	}
 	os.Exit(code)
 }
 
@@ -297,3 +309,112 @@ var pkgDir = func() string {
 	}
 	return d
 }()
+
+// pluginDir is a plugin folder with the example plugin x264fast and the
+// test plugin crashy (which dies mid-encode), built on first use.
+var pluginDir struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func buildPlugins(t *testing.T) string {
+	t.Helper()
+	pluginDir.once.Do(func() {
+		dir, err := os.MkdirTemp("", "ittybit-plugins-")
+		if err != nil {
+			pluginDir.err = err
+			return
+		}
+		build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../../plugins/examples/x264fast", "../../plugins/host/testdata/crashy")
+		build.Dir = pkgDir
+		if out, err := build.CombinedOutput(); err != nil {
+			pluginDir.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+		pluginDir.path = dir
+	})
+	if pluginDir.err != nil {
+		t.Fatal(pluginDir.err)
+	}
+	return pluginDir.path
+}
+
+// TestEncodersCommand lists what this machine encodes with: the table,
+// and the JSON array of the contract, external plugins included.
+func TestEncodersCommand(t *testing.T) {
+	workdir(t)
+	plugins := buildPlugins(t)
+	stdout, stderr, code := cli(t, "", "encoders")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 17 || !strings.HasPrefix(lines[0], "PLUGIN") || !strings.Contains(stdout, "REASON") {
+		t.Errorf("table:\n%s", stdout)
+	}
+	if f := strings.Fields(lines[1]); len(f) < 5 || f[0] != "software" || f[2] != "h264" || f[3] != "yes" || f[4] != "unlimited" {
+		t.Errorf("first row %q", lines[1])
+	}
+
+	stdout, stderr, code = cli(t, "", "encoders", "--json", "--plugin-dir", plugins)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if len(rows) != 18 {
+		t.Errorf("%d rows, want 16 built-in and one per external plugin", len(rows))
+	}
+	keys := []string{"available", "backend", "codec", "device", "max_sessions", "plugin", "reason"}
+	for _, r := range rows {
+		var got []string
+		for k := range r {
+			got = append(got, k)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, keys) {
+			t.Fatalf("row keys %v, want %v", got, keys)
+		}
+	}
+	last := rows[len(rows)-1]
+	if last["plugin"] != "x264fast" || last["backend"] != "software" || last["codec"] != "h264" || last["available"] != true {
+		t.Errorf("last row %v", last)
+	}
+}
+
+// TestCLIFallbackRecorded: an encode whose plugin dies mid-way is retried
+// in software; the task completes and its encode step records both the
+// encoder used and the fallback.
+func TestCLIFallbackRecorded(t *testing.T) {
+	dir := workdir(t)
+	plugins := buildPlugins(t)
+	stdout, stderr, code := cli(t, dir, "video", "-i", "clip.mov", "-o", "out.mp4", "--end", "1", "--plugin-dir", plugins, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var task api.Task
+	if err := json.Unmarshal([]byte(stdout), &task); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	var opts struct {
+		Encoder  string `json:"encoder"`
+		Fallback struct {
+			From   string `json:"from"`
+			Reason string `json:"reason"`
+		} `json:"fallback"`
+	}
+	if err := json.Unmarshal(task.Steps[2].Options, &opts); err != nil {
+		t.Fatal(err)
+	}
+	if task.Status != api.TaskCompleted || opts.Encoder != "libx264" || opts.Fallback.From != "libx264" || !strings.Contains(opts.Fallback.Reason, "plugin crashy stopped during the encode") {
+		t.Errorf("status %s, options %s", task.Status, task.Steps[2].Options)
+	}
+	if !strings.Contains(stderr, "retrying in software") {
+		t.Errorf("stderr does not say the encode was retried:\n%s", stderr)
+	}
+	if v := encoderstest.Probe(t, filepath.Join(dir, "out.mp4")).Video(); v == nil || v.CodecName != "h264" {
+		t.Errorf("out.mp4: %+v", v)
+	}
+}

@@ -11,15 +11,35 @@ import (
 // Args returns the ffmpeg arguments (without the program name) that carry
 // out plan on the local file input, writing output. For HLS, output is the
 // folder the renditions are written into, one subfolder each; the master
-// playlist is written separately (see WriteMaster).
+// playlist is written separately (see WriteMaster). A hardware plan runs
+// on its backend's first device with every filter on the CPU; DeviceArgs
+// names the device and what its build can do.
 func Args(plan encoders.Plan, input, output string) ([]string, error) {
+	return DeviceArgs(plan, Device{}, input, output)
+}
+
+// DeviceArgs is Args for a plan of a hardware backend on dev: as much of
+// the work on the GPU as dev's filters allow (see Device). For a software
+// plan dev is ignored.
+func DeviceArgs(plan encoders.Plan, dev Device, input, output string) ([]string, error) {
+	hw, err := newHardware(plan, dev)
+	if err != nil {
+		return nil, err
+	}
 	a := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1"}
+	var hwInput []string
+	if hw != nil {
+		var global []string
+		global, hwInput = hw.inputArgs(plan.Source)
+		a = append(a, global...)
+	}
 	a = append(a, probe.SafeInputArgs()...)
 	if plan.Source.Format == "image2" {
 		// One file, never a numbered sequence or a glob. Only image2 has
 		// the option, and ffmpeg refuses it for other demuxers.
 		a = append(a, "-pattern_type", "none")
 	}
+	a = append(a, hwInput...)
 	if plan.Start > 0 {
 		a = append(a, "-ss", seconds(plan.Start))
 	}
@@ -31,16 +51,15 @@ func Args(plan encoders.Plan, input, output string) ([]string, error) {
 	a = append(a, "-map_metadata", "-1", "-map_chapters", "-1")
 
 	var rest []string
-	var err error
 	switch plan.Kind {
 	case encoders.KindVideo:
-		rest, err = videoArgs(plan)
+		rest, err = videoArgs(plan, hw)
 	case encoders.KindAudio:
 		rest, err = audioArgs(plan)
 	case encoders.KindImage:
 		rest, err = imageArgs(plan)
 	case encoders.KindAdaptive:
-		rest, err = hlsArgs(plan, output)
+		rest, err = hlsArgs(plan, output, hw)
 	default:
 		err = fmt.Errorf("no ffmpeg arguments for kind %q", plan.Kind)
 	}

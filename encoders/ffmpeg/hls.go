@@ -16,13 +16,18 @@ const hlsAudioName = "audio"
 // hlsArgs encodes every rendition in one run: one decode, one filter graph
 // split per rung, the same forced keyframe times in every rung, fMP4
 // segments, and audio as its own rendition. dir receives one folder per
-// rendition; WriteMaster writes the master playlist afterwards.
-func hlsArgs(p encoders.Plan, dir string) ([]string, error) {
+// rendition; WriteMaster writes the master playlist afterwards. hw is nil
+// for software; hardware encoders get a fixed GOP instead of forced
+// keyframes where they ignore those.
+func hlsArgs(p encoders.Plan, dir string, hw *hardware) ([]string, error) {
 	v, h := p.Video, p.HLS
 	if v == nil || h == nil || len(h.Renditions) == 0 {
 		return nil, fmt.Errorf("adaptive plan missing")
 	}
 	base := pictureFilters(v, p.Source)
+	if hw != nil && hw.path != pathUpload {
+		base = hw.pictureFilters(v, p.Source)
+	}
 	n := len(h.Renditions)
 	var g strings.Builder
 	fmt.Fprintf(&g, "[0:v:0]%s,split=%d", strings.Join(base, ","), n)
@@ -30,15 +35,7 @@ func hlsArgs(p encoders.Plan, dir string) ([]string, error) {
 		fmt.Fprintf(&g, "[s%d]", i)
 	}
 	for i, r := range h.Renditions {
-		var f []string
-		if r.Width != v.Width || r.Height != v.Height {
-			f = append(f, fmt.Sprintf("scale=%d:%d", r.Width, r.Height), "setsar=1")
-		}
-		if r.FPS != "" {
-			f = append(f, "fps="+r.FPS)
-		}
-		f = append(f, "format="+v.PixelFormat)
-		fmt.Fprintf(&g, ";[s%d]%s[v%d]", i, strings.Join(f, ","), i)
+		fmt.Fprintf(&g, ";[s%d]%s[v%d]", i, strings.Join(rungFilters(v, r, hw), ","), i)
 	}
 	a := []string{"-filter_complex", g.String()}
 	for i := range h.Renditions {
@@ -47,14 +44,22 @@ func hlsArgs(p encoders.Plan, dir string) ([]string, error) {
 	if p.Audio != nil {
 		a = append(a, "-map", "0:a:0")
 	}
-	a = append(a, "-c:v", v.Encoder, "-preset", v.Preset, "-profile:v", "high")
+	if hw != nil {
+		a = append(a, hw.encoderArgs(v, "")...)
+	} else {
+		a = append(a, "-c:v", v.Encoder, "-preset", v.Preset, "-profile:v", "high")
+	}
 	srcFPS, _ := encoders.ParseRatio(p.Source.FrameRate)
 	if v.FPS != "" {
 		srcFPS, _ = encoders.ParseRatio(v.FPS)
 	}
 	for i, r := range h.Renditions {
 		spec := ":v:" + strconv.Itoa(i)
-		a = append(a, rateArgs(r.Rate, spec, true)...)
+		if hw != nil {
+			a = append(a, hw.rateArgs(r.Rate, spec)...)
+		} else {
+			a = append(a, rateArgs(r.Rate, spec, true)...)
+		}
 		fps := srcFPS
 		if r.FPS != "" {
 			fps, _ = encoders.ParseRatio(r.FPS)
@@ -66,7 +71,12 @@ func hlsArgs(p encoders.Plan, dir string) ([]string, error) {
 	}
 	// Keyframes at the same times in every rung, and no others from scene
 	// cuts, so that every segment of every rung starts with an IDR frame.
-	a = append(a, "-sc_threshold", "0", "-force_key_frames", fmt.Sprintf("expr:gte(t,n_forced*%s)", strconv.FormatFloat(h.KeyframeSeconds, 'f', -1, 64)))
+	keyframes := fmt.Sprintf("expr:gte(t,n_forced*%s)", strconv.FormatFloat(h.KeyframeSeconds, 'f', -1, 64))
+	if hw != nil {
+		a = append(a, hw.keyframeArgs(keyframes)...)
+	} else {
+		a = append(a, "-sc_threshold", "0", "-force_key_frames", keyframes)
+	}
 	if p.Audio != nil {
 		a = append(a, audioStreamArgs(p.Audio, "")...)
 	}
@@ -93,4 +103,34 @@ func hlsArgs(p encoders.Plan, dir string) ([]string, error) {
 		filepath.Join(dir, "%v", "index.m3u8"),
 	)
 	return a, nil
+}
+
+// rungFilters turns the split top frame into one rendition: scaled (on the
+// GPU when the top frame is there), at the rung's frame rate, in the
+// encoder's pixel format (uploaded for a hardware encoder).
+func rungFilters(v *encoders.VideoPlan, r encoders.Rendition, hw *hardware) []string {
+	resize := r.Width != v.Width || r.Height != v.Height
+	var f []string
+	if hw != nil && hw.path != pathUpload {
+		if resize {
+			f = append(f, fmt.Sprintf("%s=w=%d:h=%d:format=nv12", hw.scaler, r.Width, r.Height))
+		}
+		if r.FPS != "" {
+			f = append(f, "fps="+r.FPS)
+		}
+		if len(f) == 0 {
+			f = append(f, "null")
+		}
+		return f
+	}
+	if resize {
+		f = append(f, fmt.Sprintf("scale=%d:%d", r.Width, r.Height), "setsar=1")
+	}
+	if r.FPS != "" {
+		f = append(f, "fps="+r.FPS)
+	}
+	if hw != nil {
+		return append(f, "format=nv12", hw.upload)
+	}
+	return append(f, "format="+v.PixelFormat)
 }

@@ -37,18 +37,25 @@ func squarePixels(m encoders.MediaInfo) bool {
 	return !ok || r == 1
 }
 
-func videoArgs(p encoders.Plan) ([]string, error) {
+// videoArgs renders a video plan; hw is nil for software.
+func videoArgs(p encoders.Plan, hw *hardware) ([]string, error) {
 	v := p.Video
 	if v == nil {
 		return nil, fmt.Errorf("video plan missing")
 	}
-	f := append(pictureFilters(v, p.Source), "format="+v.PixelFormat)
-	a := []string{"-map", "0:v:0", "-vf", strings.Join(f, ",")}
-	codec, err := videoCodecArgs(v, "")
-	if err != nil {
-		return nil, err
+	var a []string
+	if hw != nil {
+		a = append([]string{"-map", "0:v:0", "-vf", strings.Join(hw.pictureFilters(v, p.Source), ",")}, hw.encoderArgs(v, "")...)
+		a = append(a, hw.rateArgs(v.Rate, "")...)
+	} else {
+		f := append(pictureFilters(v, p.Source), "format="+v.PixelFormat)
+		a = []string{"-map", "0:v:0", "-vf", strings.Join(f, ",")}
+		codec, err := videoCodecArgs(v, "")
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, codec...)
 	}
-	a = append(a, codec...)
 	if p.Audio != nil {
 		a = append(a, "-map", "0:a:0")
 		a = append(a, audioStreamArgs(p.Audio, "")...)

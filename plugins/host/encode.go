@@ -1,0 +1,165 @@
+package host
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/plugins/encoderplugin"
+)
+
+// Request is one encode step: what to make, from which probed source file,
+// to where.
+type Request struct {
+	Spec encoders.Spec
+	// Source is the probe of Input.
+	Source encoders.MediaInfo
+	// Input is the source on local disk; Output the file to write (for
+	// adaptive_video the master playlist).
+	Input, Output string
+	// Trace, when set, is called with each command a plugin runs, before
+	// it runs (the CLI's --debug).
+	Trace func(argv []string)
+}
+
+// Result is how an encode step went.
+type Result struct {
+	File encoders.File
+	// Plan is the plan of the last attempt: the one that made File.
+	Plan encoders.Plan
+	// Encoder is the ffmpeg encoder that made File ("h264_nvenc").
+	Encoder string
+	Plugin  string
+	// Fallback is set when a first attempt failed and this is the retry.
+	Fallback *Fallback
+}
+
+// Fallback records why an encode ran elsewhere than first chosen.
+type Fallback struct {
+	From   string `json:"from"`   // the encoder of the failed attempt
+	Reason string `json:"reason"` // its error
+}
+
+// Encode plans and runs req on the best plugin for its codec: hardware
+// with a free session first, software otherwise. When that attempt fails,
+// it is retried once with the built-in software plugin (started again if it
+// crashed), and the result records the fallback. progress (which may be
+// nil) restarts from 0 for a retry.
+//
+// The Result is filled as far as the encode got, also on error. Errors are
+// *encoders.Error values: the plan's (unsupported_media, …), the last
+// attempt's, cancelled when ctx ended or the host closed.
+func (h *Host) Encode(ctx context.Context, req Request, progress func(encoders.Progress)) (Result, error) {
+	ctx, cancel := h.join(ctx)
+	defer cancel()
+	codec := codecOf(req.Spec)
+	var res Result
+	var first *Fallback
+	for _, c := range candidates(h.plugins, codec) {
+		plan, err := encoders.NewPlan(req.Spec, req.Source, c.cap.Backend)
+		if err != nil {
+			if encoders.KindOf(err) == encoders.ErrEncodeFailed {
+				continue // this backend has no encoder for it
+			}
+			return res, err // the source cannot make this output anywhere
+		}
+		release, ok := h.sessions.acquire(c.sessionKey(), sessionsNeeded(plan), c.cap.MaxSessions)
+		if !ok {
+			h.log.Debug("no free session; trying the next encoder", "plugin", c.cap.Plugin, "device", c.cap.Device)
+			continue
+		}
+		res, err = h.attempt(ctx, c, plan, req, progress)
+		release()
+		if err == nil || encoders.KindOf(err) == encoders.ErrCancelled {
+			return res, plain(err)
+		}
+		if c.in.builtin && c.cap.Backend == encoders.BackendSoftware && !errors.Is(err, errStopped) {
+			return res, plain(err) // a retry would run the same encode again
+		}
+		first = &Fallback{From: plan.Encoder, Reason: message(err)}
+		h.log.Warn("encode failed; retrying in software", "plugin", c.cap.Plugin, "encoder", plan.Encoder, "err", err)
+		break
+	}
+	if first == nil {
+		return res, encoders.Errorf(encoders.ErrEncodeFailed, "no encoder for %s on this machine: %s", codecName(codec), unavailableReasons(h.plugins, codec))
+	}
+	retry, ok := softwareRetry(h.plugins, codec)
+	if !ok {
+		return res, encoders.Errorf(encoders.ErrEncodeFailed, "%s, and software cannot encode %s here", first.Reason, codecName(codec))
+	}
+	plan, err := encoders.NewPlan(req.Spec, req.Source, encoders.BackendSoftware)
+	if err != nil {
+		return res, err
+	}
+	res, err = h.attempt(ctx, retry, plan, req, progress)
+	res.Fallback = first
+	return res, plain(err)
+}
+
+// errStopped marks an attempt whose plugin went away.
+var errStopped = errors.New("plugin stopped")
+
+// attempt runs plan on one candidate. A plugin that went away is started
+// afresh for the next attempt; its error says it stopped.
+func (h *Host) attempt(ctx context.Context, c candidate, plan encoders.Plan, req Request, progress func(encoders.Progress)) (Result, error) {
+	res := Result{Plan: plan, Encoder: plan.Encoder, Plugin: c.cap.Plugin}
+	enc, gen, err := c.in.running(ctx, h)
+	if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		return res, encoders.Errorf(encoders.ErrCancelled, "encode cancelled: %v", context.Cause(ctx))
+	}
+	if err != nil {
+		return res, &stoppedError{encoders.Errorf(encoders.ErrEncodeFailed, "plugin %s is not running: %v", c.cap.Plugin, err)}
+	}
+	h.log.Debug("encode", "plugin", c.cap.Plugin, "encoder", plan.Encoder, "device", c.cap.Device)
+	f, err := enc.Encode(ctx, encoderplugin.Request{
+		Job:    encoders.Job{Plan: plan, Input: req.Input, Output: req.Output},
+		Device: c.cap.Device, Trace: req.Trace,
+	}, progress)
+	switch {
+	case err == nil:
+		res.File = f
+		return res, nil
+	case ctx.Err() != nil:
+		return res, encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
+	case errors.Is(err, encoderplugin.ErrStopped):
+		c.in.stopped(gen)
+		return res, &stoppedError{encoders.Errorf(encoders.ErrEncodeFailed, "plugin %s stopped during the encode: %v", c.cap.Plugin, err)}
+	}
+	return res, err
+}
+
+// stoppedError is the *encoders.Error of an attempt whose plugin went
+// away; it matches errStopped.
+type stoppedError struct{ err *encoders.Error }
+
+func (e *stoppedError) Error() string        { return e.err.Error() }
+func (e *stoppedError) Unwrap() error        { return e.err }
+func (e *stoppedError) Is(target error) bool { return target == errStopped }
+
+// plain returns the *encoders.Error in err, which is what Encode returns.
+func plain(err error) error {
+	var e *encoders.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if err != nil {
+		return encoders.Errorf(encoders.ErrInternal, "%v", err)
+	}
+	return nil
+}
+
+// message is an error's text without its kind.
+func message(err error) string {
+	var e *encoders.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
+}
+
+func codecName(codec string) string {
+	if codec == "" {
+		return "audio and images"
+	}
+	return codec
+}
