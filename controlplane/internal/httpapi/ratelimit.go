@@ -3,7 +3,6 @@ package httpapi
 import (
 	"math"
 	"sync"
-	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -35,7 +34,7 @@ func (l *limiter) allow(key string) (int, bool) {
 	r := b.Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
-		return int(math.Ceil(math.Max(d.Seconds(), float64(time.Second/time.Second)))), false
+		return int(math.Ceil(math.Max(d.Seconds(), 1))), false
 	}
 	return 0, true
 }
