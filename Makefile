@@ -14,17 +14,23 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Package test binaries run side by side; each can take a while on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all deps build run test test-long bench lint fmt golden clean help
+.PHONY: all deps build run test test-long bench lint fmt golden reliability clean help
 
 all: lint test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install ffmpeg and ffprobe where missing
-	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
-		echo "installing ffmpeg (apt-get)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+deps: ## install what the tests run where missing: ffmpeg, and curl, python3-requests, nodejs for the seed's snippets
+	@pkgs=""; \
+	{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || pkgs="$$pkgs ffmpeg"; \
+	command -v curl >/dev/null || pkgs="$$pkgs curl"; \
+	command -v python3 >/dev/null || pkgs="$$pkgs python3"; \
+	python3 -c 'import requests' 2>/dev/null || pkgs="$$pkgs python3-requests"; \
+	node -e 'process.exit(typeof fetch === "function" ? 0 : 1)' 2>/dev/null || pkgs="$$pkgs nodejs"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing$$pkgs (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
 	fi
 	@ffmpeg -hide_banner -version | head -1
 
@@ -63,6 +69,9 @@ fmt: ## format the code
 
 golden: ## rewrite the golden ffmpeg argument lists after a deliberate change
 	$(GO) test ./encoders/ffmpeg/ -run TestArgsGolden -update
+
+reliability: deps ## rerun the leader-kill fault test and write its figures into RELIABILITY.md
+	$(GO) test -count=1 -run '^TestLeaderKill$$' -v ./test/ -update
 
 clean: ## remove build outputs and demo data
 	rm -rf bin data
