@@ -12,8 +12,8 @@ import (
 var ittybitBin string
 
 // TestMain builds cmd/ittybit into a temporary folder (not bin/, which
-// `make build` owns and stamps with a version), runs the tests and removes
-// it.
+// `make build` owns and stamps with a version), with -race when the tests
+// have it, runs the tests and removes it.
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -26,7 +26,11 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	ittybitBin = filepath.Join(dir, "ittybit")
-	build := exec.Command("go", "build", "-o", ittybitBin, "./cmd/ittybit")
+	args := []string{"build", "-o", ittybitBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/ittybit")...)
 	build.Dir = ".."
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

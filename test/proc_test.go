@@ -88,7 +88,7 @@ func (p *proc) mustStart(tb testing.TB) {
 	if args[0] == "server" {
 		args = append(args, "--raft", raftAddr)
 	}
-	p.log = filepath.Join(p.dir, fmt.Sprintf("%s.%d.log", p.name, p.starts))
+	p.log = p.logs()[p.starts-1]
 	logf, err := os.Create(p.log)
 	if err != nil {
 		tb.Fatal(err)
@@ -111,6 +111,11 @@ func (p *proc) mustStart(tb testing.TB) {
 			if p.running() {
 				_ = p.cmd.Process.Kill()
 				<-p.done
+			}
+			for _, log := range p.logs() {
+				if data, _ := os.ReadFile(log); bytes.Contains(data, []byte("WARNING: DATA RACE")) {
+					tb.Errorf("%s: data race reported in %s:\n%s", p.name, filepath.Base(log), data)
+				}
 			}
 			if tb.Failed() {
 				tb.Logf("%s: last lines of %s:\n%s", p.name, filepath.Base(p.log), p.tail(40))
@@ -193,6 +198,15 @@ func (p *proc) Stop(tb testing.TB) {
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		tb.Errorf("%s exited with status %d after SIGTERM:\n%s", p.name, code, p.tail(20))
 	}
+}
+
+// logs returns the log files of every start.
+func (p *proc) logs() []string {
+	var out []string
+	for i := 1; i <= p.starts; i++ {
+		out = append(out, filepath.Join(p.dir, fmt.Sprintf("%s.%d.log", p.name, i)))
+	}
+	return out
 }
 
 // tail returns the last n lines of the current log.
