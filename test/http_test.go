@@ -134,6 +134,25 @@ func waitSameState(tb testing.TB, timeout time.Duration, ps ...*proc) nodeState 
 	return first
 }
 
+// waitState waits until every process reports want's task count and
+// hash, as after a restart, when all nodes agree on an empty state before
+// they replay their logs.
+func waitState(tb testing.TB, want nodeState, timeout time.Duration, ps ...*proc) {
+	tb.Helper()
+	waitFor(tb, fmt.Sprintf("%d tasks (hash %.12s) on every node", want.Tasks, want.Hash), timeout, func() error {
+		for _, p := range ps {
+			s, err := getState(p)
+			if err != nil {
+				return err
+			}
+			if s.Tasks != want.Tasks || s.Hash != want.Hash {
+				return fmt.Errorf("%s has %d tasks (hash %.12s)", p.name, s.Tasks, s.Hash)
+			}
+		}
+		return nil
+	})
+}
+
 // listAll walks GET /tasks?order=asc page by page with after cursors and
 // returns every task's JSON, oldest first.
 func listAll(tb testing.TB, base string) []json.RawMessage {
