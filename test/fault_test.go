@@ -27,8 +27,12 @@ const (
 	maxResume     = 5 * time.Second
 )
 
+// keyed tells the writers that send an Idempotency-Key.
+func keyed(writer int) bool { return writer%2 == 0 }
+
 // attempt is one POST /tasks of the fault test.
 type attempt struct {
+	retry      bool // a keyed request sent again after a transport error
 	input      string
 	node       string
 	sent, done time.Time
@@ -45,6 +49,7 @@ type faultFigures struct {
 	otherFailures           int // any other answer than 201 (must be 0)
 	lost, duplicates        int // must be 0
 	committedWithout201     int // sent to the killed node, answered by nobody, yet committed
+	retried, replayed       int // keyed requests sent again; of those, answered with the killed leader's task
 	resume                  time.Duration
 	tasks                   int
 	restartTasks            int
@@ -81,13 +86,26 @@ func TestLeaderKill(t *testing.T) {
 
 	// Load: each writer sends one request at a time, each to a node picked
 	// at random (taking the nodes in turn, writers fell into step with the
-	// group commits) and with an input URL of its own. After the kill, writers skip the
-	// killed node as a client with a list of servers would; requests in
-	// flight to it at the kill fail.
+	// group commits) and with an input URL of its own. After the kill,
+	// writers skip the killed node as a client with a list of servers
+	// would; requests in flight to it at the kill fail. Half the writers
+	// send an Idempotency-Key and retry such a failure on a survivor; the
+	// others do not retry (so a server-made request id is all that
+	// deduplicates their forwarded requests).
 	var killed atomic.Bool
 	var killTime time.Time
 	results := make([][]attempt, faultWriters)
 	start := time.Now()
+	post := func(p *proc, input string, withKey bool) attempt {
+		a := attempt{input: input, node: p.name, sent: time.Now()}
+		var hdr []string
+		if withKey {
+			hdr = []string{"Idempotency-Key", "fault-" + input}
+		}
+		r, err := send("POST", p.URL()+"/tasks", []byte(`{"input":"`+input+`","kind":"video","options":{"width":640}}`), hdr...)
+		a.done, a.status, a.body, a.err = time.Now(), r.Status, r.Body, err
+		return a
+	}
 	var wg sync.WaitGroup
 	for w := range faultWriters {
 		wg.Add(1)
@@ -98,10 +116,16 @@ func TestLeaderKill(t *testing.T) {
 				if p == leader && killed.Load() {
 					p = survivors[rand.IntN(len(survivors))]
 				}
-				a := attempt{input: fmt.Sprintf("https://example.com/fault/w%02d/%06d.mov", w, i), node: p.name, sent: time.Now()}
-				r, err := send("POST", p.URL()+"/tasks", []byte(`{"input":"`+a.input+`","kind":"video","options":{"width":640}}`))
-				a.done, a.status, a.body, a.err = time.Now(), r.Status, r.Body, err
+				input := fmt.Sprintf("https://example.com/fault/w%02d/%06d.mov", w, i)
+				a := post(p, input, keyed(w))
 				results[w] = append(results[w], a)
+				if a.err != nil && keyed(w) {
+					// What a client should do with an ambiguous failure:
+					// send the same request, same key, elsewhere.
+					r := post(survivors[rand.IntN(len(survivors))], input, true)
+					r.retry = true
+					results[w] = append(results[w], r)
+				}
 			}
 		}()
 	}
@@ -124,12 +148,25 @@ func TestLeaderKill(t *testing.T) {
 			case a.status == http.StatusCreated:
 				fig.created++
 				created[a.input] = a.body
+				if a.retry {
+					fig.retried++
+					var task struct {
+						CreatedAt int64 `json:"created_at"`
+					}
+					_ = json.Unmarshal(a.body, &task)
+					if task.CreatedAt <= killTime.UnixMilli() {
+						fig.replayed++
+					}
+				}
 				if a.sent.After(killTime) && (fig.resume < 0 || a.done.Sub(killTime) < fig.resume) {
 					fig.resume = a.done.Sub(killTime)
 				}
 			case a.err != nil && a.node == leader.name && !a.done.Before(killTime):
 				fig.refused++
 			default:
+				if a.retry {
+					fig.retried++
+				}
 				fig.otherFailures++
 				if fig.otherFailures <= 5 {
 					t.Errorf("POST /tasks to %s (sent %v after start): %d %s %v", a.node, a.sent.Sub(start).Round(time.Millisecond), a.status, a.body, a.err)
@@ -200,6 +237,7 @@ func TestLeaderKill(t *testing.T) {
 	t.Logf("writers %d for %v, leader %s killed at %v", faultWriters, faultDuration, leader.name, faultKillAt)
 	t.Logf("requests tried %d, answered 201 %d, refused by the killed node %d, other failures %d", fig.tried, fig.created, fig.refused, fig.otherFailures)
 	t.Logf("lost %d, duplicates %d, committed without a 201 %d, tasks stored %d", fig.lost, fig.duplicates, fig.committedWithout201, fig.tasks)
+	t.Logf("retried with the same Idempotency-Key %d, of which %d were answered with the task the killed leader had committed", fig.retried, fig.replayed)
 	t.Logf("new leader %s; writes resumed %v after the kill (the first 201 to a request sent after it)", fig.newLeader, fig.resume.Round(time.Millisecond))
 	t.Logf("after stopping and restarting all three: %d tasks, same hash %v, same task JSON %v", fig.restartTasks, fig.restartSameHash, fig.restartSameTasks)
 	if *updateReliability {
@@ -324,7 +362,7 @@ func writeReliability(tb testing.TB, f faultFigures) {
 		{"when", f.when},
 		{"machine", fmt.Sprintf("%s/%s, %d CPUs; binary and test built with -race: %v", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), raceEnabled)},
 		{"cluster", "3 `ittybit server` processes on loopback, Raft defaults (heartbeat and election timeouts 1 s)"},
-		{"load", fmt.Sprintf("%d writers, one POST /tasks at a time each, to nodes picked at random, for %v", faultWriters, faultDuration)},
+		{"load", fmt.Sprintf("%d writers, one POST /tasks at a time each, to nodes picked at random, for %v; half send an Idempotency-Key", faultWriters, faultDuration)},
 		{"fault", fmt.Sprintf("leader (%s) SIGKILLed at %v; new leader %s", f.leader, faultKillAt, f.newLeader)},
 		{"requests tried", fmt.Sprint(f.tried)},
 		{"answered 201", fmt.Sprint(f.created)},
@@ -332,7 +370,8 @@ func writeReliability(tb testing.TB, f faultFigures) {
 		{"failed otherwise", fmt.Sprint(f.otherFailures)},
 		{"lost (201 but not stored)", fmt.Sprint(f.lost)},
 		{"duplicates", fmt.Sprint(f.duplicates)},
-		{"committed without a 201 (answer lost with the killed node)", fmt.Sprint(f.committedWithout201)},
+		{"committed without a 201 (answer lost with the killed node, not retried)", fmt.Sprint(f.committedWithout201)},
+		{"retried on a survivor with the same Idempotency-Key (half the writers)", fmt.Sprintf("%d, all 201; %d answered with the task the killed leader had committed", f.retried, f.replayed)},
 		{"writes resumed (first 201 to a request sent after the kill)", fmt.Sprintf("%v after the kill (limit %v)", f.resume.Round(time.Millisecond), maxResume)},
 		{"tasks stored, same on both survivors", fmt.Sprint(f.tasks)},
 		{"after SIGTERM and restart of all three", fmt.Sprintf("%d tasks; same state hash: %v; same task JSON: %v", f.restartTasks, f.restartSameHash, f.restartSameTasks)},
