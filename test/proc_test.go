@@ -28,7 +28,8 @@ const startTimeout = 30 * time.Second
 // proc is one ittybit process (`ittybit server` or `ittybit dev`) started
 // by a test, with its output in a log file in its folder. Its addresses are
 // learned from its "server started" log line, so ports are bound by the
-// process itself (127.0.0.1:0) and never raced for; a restart reuses them.
+// process itself (127.0.0.1:0), not picked by the test and raced for; a
+// restart binds the same ones again.
 type proc struct {
 	name     string
 	args     []string // the command line, without --http and --raft

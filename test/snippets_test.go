@@ -21,14 +21,14 @@ const seedURL = "https://api.ittybit.com/tasks"
 
 // snippetRunner runs one language's snippets: the tool, how to check it is
 // usable, the prologue and epilogue around the seed's text (which print
-// the status and body as {"status": …, "data": …}), and the command line.
+// the status and body as {"status": …, "data": …}). The tool runs the
+// snippet file.
 type snippetRunner struct {
 	lang, ext, tool string
 	check           []string // a command that must succeed, besides LookPath
 	install         string   // what `make deps` installs for it
 	prologue        string
 	epilogue        string
-	args            func(file string) []string
 }
 
 var snippetRunners = []snippetRunner{
@@ -38,7 +38,6 @@ var snippetRunners = []snippetRunner{
 		// curl prints the body; the status goes on a line of its own after
 		// it, added by wrapping the command rather than editing the snippet.
 		prologue: "set -euo pipefail\ncurl() { command curl --silent --show-error --write-out '\\n%{http_code}\\n' \"$@\"; }\n",
-		args:     func(f string) []string { return []string{f} },
 	},
 	{
 		lang: "python", ext: ".py", tool: "python3", install: "python3 python3-requests",
@@ -47,13 +46,11 @@ var snippetRunners = []snippetRunner{
 		// the one thing supplied besides the URL.
 		prologue: "import json, os\napi_key = os.environ[\"ITTYBIT_API_KEY\"]\n",
 		epilogue: "\nprint(json.dumps({\"status\": res.status_code, \"data\": data}))\n",
-		args:     func(f string) []string { return []string{f} },
 	},
 	{
 		lang: "javascript", ext: ".mjs", tool: "node", install: "nodejs (18 or later, for fetch)",
 		check:    []string{"node", "-e", "if (typeof fetch !== 'function') { console.error('node ' + process.version + ' has no global fetch; Node 18 or later is needed'); process.exit(1) }"},
 		epilogue: "\nconsole.log(JSON.stringify({ status: res.status, data }));\n",
-		args:     func(f string) []string { return []string{f} },
 	},
 }
 
@@ -115,7 +112,7 @@ func runSnippet(tb testing.TB, r snippetRunner, file string) (int, []byte) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, r.tool, r.args(file)...)
+	cmd := exec.CommandContext(ctx, r.tool, file)
 	cmd.Env = append(os.Environ(), "ITTYBIT_API_KEY="+testAPIKey)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
