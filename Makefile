@@ -21,17 +21,23 @@ TOOLS   := $(CURDIR)/bin/tools
 # Package test binaries run side by side; each can take a while on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all deps build run demo test test-long bench lint fmt golden proto clean help
+.PHONY: all deps build run demo test test-long bench lint fmt golden proto reliability clean help
 
 all: lint test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install ffmpeg and ffprobe, and versitygw (the tests' S3 server), where missing
-	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
-		echo "installing ffmpeg (apt-get)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+deps: ## install what running and testing need where missing: ffmpeg; curl, python3-requests, nodejs for the seed's snippets; versitygw
+	@pkgs=""; \
+	{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || pkgs="$$pkgs ffmpeg"; \
+	command -v curl >/dev/null || pkgs="$$pkgs curl"; \
+	command -v python3 >/dev/null || pkgs="$$pkgs python3"; \
+	python3 -c 'import requests' 2>/dev/null || pkgs="$$pkgs python3-requests"; \
+	node -e 'process.exit(typeof fetch === "function" ? 0 : 1)' 2>/dev/null || pkgs="$$pkgs nodejs"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing$$pkgs (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
 	fi
 	@ffmpeg -hide_banner -version | head -1
 	@# go install puts versitygw in GOBIN or GOPATH/bin, often not on PATH;
@@ -84,6 +90,9 @@ proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get ins
 	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO_GRPC)
 	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugins/proto/encoder.proto
+
+reliability: deps ## rerun the leader-kill fault test and write its figures into RELIABILITY.md
+	$(GO) test -count=1 -run '^TestLeaderKill$$' -v ./test/ -update
 
 clean: ## remove build outputs and demo data
 	rm -rf bin data

@@ -15,27 +15,27 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 )
 
-// proc is a process as /proc shows it.
-type proc struct {
+// osProc is a process as /osProc shows it.
+type osProc struct {
 	pid, ppid int
 	comm      string
 	state     byte // 'Z' for a zombie: dead, not yet reaped
 }
 
-// processes reads every process of /proc.
-func processes(t *testing.T) map[int]proc {
+// processes reads every process of /osProc.
+func processes(t *testing.T) map[int]osProc {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	entries, err := os.ReadDir("/osProc")
 	if err != nil {
-		t.Skipf("no /proc: %v", err)
+		t.Skipf("no /osProc: %v", err)
 	}
-	out := map[int]proc{}
+	out := map[int]osProc{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		data, err := os.ReadFile(filepath.Join("/osProc", e.Name(), "stat"))
 		if err != nil {
 			continue // it just exited
 		}
@@ -50,14 +50,14 @@ func processes(t *testing.T) map[int]proc {
 			continue
 		}
 		ppid, _ := strconv.Atoi(fields[1])
-		out[pid] = proc{pid: pid, ppid: ppid, comm: s[open+1 : end], state: fields[0][0]}
+		out[pid] = osProc{pid: pid, ppid: ppid, comm: s[open+1 : end], state: fields[0][0]}
 	}
 	return out
 }
 
 // descendants returns the live processes below pid.
-func descendants(all map[int]proc, pid int) []proc {
-	var out []proc
+func descendants(all map[int]osProc, pid int) []osProc {
+	var out []osProc
 	for _, p := range all {
 		if p.ppid == pid && p.state != 'Z' {
 			out = append(out, p)
@@ -68,7 +68,7 @@ func descendants(all map[int]proc, pid int) []proc {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -109,8 +109,8 @@ func TestSIGKILLedCLILeavesNoProcess(t *testing.T) {
 	defer cmd.Process.Kill()
 
 	// Mid-encode: an ffmpeg runs under one of the plugin processes.
-	var tree []proc
-	waitFor(t, time.Minute, "an ffmpeg under a plugin of ittybit", func() bool {
+	var tree []osProc
+	pollUntil(t, time.Minute, "an ffmpeg under a plugin of ittybit", func() bool {
 		tree = descendants(processes(t), pid)
 		for _, p := range tree {
 			if p.comm == "ffmpeg" && p.ppid != pid {
@@ -133,7 +133,7 @@ func TestSIGKILLedCLILeavesNoProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	waitFor(t, 10*time.Second, "the plugins and ffmpeg to die", func() bool {
+	pollUntil(t, 10*time.Second, "the plugins and ffmpeg to die", func() bool {
 		all := processes(t)
 		for _, p := range tree {
 			if q, ok := all[p.pid]; ok && q.state != 'Z' && q.comm == p.comm {
@@ -144,7 +144,7 @@ func TestSIGKILLedCLILeavesNoProcess(t *testing.T) {
 	})
 	// Nothing anywhere still runs this test's ittybit binary.
 	for p := range processes(t) {
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/osProc/%d/cmdline", p))
 		if p != os.Getpid() && bytes.HasPrefix(cmdline, []byte(bin+"\x00")) {
 			if st := processes(t)[p]; st.state != 'Z' {
 				t.Errorf("process %d still runs %s", p, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))

@@ -10,6 +10,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,8 +115,10 @@ func (a *API) routes() {
 	a.route("GET /tasks", a.apiKey(a.leader(a.listTasks)))
 	a.route("GET /tasks/{id}", a.apiKey(a.leader(a.getTask)))
 	a.route("POST /tasks/{id}/cancel", a.apiKey(a.leader(a.cancelTask)))
+	// Other methods on these paths: 405 with the Allow header HTTP
+	// requires, from the routes above.
 	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel"} {
-		a.mux.Handle(p, a.handle(methodNotAllowed))
+		a.mux.Handle(p, a.handle(methodNotAllowed(a.allowed(p))))
 	}
 
 	a.route("GET /healthz", a.handle(a.healthz))
@@ -134,6 +138,24 @@ func (a *API) routes() {
 	}
 
 	a.mux.Handle("/", a.handle(notFound))
+}
+
+// allowed lists the methods of the public routes on path, for Allow: GET
+// routes answer HEAD too.
+func (a *API) allowed(path string) string {
+	var methods []string
+	for _, p := range a.patterns {
+		method, pp, _ := strings.Cut(p, " ")
+		if pp != path {
+			continue
+		}
+		methods = append(methods, method)
+		if method == http.MethodGet {
+			methods = append(methods, http.MethodHead)
+		}
+	}
+	sort.Strings(methods)
+	return strings.Join(methods, ", ")
 }
 
 // route registers a public route; openapi_test.go checks that the public

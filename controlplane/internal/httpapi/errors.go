@@ -58,6 +58,11 @@ func notFound(w http.ResponseWriter, r *http.Request) error {
 	return api.Errorf(api.KindNotFound, "no route "+r.Method+" "+r.URL.Path+"; see /openapi.json for the routes")
 }
 
-func methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
-	return api.Errorf(api.KindMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; see /openapi.json for the routes")
+// methodNotAllowed answers 405 for a path whose methods are allow (the
+// value of the Allow header).
+func methodNotAllowed(allow string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Allow", allow)
+		return api.Errorf(api.KindMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+	}
 }

@@ -12,13 +12,10 @@ import (
 // stored state; readers get a signed, expiring /files/ URL instead.
 const ManagedScheme = "managed://"
 
-// view completes a stored task for readers: the first step of a queued
-// task shows as queued, running steps carry the progress kept in the
-// leader's memory, and managed-storage URLs become signed URLs.
+// view completes a stored task for readers: running steps carry the
+// progress kept in the leader's memory, and managed-storage URLs become
+// signed URLs.
 func (a *API) view(r *http.Request, t *api.Task) {
-	if !t.Status.Finished() && len(t.Steps) > 0 && t.Steps[0].Status == api.StepWaiting {
-		t.Steps[0].Status = api.StepQueued
-	}
 	for i := range t.Steps {
 		s := &t.Steps[i]
 		if s.Status == api.StepProcessing && a.cfg.Scheduler != nil {

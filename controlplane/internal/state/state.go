@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
@@ -113,8 +114,11 @@ func liveRequest(txn *memdb.Txn, scope, key string, now int64) *Request {
 	return r
 }
 
+// ttl returns how long a key of scope is remembered: an hour for the
+// request ids servers make (scope "req" or "req:<api key id>"), a day for
+// client Idempotency-Keys ("idem:<api key id>").
 func ttl(scope string) int64 {
-	if scope == "req" {
+	if scope == "req" || strings.HasPrefix(scope, "req:") {
 		return RequestTTL
 	}
 	return IdempotencyTTL

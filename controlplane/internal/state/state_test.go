@@ -181,3 +181,30 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Error("restored an unknown snapshot version")
 	}
 }
+
+// TestRequestIDTTL: the request ids servers make (scope "req:<api key
+// id>", as the API writes it) are remembered for an hour, client
+// Idempotency-Keys ("idem:<api key id>") for a day.
+func TestRequestIDTTL(t *testing.T) {
+	s := New()
+	const apiKeyID = "0123456789ab"
+	r1 := CreateRequest{Task: newTask("a", encoders.KindVideo, 0), Scope: "req:" + apiKeyID, Key: "r1", BodyHash: "h"}
+	r2 := CreateRequest{Task: newTask("b", encoders.KindVideo, 0), Scope: "req:" + apiKeyID, Key: "r2", BodyHash: "h"}
+	idem := CreateRequest{Task: newTask("c", encoders.KindVideo, 0), Scope: "idem:" + apiKeyID, Key: "order-1", BodyHash: "h"}
+	s.CreateTasks(1, 0, []CreateRequest{r1, r2, idem})
+
+	hourLater := int64(RequestTTL)
+	retry := r1
+	retry.Task = newTask("d", encoders.KindVideo, hourLater)
+	if r := s.CreateTasks(2, hourLater, []CreateRequest{retry})[0]; r.Replayed {
+		t.Errorf("a request id an hour old still replays task %s", r.Task.ID)
+	}
+	if n := s.ExpireRequests(hourLater); n != 1 {
+		t.Errorf("an hour later %d keys expired, want 1 (request id r2)", n)
+	}
+	again := idem
+	again.Task = newTask("e", encoders.KindVideo, hourLater)
+	if r := s.CreateTasks(3, hourLater, []CreateRequest{again})[0]; !r.Replayed || r.Task.ID != "c" {
+		t.Errorf("an Idempotency-Key an hour old: got %+v, want a replay of c", r)
+	}
+}

@@ -96,7 +96,7 @@ type Meta struct {
 // client, or a request id the receiving server made so that a retry after
 // an ambiguous failure cannot create the task twice.
 type Request struct {
-	Scope     string `json:"scope"`     // "idem:<api key id>" or "req"
+	Scope     string `json:"scope"`     // "idem:<api key id>" or "req:<api key id>"
 	Key       string `json:"key"`       // the key itself
 	BodyHash  string `json:"body_hash"` // hash of the canonical request
 	TaskID    string `json:"task_id"`
