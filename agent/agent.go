@@ -224,7 +224,7 @@ func (a *Agent) register(ctx context.Context) error {
 // track of the agent, else wait a moment (and try another server).
 func (a *Agent) handleErr(ctx context.Context, what string, err error) {
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Kind == "unknown_node" {
+	if errors.As(err, &ae) && ae.Kind == api.KindUnknownNode {
 		a.mu.Lock()
 		a.registered = false
 		a.mu.Unlock()

@@ -26,7 +26,7 @@ func (a *Agent) execute(r *run) {
 	log.Info("step started")
 	start := time.Now()
 	out, opts, err := a.runStep(r.ctx, r)
-	rep := api.StepReport{Attempt: as.Attempt}
+	rep := api.StepReport{TaskID: as.TaskID, Attempt: as.Attempt}
 	switch {
 	case err == nil:
 		rep.Outcome = api.OutcomeCompleted
@@ -86,7 +86,7 @@ func (a *Agent) report(as api.Assignment, rep api.StepReport, log interface {
 		switch {
 		case err == nil:
 			return
-		case errors.As(err, &ae) && (ae.Kind == "stale_attempt" || ae.Kind == api.KindNotFound):
+		case errors.As(err, &ae) && (ae.Kind == api.KindStaleAttempt || ae.Kind == api.KindNotFound):
 			log.Warn("report refused: the step moved on", "kind", ae.Kind)
 			return
 		case ctx.Err() != nil:

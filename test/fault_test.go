@@ -419,4 +419,3 @@ func readFileOr(path, fallback string) string {
 	}
 	return string(data)
 }
-

@@ -6,10 +6,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 )
 
 // ittybitBin is the binary under test, built once by TestMain.
 var ittybitBin string
+
+// clips are the media the tests feed the pipeline, made on first use.
+var clips *encoderstest.Clips
 
 // TestMain builds cmd/ittybit into a temporary folder (not bin/, which
 // `make build` owns and stamps with a version), with -race when the tests
@@ -37,5 +42,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "go build ./cmd/ittybit:", err)
 		return 1
 	}
+	clips = encoderstest.NewClips()
+	defer clips.Close()
 	return m.Run()
 }

@@ -95,8 +95,6 @@ func TestSIGKILLedCLILeavesNoProcess(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	clips := encoderstest.NewClips()
-	defer clips.Close()
 	in := clips.Path(t, encoderstest.Long)
 
 	var stderr bytes.Buffer

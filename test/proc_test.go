@@ -85,7 +85,10 @@ func (p *proc) mustStart(tb testing.TB) {
 		httpAddr, raftAddr = p.HTTPAddr, p.RaftAddr
 	}
 	args := append([]string{}, p.args...)
-	args = append(args, "--http", httpAddr)
+	agent := args[0] == "agent"
+	if !agent {
+		args = append(args, "--http", httpAddr)
+	}
 	if args[0] == "server" {
 		args = append(args, "--raft", raftAddr)
 	}
@@ -126,7 +129,10 @@ func (p *proc) mustStart(tb testing.TB) {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if h, r, ok := p.boundAddrs(); ok {
+		if agent && p.logged("registered") {
+			return
+		}
+		if h, r, ok := p.boundAddrs(); ok && !agent {
 			p.HTTPAddr, p.RaftAddr = h, r
 			return
 		}
@@ -160,6 +166,15 @@ func (p *proc) boundAddrs() (httpAddr, raftAddr string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// logged reports whether the current log has a line with this message.
+func (p *proc) logged(msg string) bool {
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(data, []byte(`"msg":"`+msg+`"`))
 }
 
 func (p *proc) running() bool {

@@ -77,6 +77,9 @@ const (
 
 // StepReport is the body of POST /internal/steps/{id}/report.
 type StepReport struct {
+	// TaskID names the step's task, so that a report of a task that has
+	// ended is judged (and refused as stale) rather than not found.
+	TaskID  string `json:"task_id,omitempty"`
 	Attempt int    `json:"attempt"`
 	Outcome string `json:"outcome"`
 	// Completed: the step's output, and the options it resolved.

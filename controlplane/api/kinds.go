@@ -19,6 +19,10 @@ const (
 	KindRateLimited         = "rate_limited"
 	KindUnavailable         = "unavailable"
 	KindInternal            = "internal"
+	// Agent routes: the agent must register again; a report from an
+	// attempt that no longer holds its step.
+	KindUnknownNode  = "unknown_node"
+	KindStaleAttempt = "stale_attempt"
 )
 
 // Status returns the HTTP status of an error kind: the one table of the
@@ -31,11 +35,11 @@ func Status(kind string) int {
 		return http.StatusBadRequest
 	case KindTokenMissing, KindTokenInvalid:
 		return http.StatusUnauthorized
-	case KindNotFound:
+	case KindNotFound, KindUnknownNode:
 		return http.StatusNotFound
 	case KindMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case KindIdempotencyConflict, KindTaskFinished:
+	case KindIdempotencyConflict, KindTaskFinished, KindStaleAttempt:
 		return http.StatusConflict
 	case KindPayloadTooLarge:
 		return http.StatusRequestEntityTooLarge

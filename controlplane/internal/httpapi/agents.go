@@ -26,12 +26,6 @@ type Scheduler interface {
 	Nodes() []api.NodeInfo
 }
 
-// Agent error kinds (internal routes).
-const (
-	kindUnknownNode  = "unknown_node"
-	kindStaleAttempt = "stale_attempt"
-)
-
 // maxLongPoll caps how long an assignments request may wait; it stays
 // below the forward timeout so a forwarded poll always gets its answer.
 const maxLongPoll = 10 * time.Second
@@ -41,9 +35,9 @@ func (a *API) schedErr(err error) error {
 	case errors.Is(err, scheduler.ErrNotActive):
 		return errElsewhere
 	case errors.Is(err, scheduler.ErrUnknownNode):
-		return api.Errorf(kindUnknownNode, "this node is not registered with the leader; register again")
+		return api.Errorf(api.KindUnknownNode, "this node is not registered with the leader; register again")
 	case errors.Is(err, scheduler.ErrStale):
-		return api.Errorf(kindStaleAttempt, "the step is not held by this attempt any more (it was reassigned, cancelled or already reported); drop the result")
+		return api.Errorf(api.KindStaleAttempt, "the step is not held by this attempt any more (it was reassigned, cancelled or already reported); drop the result")
 	case errors.Is(err, scheduler.ErrNotFound):
 		return api.Errorf(api.KindNotFound, "no such step")
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -23,6 +24,9 @@ func (a *API) handle(h handlerFunc) http.Handler {
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away (an agent's long-poll, mostly)
+	}
 	var ae *api.Error
 	if !errors.As(err, &ae) {
 		ae = api.FromError(err)

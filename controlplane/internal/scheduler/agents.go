@@ -150,6 +150,9 @@ func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepRepo
 	}
 	d.mu.Unlock()
 	if taskID == "" {
+		taskID = rep.TaskID
+	}
+	if taskID == "" {
 		// No lease here: find the task to let the state judge the attempt.
 		t, ok := d.taskOfStep(stepID)
 		if !ok {

@@ -249,3 +249,21 @@ func TestRebuildOnLeadership(t *testing.T) {
 		t.Errorf("the confirmed lease was released: %v %v", p, ok)
 	}
 }
+
+func TestLateReportAfterTheTaskEnded(t *testing.T) {
+	d, st := mustDispatcher(t, Config{})
+	register(t, d, "a")
+	id := addTask(t, st, d, encoders.KindAudio, "")
+	var first api.Assignment
+	for i, step := range []string{"probe", "ingest", "audio", "upload"} {
+		a := poll(t, d, "a")
+		if i == 0 {
+			first = a
+		}
+		complete(t, d, a, `{"url":"s3://b/`+step+`"}`)
+	}
+	err := d.Report(context.Background(), first.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted, Output: json.RawMessage(`{}`)})
+	if !errors.Is(err, ErrStale) {
+		t.Fatalf("got %v, want ErrStale", err)
+	}
+}

@@ -1,0 +1,333 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/client"
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/storage"
+	"github.com/ittybit-oss/ittybit/storage/s3test"
+)
+
+// fleet is a cluster with agents, an S3 server and a file server.
+type fleet struct {
+	servers []*proc
+	agents  []*proc
+	s3      *s3test.Server
+	files   *httptest.Server
+	users   *client.Client
+	nodes   *client.Client
+}
+
+// schedFlags shorten agent liveness so that a dead agent is noticed in
+// seconds, not the production 15.
+var schedFlags = []string{"--min-heartbeat-ttl", "1s", "--heartbeat-grace", "1s", "--failover-ttl", "5s"}
+
+// mustFleet starts versitygw, a file server holding clips, three servers
+// and two agents, all on loopback, with managed storage in S3.
+func mustFleet(t *testing.T, clips map[string]string) *fleet {
+	t.Helper()
+	f := &fleet{s3: s3test.Start(t)}
+	for _, b := range []string{"managed", "inputs", "outputs"} {
+		f.s3.MakeBucket(t, b)
+	}
+	dir := t.TempDir()
+	for name, src := range clips {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.files = httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(f.files.Close)
+
+	cfg := f.s3.Config()
+	env := append(os.Environ(), "ITTYBIT_API_KEY="+testAPIKey, "ITTYBIT_NODE_TOKEN="+testNodeToken,
+		"AWS_ACCESS_KEY_ID="+f.s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+f.s3.SecretKey, "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL_S3="+cfg.Endpoint, "ITTYBIT_S3_PATH_STYLE=true")
+	server := func(name string, extra ...string) *proc {
+		p := &proc{name: name, dir: t.TempDir(), env: env}
+		p.args = append([]string{"server", "--node-id", name, "--data", p.DataDir(), "--allow-private-inputs",
+			"--storage", "s3://managed/ittybit"}, append(schedFlags, extra...)...)
+		p.mustStart(t)
+		return p
+	}
+	a := server("a", "--bootstrap")
+	mustReady(t, a)
+	f.servers = []*proc{a, server("b", "--join", a.URL()), server("c", "--join", a.URL())}
+	var urls []string
+	for _, s := range f.servers {
+		urls = append(urls, "--server", s.URL())
+	}
+	for _, name := range []string{"x", "y"} {
+		p := &proc{name: name, dir: t.TempDir(), env: env}
+		p.args = append([]string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", "s3://managed/ittybit",
+			"--allow-private-inputs", "--slots", "2"}, urls...)
+		p.mustStart(t)
+		f.agents = append(f.agents, p)
+	}
+	f.users = client.New(f.servers[1].URL(), testAPIKey)
+	f.nodes = client.New(f.servers[2].URL(), testNodeToken)
+	waitFor(t, "two ready agents", time.Minute, func() error {
+		nodes, err := f.nodes.Nodes(context.Background())
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, n := range nodes {
+			if n.Status == "ready" {
+				ready++
+			}
+		}
+		if ready != 2 {
+			return fmt.Errorf("%d ready: %+v", ready, nodes)
+		}
+		return nil
+	})
+	return f
+}
+
+// wait polls a task until it ends.
+func (f *fleet) wait(t *testing.T, id string, timeout time.Duration) *api.Task {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	task, err := f.users.Wait(ctx, id, 200*time.Millisecond, nil)
+	if err != nil {
+		t.Fatalf("wait for %s: %v", id, err)
+	}
+	return task
+}
+
+// fetch brings a task's output to a local file: a signed managed-storage
+// URL over HTTP, or an s3:// object from the S3 server.
+func (f *fleet) fetch(t *testing.T, url, dst string) {
+	t.Helper()
+	if strings.HasPrefix(url, "s3://") {
+		cl, err := storage.NewS3(context.Background(), f.s3.Config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Download(context.Background(), url, dst, 0); err != nil {
+			t.Fatalf("download %s: %v", url, err)
+		}
+		return
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := out.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPipeline runs the seed's five examples and an s3:// input through 3
+// servers and 2 agents, and checks every result with ffprobe.
+func TestPipeline(t *testing.T) {
+	f := mustFleet(t, map[string]string{"upload.mov": clips.Path(t, encoderstest.SmallHD)})
+	in := f.files.URL + "/upload.mov"
+	cl, err := storage.NewS3(context.Background(), f.s3.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Upload(context.Background(), clips.Path(t, encoderstest.SmallHD), "s3://inputs/sources/clip.mov"); err != nil {
+		t.Fatal(err)
+	}
+	type check struct {
+		codec         string
+		width, height int
+		duration      float64
+	}
+	cases := []struct {
+		name string
+		req  string
+		want check
+	}{
+		{"video", `{"input":%q,"kind":"video","options":{"width":1280,"height":720,"format":"mp4","quality":"high"}}`, check{"h264", 1280, 720, 6}},
+		{"audio", `{"input":%q,"kind":"audio","options":{"format":"mp3","quality":"high"}}`, check{"mp3", 0, 0, 6}},
+		{"image", `{"input":%q,"kind":"image","options":{"start":5,"format":"webp","width":640}}`, check{"webp", 640, 360, 0}},
+		{"adaptive", `{"input":%q,"kind":"adaptive_video","options":{"format":"hls","quality":"high"}}`, check{"h264", 480, 270, 6}},
+		{"s3 output", `{"input":%q,"kind":"video","output":"s3://outputs/processed/video.mp4"}`, check{"h264", 480, 270, 6}},
+		{"s3 input", `{"input":"s3://inputs/sources/clip.mov","kind":"video","options":{"width":320,"codec":"vp9"}}`, check{"vp9", 320, 180, 6}},
+	}
+	ids := make([]string, len(cases))
+	var wg sync.WaitGroup
+	for i, tc := range cases {
+		body := tc.req
+		if strings.Contains(body, "%q") {
+			body = fmt.Sprintf(body, in)
+		}
+		var req api.CreateTaskRequest
+		if err := json.Unmarshal([]byte(body), &req); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			task, err := f.users.Create(context.Background(), req, client.CreateOptions{})
+			if err != nil {
+				t.Errorf("%s: create: %v", tc.name, err)
+				return
+			}
+			ids[i] = task.ID
+		}()
+	}
+	wg.Wait()
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if ids[i] == "" {
+				t.Skip("not created")
+			}
+			task := f.wait(t, ids[i], 4*time.Minute)
+			if task.Status != api.TaskCompleted || task.Output == nil {
+				t.Fatalf("task %s: %s %+v", task.ID, task.Status, task.Error)
+			}
+			for _, s := range task.Steps {
+				if s.Status != api.StepCompleted || s.StartedAt == nil || s.FinishedAt == nil || len(s.Output) == 0 || s.Node == nil || s.Attempt < 1 {
+					t.Errorf("step %s: status %s started %v finished %v node %v attempt %d output %s", s.Kind, s.Status, s.StartedAt, s.FinishedAt, s.Node, s.Attempt, s.Output)
+				}
+			}
+			var enc struct{ Encoder string }
+			if json.Unmarshal(task.Steps[2].Options, &enc); enc.Encoder == "" {
+				t.Errorf("encode step options lack the encoder: %s", task.Steps[2].Options)
+			}
+			if strings.HasPrefix(tc.req, `{"input":%q,"kind":"video","output"`) && *task.Output != "s3://outputs/processed/video.mp4" {
+				t.Errorf("output %s, want the requested s3:// URL", *task.Output)
+			}
+			local := filepath.Join(t.TempDir(), "result")
+			var r encoderstest.Report
+			if tc.name == "adaptive" {
+				// ffprobe reads the master playlist over HTTP: the renditions
+				// resolve relative to the signed URL.
+				r = encoderstest.Probe(t, *task.Output)
+			} else {
+				f.fetch(t, *task.Output, local)
+				r = encoderstest.Probe(t, local)
+			}
+			s := r.Video()
+			if tc.want.width == 0 {
+				s = r.Audio()
+			}
+			if s == nil || s.CodecName != tc.want.codec || s.Width != tc.want.width || s.Height != tc.want.height {
+				t.Errorf("result: %+v, want %s %dx%d", s, tc.want.codec, tc.want.width, tc.want.height)
+			}
+			if tc.want.duration > 0 && math.Abs(r.Duration()-tc.want.duration) > 0.15 {
+				t.Errorf("duration %.3f, want %.1f", r.Duration(), tc.want.duration)
+			}
+		})
+	}
+}
+
+// TestAgentKilledMidEncode kills the agent running an encode: the step runs
+// again on the other agent, the task completes, nothing partial appears at
+// the destination, and the dead agent's late report is refused.
+func TestAgentKilledMidEncode(t *testing.T) {
+	f := mustFleet(t, map[string]string{"long.mov": clips.Path(t, encoderstest.Long)})
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: f.files.URL + "/long.mov", Output: "s3://outputs/killed/video.webm",
+		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityVeryHigh}}
+	task, err := f.users.Create(context.Background(), req, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *proc
+	var first api.Step
+	waitFor(t, "the encode to be under way", 2*time.Minute, func() error {
+		cur, err := f.users.Get(context.Background(), task.ID)
+		if err != nil {
+			return err
+		}
+		s := cur.Steps[2]
+		if s.Status != api.StepProcessing || s.Node == nil || s.Progress == nil || *s.Progress <= 0 {
+			return fmt.Errorf("encode step %s progress %v", s.Status, s.Progress)
+		}
+		first = s
+		for _, a := range f.agents {
+			if a.name == *s.Node {
+				victim = a
+			}
+		}
+		return nil
+	})
+	listOut := func() []string {
+		out, err := f.s3.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("outputs"), Prefix: aws.String("killed/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range out.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+		return keys
+	}
+	if keys := listOut(); len(keys) != 0 {
+		t.Fatalf("objects at the destination while encoding: %v", keys)
+	}
+	victim.Kill(t)
+	t.Logf("killed agent %s during attempt %d of the encode", victim.name, first.Attempt)
+
+	final := f.wait(t, task.ID, 4*time.Minute)
+	if final.Status != api.TaskCompleted {
+		t.Fatalf("task %s: %+v", final.Status, final.Error)
+	}
+	enc := final.Steps[2]
+	if enc.Attempt <= first.Attempt || enc.Node == nil || *enc.Node == victim.name {
+		t.Errorf("encode step: attempt %d on %v, want a later attempt on the other agent", enc.Attempt, enc.Node)
+	}
+	if keys := listOut(); len(keys) != 1 || keys[0] != "killed/video.webm" {
+		t.Errorf("destination holds %v, want only killed/video.webm", keys)
+	}
+	local := filepath.Join(t.TempDir(), "video.webm")
+	f.fetch(t, "s3://outputs/killed/video.webm", local)
+	if v := encoderstest.Probe(t, local).Video(); v == nil || v.CodecName != "av1" || v.Width != 640 {
+		t.Errorf("result %+v", v)
+	}
+
+	// The dead agent's report of its attempt arrives late: refused.
+	body := fmt.Sprintf(`{"task_id":%q,"attempt":%d,"outcome":"completed","output":{"object":"file","url":"s3://outputs/forged.webm"}}`, task.ID, first.Attempt)
+	req2, _ := http.NewRequest("POST", f.servers[0].URL()+"/internal/steps/"+first.ID+"/report", strings.NewReader(body))
+	req2.Header.Set("Authorization", "Bearer "+testNodeToken)
+	resp, err := http.DefaultClient.Do(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("late report of attempt %d: %s %s, want 409", first.Attempt, resp.Status, msg)
+	}
+	after, _ := f.users.Get(context.Background(), task.ID)
+	if after.Status != api.TaskCompleted || *after.Output != "s3://outputs/killed/video.webm" || after.Steps[0].Attempt != final.Steps[0].Attempt ||
+		after.Steps[2].Attempt != final.Steps[2].Attempt || after.UpdatedAt != final.UpdatedAt {
+		t.Errorf("the late report changed the task")
+	}
+}
