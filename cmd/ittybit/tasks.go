@@ -175,14 +175,21 @@ func waitAndPrint(ctx context.Context, c *client.Client, id string, stdout, stde
 	return taskErr(t)
 }
 
-// follow polls a task until it ends, feeding its running step's progress
-// to the display.
+// follow polls a task until it ends, feeding its steps' progress to the
+// display: the running step's, and 100% for each step as it completes.
 func follow(ctx context.Context, c *client.Client, id string, stderr io.Writer, quiet bool) (*api.Task, error) {
 	display := newProgressDisplay(stderr, quiet)
 	defer display.done()
+	finished := map[string]bool{}
 	return c.Wait(ctx, id, 250*time.Millisecond, func(t *api.Task) {
 		for _, s := range t.Steps {
-			if s.Status == api.StepProcessing || s.Status == api.StepQueued {
+			switch s.Status {
+			case api.StepCompleted:
+				if !finished[s.Kind] {
+					finished[s.Kind] = true
+					display.update(s.Kind, encoders.Progress{Fraction: 1})
+				}
+			case api.StepProcessing:
 				p := 0.0
 				if s.Progress != nil {
 					p = *s.Progress
