@@ -97,6 +97,7 @@ are accepted too. The node token also authenticates joins.`,
 // the defaults suit fleets; tests shorten them.
 type schedTiming struct {
 	minTTL, grace, failover, stall time.Duration
+	pprof                          string
 }
 
 func (t *schedTiming) flags(cmd *cobra.Command) {
@@ -105,7 +106,8 @@ func (t *schedTiming) flags(cmd *cobra.Command) {
 	fl.DurationVar(&t.grace, "heartbeat-grace", 0, "extra time before an agent is declared down (default 5s)")
 	fl.DurationVar(&t.failover, "failover-ttl", 0, "heartbeat TTL right after a leader change (default 30s)")
 	fl.DurationVar(&t.stall, "stall-timeout", 0, "fail a running step without progress for this long (default 10m)")
-	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout"} {
+	fl.StringVar(&t.pprof, "pprof", "", "serve Go's profiler on this address")
+	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "pprof"} {
 		_ = fl.MarkHidden(n)
 	}
 }
@@ -154,6 +156,11 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 		logger.Warn("inputs on loopback and private networks are allowed (--allow-private-inputs)")
 	}
 	timing.apply(&cfg)
+	stopPprof, err := servePprof(timing.pprof, logger)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	spec := f.Storage
 	if spec == "" {
 		spec = filepath.Join(f.Data, "files")

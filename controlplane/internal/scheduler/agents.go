@@ -41,7 +41,6 @@ func (d *Dispatcher) Register(ctx context.Context, reg api.NodeRegistration) (ap
 	for _, l := range ns.running {
 		lost = append(lost, failUpdate(l, now, "stalled", "node "+reg.Name+" restarted", true, d.cfg.Backoff(1)))
 	}
-	d.updateGauges()
 	d.log.Info("node registered", "node_id", reg.Name, "slots", slots, "capabilities", len(reg.Capabilities))
 	if len(lost) > 0 {
 		go func() { _, _ = d.commitReports(context.Background(), lost) }()
@@ -93,7 +92,6 @@ func (d *Dispatcher) Heartbeat(name string, hb api.Heartbeat) (api.HeartbeatRepl
 	}
 	if hb.Draining && ns.node.Status == state.NodeReady {
 		ns.node.Status = state.NodeDraining
-		d.updateGauges()
 	}
 	t := d.timing(ns)
 	return api.HeartbeatReply{IntervalMillis: t.IntervalMillis, TTLMillis: t.TTLMillis, Cancel: cancel}, nil
@@ -219,7 +217,6 @@ func (d *Dispatcher) Drain(ctx context.Context, name string) error {
 		return ErrUnknownNode
 	}
 	ns.node.Status = state.NodeDraining
-	d.updateGauges()
 	d.mu.Unlock()
 	return d.cfg.Store.SetNodeStatus(ctx, name, state.NodeDraining, d.cfg.Now().UnixMilli())
 }
@@ -235,7 +232,6 @@ func (d *Dispatcher) TasksCreated(ids []string) {
 				d.track(t, now)
 			}
 		}
-		d.updateGauges()
 	}
 	d.mu.Unlock()
 	d.Kick()
@@ -250,7 +246,7 @@ func (d *Dispatcher) TaskCancelled(t *state.Task) {
 		return
 	}
 	for _, s := range t.Steps {
-		delete(d.ready, s.ID)
+		d.ready.remove(s.ID)
 		if l := d.leases[s.ID]; l != nil {
 			d.cancelled[s.ID] = l.node
 			delete(d.leases, s.ID)
@@ -259,7 +255,6 @@ func (d *Dispatcher) TaskCancelled(t *state.Task) {
 			}
 		}
 	}
-	d.updateGauges()
 }
 
 // Progress returns a running step's progress, kept in the leader's memory.

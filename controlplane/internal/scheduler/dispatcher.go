@@ -68,7 +68,7 @@ type Dispatcher struct {
 
 	mu     sync.Mutex
 	active bool
-	ready  map[string]Ready      // step id → step
+	ready  *queue                // steps that can run, oldest first
 	nodes  map[string]*nodeState // by name
 	leases map[string]*lease     // step id → lease
 	// progress of running steps, by step id
@@ -124,7 +124,11 @@ func New(cfg Config) *Dispatcher {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "scheduler"), kick: make(chan struct{}, 1)}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "scheduler"), kick: make(chan struct{}, 1)}
+	cfg.Metrics.mu.Lock()
+	cfg.Metrics.source = d.gauges
+	cfg.Metrics.mu.Unlock()
+	return d
 }
 
 // Kick asks for a scheduling pass soon.
@@ -146,7 +150,7 @@ func (d *Dispatcher) ttl(nodes int) time.Duration {
 func (d *Dispatcher) Run(ctx context.Context) {
 	d.rebuild()
 	defer d.deactivate()
-	d.log.Info("scheduler active", "ready", len(d.ready), "running", len(d.leases), "nodes", len(d.nodes))
+	d.log.Info("scheduler active", "ready", d.ready.len(), "running", len(d.leases), "nodes", len(d.nodes))
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -167,7 +171,7 @@ func (d *Dispatcher) rebuild() {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.ready, d.nodes, d.leases, d.cancelled = map[string]Ready{}, map[string]*nodeState{}, map[string]*lease{}, map[string]string{}
+	d.ready, d.nodes, d.leases, d.cancelled = newQueue(), map[string]*nodeState{}, map[string]*lease{}, map[string]string{}
 	for _, n := range st.Nodes() {
 		if n.Status == state.NodeDown {
 			continue
@@ -177,8 +181,8 @@ func (d *Dispatcher) rebuild() {
 	for _, t := range st.ActiveTasks() {
 		d.track(t, now)
 	}
+	d.ready.sortByReady()
 	d.active = true
-	d.updateGauges()
 }
 
 // track adds a task's current step to the queue or to the leases.
@@ -191,7 +195,7 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 	s := t.Steps[i]
 	switch s.Status {
 	case api.StepWaiting, api.StepQueued:
-		d.ready[s.ID] = readyOf(t, i)
+		d.ready.push(readyOf(t, i))
 	case api.StepProcessing:
 		node := ""
 		if s.Node != nil {
@@ -243,7 +247,6 @@ func (d *Dispatcher) deactivate() {
 		close(ns.wake) // release long-polls: they retry on the new leader
 	}
 	d.ready, d.nodes, d.leases = nil, nil, nil
-	d.cfg.Metrics.resetGauges()
 }
 
 // Active reports whether this dispatcher leads.

@@ -1,30 +1,37 @@
 package scheduler
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 )
 
 // Metrics are the scheduler's Prometheus metrics (names per CONTRACT.md).
+// The queue and node gauges are read from the dispatcher when Prometheus
+// scrapes, so that scheduling never pays for them.
 type Metrics struct {
-	QueueDepth    *prometheus.GaugeVec
 	StepWait      prometheus.Histogram
 	StepDuration  *prometheus.HistogramVec
-	Nodes         *prometheus.GaugeVec
 	TasksFinished *prometheus.CounterVec
 	StepFailures  *prometheus.CounterVec
+
+	queueDesc, nodesDesc *prometheus.Desc
+	mu                   sync.Mutex
+	source               func() (queue, nodes map[string]float64)
 }
 
 // encodeBuckets span sub-second probes to multi-hour encodes.
 var encodeBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400}
 
+// stepKinds label the queue gauge, so that every kind is present from the
+// start.
+var stepKinds = []string{"probe", "ingest", "video", "audio", "image", "adaptive_video", "upload"}
+
 // NewMetrics makes the metrics and registers them with reg (when not nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ittybit_queue_depth", Help: "Steps ready to run and waiting for a node, by step kind.",
-		}, []string{"step_kind"}),
 		StepWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ittybit_step_wait_seconds", Help: "Time from a step becoming queued to its being assigned (processing).",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
@@ -33,49 +40,65 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ittybit_step_duration_seconds", Help: "Time steps ran, from assignment to completion, by step kind and encoder.",
 			Buckets: encodeBuckets,
 		}, []string{"step_kind", "encoder"}),
-		Nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ittybit_nodes", Help: "Agents known to the leader, by state (ready, draining, down).",
-		}, []string{"state"}),
 		TasksFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ittybit_tasks_finished_total", Help: "Tasks that ended, by kind and final status.",
 		}, []string{"kind", "status"}),
 		StepFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ittybit_step_failures_total", Help: "Failed step attempts, by step kind and error kind (retried or final).",
 		}, []string{"step_kind", "error_kind"}),
+		queueDesc: prometheus.NewDesc("ittybit_queue_depth", "Steps ready to run and waiting for a node, by step kind (0 on followers).", []string{"step_kind"}, nil),
+		nodesDesc: prometheus.NewDesc("ittybit_nodes", "Agents known to the leader, by state: ready, draining, down (0 on followers).", []string{"state"}, nil),
 	}
 	if reg != nil {
-		reg.MustRegister(m.QueueDepth, m.StepWait, m.StepDuration, m.Nodes, m.TasksFinished, m.StepFailures)
+		reg.MustRegister(m.StepWait, m.StepDuration, m.TasksFinished, m.StepFailures, m)
 	}
 	return m
 }
 
-// resetGauges zeroes the gauges on a node that stops leading, so that only
-// the leader reports the queue and the fleet.
-func (m *Metrics) resetGauges() {
-	m.QueueDepth.Reset()
-	m.Nodes.Reset()
+// Describe implements prometheus.Collector for the gauges.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.queueDesc
+	ch <- m.nodesDesc
 }
 
-// updateGauges sets the queue and node gauges. Callers hold d.mu.
-func (d *Dispatcher) updateGauges() {
-	m := d.cfg.Metrics
-	m.QueueDepth.Reset()
-	for _, k := range []string{"probe", "ingest", "video", "audio", "image", "adaptive_video", "upload"} {
-		m.QueueDepth.WithLabelValues(k).Set(0)
+// Collect implements prometheus.Collector: the gauges, as the dispatcher
+// sees them now.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	src := m.source
+	m.mu.Unlock()
+	queue, nodes := map[string]float64{}, map[string]float64{}
+	if src != nil {
+		queue, nodes = src()
 	}
-	for _, r := range d.ready {
-		m.QueueDepth.WithLabelValues(r.Kind).Inc()
+	for _, k := range stepKinds {
+		ch <- prometheus.MustNewConstMetric(m.queueDesc, prometheus.GaugeValue, queue[k], k)
 	}
-	counts := map[state.NodeStatus]int{state.NodeReady: 0, state.NodeDraining: 0, state.NodeDown: 0}
+	for _, s := range []state.NodeStatus{state.NodeReady, state.NodeDraining, state.NodeDown} {
+		ch <- prometheus.MustNewConstMetric(m.nodesDesc, prometheus.GaugeValue, nodes[string(s)], string(s))
+	}
+}
+
+// gauges counts the ready queue by step kind and the agents by state; a
+// dispatcher that does not lead reports nothing.
+func (d *Dispatcher) gauges() (queue, nodes map[string]float64) {
+	queue, nodes = map[string]float64{}, map[string]float64{}
+	recorded := d.cfg.Store.State().Nodes()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.active {
+		return queue, nodes
+	}
+	for _, r := range d.ready.items {
+		queue[r.Kind]++
+	}
 	for _, ns := range d.nodes {
-		counts[ns.node.Status]++
+		nodes[string(ns.node.Status)]++
 	}
-	for _, n := range d.cfg.Store.State().Nodes() {
+	for _, n := range recorded {
 		if _, live := d.nodes[n.Name]; !live {
-			counts[state.NodeDown]++
+			nodes[string(state.NodeDown)]++
 		}
 	}
-	for s, c := range counts {
-		m.Nodes.WithLabelValues(string(s)).Set(float64(c))
-	}
+	return queue, nodes
 }

@@ -14,17 +14,14 @@ import (
 func (d *Dispatcher) schedule(ctx context.Context) {
 	now := d.cfg.Now()
 	d.mu.Lock()
-	if !d.active || len(d.ready) == 0 {
+	if !d.active || d.ready.len() == 0 {
 		d.mu.Unlock()
 		return
 	}
-	ready := make([]Ready, 0, len(d.ready))
-	for _, r := range d.ready {
-		ready = append(ready, r)
-	}
 	views := make([]NodeView, 0, len(d.nodes))
+	free := 0
 	for _, ns := range d.nodes {
-		if ns.node.Status != state.NodeReady {
+		if ns.node.Status != state.NodeReady || ns.node.Slots <= len(ns.running) {
 			continue
 		}
 		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities,
@@ -35,7 +32,15 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 			}
 		}
 		views = append(views, v)
+		free += v.Free
 	}
+	if free == 0 {
+		d.mu.Unlock()
+		return
+	}
+	// The oldest steps some node can take: a few more than the free
+	// slots, so that steps held to one node do not starve the others.
+	ready := d.ready.candidates(now.UnixMilli(), 4*free+16, supportedBy(views))
 	placements := Place(ready, views, now.UnixMilli())
 	if len(placements) == 0 {
 		d.mu.Unlock()
@@ -44,7 +49,7 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 	// Out of the queue while the leases commit, so no second pass places
 	// them again.
 	for _, p := range placements {
-		delete(d.ready, p.StepID)
+		d.ready.remove(p.StepID)
 	}
 	d.mu.Unlock()
 
@@ -63,7 +68,7 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 		// Not committed (or unknown): back to the queue; a rebuild on the
 		// next leader reads the truth from the log.
 		for _, p := range placements {
-			d.ready[p.StepID] = p.Ready
+			d.ready.push(p.Ready)
 		}
 		d.log.Warn("commit assignments", "err", err, "count", len(placements))
 		return
@@ -88,7 +93,6 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 		ns.pending = append(ns.pending, api.Assignment{TaskID: p.TaskID, StepID: p.StepID, Step: p.Kind, Attempt: p.Attempt + 1, Task: r.Task.Task})
 		ns.signal()
 	}
-	d.updateGauges()
 }
 
 // signal wakes the node's long-poll.
@@ -134,11 +138,8 @@ func (d *Dispatcher) checkTimers(ctx context.Context) {
 			d.cancelled[l.stepID] = l.node
 		}
 	}
-	for _, r := range d.ready {
-		if r.NotBefore > 0 && r.NotBefore <= now.UnixMilli() {
-			d.Kick() // a backoff ended
-			break
-		}
+	if d.ready.len() > 0 {
+		d.Kick() // a backoff may have ended; a pass with nothing to place is cheap
 	}
 	d.mu.Unlock()
 
@@ -199,7 +200,6 @@ func (d *Dispatcher) commitReports(ctx context.Context, ups []state.StepUpdate) 
 		d.observeDone(u, r.Task, l)
 		d.track(r.Task, now)
 	}
-	d.updateGauges()
 	d.Kick()
 	return res, nil
 }

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Credentials of the processes the benchmarks start.
+const (
+	apiKey    = "bench-api-key"
+	nodeToken = "bench-node-token"
+)
+
+// env is what every benchmark shares: the binary, a work folder, clips.
+type env struct {
+	dir    string
+	bin    string
+	ffmpeg string // ffmpeg's version line
+	clips  map[string]string
+}
+
+func newEnv(ctx context.Context, dir string) (*env, error) {
+	e := &env{dir: dir, bin: filepath.Join(dir, "ittybit"), clips: map[string]string{}}
+	build := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "./cmd/ittybit")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("go build: %w (run from the repository root)", err)
+	}
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("ffmpeg: %w", err)
+	}
+	e.ffmpeg = strings.SplitN(string(out), "\n", 2)[0]
+	return e, nil
+}
+
+// clip returns a 1080p30 test clip with sound of the given length.
+func (e *env) clip(ctx context.Context, seconds int) (string, error) {
+	name := fmt.Sprintf("clip%ds.mov", seconds)
+	if p, ok := e.clips[name]; ok {
+		return p, nil
+	}
+	p := filepath.Join(e.dir, "clips", name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return "", err
+	}
+	d := strconv.Itoa(seconds)
+	// testsrc2 with noise: a picture that costs an encoder something, as
+	// camera footage does (a clean test pattern encodes unrealistically fast).
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration="+d+",noise=alls=12:allf=t",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
+		"-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", p)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("make clip: %v: %s", err, out)
+	}
+	e.clips[name] = p
+	return p, nil
+}
+
+// proc is an ittybit process started by a benchmark.
+type proc struct {
+	cmd  *exec.Cmd
+	log  string
+	url  string
+	done chan struct{}
+}
+
+// start runs `ittybit args…` with the benchmark credentials and waits for
+// its "server started" or "registered" log line.
+func (e *env) start(ctx context.Context, name string, extraEnv []string, args ...string) (*proc, error) {
+	p := &proc{log: filepath.Join(e.dir, name+".log"), done: make(chan struct{})}
+	f, err := os.Create(p.log)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p.cmd = exec.Command(e.bin, args...)
+	p.cmd.Env = append(append(os.Environ(), "ITTYBIT_API_KEY="+apiKey, "ITTYBIT_NODE_TOKEN="+nodeToken), extraEnv...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if addr, ok := logField(p.log, "server started", "http"); ok {
+			p.url = "http://" + addr
+			return p, nil
+		}
+		if _, ok := logField(p.log, "registered", "msg"); ok {
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited: see %s", name, p.log)
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p.stop()
+	return nil, fmt.Errorf("%s did not start: see %s", name, p.log)
+}
+
+// logField finds the first JSON log line with this msg and returns a field.
+func logField(path, msg, field string) (string, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
+			v, _ := line[field].(string)
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// waitReady polls /readyz.
+func (p *proc) waitReady(ctx context.Context) error {
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return fmt.Errorf("process exited: see %s", p.log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (p *proc) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// fileServer serves a folder on loopback until ctx ends.
+func fileServer(ctx context.Context, dir string) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go srv.Serve(ln)
+	go func() { <-ctx.Done(); srv.Close() }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// procStats reads a process's CPU seconds and peak RSS from /proc.
+func procStats(pid int) (cpu float64, peakRSS int64) {
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(data)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(fields) > 12 {
+			ut, _ := strconv.ParseFloat(fields[11], 64)
+			st, _ := strconv.ParseFloat(fields[12], 64)
+			cpu = (ut + st) / 100 // clock ticks (USER_HZ is 100 on Linux)
+		}
+	}
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &peakRSS)
+				peakRSS *= 1024
+			}
+		}
+	}
+	return cpu, peakRSS
+}

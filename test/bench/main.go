@@ -1,0 +1,127 @@
+// Command bench measures ittybit beside its anchors and writes
+// BENCHMARKS.md: the overhead of a task against bare ffmpeg, API write
+// throughput against a raw hashicorp/raft cluster, dispatch latency, fleet
+// scale with simulated agents, and software encoder throughput. `make
+// bench` runs it; it is never part of `make test`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// config are the knobs of a run; the defaults fit `make bench` on a
+// 2-core machine in about ten minutes.
+type config struct {
+	out       string
+	only      string
+	runs      int
+	clipSecs  int
+	window    time.Duration
+	dispatchN int
+	agents    int
+	tasks     int
+	stepTime  time.Duration
+	encSecs   int
+}
+
+func run(ctx context.Context, args []string) error {
+	var c config
+	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fl.StringVar(&c.out, "out", "BENCHMARKS.md", "where to write the report")
+	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders")
+	fl.IntVar(&c.runs, "runs", 5, "runs of each side of the overhead comparison")
+	fl.IntVar(&c.clipSecs, "clip-seconds", 10, "length of the 1080p30 clip of the overhead test")
+	fl.DurationVar(&c.window, "window", 8*time.Second, "how long each throughput measurement posts")
+	fl.IntVar(&c.dispatchN, "dispatch-steps", 1000, "steps measured for dispatch latency")
+	fl.IntVar(&c.agents, "agents", 1000, "simulated agents in the fleet test")
+	fl.IntVar(&c.tasks, "tasks", 100000, "tasks in the fleet test")
+	fl.DurationVar(&c.stepTime, "step-time", 20*time.Millisecond, "how long a simulated agent takes per step")
+	fl.IntVar(&c.encSecs, "encoder-seconds", 4, "length of the clip of the encoder table")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	want := func(name string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+name+",") }
+
+	work, err := os.MkdirTemp("", "ittybit-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	e, err := newEnv(ctx, work)
+	if err != nil {
+		return err
+	}
+	rep := &report{started: time.Now(), machine: machine(), ffmpeg: e.ffmpeg}
+	type stage struct {
+		name string
+		fn   func(context.Context, *env, config, *report) error
+	}
+	for _, s := range []stage{
+		{"overhead", benchOverhead},
+		{"throughput", benchThroughput},
+		{"dispatch", benchDispatch},
+		{"fleet", benchFleet},
+		{"encoders", benchEncoders},
+	} {
+		if !want(s.name) {
+			continue
+		}
+		start := time.Now()
+		fmt.Fprintf(os.Stderr, "== %s\n", s.name)
+		if err := s.fn(ctx, e, c, rep); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "   %s done in %s\n", s.name, time.Since(start).Round(time.Second))
+	}
+	rep.finished = time.Now()
+	fmt.Print(rep.table())
+	if c.only != "" {
+		return nil // a partial run does not replace the report
+	}
+	md := rep.markdown(strings.Join(os.Args, " "))
+	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(c.out)
+	fmt.Fprintf(os.Stderr, "wrote %s\n", abs)
+	return nil
+}
+
+// machine describes where the figures were measured.
+func machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(data), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
+	}
+	return fmt.Sprintf("%d × %s%s, %s/%s, %s", runtime.NumCPU(), cpu, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
