@@ -69,9 +69,8 @@ test-long: deps ## the tests, then each fuzz target for a while
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./encoders/probe/
 	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime 60s ./encoders/ffmpeg/
 
-bench: deps ## measure: our wrapper against bare ffmpeg, argument building, dispatch latency
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./encoders/...
-	$(GO) test -run '^$$' -bench DispatchLatency -benchtime 1000x ./controlplane/server/
+bench: deps ## measure against the anchors (bare ffmpeg, raw Raft); prints a table and writes BENCHMARKS.md (about 10 minutes)
+	$(GO) run ./test/bench -out BENCHMARKS.md
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

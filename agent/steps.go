@@ -224,7 +224,7 @@ func (a *Agent) ingest(ctx context.Context, as api.Assignment) (encoders.File, e
 		}
 	}
 	key := "tasks/" + as.TaskID + "/source"
-	if err := a.cfg.Managed.Put(ctx, key, src); err != nil {
+	if err := a.store(ctx, key, src); err != nil {
 		return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "store the source: %v", err)
 	}
 	return encoders.File{
@@ -313,7 +313,7 @@ func (a *Agent) encode(ctx context.Context, r *run) (any, any, error) {
 	if as.Task.Kind == encoders.KindAdaptive {
 		err = a.cfg.Managed.PutDir(ctx, prefix, dir, name)
 	} else {
-		err = a.cfg.Managed.Put(ctx, prefix+"/"+name, out)
+		err = a.store(ctx, prefix+"/"+name, out)
 	}
 	if err != nil {
 		return nil, nil, encoders.Errorf(encoders.ErrUploadFailed, "stage the result: %v", err)
@@ -458,4 +458,21 @@ func (a *Agent) dropStaging(ctx context.Context, taskID string) {
 	if err := a.cfg.Managed.DeletePrefix(ctx, "tasks/"+taskID+"/staging"); err != nil {
 		a.log.Warn("remove staged results", "task_id", taskID, "err", err)
 	}
+}
+
+// linker is managed storage that can take a file without copying it.
+type linker interface {
+	Link(ctx context.Context, key, localPath string) error
+}
+
+// store puts a local file into managed storage: linked when the store is
+// a folder on the same filesystem (a large source is not copied), copied
+// otherwise. The file is not written again afterwards.
+func (a *Agent) store(ctx context.Context, key, localPath string) error {
+	if l, ok := a.cfg.Managed.(linker); ok {
+		if err := l.Link(ctx, key, localPath); err == nil {
+			return nil
+		}
+	}
+	return a.cfg.Managed.Put(ctx, key, localPath)
 }
