@@ -59,8 +59,11 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	// SnapshotThreshold is the number of log entries between snapshots.
+	// SnapshotThreshold is the number of log entries between snapshots;
+	// TrailingLogs how many entries a snapshot leaves in the log (for
+	// followers that lag a little). Zero values take Raft's defaults.
 	SnapshotThreshold uint64
+	TrailingLogs      uint64
 	// ApplyObserver, when set, is told how long each write took to commit
 	// and apply (for metrics).
 	ApplyObserver func(d time.Duration)
@@ -117,6 +120,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	rc.MaxAppendEntries = 256
 

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+func mustOpen(t *testing.T, dir, id string, bootstrap bool, raftAddr string) *Store {
+	t.Helper()
+	s, err := Open(Config{
+		NodeID: id, RaftAddr: raftAddr, HTTPAddr: "127.0.0.1:1", Dir: filepath.Join(dir, id), Bootstrap: bootstrap,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		SnapshotThreshold: 16, TrailingLogs: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func create(t *testing.T, s *Store, n int, prefix string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		task := api.Task{ID: id, Object: "task", Kind: encoders.KindVideo, Input: "https://example.com/" + id, Status: api.TaskQueued}
+		for j, k := range api.StepKinds(encoders.KindVideo) {
+			task.Steps = append(task.Steps, api.Step{ID: fmt.Sprintf("%s-s%d", id, j), Object: "step", Kind: k, Status: api.StepWaiting})
+		}
+		if _, err := s.CreateTasks(context.Background(), []state.CreateRequest{{Task: task, Scope: "req", Key: id, BodyHash: "h"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSnapshotRestart: a node restarted from its data folder restores its
+// state from a snapshot plus the log after it.
+func TestSnapshotRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, "a", true, "127.0.0.1:0")
+	waitFor(t, "leadership", s.LeaderReady)
+	create(t, s, 40, "t") // past the snapshot threshold
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, 5, "u") // after the snapshot: replayed from the log
+	hash, addr := s.State().Hash(), s.RaftAddr()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustOpen(t, dir, "a", true, addr)
+	defer r.Close()
+	waitFor(t, "the restored state", func() bool { return r.State().CountTasks() == 45 })
+	if r.State().Hash() != hash {
+		t.Error("the state after the restart differs")
+	}
+}
+
+// TestLaggingFollowerGetsSnapshot: a follower that missed more than the log
+// keeps catches up through InstallSnapshot.
+func TestLaggingFollowerGetsSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	a := mustOpen(t, dir, "a", true, "127.0.0.1:0")
+	defer a.Close()
+	waitFor(t, "leadership", a.LeaderReady)
+	b := mustOpen(t, dir, "b", false, "127.0.0.1:0")
+	if err := a.Join(context.Background(), "b", b.RaftAddr(), "127.0.0.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	c := mustOpen(t, dir, "c", false, "127.0.0.1:0")
+	defer c.Close()
+	if err := a.Join(context.Background(), "c", c.RaftAddr(), "127.0.0.1:3"); err != nil {
+		t.Fatal(err)
+	}
+	create(t, a, 5, "early")
+	waitFor(t, "b to catch up", func() bool { return b.State().CountTasks() == 5 })
+	bAddr := b.RaftAddr()
+	b.Close()
+	create(t, a, 60, "late") // several snapshots; the log keeps only a few entries
+	if err := a.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	b = mustOpen(t, dir, "b", false, bAddr)
+	defer b.Close()
+	waitFor(t, "b to catch up from a snapshot", func() bool { return b.State().CountTasks() == 65 })
+	if b.State().Hash() != a.State().Hash() {
+		t.Error("b differs from the leader")
+	}
+}
