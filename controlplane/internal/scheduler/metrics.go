@@ -3,7 +3,9 @@ package scheduler
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // Metrics are the scheduler's Prometheus metrics (names per CONTRACT.md).
@@ -16,7 +18,9 @@ type Metrics struct {
 	StepFailures  *prometheus.CounterVec
 }
 
-// encodeBuckets span sub-second probes to multi-hour encodes.
+// encodeBuckets span sub-second probes to multi-hour encodes: about three
+// per decade, so that p50/p95 of a ten-minute encode land within a
+// bucket's width of the truth.
 var encodeBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400}
 
 // NewMetrics makes the metrics and registers them with reg (when not nil).
@@ -43,11 +47,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ittybit_step_failures_total", Help: "Failed step attempts, by step kind and error kind (retried or final).",
 		}, []string{"step_kind", "error_kind"}),
 	}
+	// Every kind and final status reads 0 from the start, so that rates
+	// and ratios over them have a series before the first task ends.
+	for _, k := range encoders.Kinds {
+		for _, s := range []api.TaskStatus{api.TaskCompleted, api.TaskFailed, api.TaskCancelled} {
+			m.TasksFinished.WithLabelValues(string(k), string(s))
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.QueueDepth, m.StepWait, m.StepDuration, m.Nodes, m.TasksFinished, m.StepFailures)
 	}
 	return m
 }
+
+// queueKinds are the step kinds of ittybit_queue_depth.
+var queueKinds = func() []string {
+	out := []string{api.StepProbe, api.StepIngest}
+	for _, k := range encoders.Kinds {
+		out = append(out, string(k))
+	}
+	return append(out, api.StepUpload)
+}()
 
 // resetGauges zeroes the gauges on a node that stops leading, so that only
 // the leader reports the queue and the fleet.
@@ -60,7 +80,7 @@ func (m *Metrics) resetGauges() {
 func (d *Dispatcher) updateGauges() {
 	m := d.cfg.Metrics
 	m.QueueDepth.Reset()
-	for _, k := range []string{"probe", "ingest", "video", "audio", "image", "adaptive_video", "upload"} {
+	for _, k := range queueKinds {
 		m.QueueDepth.WithLabelValues(k).Set(0)
 	}
 	for _, r := range d.ready {
