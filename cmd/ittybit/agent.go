@@ -157,7 +157,7 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 	if err != nil {
 		return agent.Config{}, nil, err
 	}
-	hcfg.Logger = logger.With("component", "plugins")
+	hcfg.Logger = logger // the host adds component=plugins
 	h, err := host.Open(ctx, hcfg)
 	if err != nil {
 		return agent.Config{}, nil, fmt.Errorf("start the encoder plugins: %w", err)
