@@ -333,8 +333,8 @@ func TestServerAndAgentMetrics(t *testing.T) {
 	if got := s.value(t, "ittybit_tasks_finished_total", "kind", "video", "status", "completed"); got != 1 {
 		t.Errorf("tasks finished %v, want 1", got)
 	}
-	if got := s.value(t, "ittybit_step_wait_seconds_count"); got != 4 {
-		t.Errorf("step waits %v, want 4", got)
+	if got := s.value(t, "ittybit_step_wait_seconds_count"); got < 4 {
+		t.Errorf("step waits %v, want one per step: 4 (more after a redelivery)", got)
 	}
 	if got := s.value(t, "ittybit_step_duration_seconds_count", "step_kind", "video", "encoder", "libx264"); got != 1 {
 		t.Errorf("video step durations under libx264: %v, want 1", got)
