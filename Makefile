@@ -28,13 +28,14 @@ all: lint test
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install what running and testing need where missing: ffmpeg; curl, python3-requests, nodejs for the seed's snippets; versitygw
+deps: ## install what running and testing need where missing: ffmpeg; curl, python3-requests, nodejs for the seed's snippets; prometheus (promtool) for the monitoring tests; versitygw
 	@pkgs=""; \
 	{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || pkgs="$$pkgs ffmpeg"; \
 	command -v curl >/dev/null || pkgs="$$pkgs curl"; \
 	command -v python3 >/dev/null || pkgs="$$pkgs python3"; \
 	python3 -c 'import requests' 2>/dev/null || pkgs="$$pkgs python3-requests"; \
 	node -e 'process.exit(typeof fetch === "function" ? 0 : 1)' 2>/dev/null || pkgs="$$pkgs nodejs"; \
+	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || pkgs="$$pkgs prometheus"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing$$pkgs (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \

@@ -99,7 +99,7 @@ func New(cfg Config) (*Agent, error) {
 		// Long-polls run up to ~10 s; forwarded ones a little longer.
 		a.clients = append(a.clients, client.New(s, cfg.Token, client.WithRetries(0)))
 	}
-	a.cfg.Metrics.setCapacity(cfg.Encoder.Capabilities())
+	a.cfg.Metrics.watch(cfg.Encoder.Capabilities, cfg.Slots)
 	return a, nil
 }
 
@@ -272,7 +272,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		}
 		for _, id := range reply.Cancel {
 			if r := a.running[id]; r != nil {
-				a.log.Info("step stopped by the leader", "step_id", id, "task_id", r.a.TaskID)
+				a.log.Info("step stopped by the leader", a.stepAttrs(r.a)...)
 				r.cancel()
 			}
 		}

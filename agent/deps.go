@@ -44,6 +44,23 @@ type EncodeRequest struct {
 	Source encoders.MediaInfo
 	Input  string
 	Output string
+	// Started is called as each attempt starts (the first choice, a
+	// software retry), before its progress reports; the function it
+	// returns is called when the attempt ends. Encoders call it so that
+	// sessions and throughput count under the encoder really running.
+	Started func(Attempt) (ended func())
+	// LogArgs are the step's log attributes (task_id, step_id, node_id),
+	// for the encoder's own lines about it.
+	LogArgs []any
+}
+
+// Attempt is one try at an encode.
+type Attempt struct {
+	// Plan is what runs; Plan.Encoder names the ffmpeg encoder.
+	Plan encoders.Plan
+	// Sessions is how many encoder sessions it opens: one per video
+	// stream (an HLS ladder opens one per rendition).
+	Sessions int
 }
 
 // EncodeResult is what an encode produced and how.

@@ -30,6 +30,15 @@ func (s SoftwareEncoder) Encode(ctx context.Context, req EncodeRequest, progress
 	if err != nil {
 		return EncodeResult{}, err
 	}
+	if req.Started != nil {
+		sessions := 1
+		if plan.HLS != nil {
+			sessions = max(len(plan.HLS.Renditions), 1)
+		}
+		if ended := req.Started(Attempt{Plan: plan, Sessions: sessions}); ended != nil {
+			defer ended()
+		}
+	}
 	f, err := s.Encoder.Encode(ctx, encoders.Job{Plan: plan, Input: req.Input, Output: req.Output}, progress)
 	if err != nil {
 		return EncodeResult{}, err

@@ -22,7 +22,7 @@ const managedScheme = "managed://"
 // execute runs one step and reports its outcome.
 func (a *Agent) execute(r *run) {
 	as := r.a
-	log := a.log.With("task_id", as.TaskID, "step_id", as.StepID, "step", as.Step, "attempt", as.Attempt)
+	log := a.log.With(append(a.stepAttrs(as), "step", as.Step, "attempt", as.Attempt)...)
 	log.Info("step started")
 	start := time.Now()
 	out, opts, err := a.runStep(r.ctx, r)
@@ -170,9 +170,11 @@ func (a *Agent) fetchSource(ctx context.Context, t api.Task, dst string) error {
 		if a.cfg.S3 == nil {
 			return encoders.Errorf(encoders.ErrFetchFailed, "this agent has no S3 access configured for %s", t.Input)
 		}
-		if _, err := a.cfg.S3.Download(ctx, t.Input, tmp, a.cfg.MaxInputBytes); err != nil {
+		n, err := a.cfg.S3.Download(ctx, t.Input, tmp, a.cfg.MaxInputBytes)
+		if err != nil {
 			return err
 		}
+		a.cfg.Metrics.bytes.WithLabelValues("ingest").Add(float64(n))
 	} else {
 		f, err := os.Create(tmp)
 		if err != nil {
@@ -298,14 +300,14 @@ func (a *Agent) encode(ctx context.Context, r *run) (any, any, error) {
 	os.RemoveAll(dir)
 	name := resultName(as.Task)
 	out := filepath.Join(dir, name)
-	session := a.cfg.Metrics.Sessions(a.likelyEncoder(as.Task))
-	session.Inc()
-	defer session.Dec()
-	res, err := a.cfg.Encoder.Encode(ctx, EncodeRequest{Spec: spec(as.Task), Source: info, Input: src, Output: out}, func(p encoders.Progress) {
+	meter := a.cfg.Metrics.newEncodeMeter(as.Task.Kind)
+	req := EncodeRequest{Spec: spec(as.Task), Source: info, Input: src, Output: out, Started: meter.attempt,
+		LogArgs: append(a.stepAttrs(as), "node_id", a.cfg.Name)}
+	res, err := a.cfg.Encoder.Encode(ctx, req, func(p encoders.Progress) {
 		a.setProgress(as.StepID, p)
-		a.cfg.Metrics.observeProgress(as.StepID, as.Task.Kind, p)
+		meter.progress(p)
 	})
-	a.cfg.Metrics.finishProgress(as.StepID, as.Task.Kind, res)
+	meter.finish(res, err)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -369,7 +371,8 @@ func (a *Agent) upload(ctx context.Context, as api.Assignment) (encoders.File, e
 		if err := a.cfg.Managed.CopyDir(ctx, stagedPrefix, final, name); err != nil {
 			return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "publish the result: %v", err)
 		}
-		a.dropStaging(ctx, as.TaskID)
+		a.cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(deliveredBytes(staged)))
+		a.dropStaging(ctx, as)
 		return rebase(staged, managedScheme+stagedPrefix+"/", managedScheme+final+"/"), nil
 	}
 	if a.cfg.S3 == nil {
@@ -404,13 +407,23 @@ func (a *Agent) upload(ctx context.Context, as api.Assignment) (encoders.File, e
 	if err != nil {
 		return encoders.File{}, err
 	}
-	a.cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(staged.Filesize))
-	a.dropStaging(ctx, as.TaskID)
+	a.cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(deliveredBytes(staged)))
+	a.dropStaging(ctx, as)
 	out := rebase(staged, managedScheme+stagedPrefix+"/", destBase)
 	if as.Task.Kind != encoders.KindAdaptive {
 		out.URL = dest
 	}
 	return out, nil
+}
+
+// deliveredBytes is the size of a result: the file, or an HLS master
+// playlist and its renditions.
+func deliveredBytes(f encoders.File) int64 {
+	n := f.Filesize
+	for _, r := range f.Renditions {
+		n += r.Filesize
+	}
+	return n
 }
 
 // rebase moves a file object's URLs from one base to another.
@@ -432,31 +445,11 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// likelyEncoder names the encoder a task's encode will most likely use:
-// hardware that advertises the codec, else software. It labels the
-// sessions gauge while the encode runs.
-func (a *Agent) likelyEncoder(t api.Task) string {
-	o := encoders.Defaults(t.Kind, t.Options, outputOf(t))
-	codec := o.Codec
-	switch t.Kind {
-	case encoders.KindAdaptive:
-		codec = encoders.CodecH264
-	case encoders.KindAudio, encoders.KindImage:
-		return "ffmpeg-" + o.Format
-	}
-	for _, c := range a.cfg.Encoder.Capabilities() {
-		if c.Available && c.Codec == codec && c.Backend != encoders.BackendSoftware {
-			return encoders.EncoderName(c.Backend, codec)
-		}
-	}
-	return encoders.EncoderName(encoders.BackendSoftware, codec)
-}
-
 // dropStaging removes a task's staged encodes once the result is
 // delivered; a failure only leaves garbage behind.
-func (a *Agent) dropStaging(ctx context.Context, taskID string) {
-	if err := a.cfg.Managed.DeletePrefix(ctx, "tasks/"+taskID+"/staging"); err != nil {
-		a.log.Warn("remove staged results", "task_id", taskID, "err", err)
+func (a *Agent) dropStaging(ctx context.Context, as api.Assignment) {
+	if err := a.cfg.Managed.DeletePrefix(ctx, "tasks/"+as.TaskID+"/staging"); err != nil {
+		a.log.Warn("remove staged results", append(a.stepAttrs(as), "err", err)...)
 	}
 }
 
@@ -475,4 +468,10 @@ func (a *Agent) store(ctx context.Context, key, localPath string) error {
 		}
 	}
 	return a.cfg.Managed.Put(ctx, key, localPath)
+}
+
+// stepAttrs are the log attributes of every line about a step; a.log
+// adds node_id, this agent's name.
+func (a *Agent) stepAttrs(as api.Assignment) []any {
+	return []any{"task_id", as.TaskID, "step_id", as.StepID}
 }

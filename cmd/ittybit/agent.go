@@ -18,6 +18,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit/agent"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/detect"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
 	"github.com/ittybit-oss/ittybit/plugins/host"
 	"github.com/ittybit-oss/ittybit/storage"
@@ -156,7 +157,7 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 	if err != nil {
 		return agent.Config{}, nil, err
 	}
-	hcfg.Logger = logger.With("component", "plugins")
+	hcfg.Logger = logger // the host adds component=plugins
 	h, err := host.Open(ctx, hcfg)
 	if err != nil {
 		return agent.Config{}, nil, fmt.Errorf("start the encoder plugins: %w", err)
@@ -165,6 +166,13 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 		if c.Backend != encoders.BackendSoftware {
 			logger.Info("encoder", "plugin", c.Plugin, "backend", c.Backend, "codec", c.Codec, "available", c.Available, "reason", c.Reason, "device", c.Device, "max_sessions", c.MaxSessions)
 		}
+	}
+	if agent.HasNVIDIA(h.Capabilities()) {
+		// NVENC/NVDEC load and sessions per GPU, read from nvidia-smi at
+		// each scrape; hosts without NVIDIA GPUs never run it.
+		reg.MustRegister(agent.NewGPUCollector(func(ctx context.Context) ([]detect.GPUUsage, error) {
+			return detect.QueryGPUUsage(ctx, detect.Config{Timeout: 5 * time.Second})
+		}, logger))
 	}
 	cfg := agent.Config{
 		Servers: f.Servers, Name: f.Name, Token: token, WorkDir: f.WorkDir, Slots: f.Slots,
@@ -181,7 +189,13 @@ type hostEncoder struct{ h *host.Host }
 func (e hostEncoder) Capabilities() []encoders.Capability { return e.h.Capabilities() }
 
 func (e hostEncoder) Encode(ctx context.Context, req agent.EncodeRequest, progress func(encoders.Progress)) (agent.EncodeResult, error) {
-	res, err := e.h.Encode(ctx, host.Request{Spec: req.Spec, Source: req.Source, Input: req.Input, Output: req.Output}, progress)
+	hreq := host.Request{Spec: req.Spec, Source: req.Source, Input: req.Input, Output: req.Output, LogArgs: req.LogArgs}
+	if req.Started != nil {
+		hreq.Started = func(a host.Attempt) func() {
+			return req.Started(agent.Attempt{Plan: a.Plan, Sessions: a.Sessions})
+		}
+	}
+	res, err := e.h.Encode(ctx, hreq, progress)
 	out := agent.EncodeResult{File: res.File, Plan: res.Plan, Encoder: res.Encoder, Plugin: res.Plugin}
 	if res.Fallback != nil {
 		out.Fallback = &agent.Fallback{From: res.Fallback.From, Reason: res.Fallback.Reason}

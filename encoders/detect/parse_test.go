@@ -165,3 +165,47 @@ func TestDecodeOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestParseGPUUsage(t *testing.T) {
+	p := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		fixture string
+		want    []GPUUsage
+	}{
+		{"nvidia-smi-usage-geforce.csv", []GPUUsage{{Index: "0", EncoderUtilization: p(0.37), DecoderUtilization: p(0.05), EncoderSessions: p(2)}}},
+		// No NVENC on an H100: the encoder figures are not reported.
+		{"nvidia-smi-usage-h100.csv", []GPUUsage{{Index: "0", DecoderUtilization: p(0.14)}, {Index: "1", DecoderUtilization: p(0)}}},
+		{"nvidia-smi-usage-mixed.csv", []GPUUsage{
+			{Index: "0", EncoderUtilization: p(1), DecoderUtilization: p(0.62), EncoderSessions: p(9)},
+			{Index: "1", EncoderUtilization: p(0), DecoderUtilization: p(0), EncoderSessions: p(0)},
+			{Index: "2", EncoderSessions: p(0)},
+		}},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			got, err := ParseGPUUsage(fixture(t, tc.fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			approx := cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })
+			if diff := cmp.Diff(tc.want, got, approx); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseGPUUsageRefuses(t *testing.T) {
+	for name, out := range map[string]string{
+		"empty":         "",
+		"no driver":     "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n",
+		"unknown field": `Field "encoder.stats.sessionCount" is not a valid field to query.` + "\n",
+		"negative":      "0, -1, 0, 0\n",
+		"with header":   "index, utilization.encoder [%], utilization.decoder [%], encoder.stats.sessionCount\n0, 1, 2, 3\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got, err := ParseGPUUsage(out); err == nil {
+				t.Errorf("parsed %+v, want an error", got)
+			}
+		})
+	}
+}

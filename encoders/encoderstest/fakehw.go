@@ -26,8 +26,9 @@ const (
 )
 
 // FakeHardware is a machine with GPUs that are not there: fake ffmpeg and
-// nvidia-smi programs that answer detection from a host scenario (and hand
-// everything else to the real ffmpeg), and a fixture /dev tree.
+// nvidia-smi programs that answer detection and the GPU usage query from a
+// host scenario (and hand everything else to the real ffmpeg), and a
+// fixture /dev tree.
 type FakeHardware struct {
 	// Bin is the folder of the fake ffmpeg and nvidia-smi: put it first
 	// on PATH.

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/plugins/encoderplugin"
@@ -20,6 +21,30 @@ type Request struct {
 	// Trace, when set, is called with each command a plugin runs, before
 	// it runs (the CLI's --debug).
 	Trace func(argv []string)
+	// Started, when set, is called as each attempt starts, with what runs
+	// it; the attempt's progress reports follow, and the function it
+	// returns (which may be nil) is called when the attempt ends. The
+	// agent counts encoder sessions and media time under the encoder
+	// actually running with it.
+	Started func(Attempt) (ended func())
+	// LogArgs are added to the host's log lines about this encode
+	// (task_id, step_id, node_id).
+	LogArgs []any
+}
+
+// Attempt is one try at an encode step: the first choice, or the software
+// retry after it failed.
+type Attempt struct {
+	// Plan is what the attempt runs; Plan.Encoder names the encoder.
+	Plan   encoders.Plan
+	Plugin string
+	// Device is the capability row's device ("" for software).
+	Device string
+	// Sessions is how many encoder sessions the attempt opens: one per
+	// video stream, so one per rendition of an HLS ladder.
+	Sessions int
+	// Retry marks the software retry of a failed attempt.
+	Retry bool
 }
 
 // Result is how an encode step went.
@@ -52,6 +77,7 @@ type Fallback struct {
 func (h *Host) Encode(ctx context.Context, req Request, progress func(encoders.Progress)) (Result, error) {
 	ctx, cancel := h.join(ctx)
 	defer cancel()
+	log := h.log.With(req.LogArgs...)
 	codec := codecOf(req.Spec)
 	var res Result
 	var first *Fallback
@@ -65,10 +91,10 @@ func (h *Host) Encode(ctx context.Context, req Request, progress func(encoders.P
 		}
 		release, ok := h.sessions.acquire(c.sessionKey(), sessionsNeeded(plan), c.cap.MaxSessions)
 		if !ok {
-			h.log.Debug("no free session; trying the next encoder", "plugin", c.cap.Plugin, "device", c.cap.Device)
+			log.Debug("no free session; trying the next encoder", "plugin", c.cap.Plugin, "device", c.cap.Device)
 			continue
 		}
-		res, err = h.attempt(ctx, c, plan, req, progress)
+		res, err = h.attempt(ctx, log, c, plan, req, false, progress)
 		release()
 		if err == nil || encoders.KindOf(err) == encoders.ErrCancelled {
 			return res, plain(err)
@@ -77,7 +103,7 @@ func (h *Host) Encode(ctx context.Context, req Request, progress func(encoders.P
 			return res, plain(err) // a retry would run the same encode again
 		}
 		first = &Fallback{From: plan.Encoder, Reason: message(err)}
-		h.log.Warn("encode failed; retrying in software", "plugin", c.cap.Plugin, "encoder", plan.Encoder, "err", err)
+		log.Warn("encode failed; retrying in software", "plugin", c.cap.Plugin, "encoder", plan.Encoder, "err", err)
 		break
 	}
 	if first == nil {
@@ -91,7 +117,7 @@ func (h *Host) Encode(ctx context.Context, req Request, progress func(encoders.P
 	if err != nil {
 		return res, err
 	}
-	res, err = h.attempt(ctx, retry, plan, req, progress)
+	res, err = h.attempt(ctx, log, retry, plan, req, true, progress)
 	res.Fallback = first
 	return res, plain(err)
 }
@@ -101,7 +127,7 @@ var errStopped = errors.New("plugin stopped")
 
 // attempt runs plan on one candidate. A plugin that went away is started
 // afresh for the next attempt; its error says it stopped.
-func (h *Host) attempt(ctx context.Context, c candidate, plan encoders.Plan, req Request, progress func(encoders.Progress)) (Result, error) {
+func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan encoders.Plan, req Request, retry bool, progress func(encoders.Progress)) (Result, error) {
 	res := Result{Plan: plan, Encoder: plan.Encoder, Plugin: c.cap.Plugin}
 	enc, gen, err := c.in.running(ctx, h)
 	if errors.Is(err, ErrClosed) || ctx.Err() != nil {
@@ -110,7 +136,13 @@ func (h *Host) attempt(ctx context.Context, c candidate, plan encoders.Plan, req
 	if err != nil {
 		return res, &stoppedError{encoders.Errorf(encoders.ErrEncodeFailed, "plugin %s is not running: %v", c.cap.Plugin, err)}
 	}
-	h.log.Debug("encode", "plugin", c.cap.Plugin, "encoder", plan.Encoder, "device", c.cap.Device)
+	if req.Started != nil {
+		ended := req.Started(Attempt{Plan: plan, Plugin: c.cap.Plugin, Device: c.cap.Device, Sessions: sessionsNeeded(plan), Retry: retry})
+		if ended != nil {
+			defer ended()
+		}
+	}
+	log.Debug("encode", "plugin", c.cap.Plugin, "encoder", plan.Encoder, "device", c.cap.Device)
 	f, err := enc.Encode(ctx, encoderplugin.Request{
 		Job:    encoders.Job{Plan: plan, Input: req.Input, Output: req.Output},
 		Device: c.cap.Device, Trace: req.Trace,

@@ -38,7 +38,19 @@ func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 	if h.name != "" {
 		l = l.With("logger", h.name)
 	}
-	l.Log(context.Background(), slogLevel(level), msg, append(h.args, args...)...)
+	l.Log(context.Background(), slogLevel(level), msg, renamePlugin(append(append([]any(nil), h.args...), args...))...)
+}
+
+// renamePlugin renames go-plugin's "plugin" attribute (the program's path)
+// to "path": the host's logger already names the plugin under "plugin",
+// and JSON lines must not hold a key twice.
+func renamePlugin(args []any) []any {
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "plugin" {
+			args[i] = "path"
+		}
+	}
+	return args
 }
 
 func (h *hclogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }

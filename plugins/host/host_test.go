@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,7 +190,9 @@ func TestBuiltinPlugins(t *testing.T) {
 func TestHardwareFailureFallsBackToSoftware(t *testing.T) {
 	fake := encoderstest.NewFakeHardware(t, encoderstest.HostNVIDIA535)
 	fake.Install(t)
-	h := mustOpen(t, Config{Builtins: []string{"software", "nvenc"}, BuiltinArgs: []string{"--root", fake.Root}, Env: fake.Env})
+	logs := &lockedBuffer{}
+	h := mustOpen(t, Config{Builtins: []string{"software", "nvenc"}, BuiltinArgs: []string{"--root", fake.Root}, Env: fake.Env,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	want := encoders.Capability{Plugin: "nvenc", Backend: encoders.BackendNVENC, Codec: "h264", Available: true,
 		Device: "GPU 0: NVIDIA GeForce RTX 3060 (driver 535.104.05)", MaxSessions: 5}
 	if diff := cmp.Diff(want, h.Capabilities()[4]); diff != "" {
@@ -199,9 +202,24 @@ func TestHardwareFailureFallsBackToSoftware(t *testing.T) {
 	var commands [][]string
 	req := request(t, encoders.KindVideo, `{"end":1}`)
 	req.Trace = func(argv []string) { commands = append(commands, argv) }
+	req.LogArgs = []any{"task_id", "task_1", "step_id", "step_1", "node_id", "n1"}
+	var attempts []string
+	open := 0
+	req.Started = func(a Attempt) func() {
+		attempts = append(attempts, fmt.Sprintf("%s %s %d retry=%v", a.Plugin, a.Plan.Encoder, a.Sessions, a.Retry))
+		open++
+		return func() { open-- }
+	}
 	res, reports, err := encode(t, h, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []string{"nvenc h264_nvenc 1 retry=false", "software libx264 1 retry=true"}; !slices.Equal(attempts, want) || open != 0 {
+		t.Errorf("attempts %q (%d not ended), want %q", attempts, open, want)
+	}
+	// The fallback's log line says which task it is about.
+	if line := logs.line("encode failed; retrying in software"); !strings.Contains(line, `"task_id":"task_1","step_id":"step_1","node_id":"n1"`) {
+		t.Errorf("fallback log line %q lacks the task's ids", line)
 	}
 	if res.Plugin != "software" || res.Encoder != "libx264" || res.Plan.Backend != encoders.BackendSoftware {
 		t.Errorf("result %+v", res)
@@ -337,4 +355,28 @@ func TestOpenFailures(t *testing.T) {
 	if _, err := Open(t.Context(), Config{Self: ittybit, PluginDir: filepath.Join(dir, "missing")}); err == nil {
 		t.Error("missing plugin dir: no error")
 	}
+}
+
+// lockedBuffer collects log output written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// line returns the first line holding msg, or "".
+func (b *lockedBuffer) line(msg string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(l, `"msg":"`+msg+`"`) {
+			return l
+		}
+	}
+	return ""
 }

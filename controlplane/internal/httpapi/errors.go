@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 )
@@ -32,7 +33,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = api.FromError(err)
 	}
 	if ae.Kind == "" || ae.Kind == api.KindInternal {
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.Error("request failed", append(requestAttrs(r), "err", err)...)
 		ae = api.Errorf(api.KindInternal, "internal error; the server's log has the details")
 	}
 	status := api.Status(ae.Kind)
@@ -43,6 +44,28 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	writeJSON(w, status, ae)
+}
+
+// requestAttrs are the log attributes of a request: the method and path,
+// and for a request about a task or step (/tasks/{id}, a step report) the
+// task_id, step_id and node_id every line about a task carries ("" where
+// the path does not say).
+func requestAttrs(r *http.Request) []any {
+	attrs := []any{"method", r.Method, "path", r.URL.Path}
+	task, node := "", r.PathValue("name")
+	step := ""
+	switch {
+	case strings.HasPrefix(r.Pattern, "POST /internal/steps/"):
+		step = r.PathValue("id")
+	case strings.Contains(r.Pattern, "/tasks/{id}"):
+		task = r.PathValue("id")
+	}
+	if task != "" || step != "" {
+		attrs = append(attrs, "task_id", task, "step_id", step, "node_id", node)
+	} else if node != "" {
+		attrs = append(attrs, "node_id", node)
+	}
+	return attrs
 }
 
 // retryAfter is an error that sets Retry-After.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // httpMetrics counts and times requests by route pattern (never by path:
@@ -31,6 +33,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Name: "ittybit_tasks_created_total",
 			Help: "Tasks created (committed), by kind; replays of an Idempotency-Key are not counted.",
 		}, []string{"kind"}),
+	}
+	for _, k := range encoders.Kinds {
+		m.created.WithLabelValues(string(k)) // 0 from the start
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.created)

@@ -230,6 +230,11 @@ func (d *Dispatcher) TasksCreated(ids []string) {
 		for _, id := range ids {
 			if t, ok := st.TaskRecord(id); ok {
 				d.track(t, now)
+				step := ""
+				if i := t.Current(); i >= 0 {
+					step = t.Steps[i].ID
+				}
+				d.log.Info("task queued", append(taskAttrs(t.ID, step, ""), "kind", t.Kind)...)
 			}
 		}
 	}
@@ -237,11 +242,20 @@ func (d *Dispatcher) TasksCreated(ids []string) {
 	d.Kick()
 }
 
-// TaskCancelled drops a cancelled task's queued step and tells the agents
-// running its steps to stop.
+// TaskCancelled counts a cancelled task, drops its queued step and tells
+// the agents running its steps to stop.
 func (d *Dispatcher) TaskCancelled(t *state.Task) {
+	d.cfg.Metrics.TasksFinished.WithLabelValues(string(t.Kind), string(api.TaskCancelled)).Inc()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	step, node := "", ""
+	if i := t.Current(); i >= 0 {
+		step = t.Steps[i].ID
+		if n := t.Steps[i].Node; n != nil {
+			node = *n
+		}
+	}
+	d.log.Info("task cancelled", taskAttrs(t.ID, step, node)...)
 	if !d.active {
 		return
 	}

@@ -5,7 +5,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // Metrics are the scheduler's Prometheus metrics (names per CONTRACT.md).
@@ -22,12 +24,20 @@ type Metrics struct {
 	source               func() (queue, nodes map[string]float64)
 }
 
-// encodeBuckets span sub-second probes to multi-hour encodes.
+// encodeBuckets span sub-second probes to multi-hour encodes: about three
+// per decade, so that p50/p95 of a ten-minute encode land within a
+// bucket's width of the truth.
 var encodeBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400}
 
 // stepKinds label the queue gauge, so that every kind is present from the
 // start.
-var stepKinds = []string{"probe", "ingest", "video", "audio", "image", "adaptive_video", "upload"}
+var stepKinds = func() []string {
+	out := []string{api.StepProbe, api.StepIngest}
+	for _, k := range encoders.Kinds {
+		out = append(out, string(k))
+	}
+	return append(out, api.StepUpload)
+}()
 
 // NewMetrics makes the metrics and registers them with reg (when not nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -48,6 +58,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"step_kind", "error_kind"}),
 		queueDesc: prometheus.NewDesc("ittybit_queue_depth", "Steps ready to run and waiting for a node, by step kind (0 on followers).", []string{"step_kind"}, nil),
 		nodesDesc: prometheus.NewDesc("ittybit_nodes", "Agents known to the leader, by state: ready, draining, down (0 on followers).", []string{"state"}, nil),
+	}
+	// Every kind and final status reads 0 from the start, so that rates
+	// and ratios over them have a series before the first task ends.
+	for _, k := range encoders.Kinds {
+		for _, s := range []api.TaskStatus{api.TaskCompleted, api.TaskFailed, api.TaskCancelled} {
+			m.TasksFinished.WithLabelValues(string(k), string(s))
+		}
 	}
 	if reg != nil {
 		reg.MustRegister(m.StepWait, m.StepDuration, m.TasksFinished, m.StepFailures, m)

@@ -85,7 +85,9 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 		l := &lease{taskID: p.TaskID, stepID: p.StepID, kind: p.Kind, node: p.Node, attempt: p.Attempt + 1,
 			backend: p.Backend, assignedAt: now, progressAt: now, readyAt: p.ReadyAt}
 		d.leases[p.StepID] = l
-		d.cfg.Metrics.StepWait.Observe(max(0, float64(now.UnixMilli()-max(p.ReadyAt, p.NotBefore))) / 1000)
+		wait := max(0, float64(now.UnixMilli()-max(p.ReadyAt, p.NotBefore))) / 1000
+		d.cfg.Metrics.StepWait.Observe(wait)
+		d.log.Debug("step assigned", append(taskAttrs(p.TaskID, p.StepID, p.Node), "step", p.Kind, "attempt", p.Attempt+1, "wait_seconds", wait)...)
 		if ns == nil {
 			continue // gone meanwhile: the lease expires through the timers
 		}
@@ -197,7 +199,8 @@ func (d *Dispatcher) commitReports(ctx context.Context, ups []state.StepUpdate) 
 		if r.Err != "" || r.Task == nil {
 			continue
 		}
-		d.observeDone(u, r.Task, l)
+		d.observeDone(u, r.Task)
+		d.logOutcome(u, r.Task, l)
 		d.track(r.Task, now)
 	}
 	d.Kick()
@@ -206,7 +209,7 @@ func (d *Dispatcher) commitReports(ctx context.Context, ups []state.StepUpdate) 
 
 // observeDone records metrics of a step that ended and of a task that
 // ended with it.
-func (d *Dispatcher) observeDone(u state.StepUpdate, t *state.Task, l *lease) {
+func (d *Dispatcher) observeDone(u state.StepUpdate, t *state.Task) {
 	i := -1
 	for j := range t.Steps {
 		if t.Steps[j].ID == u.StepID {
@@ -234,5 +237,48 @@ func (d *Dispatcher) observeDone(u state.StepUpdate, t *state.Task, l *lease) {
 	if t.Status.Finished() {
 		d.cfg.Metrics.TasksFinished.WithLabelValues(string(t.Kind), string(t.Status)).Inc()
 	}
-	_ = l
+}
+
+// logOutcome logs a step's committed outcome and, when it ended its task,
+// the task's end. l is the step's lease, if this leader had one.
+func (d *Dispatcher) logOutcome(u state.StepUpdate, t *state.Task, l *lease) {
+	node, kind := "", ""
+	for _, s := range t.Steps {
+		if s.ID == u.StepID {
+			kind = s.Kind
+			if s.Node != nil {
+				node = *s.Node
+			}
+		}
+	}
+	if l != nil {
+		node = l.node
+	}
+	attrs := append(taskAttrs(t.ID, u.StepID, node), "step", kind, "attempt", u.Attempt)
+	switch u.Op {
+	case state.OpFail:
+		var errKind, msg string
+		if u.Error != nil {
+			errKind, msg = u.Error.Kind, u.Error.Message
+		}
+		d.log.Warn("step failed", append(attrs, "error_kind", errKind, "error", msg, "retryable", u.Retryable)...)
+	case state.OpRelease:
+		d.log.Info("step released", attrs...)
+	case state.OpComplete:
+		d.log.Debug("step completed", attrs...)
+	}
+	if t.Status.Finished() {
+		end := append(taskAttrs(t.ID, u.StepID, node), "kind", t.Kind, "status", t.Status)
+		if t.Error != nil {
+			end = append(end, "error_kind", t.Error.Kind)
+		}
+		d.log.Info("task finished", end...)
+	}
+}
+
+// taskAttrs are the attributes of every log line about a task: the task,
+// the step concerned and the node (agent) running it, "" where none
+// applies, so that a search by any of them finds every line.
+func taskAttrs(taskID, stepID, node string) []any {
+	return []any{"task_id", taskID, "step_id", stepID, "node_id", node}
 }

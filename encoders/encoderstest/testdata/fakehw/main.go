@@ -2,7 +2,9 @@
 // that are not there. Named ffmpeg or nvidia-smi (by its file name), it
 // answers from the host scenario folder in $ITTYBIT_FAKEHW:
 //
-//   - nvidia-smi: prints nvidia-smi.txt, or fails as without a driver;
+//   - nvidia-smi: prints nvidia-smi.txt (for the usage query, the
+//     utilization.encoder one, nvidia-smi-usage.txt), or fails as without a
+//     driver;
 //   - ffmpeg -encoders / -filters: prints encoders.txt / filters.txt (the
 //     scenario's, else the shared ones one folder up);
 //   - ffmpeg -init_hw_device vaapi=…: prints vaapi.txt to stderr;
@@ -29,7 +31,11 @@ func main() {
 	dir := os.Getenv("ITTYBIT_FAKEHW")
 	switch filepath.Base(os.Args[0]) {
 	case "nvidia-smi":
-		data, err := os.ReadFile(filepath.Join(dir, "nvidia-smi.txt"))
+		name := "nvidia-smi.txt"
+		if hasPrefixArg(os.Args[1:], "--query-gpu=index,utilization.encoder") {
+			name = "nvidia-smi-usage.txt"
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			fmt.Println("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.")
 			os.Exit(9)
