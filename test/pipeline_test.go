@@ -292,8 +292,27 @@ func TestAgentKilledMidEncode(t *testing.T) {
 	if keys := listOut(); len(keys) != 0 {
 		t.Fatalf("objects at the destination while encoding: %v", keys)
 	}
+	// The agent's plugin processes and the ffmpeg of its encode must die
+	// with it.
+	children := descendants(processes(t), victim.cmd.Process.Pid)
+	var sawFFmpeg bool
+	for _, c := range children {
+		sawFFmpeg = sawFFmpeg || c.comm == "ffmpeg"
+	}
+	if len(children) == 0 || !sawFFmpeg {
+		t.Fatalf("agent %s runs no plugin or ffmpeg process: %+v", victim.name, children)
+	}
 	victim.Kill(t)
-	t.Logf("killed agent %s during attempt %d of the encode", victim.name, first.Attempt)
+	t.Logf("killed agent %s (and its %d child processes) during attempt %d of the encode", victim.name, len(children), first.Attempt)
+	pollUntil(t, 10*time.Second, "the agent's plugins and ffmpeg to die", func() bool {
+		now := processes(t)
+		for _, c := range children {
+			if p, ok := now[c.pid]; ok && p.state != 'Z' && p.comm == c.comm {
+				return false
+			}
+		}
+		return true
+	})
 
 	final := f.wait(t, task.ID, 4*time.Minute)
 	if final.Status != api.TaskCompleted {
