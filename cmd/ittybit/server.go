@@ -174,6 +174,7 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 
 func newDevCmd(stdout, stderr io.Writer) *cobra.Command {
 	var httpAddr, dataDir string
+	var fetch agentFile
 	cmd := &cobra.Command{
 		Use:   "dev [--http ADDR] [--data DIR]",
 		Short: "Run the embedded default: a one-node control plane with its own agent and storage",
@@ -183,15 +184,18 @@ start, printed once, and remembered (as a hash) in DIR. Inputs on loopback
 and private networks are allowed here, and nowhere else by default.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd, httpAddr, dataDir, stdout, stderr)
+			return runDev(cmd, httpAddr, dataDir, fetch, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "API listen address")
 	cmd.Flags().StringVar(&dataDir, "data", "data", "data folder")
+	fetch.fetchFlags(cmd.Flags())
 	return cmd
 }
 
-func runDev(cmd *cobra.Command, httpAddr, dataDir string, stdout, stderr io.Writer) error {
+// runDev runs the embedded default; fetch holds the embedded agent's
+// download limits.
+func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr, slog.LevelInfo)
 	ctx := cmd.Context()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -238,6 +242,7 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, stdout, stderr io.Writ
 	acfg, cleanup, err := agentConfig(ctx, agentFile{
 		Servers: []string{srv.URL()}, Name: "dev", WorkDir: filepath.Join(dataDir, "work"), Slots: 2,
 		Storage: filepath.Join(dataDir, "files"), AllowPrivateInputs: true,
+		MaxInputBytes: fetch.MaxInputBytes, FetchTimeout: fetch.FetchTimeout, FetchIdleTimeout: fetch.FetchIdleTimeout,
 	}, nodeToken, reg, logger)
 	if err != nil {
 		srv.Close()
