@@ -82,7 +82,7 @@ fmt: ## format the code
 	gofmt -w .
 
 golden: ## rewrite the golden ffmpeg argument lists after a deliberate change
-	$(GO) test ./encoders/ffmpeg/ -run TestArgsGolden -update
+	$(GO) test ./encoders/ffmpeg/ -run 'ArgsGolden' -update
 
 proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get install protobuf-compiler)
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
