@@ -178,10 +178,10 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.api = httpapi.New(apiCfg)
 	if cfg.Storage != nil {
-		s.api.Handle("GET /files/", http.HandlerFunc(s.serveFile))
-		s.api.Handle("HEAD /files/", http.HandlerFunc(s.serveFile))
+		s.api.Handle("GET /files/", httpapi.AuthSigned, http.HandlerFunc(s.serveFile))
+		s.api.Handle("HEAD /files/", httpapi.AuthSigned, http.HandlerFunc(s.serveFile))
 	}
-	s.api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.api.Handle("GET /metrics", httpapi.AuthNone, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
