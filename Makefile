@@ -63,11 +63,15 @@ demo: ## make data/demo/clip.mov, a 10 s 1080p test clip with sound
 test: deps ## run every test (real ffmpeg on small generated clips)
 	$(GO) test $(TESTFLAGS) ./...
 
-test-long: deps ## the tests, then each fuzz target for a while
+# How long test-long runs each fuzz target (go test -fuzztime).
+FUZZTIME ?= 3m
+
+test-long: deps ## the tests, then each of the four fuzz targets for FUZZTIME (default 3m)
 	$(GO) test $(TESTFLAGS) ./...
-	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 60s ./encoders/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./encoders/probe/
-	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime 60s ./encoders/ffmpeg/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoders/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime $(FUZZTIME) ./encoders/ffmpeg/
 
 bench: deps ## measure: our wrapper against bare ffmpeg, argument building, dispatch latency
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./encoders/...
