@@ -93,10 +93,12 @@ are accepted too. The node token also authenticates joins.`,
 	return cmd
 }
 
-// schedTiming holds the scheduler's liveness timing. The flags are hidden:
-// the defaults suit fleets; tests shorten them.
+// schedTiming holds the scheduler's liveness timing, and the fault tests'
+// peer proxy. The flags are hidden: the defaults suit fleets; tests
+// shorten them.
 type schedTiming struct {
 	minTTL, grace, failover, stall time.Duration
+	peerProxy                      string
 }
 
 func (t *schedTiming) flags(cmd *cobra.Command) {
@@ -105,13 +107,15 @@ func (t *schedTiming) flags(cmd *cobra.Command) {
 	fl.DurationVar(&t.grace, "heartbeat-grace", 0, "extra time before an agent is declared down (default 5s)")
 	fl.DurationVar(&t.failover, "failover-ttl", 0, "heartbeat TTL right after a leader change (default 30s)")
 	fl.DurationVar(&t.stall, "stall-timeout", 0, "fail a running step without progress for this long (default 10m)")
-	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout"} {
+	fl.StringVar(&t.peerProxy, "peer-proxy", "", "send Raft and server-to-server HTTP through this HTTP CONNECT proxy (host:port); the fault tests cut links with it")
+	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "peer-proxy"} {
 		_ = fl.MarkHidden(n)
 	}
 }
 
 func (t schedTiming) apply(cfg *server.Config) {
 	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace, cfg.FailoverTTL, cfg.StallTimeout = t.minTTL, t.grace, t.failover, t.stall
+	cfg.PeerProxy = t.peerProxy
 }
 
 func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.Writer) error {

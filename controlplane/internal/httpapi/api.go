@@ -9,6 +9,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -57,7 +58,10 @@ type Config struct {
 	// ForwardTimeout bounds a forwarded write, retries included; 0 means
 	// 15 seconds.
 	ForwardTimeout time.Duration
-	Logger         *slog.Logger
+	// PeerDial, when set, connects to other servers (the fault tests'
+	// proxy); nil dials TCP.
+	PeerDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -123,7 +127,7 @@ func New(cfg Config) *API {
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "httpapi"), mux: http.NewServeMux()}
 	a.limits = newLimiter(cfg.RateLimit)
 	a.metrics = newHTTPMetrics(cfg.Registry)
-	a.proxy = newForwarder(cfg.Store, cfg.Logger)
+	a.proxy = newForwarder(cfg.Store, cfg.PeerDial, cfg.Logger)
 	a.routes()
 	a.handler = a.metrics.wrap(a.mux)
 	return a
