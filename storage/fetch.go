@@ -106,7 +106,8 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 		return nil, err
 	}
 	var ips []netip.Addr
-	if ip, err := netip.ParseAddr(host); err == nil {
+	// "127.0.0.1." is an address too, never a name to look up.
+	if ip, err := netip.ParseAddr(strings.TrimRight(host, ".")); err == nil {
 		ips = []netip.Addr{ip}
 	} else {
 		if ips, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {

@@ -81,6 +81,7 @@ func TestFetchRefusesBlockedAddresses(t *testing.T) {
 	f := NewFetcher(FetchConfig{Resolver: fn, Dial: fn.Dial})
 	for _, u := range []string{
 		fmt.Sprintf("http://127.0.0.1:%d/", port),
+		fmt.Sprintf("http://127.0.0.1.:%d/", port),
 		fmt.Sprintf("http://[::1]:%d/", port),
 		fmt.Sprintf("http://rebind.example:%d/", port),
 		"http://internal.example/", "http://meta.example/latest/meta-data/", "http://mapped.example/", "http://v6.example/",
