@@ -80,5 +80,5 @@ func literalAddr(input string) (netip.Addr, bool) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a, true
 	}
-	return parseLegacyIPv4(host)
+	return ParseLegacyIPv4(host)
 }

@@ -110,7 +110,7 @@ func validateInput(in string, p Policy) *Error {
 		}
 		return nil
 	}
-	if addr, ok := parseLegacyIPv4(name); ok {
+	if addr, ok := ParseLegacyIPv4(name); ok {
 		return fieldErr(ErrInvalidInput, "input", "input host %s is the IPv4 address %s written in a non-standard form; write it in dotted decimal", host, addr)
 	}
 	return nil

@@ -106,8 +106,12 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 		return nil, err
 	}
 	var ips []netip.Addr
-	// "127.0.0.1." is an address too, never a name to look up.
-	if ip, err := netip.ParseAddr(strings.TrimRight(host, ".")); err == nil {
+	// "127.0.0.1." and "2130706433" are addresses too (a system resolver
+	// reads them so), never names to look up.
+	literal := strings.TrimRight(host, ".")
+	if ip, err := netip.ParseAddr(literal); err == nil {
+		ips = []netip.Addr{ip}
+	} else if ip, ok := encoders.ParseLegacyIPv4(literal); ok {
 		ips = []netip.Addr{ip}
 	} else {
 		if ips, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {

@@ -82,6 +82,10 @@ func TestFetchRefusesBlockedAddresses(t *testing.T) {
 	for _, u := range []string{
 		fmt.Sprintf("http://127.0.0.1:%d/", port),
 		fmt.Sprintf("http://127.0.0.1.:%d/", port),
+		fmt.Sprintf("http://2130706433:%d/", port),
+		fmt.Sprintf("http://0177.0.0.1:%d/", port),
+		fmt.Sprintf("http://127.1:%d/", port),
+		"http://0xa9fea9fe/latest/meta-data/",
 		fmt.Sprintf("http://[::1]:%d/", port),
 		fmt.Sprintf("http://rebind.example:%d/", port),
 		"http://internal.example/", "http://meta.example/latest/meta-data/", "http://mapped.example/", "http://v6.example/",
