@@ -61,10 +61,7 @@ func mustFleet(t *testing.T, clips map[string]string) *fleet {
 	f.files = httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(f.files.Close)
 
-	cfg := f.s3.Config()
-	env := append(os.Environ(), "ITTYBIT_API_KEY="+testAPIKey, "ITTYBIT_NODE_TOKEN="+testNodeToken,
-		"AWS_ACCESS_KEY_ID="+f.s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+f.s3.SecretKey, "AWS_REGION=us-east-1",
-		"AWS_ENDPOINT_URL_S3="+cfg.Endpoint, "ITTYBIT_S3_PATH_STYLE=true")
+	env := s3Env(f.s3)
 	server := func(name string, extra ...string) *proc {
 		p := &proc{name: name, dir: t.TempDir(), env: env}
 		p.args = append([]string{"server", "--node-id", name, "--data", p.DataDir(), "--allow-private-inputs",
