@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -106,7 +107,7 @@ func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, er
 		if !errors.As(err, &ee) {
 			return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInternal, "run ffprobe: %v", err)
 		}
-		return encoders.MediaInfo{}, probeError(stderr.String())
+		return encoders.MediaInfo{}, probeError(hidePath(stderr.String(), path))
 	}
 	info, err := Parse(stdout.Bytes())
 	if err != nil {
@@ -114,6 +115,13 @@ func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, er
 	}
 	info.Filesize = st.Size()
 	return info, nil
+}
+
+// hidePath keeps this node's file layout out of messages that reach API
+// users: ffprobe names the file it read.
+func hidePath(msg, path string) string {
+	msg = strings.ReplaceAll(msg, path+": ", "")
+	return strings.ReplaceAll(msg, path, filepath.Base(path))
 }
 
 // pictureSize matches what ffmpeg's image checks say of a picture too large

@@ -163,6 +163,9 @@ func TestProbeRefusesHostileFiles(t *testing.T) {
 			if strings.Contains(err.Error(), "root:x") {
 				t.Errorf("error leaks the file: %v", err)
 			}
+			if strings.Contains(err.Error(), dir) {
+				t.Errorf("error names the local path: %v", err)
+			}
 			if f.kind == tooBig && !strings.Contains(err.Error(), "megapixels") {
 				t.Errorf("message %q does not name the budget", err)
 			}
