@@ -62,11 +62,12 @@ func mustServer(tb testing.TB, name string, extra ...string) *proc {
 	return p
 }
 
-// mustDev starts `ittybit dev` with its data in a temporary folder.
-func mustDev(tb testing.TB) *proc {
+// mustDev starts `ittybit dev` with its data in a temporary folder, plus
+// extra flags.
+func mustDev(tb testing.TB, extra ...string) *proc {
 	tb.Helper()
 	p := &proc{name: "dev", dir: tb.TempDir()}
-	p.args = []string{"dev", "--data", p.DataDir()}
+	p.args = append([]string{"dev", "--data", p.DataDir()}, extra...)
 	p.env = append(os.Environ(), "ITTYBIT_API_KEY="+testAPIKey)
 	p.mustStart(tb)
 	return p
