@@ -15,19 +15,19 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 )
 
-// osProc is a process as /osProc shows it.
+// osProc is a process as /proc shows it.
 type osProc struct {
 	pid, ppid int
 	comm      string
 	state     byte // 'Z' for a zombie: dead, not yet reaped
 }
 
-// processes reads every process of /osProc.
+// processes reads every process of /proc.
 func processes(t *testing.T) map[int]osProc {
 	t.Helper()
-	entries, err := os.ReadDir("/osProc")
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		t.Skipf("no /osProc: %v", err)
+		t.Skipf("no /proc: %v", err)
 	}
 	out := map[int]osProc{}
 	for _, e := range entries {
@@ -35,7 +35,7 @@ func processes(t *testing.T) map[int]osProc {
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join("/osProc", e.Name(), "stat"))
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue // it just exited
 		}
@@ -142,7 +142,7 @@ func TestSIGKILLedCLILeavesNoProcess(t *testing.T) {
 	})
 	// Nothing anywhere still runs this test's ittybit binary.
 	for p := range processes(t) {
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/osProc/%d/cmdline", p))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 		if p != os.Getpid() && bytes.HasPrefix(cmdline, []byte(bin+"\x00")) {
 			if st := processes(t)[p]; st.state != 'Z' {
 				t.Errorf("process %d still runs %s", p, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
