@@ -95,8 +95,11 @@ proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get ins
 	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugins/proto/encoder.proto
 
-reliability: deps ## rerun the leader-kill fault test and write its figures into RELIABILITY.md
-	$(GO) test -count=1 -run '^TestLeaderKill$$' -v ./test/ -update
+# The tests whose figures RELIABILITY.md holds.
+FAULT_TESTS := TestLeaderKill|TestPartition|TestAgentKilledMidEncode|TestPluginKilledMidEncode|TestWorkDirFull|TestHostileMedia
+
+reliability: deps ## rerun the fault and hostile-input tests, one at a time, and write their figures into RELIABILITY.md
+	$(GO) test -count=1 -parallel 1 -run '^($(FAULT_TESTS))$$' -v ./test/ -update
 
 clean: ## remove build outputs and demo data
 	rm -rf bin data
