@@ -157,11 +157,11 @@ func TestPartition(t *testing.T) {
 	// Heal: everyone converges, the old leader takes writes again.
 	split.heal()
 	healAt := time.Now()
-	settled := waitSameState(t, 30*time.Second, nodes...)
+	waitSameState(t, 30*time.Second, nodes...)
 	converged := time.Since(healAt)
 	mustCreate(t, leader.URL(), `{"input":"https://example.com/after/heal.mov","kind":"video"}`)
 	writable := time.Since(healAt)
-	settled = waitSameState(t, 10*time.Second, nodes...)
+	settled := waitSameState(t, 10*time.Second, nodes...)
 	listed := listAll(t, b.URL())
 	lost, dups, unasked, committedWithout := checkListing(t, "b", listed, created, tried)
 	if unasked > 0 || committedWithout > 0 {
