@@ -64,11 +64,15 @@ demo: ## make data/demo/clip.mov, a 10 s 1080p test clip with sound
 test: deps ## run every test (real ffmpeg on small generated clips)
 	$(GO) test $(TESTFLAGS) ./...
 
-test-long: deps ## the tests, then each fuzz target for a while
+# How long test-long runs each fuzz target (go test -fuzztime).
+FUZZTIME ?= 3m
+
+test-long: deps ## the tests, then each of the four fuzz targets for FUZZTIME (default 3m)
 	$(GO) test $(TESTFLAGS) ./...
-	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime 60s ./encoders/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./encoders/probe/
-	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime 60s ./encoders/ffmpeg/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoders/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime $(FUZZTIME) ./encoders/ffmpeg/
 
 bench: deps ## measure against the anchors (bare ffmpeg, raw Raft); prints a table and writes BENCHMARKS.md (about 10 minutes)
 	$(GO) run ./test/bench -out BENCHMARKS.md
@@ -82,7 +86,7 @@ fmt: ## format the code
 	gofmt -w .
 
 golden: ## rewrite the golden ffmpeg argument lists after a deliberate change
-	$(GO) test ./encoders/ffmpeg/ -run TestArgsGolden -update
+	$(GO) test ./encoders/ffmpeg/ -run 'ArgsGolden' -update
 
 proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get install protobuf-compiler)
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
@@ -91,8 +95,11 @@ proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get ins
 	PATH="$(TOOLS):$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugins/proto/encoder.proto
 
-reliability: deps ## rerun the leader-kill fault test and write its figures into RELIABILITY.md
-	$(GO) test -count=1 -run '^TestLeaderKill$$' -v ./test/ -update
+# The tests whose figures RELIABILITY.md holds.
+FAULT_TESTS := TestLeaderKill|TestPartition|TestAgentKilledMidEncode|TestPluginKilledMidEncode|TestWorkDirFull|TestHostileMedia
+
+reliability: deps ## rerun the fault and hostile-input tests, one at a time, and write their figures into RELIABILITY.md
+	$(GO) test -count=1 -parallel 1 -run '^($(FAULT_TESTS))$$' -v ./test/ -update
 
 clean: ## remove build outputs and demo data
 	rm -rf bin data

@@ -32,7 +32,9 @@ type Config struct {
 	WorkDir string
 	// Slots is how many steps run at once (default 2).
 	Slots int
-	// MaxInputBytes caps a source's size (default 10 GiB).
+	// MaxInputBytes caps the size of an s3:// source (default 10 GiB);
+	// http(s) sources are capped by the Fetcher, which ittybit agent
+	// configures with the same value (--max-input-bytes).
 	MaxInputBytes int64
 	// DrainTimeout is how long a draining agent lets its steps finish
 	// before handing them back (default 30 s).

@@ -72,10 +72,12 @@ func BlockedReason(addr netip.Addr) string {
 	return ""
 }
 
-// parseLegacyIPv4 reads the forms of an IPv4 address that inet_aton accepts
+// ParseLegacyIPv4 reads the forms of an IPv4 address that inet_aton accepts
 // but dotted decimal does not: "2130706433", "0x7f000001", "0177.0.0.1",
-// "127.1". It reports ok only for such a non-standard form.
-func parseLegacyIPv4(host string) (netip.Addr, bool) {
+// "127.1". It reports ok only for such a non-standard form. A system
+// resolver (getaddrinfo) reads these as addresses, so whatever checks
+// addresses must too.
+func ParseLegacyIPv4(host string) (netip.Addr, bool) {
 	if host == "" || strings.Trim(host, "0123456789abcdefxABCDEFX.") != "" {
 		return netip.Addr{}, false
 	}

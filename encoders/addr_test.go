@@ -34,9 +34,9 @@ func TestParseLegacyIPv4(t *testing.T) {
 		{"", "", false},
 	}
 	for _, tc := range tests {
-		got, ok := parseLegacyIPv4(tc.in)
+		got, ok := ParseLegacyIPv4(tc.in)
 		if ok != tc.ok || (ok && got.String() != tc.want) {
-			t.Errorf("parseLegacyIPv4(%q) = %v, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
+			t.Errorf("ParseLegacyIPv4(%q) = %v, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -40,6 +40,13 @@ type MediaInfo struct {
 	AudioBits int `json:"audio_bits,omitempty"`
 }
 
+// MaxSourcePixels is the largest picture (width × height) of a source that
+// ittybit decodes: 16384×8192, 134 megapixels, whose RGBA frame alone takes
+// 512 MiB. A larger picture, or a file that claims one (an image bomb: a
+// few bytes of PNG header announcing 100000×100000), is refused when
+// probed, before anything decodes it.
+const MaxSourcePixels = 16384 * 8192
+
 // Codecs names the codecs of a source's first video and audio streams.
 type Codecs struct {
 	Video string `json:"video,omitempty"`

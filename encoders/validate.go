@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Spec is what a task asks for: a kind of output made from an input, with
@@ -96,20 +97,47 @@ func validateInput(in string, p Policy) *Error {
 	if p.AllowPrivate {
 		return nil
 	}
-	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	name := connectHost(host)
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
 		return fieldErr(ErrInvalidInput, "input", "input host %s is a loopback address; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host)
 	}
-	if addr, err := netip.ParseAddr(host); err == nil {
+	if !hasLetter(name) && !isASCII(name) {
+		return fieldErr(ErrInvalidInput, "input", "input host %q is neither a host name nor an IP address written in ASCII; %s", host, accepted)
+	}
+	if addr, err := netip.ParseAddr(name); err == nil {
 		if why := BlockedReason(addr); why != "" {
 			return fieldErr(ErrInvalidInput, "input", "input host %s is %s; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host, why)
 		}
 		return nil
 	}
-	if addr, ok := parseLegacyIPv4(name); ok {
+	if addr, ok := ParseLegacyIPv4(name); ok {
 		return fieldErr(ErrInvalidInput, "input", "input host %s is the IPv4 address %s written in a non-standard form; write it in dotted decimal", host, addr)
 	}
 	return nil
+}
+
+// connectHost is a URL's host as an HTTP client connects to it: lower
+// case, with the full-width digits and dots that IDNA maps to ASCII mapped,
+// and without trailing dots ("127.0.0.1." is 127.0.0.1 to a resolver).
+func connectHost(host string) string {
+	h := strings.Map(func(r rune) rune {
+		switch {
+		case r >= '\uff10' && r <= '\uff19': // full-width digits
+			return '0' + (r - '\uff10')
+		case r == '\u3002' || r == '\uff0e' || r == '\uff61': // ideographic, full-width and half-width full stops
+			return '.'
+		}
+		return r
+	}, strings.ToLower(host))
+	return strings.TrimRight(h, ".")
+}
+
+func hasLetter(s string) bool {
+	return strings.IndexFunc(s, unicode.IsLetter) >= 0
+}
+
+func isASCII(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r > unicode.MaxASCII }) < 0
 }
 
 func urlErrText(err error) string {

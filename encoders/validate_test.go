@@ -71,6 +71,13 @@ func TestValidateErrorKinds(t *testing.T) {
 		{"input decimal", `{"input":"http://2130706433/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"127.0.0.1", "non-standard"}},
 		{"input octal", `{"input":"http://0177.0.0.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"127.0.0.1"}},
 		{"input hex", `{"input":"http://0x7f.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"127.0.0.1"}},
+		// A trailing dot is the same host to a resolver; full-width digits
+		// and dots are ASCII once an HTTP client applies IDNA.
+		{"input trailing dot", `{"input":"http://127.0.0.1./a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback"}},
+		{"input trailing dots, short form", `{"input":"http://0../a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"0.0.0.0"}},
+		{"input metadata trailing dot", `{"input":"http://169.254.169.254./latest","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"metadata"}},
+		{"input full-width", `{"input":"http://１２７。０。０。１/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback"}},
+		{"input circled digits", `{"input":"http://①②⑦.0.0.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"ASCII"}},
 		{"kind missing", `{"input":"https://example.com/a.mov"}`, Policy{}, ErrInvalidKind, "kind", []string{"kind is required", "video, audio, image, adaptive_video"}},
 		{"kind unknown", `{"input":"https://example.com/a.mov","kind":"animation"}`, Policy{}, ErrInvalidKind, "kind", []string{`"animation"`, "adaptive_video"}},
 		{"format unknown", req("video", `{"format":"mkv"}`), Policy{}, ErrInvalidFormat, "format", []string{`"mkv"`, "mp4, webm, mov"}},

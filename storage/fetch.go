@@ -106,7 +106,12 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 		return nil, err
 	}
 	var ips []netip.Addr
-	if ip, err := netip.ParseAddr(host); err == nil {
+	// "127.0.0.1." and "2130706433" are addresses too (a system resolver
+	// reads them so), never names to look up.
+	literal := strings.TrimRight(host, ".")
+	if ip, err := netip.ParseAddr(literal); err == nil {
+		ips = []netip.Addr{ip}
+	} else if ip, ok := encoders.ParseLegacyIPv4(literal); ok {
 		ips = []netip.Addr{ip}
 	} else {
 		if ips, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {
@@ -155,7 +160,8 @@ func (f *Fetcher) control(network, address string, _ syscall.RawConn) error {
 
 // Fetch downloads rawURL into w and returns the number of bytes written.
 // Errors are *encoders.Error of kind ErrInputBlocked, ErrInputTooLarge,
-// ErrFetchFailed or ErrCancelled.
+// ErrFetchFailed or ErrCancelled, and ErrInternal when w fails (a full
+// disk).
 func (f *Fetcher) Fetch(ctx context.Context, rawURL string, w io.Writer) (int64, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -180,9 +186,15 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string, w io.Writer) (int64,
 		return 0, encoders.Errorf(encoders.ErrInputTooLarge, "the input is %s, over the limit of %s", humanBytes(resp.ContentLength), humanBytes(f.cfg.MaxBytes))
 	}
 	body := &idleReader{r: resp.Body, idle: f.cfg.IdleTimeout, cancel: cancel}
-	n, err := io.Copy(w, io.LimitReader(body, f.cfg.MaxBytes+1))
+	dst := &writeErrs{w: w}
+	n, err := io.Copy(dst, io.LimitReader(body, f.cfg.MaxBytes+1))
 	if n > f.cfg.MaxBytes {
 		return n, encoders.Errorf(encoders.ErrInputTooLarge, "the input is over the limit of %s", humanBytes(f.cfg.MaxBytes))
+	}
+	if dst.err != nil {
+		// This machine's fault (a full disk), not the origin's: another
+		// node may well succeed.
+		return n, encoders.Errorf(encoders.ErrInternal, "write the download: %v", dst.err)
 	}
 	if err != nil {
 		if body.timedOut() {
@@ -225,6 +237,21 @@ func redact(u *url.URL) string {
 	c.RawQuery = ""
 	c.Fragment = ""
 	return c.String()
+}
+
+// writeErrs remembers the error of the writer a download goes to, to tell
+// a local failure from the origin's.
+type writeErrs struct {
+	w   io.Writer
+	err error
+}
+
+func (we *writeErrs) Write(p []byte) (int, error) {
+	n, err := we.w.Write(p)
+	if err != nil && we.err == nil {
+		we.err = err
+	}
+	return n, err
 }
 
 // idleReader fails a body that stalls: each Read must make progress

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +81,11 @@ func TestFetchRefusesBlockedAddresses(t *testing.T) {
 	f := NewFetcher(FetchConfig{Resolver: fn, Dial: fn.Dial})
 	for _, u := range []string{
 		fmt.Sprintf("http://127.0.0.1:%d/", port),
+		fmt.Sprintf("http://127.0.0.1.:%d/", port),
+		fmt.Sprintf("http://2130706433:%d/", port),
+		fmt.Sprintf("http://0177.0.0.1:%d/", port),
+		fmt.Sprintf("http://127.1:%d/", port),
+		"http://0xa9fea9fe/latest/meta-data/",
 		fmt.Sprintf("http://[::1]:%d/", port),
 		fmt.Sprintf("http://rebind.example:%d/", port),
 		"http://internal.example/", "http://meta.example/latest/meta-data/", "http://mapped.example/", "http://v6.example/",
@@ -191,5 +197,33 @@ func TestFetchLimits(t *testing.T) {
 	var e *encoders.Error
 	if _, err := f.Fetch(t.Context(), srv.URL+"/missing?sig=SECRET", &bytes.Buffer{}); !errors.As(err, &e) || strings.Contains(e.Message, "SECRET") {
 		t.Errorf("error leaks the query: %v", err)
+	}
+}
+
+// fullDisk is a writer that takes a few bytes, then fails as a full disk
+// does.
+type fullDisk struct{ room int }
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if len(p) > d.room {
+		n := d.room
+		d.room = 0
+		return n, syscall.ENOSPC
+	}
+	d.room -= len(p)
+	return len(p), nil
+}
+
+// TestFetchLocalWriteFailure: a download that cannot be written here (a
+// full disk) is this node's failure, internal, not the origin's.
+func TestFetchLocalWriteFailure(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), 64<<10))
+	}))
+	t.Cleanup(srv.Close)
+	f := NewFetcher(FetchConfig{AllowPrivate: true})
+	_, err := f.Fetch(t.Context(), srv.URL+"/a.mov", &fullDisk{room: 1000})
+	if encoders.KindOf(err) != encoders.ErrInternal || !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("got %v, want internal: no space left on device", err)
 	}
 }

@@ -1,9 +1,14 @@
 // Package test holds ittybit's system tests: the layering rules of the
 // design checked with go list, and multi-process tests of real `ittybit
-// server` and `ittybit dev` processes on loopback (TestMain builds the
-// binary once): a three-node cluster through the whole task API
-// (TestCluster), the leader SIGKILLed under write load and every node
-// restarted (TestLeaderKill, whose figures `make reliability` writes into
-// RELIABILITY.md), and the API docs' curl, Python and JavaScript snippets
-// (TestSeedSnippets).
+// server`, `ittybit agent` and `ittybit dev` processes on loopback
+// (TestMain builds the binary once): a three-node cluster through the
+// whole task API (TestCluster), the API docs' curl, Python and JavaScript
+// snippets (TestSeedSnippets), a fleet with S3 through the pipeline
+// (TestPipeline); hostile input (TestSSRFSubmission, TestSSRFAtFetch,
+// TestHostileMedia); and faults: the leader SIGKILLed under write load
+// (TestLeaderKill), the leader cut off from the others (TestPartition), an
+// agent or an encoder plugin SIGKILLed mid-encode (TestAgentKilledMidEncode,
+// TestPluginKilledMidEncode), an agent's disk full (TestWorkDirFull), each
+// with a full restart where it applies. `make reliability` writes their
+// figures into RELIABILITY.md.
 package test

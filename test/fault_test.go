@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-var updateReliability = flag.Bool("update", false, "write TestLeaderKill's figures into RELIABILITY.md")
+var updateReliability = flag.Bool("update", false, "write the fault tests' figures into RELIABILITY.md")
 
 // The fault test's schedule, from the issue: 32 writers for 10 s, the
 // leader SIGKILLed at 3 s, writes resumed within 5 s of the kill.

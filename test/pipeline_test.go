@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -61,10 +62,7 @@ func mustFleet(t *testing.T, clips map[string]string) *fleet {
 	f.files = httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(f.files.Close)
 
-	cfg := f.s3.Config()
-	env := append(os.Environ(), "ITTYBIT_API_KEY="+testAPIKey, "ITTYBIT_NODE_TOKEN="+testNodeToken,
-		"AWS_ACCESS_KEY_ID="+f.s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+f.s3.SecretKey, "AWS_REGION=us-east-1",
-		"AWS_ENDPOINT_URL_S3="+cfg.Endpoint, "ITTYBIT_S3_PATH_STYLE=true")
+	env := s3Env(f.s3)
 	server := func(name string, extra ...string) *proc {
 		p := &proc{name: name, dir: t.TempDir(), env: env}
 		p.args = append([]string{"server", "--node-id", name, "--data", p.DataDir(), "--allow-private-inputs",
@@ -303,6 +301,7 @@ func TestAgentKilledMidEncode(t *testing.T) {
 		t.Fatalf("agent %s runs no plugin or ffmpeg process: %+v", victim.name, children)
 	}
 	victim.Kill(t)
+	killedAt := time.Now()
 	t.Logf("killed agent %s (and its %d child processes) during attempt %d of the encode", victim.name, len(children), first.Attempt)
 	pollUntil(t, 10*time.Second, "the agent's plugins and ffmpeg to die", func() bool {
 		now := processes(t)
@@ -315,6 +314,7 @@ func TestAgentKilledMidEncode(t *testing.T) {
 	})
 
 	final := f.wait(t, task.ID, 4*time.Minute)
+	recovered := time.Since(killedAt)
 	if final.Status != api.TaskCompleted {
 		t.Fatalf("task %s: %+v", final.Status, final.Error)
 	}
@@ -349,4 +349,81 @@ func TestAgentKilledMidEncode(t *testing.T) {
 		after.Steps[2].Attempt != final.Steps[2].Attempt || after.UpdatedAt != final.UpdatedAt {
 		t.Errorf("the late report changed the task")
 	}
+
+	// The whole fleet stopped and started again: the same state, a
+	// cancelled task in it too.
+	extra, err := f.users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindAudio, Input: f.files.URL + "/long.mov"}, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.users.Cancel(context.Background(), extra.ID); err != nil {
+		t.Fatal(err)
+	}
+	settled, restarted, same := f.restart(t)
+
+	fig := figures{
+		heading: "## TestAgentKilledMidEncode: an agent SIGKILLed mid-encode, then the whole fleet restarted",
+		intro: "`test/pipeline_test.go`. Three servers, two agents, versitygw; an 8 s clip to AV1 at very_high quality with an\n" +
+			"s3:// output. Once the encode reports progress, the agent running it is SIGKILLed. After the task completes, every\n" +
+			"server and agent is stopped (SIGTERM) and started again from its data folder.",
+	}
+	fig.add("killed", "agent %s during attempt %d of the encode step", victim.name, first.Attempt)
+	fig.add("recovery", "the other agent ran attempt %d; the task completed %s after the kill (heartbeat TTL 1 s + 1 s grace in this test)", enc.Attempt, seconds(recovered))
+	fig.add("destination", "only the final object; nothing partial was visible while encoding")
+	fig.add("late report of the dead attempt", "refused with 409; the task unchanged")
+	fig.add("fleet restarted", "%d tasks, same state hash on all three servers %s after the start; same task JSON (signed URLs aside): %v", settled.Tasks, seconds(restarted), same)
+	fig.write(t)
+}
+
+// restart stops every agent and server (SIGTERM) and starts them again
+// from their data folders. Every server must come back with the state the
+// cluster had (the same hash of all tasks), and every task must read the
+// same, but for the expiry and signature of signed file URLs. It returns
+// the state, how long the servers took to reach it, and whether the tasks
+// read the same.
+func (f *fleet) restart(t *testing.T) (nodeState, time.Duration, bool) {
+	t.Helper()
+	settled := waitSameState(t, 30*time.Second, f.servers...)
+	before := listAll(t, f.servers[0].URL())
+	var running []*proc
+	for _, a := range f.agents {
+		if a.running() {
+			a.Stop(t)
+			running = append(running, a)
+		}
+	}
+	for _, s := range f.servers {
+		s.Stop(t)
+	}
+	start := time.Now()
+	for _, s := range f.servers {
+		s.mustStart(t)
+	}
+	mustReady(t, f.servers...)
+	waitState(t, settled, time.Minute, f.servers...)
+	took := time.Since(start)
+	for _, a := range running {
+		a.mustStart(t)
+	}
+	after := listAll(t, f.servers[0].URL())
+	same := len(after) == len(before)
+	for i := 0; same && i < len(after); i++ {
+		same = unsigned(before[i]) == unsigned(after[i])
+		if !same {
+			t.Errorf("task %d reads differently after the restart:\nbefore %s\nafter  %s", i, before[i], after[i])
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d tasks listed after the restart, %d before", len(after), len(before))
+	}
+	return settled, took, same
+}
+
+// signedPath is the signature and expiry of a signed file URL.
+var signedPath = regexp.MustCompile(`/files/[^/]+/[0-9]+/`)
+
+// unsigned is a task's JSON with the signature and expiry of its file URLs
+// blanked: they are made afresh for each read.
+func unsigned(task []byte) string {
+	return signedPath.ReplaceAllString(string(task), "/files/SIG/EXP/")
 }

@@ -15,19 +15,19 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 )
 
-// osProc is a process as /osProc shows it.
+// osProc is a process as /proc shows it.
 type osProc struct {
 	pid, ppid int
 	comm      string
 	state     byte // 'Z' for a zombie: dead, not yet reaped
 }
 
-// processes reads every process of /osProc.
+// processes reads every process of /proc.
 func processes(t *testing.T) map[int]osProc {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		t.Skipf("no /osProc: %v", err)
+		t.Skipf("no /proc: %v", err)
 	}
 	out := map[int]osProc{}
 	for _, e := range entries {

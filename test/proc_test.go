@@ -31,10 +31,13 @@ const startTimeout = 30 * time.Second
 // process itself (127.0.0.1:0), not picked by the test and raced for; a
 // restart binds the same ones again.
 type proc struct {
-	name     string
-	args     []string // the command line, without --http and --raft
-	dir      string   // the process's folder: data/ and log files
-	env      []string
+	name string
+	args []string // the command line, without --http and --raft
+	dir  string   // the process's folder: data/ and log files
+	env  []string
+	// wrap, when set, is a command that runs ittybit: the binary's path
+	// and args are appended to it (unshare, for a tiny work folder).
+	wrap     []string
 	HTTPAddr string
 	RaftAddr string
 
@@ -62,11 +65,12 @@ func mustServer(tb testing.TB, name string, extra ...string) *proc {
 	return p
 }
 
-// mustDev starts `ittybit dev` with its data in a temporary folder.
-func mustDev(tb testing.TB) *proc {
+// mustDev starts `ittybit dev` with its data in a temporary folder, plus
+// extra flags.
+func mustDev(tb testing.TB, extra ...string) *proc {
 	tb.Helper()
 	p := &proc{name: "dev", dir: tb.TempDir()}
-	p.args = []string{"dev", "--data", p.DataDir()}
+	p.args = append([]string{"dev", "--data", p.DataDir()}, extra...)
 	p.env = append(os.Environ(), "ITTYBIT_API_KEY="+testAPIKey)
 	p.mustStart(tb)
 	return p
@@ -98,7 +102,11 @@ func (p *proc) mustStart(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	defer logf.Close() // the child has its own descriptor
-	p.cmd = exec.Command(ittybitBin, args...)
+	if len(p.wrap) > 0 {
+		p.cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], ittybitBin), args...)...)
+	} else {
+		p.cmd = exec.Command(ittybitBin, args...)
+	}
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	setDeathSignal(p.cmd)

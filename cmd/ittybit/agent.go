@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ittybit-oss/ittybit/agent"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -34,9 +35,15 @@ type agentFile struct {
 	Metrics            string   `yaml:"metrics"`
 	Storage            string   `yaml:"storage"`
 	AllowPrivateInputs bool     `yaml:"allow_private_inputs"`
-	LogLevel           string   `yaml:"log_level"`
-	NodeToken          string   `yaml:"node_token"`
-	S3                 s3Config `yaml:"s3"`
+	// MaxInputBytes caps a source's size (0: 10 GiB); FetchTimeout and
+	// FetchIdleTimeout bound an http(s) download in all and between
+	// bytes (0: one hour, one minute).
+	MaxInputBytes    int64         `yaml:"max_input_bytes"`
+	FetchTimeout     time.Duration `yaml:"fetch_timeout"`
+	FetchIdleTimeout time.Duration `yaml:"fetch_idle_timeout"`
+	LogLevel         string        `yaml:"log_level"`
+	NodeToken        string        `yaml:"node_token"`
+	S3               s3Config      `yaml:"s3"`
 }
 
 func newAgentCmd(stderr io.Writer) *cobra.Command {
@@ -76,6 +83,7 @@ are handed back.`,
 			if fl.Changed("allow-private-inputs") {
 				file.AllowPrivateInputs = f.AllowPrivateInputs
 			}
+			f.fetchOverride(fl, &file)
 			return runAgent(cmd.Context(), file, stderr)
 		},
 	}
@@ -89,8 +97,30 @@ are handed back.`,
 	fl.StringVar(&f.Metrics, "metrics", "", "address to serve Prometheus /metrics on, e.g. 127.0.0.1:9101")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage, as the servers': a folder or s3://bucket/prefix (required)")
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "fetch inputs on loopback, private and link-local addresses")
+	f.fetchFlags(fl)
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// fetchFlags adds the flags that bound what an agent downloads (agent and
+// dev).
+func (f *agentFile) fetchFlags(fl *pflag.FlagSet) {
+	fl.Int64Var(&f.MaxInputBytes, "max-input-bytes", 0, "largest source accepted, in bytes (default 10 GiB); a larger one fails with input_too_large")
+	fl.DurationVar(&f.FetchTimeout, "fetch-timeout", 0, "longest an http(s) download may take (default 1h)")
+	fl.DurationVar(&f.FetchIdleTimeout, "fetch-idle-timeout", 0, "fail an http(s) download that sends nothing for this long (default 1m)")
+}
+
+// fetchOverride copies the fetch flags set on the command line into file.
+func (f *agentFile) fetchOverride(fl *pflag.FlagSet, file *agentFile) {
+	if fl.Changed("max-input-bytes") {
+		file.MaxInputBytes = f.MaxInputBytes
+	}
+	if fl.Changed("fetch-timeout") {
+		file.FetchTimeout = f.FetchTimeout
+	}
+	if fl.Changed("fetch-idle-timeout") {
+		file.FetchIdleTimeout = f.FetchIdleTimeout
+	}
 }
 
 func runAgent(ctx context.Context, f agentFile, stderr io.Writer) error {
@@ -174,10 +204,16 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 			return detect.QueryGPUUsage(ctx, detect.Config{Timeout: 5 * time.Second})
 		}, logger))
 	}
+	if f.MaxInputBytes < 0 || f.FetchTimeout < 0 || f.FetchIdleTimeout < 0 {
+		h.Close()
+		return agent.Config{}, nil, usageError{errors.New("invalid_option: --max-input-bytes, --fetch-timeout and --fetch-idle-timeout take positive values")}
+	}
 	cfg := agent.Config{
 		Servers: f.Servers, Name: f.Name, Token: token, WorkDir: f.WorkDir, Slots: f.Slots,
-		Managed: managed, S3: s3, Prober: &probe.Prober{},
-		Fetcher: storage.NewFetcher(storage.FetchConfig{AllowPrivate: f.AllowPrivateInputs}),
+		Managed: managed, S3: s3, Prober: &probe.Prober{}, MaxInputBytes: f.MaxInputBytes,
+		Fetcher: storage.NewFetcher(storage.FetchConfig{
+			AllowPrivate: f.AllowPrivateInputs, MaxBytes: f.MaxInputBytes, Timeout: f.FetchTimeout, IdleTimeout: f.FetchIdleTimeout,
+		}),
 		Encoder: hostEncoder{h}, Metrics: agent.NewMetrics(reg), Logger: logger, Version: version,
 	}
 	return cfg, func() { h.Close() }, nil

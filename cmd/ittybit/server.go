@@ -93,11 +93,12 @@ are accepted too. The node token also authenticates joins.`,
 	return cmd
 }
 
-// schedTiming holds the scheduler's liveness timing. The flags are hidden:
-// the defaults suit fleets; tests shorten them.
+// schedTiming holds the scheduler's liveness timing, and the fault tests'
+// peer proxy. The flags are hidden: the defaults suit fleets; tests
+// shorten them.
 type schedTiming struct {
 	minTTL, grace, failover, stall time.Duration
-	pprof                          string
+	pprof, peerProxy               string
 }
 
 func (t *schedTiming) flags(cmd *cobra.Command) {
@@ -107,13 +108,15 @@ func (t *schedTiming) flags(cmd *cobra.Command) {
 	fl.DurationVar(&t.failover, "failover-ttl", 0, "heartbeat TTL right after a leader change (default 30s)")
 	fl.DurationVar(&t.stall, "stall-timeout", 0, "fail a running step without progress for this long (default 10m)")
 	fl.StringVar(&t.pprof, "pprof", "", "serve Go's profiler on this address")
-	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "pprof"} {
+	fl.StringVar(&t.peerProxy, "peer-proxy", "", "send Raft and server-to-server HTTP through this HTTP CONNECT proxy (host:port); the fault tests cut links with it")
+	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "pprof", "peer-proxy"} {
 		_ = fl.MarkHidden(n)
 	}
 }
 
 func (t schedTiming) apply(cfg *server.Config) {
 	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace, cfg.FailoverTTL, cfg.StallTimeout = t.minTTL, t.grace, t.failover, t.stall
+	cfg.PeerProxy = t.peerProxy
 }
 
 func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.Writer) error {
@@ -181,6 +184,7 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 
 func newDevCmd(stdout, stderr io.Writer) *cobra.Command {
 	var httpAddr, dataDir string
+	var fetch agentFile
 	cmd := &cobra.Command{
 		Use:   "dev [--http ADDR] [--data DIR]",
 		Short: "Run the embedded default: a one-node control plane with its own agent and storage",
@@ -190,15 +194,18 @@ start, printed once, and remembered (as a hash) in DIR. Inputs on loopback
 and private networks are allowed here, and nowhere else by default.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd, httpAddr, dataDir, stdout, stderr)
+			return runDev(cmd, httpAddr, dataDir, fetch, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "API listen address")
 	cmd.Flags().StringVar(&dataDir, "data", "data", "data folder")
+	fetch.fetchFlags(cmd.Flags())
 	return cmd
 }
 
-func runDev(cmd *cobra.Command, httpAddr, dataDir string, stdout, stderr io.Writer) error {
+// runDev runs the embedded default; fetch holds the embedded agent's
+// download limits.
+func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr, slog.LevelInfo)
 	ctx := cmd.Context()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -245,6 +252,7 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, stdout, stderr io.Writ
 	acfg, cleanup, err := agentConfig(ctx, agentFile{
 		Servers: []string{srv.URL()}, Name: "dev", WorkDir: filepath.Join(dataDir, "work"), Slots: 2,
 		Storage: filepath.Join(dataDir, "files"), AllowPrivateInputs: true,
+		MaxInputBytes: fetch.MaxInputBytes, FetchTimeout: fetch.FetchTimeout, FetchIdleTimeout: fetch.FetchIdleTimeout,
 	}, nodeToken, reg, logger)
 	if err != nil {
 		srv.Close()

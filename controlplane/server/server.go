@@ -26,6 +26,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/tunnel"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
@@ -74,6 +75,10 @@ type Config struct {
 	HeartbeatGrace  time.Duration
 	FailoverTTL     time.Duration
 	StallTimeout    time.Duration
+	// PeerProxy, when set, is an HTTP CONNECT proxy (host:port) that all
+	// traffic to other servers goes through: Raft, forwarded requests,
+	// joins. The fault tests cut links with it.
+	PeerProxy string
 }
 
 // Server is a running control-plane node.
@@ -135,12 +140,17 @@ func Open(cfg Config) (*Server, error) {
 		Help:    "Time from proposing a Raft entry to its being applied on the leader.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})
+	var peerDial tunnel.DialFunc
+	if cfg.PeerProxy != "" {
+		peerDial = tunnel.Via(cfg.PeerProxy)
+	}
 	st, err := store.Open(store.Config{
 		NodeID: cfg.NodeID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise,
 		HTTPAddr: cfg.HTTPAdvertise, Dir: cfg.DataDir, Bootstrap: cfg.Bootstrap, Logger: cfg.Logger,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		LeaderLeaseTimeout: min(cfg.HeartbeatTimeout, 500*time.Millisecond),
 		ApplyObserver:      func(d time.Duration) { applySeconds.Observe(d.Seconds()) },
+		Dial:               peerDial,
 	})
 	if err != nil {
 		ln.Close()
@@ -171,17 +181,17 @@ func Open(cfg Config) (*Server, error) {
 	}
 	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
-		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger,
+		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial,
 	}
 	if cfg.Storage != nil {
 		apiCfg.FileURL = s.fileURL
 	}
 	s.api = httpapi.New(apiCfg)
 	if cfg.Storage != nil {
-		s.api.Handle("GET /files/", http.HandlerFunc(s.serveFile))
-		s.api.Handle("HEAD /files/", http.HandlerFunc(s.serveFile))
+		s.api.Handle("GET /files/", httpapi.AuthSigned, http.HandlerFunc(s.serveFile))
+		s.api.Handle("HEAD /files/", httpapi.AuthSigned, http.HandlerFunc(s.serveFile))
 	}
-	s.api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.api.Handle("GET /metrics", httpapi.AuthNone, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -287,6 +297,9 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 func (s *Server) joinLoop(ctx context.Context) {
 	body, _ := json.Marshal(map[string]string{"node_id": s.cfg.NodeID, "raft_addr": s.store.RaftAddr(), "http_addr": s.cfg.HTTPAdvertise})
 	client := &http.Client{Timeout: 20 * time.Second}
+	if s.cfg.PeerProxy != "" {
+		client.Transport = &http.Transport{DialContext: tunnel.Via(s.cfg.PeerProxy)}
+	}
 	wait := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		for _, base := range s.cfg.Join {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +67,19 @@ func (r *Runner) Run(ctx context.Context, args []string, duration float64, frame
 	if ctx.Err() != nil {
 		return encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
 	}
-	return classify(stderr.String(), werr)
+	return classify(hidePaths(stderr.String(), args), werr)
+}
+
+// hidePaths keeps this node's file layout out of messages that reach API
+// users: ffmpeg names the files it reads and writes, which are the
+// absolute paths among its arguments.
+func hidePaths(msg string, args []string) string {
+	for _, a := range args {
+		if filepath.IsAbs(a) && len(a) > 1 {
+			msg = strings.ReplaceAll(msg, a, filepath.Base(a))
+		}
+	}
+	return msg
 }
 
 // classify maps a failed run to an error kind from what ffmpeg printed.

@@ -134,3 +134,14 @@ var errExit = errorString("exit status 1")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestHidePaths: ffmpeg's messages name the node's files; what reaches API
+// users names them without the folder.
+func TestHidePaths(t *testing.T) {
+	args := []string{"-i", "/var/lib/ittybit/work/task_1/source", "-f", "mp4", "/var/lib/ittybit/work/task_1/encode-1/.output.mp4.tmp"}
+	msg := "/var/lib/ittybit/work/task_1/source: Invalid data found when processing input\n"
+	err := classify(hidePaths(msg, args), errExit)
+	if strings.Contains(err.Error(), "/var/lib") || !strings.Contains(err.Error(), "source: Invalid data") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzParse feeds arbitrary ffprobe reports to Parse: it must never panic,
-// and what it accepts must be sane. Seeds: the fixtures in testdata.
+// and what it accepts must be sane, its picture within the pixel budget.
+// Seeds: the fixtures in testdata and the corpus in testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
 	for _, file := range files {
@@ -23,10 +24,13 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, report []byte) {
 		m, err := probe.Parse(report)
 		if err != nil {
-			if encoders.KindOf(err) != encoders.ErrInvalidMedia {
-				t.Fatalf("error of kind %s: %v", encoders.KindOf(err), err)
+			if k := encoders.KindOf(err); k != encoders.ErrInvalidMedia && k != encoders.ErrUnsupportedMedia {
+				t.Fatalf("error of kind %s: %v", k, err)
 			}
 			return
+		}
+		if int64(m.Width)*int64(m.Height) > encoders.MaxSourcePixels {
+			t.Fatalf("accepted a %d×%d picture, over the budget of %d pixels", m.Width, m.Height, encoders.MaxSourcePixels)
 		}
 		if !m.HasAudio && !m.HasVideo {
 			t.Fatalf("accepted a report with no streams: %+v", m)

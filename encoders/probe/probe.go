@@ -1,17 +1,25 @@
-// Package probe reads what a media file holds with ffprobe (through
-// gopkg.in/vansante/go-ffprobe.v2) into an encoders.MediaInfo.
+// Package probe reads what a media file holds with ffprobe (its JSON report
+// read into gopkg.in/vansante/go-ffprobe.v2's types) into an
+// encoders.MediaInfo.
 //
 // Untrusted media is probed only from a local file, with ffprobe limited to
 // the file protocol and to the demuxers of Demuxers, so a crafted file
-// cannot make ffprobe open playlists, other files or URLs.
+// cannot make ffprobe open playlists, other files or URLs; and with its
+// decoders limited to encoders.MaxSourcePixels, so a file announcing a huge
+// picture is refused from its header.
 package probe
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,9 +45,11 @@ var Demuxers = []string{
 }
 
 // SafeInputArgs are the ffmpeg/ffprobe input options that confine reading to
-// one local file in an allowed format. They go before "-i".
+// one local file in an allowed format, and decoding to pictures within
+// encoders.MaxSourcePixels. They go before "-i".
 func SafeInputArgs() []string {
-	return []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(Demuxers, ",")}
+	return []string{"-protocol_whitelist", "file", "-format_whitelist", strings.Join(Demuxers, ","),
+		"-max_pixels", strconv.Itoa(encoders.MaxSourcePixels)}
 }
 
 // Prober runs ffprobe on local files.
@@ -52,7 +62,8 @@ type Prober struct {
 
 // Probe reads the local file at path. Errors are *encoders.Error values of
 // kind ErrInvalidMedia for files ffprobe cannot read or formats outside
-// Demuxers.
+// Demuxers, and ErrUnsupportedMedia for a picture over
+// encoders.MaxSourcePixels (found from the header, before decoding).
 func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -69,23 +80,36 @@ func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, er
 	defer cancel()
 
 	// ffprobe ignores -pattern_type for the demuxers that lack it.
-	extra := append([]string{"-loglevel", "error", "-pattern_type", "none"}, SafeInputArgs()...)
+	argv := append([]string{"ffprobe", "-loglevel", "fatal", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters",
+		"-loglevel", "error", "-pattern_type", "none"}, SafeInputArgs()...)
+	argv = append(argv, path)
 	if p.Trace != nil {
-		// The command go-ffprobe runs: its own flags, then ours, then the file.
-		argv := append([]string{"ffprobe", "-loglevel", "fatal", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters"}, extra...)
-		p.Trace(append(argv, path))
+		p.Trace(argv)
 	}
-	data, err := ffprobe.ProbeURL(ctx, path, extra...)
-	if err != nil {
-		if ctx.Err() != nil {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "probing the input took longer than %s", timeout)
-			}
-			return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrCancelled, "probe cancelled")
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "probing the input took longer than %s", timeout)
 		}
-		return encoders.MediaInfo{}, probeError(err)
+		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrCancelled, "probe cancelled")
 	}
-	info, err := Convert(data)
+	// A picture over the budget is refused before anything decodes it:
+	// ffprobe's decoder stops at the header (-max_pixels) and says so,
+	// though the exit status may be 0.
+	if e := pictureTooLarge(stderr.String()); e != nil {
+		return encoders.MediaInfo{}, e
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInternal, "run ffprobe: %v", err)
+		}
+		return encoders.MediaInfo{}, probeError(hidePath(stderr.String(), path))
+	}
+	info, err := Parse(stdout.Bytes())
 	if err != nil {
 		return encoders.MediaInfo{}, err
 	}
@@ -93,14 +117,37 @@ func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, er
 	return info, nil
 }
 
-// probeError turns a failed ffprobe run into an invalid_media error that
-// says why in ffprobe's words.
-func probeError(err error) error {
-	msg := err.Error()
-	// go-ffprobe reports "error running ffprobe [<stderr>] <exit status>".
-	if i, j := strings.IndexByte(msg, '['), strings.LastIndexByte(msg, ']'); i >= 0 && j > i {
-		msg = strings.TrimSpace(msg[i+1 : j])
+// hidePath keeps this node's file layout out of messages that reach API
+// users: ffprobe names the file it read.
+func hidePath(msg, path string) string {
+	msg = strings.ReplaceAll(msg, path+": ", "")
+	return strings.ReplaceAll(msg, path, filepath.Base(path))
+}
+
+// pictureSize matches what ffmpeg's image checks say of a picture too large
+// to decode: over -max_pixels, or over its own absolute limit.
+var pictureSize = regexp.MustCompile(`Picture size (\d+)x(\d+) (?:exceeds|is invalid)`)
+
+// pictureTooLarge reads ffprobe's messages for a picture over the budget.
+func pictureTooLarge(stderr string) error {
+	m := pictureSize.FindStringSubmatch(stderr)
+	if m == nil {
+		return nil
 	}
+	w, _ := strconv.ParseInt(m[1], 10, 64)
+	h, _ := strconv.ParseInt(m[2], 10, 64)
+	return tooManyPixels(w, h)
+}
+
+// tooManyPixels is the error of a picture over encoders.MaxSourcePixels.
+func tooManyPixels(w, h int64) error {
+	return encoders.Errorf(encoders.ErrUnsupportedMedia, "the input's picture is %d×%d (%d megapixels), over the limit of %d megapixels (%d×%d)",
+		w, h, w*h/1_000_000, encoders.MaxSourcePixels/1_000_000, 16384, 8192)
+}
+
+// probeError turns the messages of a failed ffprobe run into an
+// invalid_media error that says why in ffprobe's words.
+func probeError(msg string) error {
 	if strings.Contains(msg, "not on whitelist") {
 		name := ""
 		if i, j := strings.IndexByte(msg, '['), strings.IndexByte(msg, '@'); i >= 0 && j > i {
@@ -117,7 +164,8 @@ func probeError(err error) error {
 }
 
 // Convert turns ffprobe's report into a MediaInfo. It is pure: tests and
-// fuzzing feed it parsed fixtures.
+// fuzzing feed it parsed fixtures. Errors are invalid_media, and
+// unsupported_media for a picture over encoders.MaxSourcePixels.
 func Convert(d *ffprobe.ProbeData) (encoders.MediaInfo, error) {
 	if d == nil || d.Format == nil {
 		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "ffprobe found no container format in the input")
@@ -147,6 +195,9 @@ func Convert(d *ffprobe.ProbeData) (encoders.MediaInfo, error) {
 		}
 	}
 	if video != nil && video.Width > 0 && video.Height > 0 {
+		if int64(video.Width)*int64(video.Height) > encoders.MaxSourcePixels {
+			return encoders.MediaInfo{}, tooManyPixels(int64(video.Width), int64(video.Height))
+		}
 		m.HasVideo = true
 		m.Codecs.Video = video.CodecName
 		m.Width, m.Height = video.Width, video.Height

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -83,6 +84,12 @@ func TestParseRefuses(t *testing.T) {
 			t.Errorf("%s: got %v, want invalid_media", name, err)
 		}
 	}
+	// A container may state a size no decoder checked: over the budget,
+	// refused all the same.
+	huge := `{"streams":[{"codec_type":"video","codec_name":"h264","width":100000,"height":100000}],"format":{"format_name":"mov","duration":"1.0"}}`
+	if _, err := probe.Parse([]byte(huge)); encoders.KindOf(err) != encoders.ErrUnsupportedMedia || !strings.Contains(err.Error(), "100000×100000") {
+		t.Errorf("100000×100000 video: got %v, want unsupported_media naming the size", err)
+	}
 }
 
 func TestProbeClips(t *testing.T) {
@@ -115,25 +122,55 @@ func TestProbeRefusesHostileFiles(t *testing.T) {
 	mustWrite(t, secret, "root:x:0:0:root:/root:/bin/bash\n")
 	real := clips.Path(t, encoderstest.Silent)
 	data, _ := os.ReadFile(real)
-	files := map[string]string{
-		"playlist.mp4":  "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n" + secret + "\n#EXT-X-ENDLIST\n",
-		"playlist.avi":  "#EXTM3U\n#EXTINF:1,\nfile://" + secret + "\n#EXT-X-ENDLIST\n",
-		"concat.mov":    "ffconcat version 1.0\nfile '" + real + "'\n",
-		"text.mp4":      "this is not a video\n",
-		"empty.mp4":     "",
-		"truncated.mp4": string(data[:len(data)/3]),
+	invalid, tooBig := encoders.ErrInvalidMedia, encoders.ErrUnsupportedMedia
+	files := map[string]struct {
+		content string
+		kind    encoders.ErrorKind
+	}{
+		"playlist.mp4":  {"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n" + secret + "\n#EXT-X-ENDLIST\n", invalid},
+		"playlist.avi":  {"#EXTM3U\n#EXTINF:1,\nfile://" + secret + "\n#EXT-X-ENDLIST\n", invalid},
+		"concat.mov":    {"ffconcat version 1.0\nfile '" + real + "'\n", invalid},
+		"text.mp4":      {"this is not a video\n", invalid},
+		"empty.mp4":     {"", invalid},
+		"truncated.mp4": {string(data[:len(data)/3]), invalid},
+		// Image bombs: a few hundred bytes announcing a picture that would
+		// take gigabytes to decode. ffmpeg itself refuses 100000×100000;
+		// 16000×16000 (256 megapixels) it would decode, into 1 GiB.
+		"bomb.png":       {string(encoderstest.PNGHeader(100000, 100000)), tooBig},
+		"big.png":        {string(encoderstest.PNGHeader(16000, 16000)), tooBig},
+		"big-png-as.mp4": {string(encoderstest.PNGHeader(16000, 16000)), tooBig},
+		"just-under.png": {string(encoderstest.PNGHeader(16384, 8192)), ""},
+		"just-over.png":  {string(encoderstest.PNGHeader(16384, 8193)), tooBig},
 	}
 	p := &probe.Prober{}
-	for name, content := range files {
+	for name, f := range files {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, name)
-			mustWrite(t, path, content)
-			_, err := p.Probe(t.Context(), path)
-			if encoders.KindOf(err) != encoders.ErrInvalidMedia {
-				t.Fatalf("got %v, want invalid_media", err)
+			mustWrite(t, path, f.content)
+			start := time.Now()
+			m, err := p.Probe(t.Context(), path)
+			if f.kind == "" {
+				// At the limit: read (the picture data is junk, so decoding
+				// it may fail later, but the size is within budget).
+				if err != nil && encoders.KindOf(err) == encoders.ErrUnsupportedMedia {
+					t.Fatalf("refused a picture within the budget: %v (%+v)", err, m)
+				}
+				return
+			}
+			if encoders.KindOf(err) != f.kind {
+				t.Fatalf("got %v (%+v), want %s", err, m, f.kind)
 			}
 			if strings.Contains(err.Error(), "root:x") {
 				t.Errorf("error leaks the file: %v", err)
+			}
+			if strings.Contains(err.Error(), dir) {
+				t.Errorf("error names the local path: %v", err)
+			}
+			if f.kind == tooBig && !strings.Contains(err.Error(), "megapixels") {
+				t.Errorf("message %q does not name the budget", err)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("probing took %v", d)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -57,7 +58,10 @@ type Config struct {
 	// ForwardTimeout bounds a forwarded write, retries included; 0 means
 	// 15 seconds.
 	ForwardTimeout time.Duration
-	Logger         *slog.Logger
+	// PeerDial, when set, connects to other servers (the fault tests'
+	// proxy); nil dials TCP.
+	PeerDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -73,7 +77,35 @@ type API struct {
 	proxy   *forwarder
 	// patterns are the public routes, as registered.
 	patterns []string
+	// table is every route, with who may call it.
+	table []Route
 }
+
+// Auth says which credential a route takes.
+type Auth string
+
+// The credentials of routes.
+const (
+	// AuthNone: anyone (health, readiness, the OpenAPI document, metrics).
+	AuthNone Auth = "none"
+	// AuthAPIKey: an API key (the task API).
+	AuthAPIKey Auth = "api_key"
+	// AuthNodeToken: a node token (agents and servers).
+	AuthNodeToken Auth = "node_token"
+	// AuthSigned: a signature in the URL (/files/), no bearer credential.
+	AuthSigned Auth = "signed"
+)
+
+// Route is one registered route: its ServeMux pattern and who may call it.
+type Route struct {
+	Pattern string
+	Auth    Auth
+}
+
+// Routes lists every route the API serves, in registration order. Every
+// route is registered through it, so a test that walks this list covers
+// every route there is.
+func (a *API) Routes() []Route { return append([]Route(nil), a.table...) }
 
 // New returns the API handler.
 func New(cfg Config) *API {
@@ -95,7 +127,7 @@ func New(cfg Config) *API {
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "httpapi"), mux: http.NewServeMux()}
 	a.limits = newLimiter(cfg.RateLimit)
 	a.metrics = newHTTPMetrics(cfg.Registry)
-	a.proxy = newForwarder(cfg.Store, cfg.Logger)
+	a.proxy = newForwarder(cfg.Store, cfg.PeerDial, cfg.Logger)
 	a.routes()
 	a.handler = a.metrics.wrap(a.mux)
 	return a
@@ -104,40 +136,63 @@ func New(cfg Config) *API {
 // ServeHTTP serves a request.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
-// Handle adds a route served by h, outside the API's own auth (used for
-// /metrics and /files/, which carry their own).
-func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+// Handle adds a route served by h, outside the API's bearer credentials:
+// auth is AuthNone (/metrics) or AuthSigned (/files/, which checks its
+// own signatures).
+func (a *API) Handle(pattern string, auth Auth, h http.Handler) {
+	if auth != AuthNone && auth != AuthSigned {
+		panic("httpapi: Handle takes AuthNone or AuthSigned routes; " + string(auth) + " routes are the API's own")
+	}
+	a.register(pattern, auth, h)
+}
 
 // routes lists every route in one place.
 func (a *API) routes() {
 	// Public task API: API keys only, answered by the leader.
-	a.route("POST /tasks", a.apiKey(a.leader(a.createTask)))
-	a.route("GET /tasks", a.apiKey(a.leader(a.listTasks)))
-	a.route("GET /tasks/{id}", a.apiKey(a.leader(a.getTask)))
-	a.route("POST /tasks/{id}/cancel", a.apiKey(a.leader(a.cancelTask)))
+	a.route("POST /tasks", AuthAPIKey, a.leader(a.createTask))
+	a.route("GET /tasks", AuthAPIKey, a.leader(a.listTasks))
+	a.route("GET /tasks/{id}", AuthAPIKey, a.leader(a.getTask))
+	a.route("POST /tasks/{id}/cancel", AuthAPIKey, a.leader(a.cancelTask))
 	// Other methods on these paths: 405 with the Allow header HTTP
 	// requires, from the routes above.
 	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel"} {
 		a.mux.Handle(p, a.handle(methodNotAllowed(a.allowed(p))))
 	}
 
-	a.route("GET /healthz", a.handle(a.healthz))
-	a.route("GET /readyz", a.handle(a.readyz))
-	a.route("GET /openapi.json", a.handle(a.openapi))
+	a.route("GET /healthz", AuthNone, a.handle(a.healthz))
+	a.route("GET /readyz", AuthNone, a.handle(a.readyz))
+	a.route("GET /openapi.json", AuthNone, a.handle(a.openapi))
 
 	// Internal routes: node tokens only; not in the public document.
-	a.mux.Handle("POST /internal/join", a.nodeToken(a.leader(a.join)))
-	a.mux.Handle("GET /internal/state", a.nodeToken(a.handle(a.localState)))
+	a.register("POST /internal/join", AuthNodeToken, a.leader(a.join))
+	a.register("GET /internal/state", AuthNodeToken, a.handle(a.localState))
 	if a.cfg.Scheduler != nil {
-		a.mux.Handle("POST /internal/nodes", a.nodeToken(a.leader(a.registerNode)))
-		a.mux.Handle("GET /internal/nodes", a.nodeToken(a.leader(a.listNodes)))
-		a.mux.Handle("POST /internal/nodes/{name}/heartbeat", a.nodeToken(a.leader(a.heartbeat)))
-		a.mux.Handle("GET /internal/nodes/{name}/assignments", a.nodeToken(a.leader(a.assignments)))
-		a.mux.Handle("POST /internal/nodes/{name}/drain", a.nodeToken(a.leader(a.drainNode)))
-		a.mux.Handle("POST /internal/steps/{id}/report", a.nodeToken(a.leader(a.reportStep)))
+		a.register("POST /internal/nodes", AuthNodeToken, a.leader(a.registerNode))
+		a.register("GET /internal/nodes", AuthNodeToken, a.leader(a.listNodes))
+		a.register("POST /internal/nodes/{name}/heartbeat", AuthNodeToken, a.leader(a.heartbeat))
+		a.register("GET /internal/nodes/{name}/assignments", AuthNodeToken, a.leader(a.assignments))
+		a.register("POST /internal/nodes/{name}/drain", AuthNodeToken, a.leader(a.drainNode))
+		a.register("POST /internal/steps/{id}/report", AuthNodeToken, a.leader(a.reportStep))
 	}
 
 	a.mux.Handle("/", a.handle(notFound))
+}
+
+// register serves h on pattern behind the credential auth names, and
+// records the route. Every route goes through here (or route, for the
+// public ones), so Routes lists them all.
+func (a *API) register(pattern string, auth Auth, h http.Handler) {
+	switch auth {
+	case AuthAPIKey:
+		h = a.apiKey(h)
+	case AuthNodeToken:
+		h = a.nodeToken(h)
+	case AuthNone, AuthSigned:
+	default:
+		panic("httpapi: unknown auth " + string(auth))
+	}
+	a.table = append(a.table, Route{Pattern: pattern, Auth: auth})
+	a.mux.Handle(pattern, h)
 }
 
 // allowed lists the methods of the public routes on path, for Allow: GET
@@ -160,7 +215,7 @@ func (a *API) allowed(path string) string {
 
 // route registers a public route; openapi_test.go checks that the public
 // routes and the OpenAPI document list the same operations.
-func (a *API) route(pattern string, h http.Handler) {
+func (a *API) route(pattern string, auth Auth, h http.Handler) {
 	a.patterns = append(a.patterns, pattern)
-	a.mux.Handle(pattern, h)
+	a.register(pattern, auth, h)
 }

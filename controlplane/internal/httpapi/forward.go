@@ -36,9 +36,16 @@ type forwarder struct {
 	client *http.Client
 }
 
-func newForwarder(s Store, log *slog.Logger) *forwarder {
+func newForwarder(s Store, dial func(ctx context.Context, network, addr string) (net.Conn, error), log *slog.Logger) *forwarder {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return dial(ctx, network, addr)
+		},
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     60 * time.Second,
 	}

@@ -215,6 +215,9 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 func readyOf(t *state.Task, i int) Ready {
 	s := t.Steps[i]
 	r := Ready{TaskID: t.ID, StepID: s.ID, Kind: s.Kind, Attempt: s.Attempt}
+	if s.Error != nil && s.Node != nil {
+		r.Avoid = *s.Node // queued again after failing there
+	}
 	if i < len(t.Runs) {
 		r.ReadyAt, r.NotBefore = t.Runs[i].ReadyAt, t.Runs[i].NotBefore
 	}

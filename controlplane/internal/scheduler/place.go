@@ -6,6 +6,7 @@
 package scheduler
 
 import (
+	"math"
 	"sort"
 
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -22,6 +23,10 @@ type Ready struct {
 	Codec string
 	// Prefer names the node that holds the step's input, if any.
 	Prefer string
+	// Avoid names the node whose attempt at the step failed last: a retry
+	// goes to another node that fits, if there is one (the failure may be
+	// the node's: a full disk, a broken device).
+	Avoid string
 	// Attempt is the step's attempt number so far; the placement leases
 	// Attempt+1.
 	Attempt int
@@ -58,7 +63,7 @@ type Placement struct {
 // Place assigns ready steps to nodes, oldest first. Encode steps go to a
 // node that advertises the codec, preferring one with a free hardware
 // session; any step prefers the node holding its input, then the least
-// loaded node. Steps held back (NotBefore after now) or with no fitting
+// loaded node; a retry prefers any other node to the one that failed it. Steps held back (NotBefore after now) or with no fitting
 // node are left for later.
 func Place(ready []Ready, nodes []NodeView, now int64) []Placement {
 	queue := append([]Ready(nil), ready...)
@@ -76,7 +81,7 @@ func Place(ready []Ready, nodes []NodeView, now int64) []Placement {
 		if r.NotBefore > now {
 			continue
 		}
-		best, bestScore := -1, -1
+		best, bestScore := -1, math.MinInt
 		var bestBackend encoders.Backend
 		for i := range free {
 			n := &free[i]
@@ -95,6 +100,9 @@ func Place(ready []Ready, nodes []NodeView, now int64) []Placement {
 				score += 100 // locality
 			}
 			score += 50 - min(n.Running, 50) // spread
+			if r.Avoid != "" && r.Avoid == n.Name {
+				score -= 500 // elsewhere, unless only hardware is here
+			}
 			if score > bestScore {
 				best, bestScore, bestBackend = i, score, backend
 			}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -90,6 +92,24 @@ func TestPlace(t *testing.T) {
 			want:  map[string]string{},
 		},
 		{
+			name:  "a retry goes elsewhere, even from the input's holder",
+			ready: []Ready{{StepID: "s1", Kind: "ingest", Prefer: "a", Avoid: "a", Attempt: 1}},
+			nodes: []NodeView{{Name: "a", Free: 2}, {Name: "b", Free: 2, Running: 1}},
+			want:  map[string]string{"s1": "b/"},
+		},
+		{
+			name:  "a retry stays when no other node fits",
+			ready: []Ready{{StepID: "s1", Kind: "video", Codec: "av1", Avoid: "a", Attempt: 1}},
+			nodes: []NodeView{{Name: "a", Free: 2, Capabilities: all}, {Name: "b", Free: 2, Capabilities: sw("h264")}},
+			want:  map[string]string{"s1": "a/software"},
+		},
+		{
+			name:  "a retry stays when the other node is full",
+			ready: []Ready{{StepID: "s1", Kind: "probe", Avoid: "a", Attempt: 1}},
+			nodes: []NodeView{{Name: "a", Free: 2}, {Name: "b", Free: 0}},
+			want:  map[string]string{"s1": "a/"},
+		},
+		{
 			name:  "audio needs software only",
 			ready: []Ready{{StepID: "s1", Kind: "audio"}},
 			nodes: []NodeView{{Name: "a", Free: 1, Capabilities: sw("h264")}},
@@ -103,5 +123,21 @@ func TestPlace(t *testing.T) {
 				t.Errorf("placements (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestReadyOfRetry: a step queued again after failing on a node is placed
+// away from that node; one handed back (released, no error) is not.
+func TestReadyOfRetry(t *testing.T) {
+	x := "x"
+	task := &state.Task{Task: api.Task{ID: "task_1", Kind: encoders.KindVideo, Steps: []api.Step{
+		{ID: "step_p", Kind: api.StepProbe, Status: api.StepQueued, Attempt: 1, Node: &x, Error: &api.Error{Kind: "internal", Message: "no space left on device"}},
+	}}, Runs: make([]state.StepRun, 1)}
+	if r := readyOf(task, 0); r.Avoid != "x" {
+		t.Errorf("after a failure on x: Avoid %q, want x", r.Avoid)
+	}
+	task.Steps[0].Error = nil
+	if r := readyOf(task, 0); r.Avoid != "" {
+		t.Errorf("after a release: Avoid %q, want none", r.Avoid)
 	}
 }

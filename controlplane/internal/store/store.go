@@ -67,6 +67,9 @@ type Config struct {
 	// ApplyObserver, when set, is told how long each write took to commit
 	// and apply (for metrics).
 	ApplyObserver func(d time.Duration)
+	// Dial, when set, connects to peers instead of plain TCP (the fault
+	// tests' proxy, through package tunnel).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Store is one node's replicated state.
@@ -135,7 +138,11 @@ func Open(cfg Config) (*Store, error) {
 		adv = a
 	}
 	var err error
-	s.trans, err = raft.NewTCPTransport(cfg.RaftAddr, adv, 3, 10*time.Second, io.Discard)
+	if cfg.Dial == nil {
+		s.trans, err = raft.NewTCPTransport(cfg.RaftAddr, adv, 3, 10*time.Second, io.Discard)
+	} else {
+		s.trans, err = newDialTransport(cfg.RaftAddr, adv, cfg.Dial)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}
