@@ -120,6 +120,7 @@ func (t schedTiming) apply(cfg *server.Config) {
 }
 
 func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.Writer) error {
+	tuneGC()
 	level, err := parseLevel(f.LogLevel)
 	if f.LogLevel == "" {
 		level, err = slog.LevelInfo, nil
@@ -206,6 +207,7 @@ and private networks are allowed here, and nowhere else by default.`,
 // runDev runs the embedded default; fetch holds the embedded agent's
 // download limits.
 func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdout, stderr io.Writer) error {
+	tuneGC()
 	logger := newLogger(stderr, slog.LevelInfo)
 	ctx := cmd.Context()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {

@@ -57,12 +57,14 @@ func (e *env) clip(ctx context.Context, seconds int) (string, error) {
 		return "", err
 	}
 	d := strconv.Itoa(seconds)
-	// testsrc2 with noise: a picture that costs an encoder something, as
-	// camera footage does (a clean test pattern encodes unrealistically fast).
+	// testsrc2 with light noise: a picture that costs an encoder something,
+	// as camera footage does (a clean test pattern encodes unrealistically
+	// fast), at a camera-like bitrate (about 6 Mbit/s, capped at 12).
 	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration="+d+",noise=alls=12:allf=t",
+		"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration="+d+",noise=alls=6:allf=t",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d,
-		"-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", p)
+		"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-maxrate", "12M", "-bufsize", "24M",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", p)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("make clip: %v: %s", err, out)
 	}

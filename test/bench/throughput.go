@@ -41,7 +41,15 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		var prof chan string
 		if n == 64 {
 			prof = make(chan string, 1)
-			go func() { prof <- profileTop(ctx, e, leader, c.window-time.Second) }()
+			target := leader
+			if os.Getenv("BENCH_PROFILE") == "follower" {
+				for _, s := range servers {
+					if s != leader {
+						target = s
+					}
+				}
+			}
+			go func() { prof <- profileTop(ctx, e, target, c.window-time.Second) }()
 		}
 		r, size, err := postLoad(ctx, urls, body, n, c.window)
 		if prof != nil {

@@ -27,7 +27,7 @@ type Store interface {
 	IsLeader() bool
 	LeaderReady() bool
 	Leader() (id, httpAddr string, ok bool)
-	CreateTasks(ctx context.Context, reqs []state.CreateRequest) ([]state.CreateResult, error)
+	CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error)
 	CancelTask(ctx context.Context, id string, now int64) (*state.Task, error)
 	Join(ctx context.Context, id, raftAddr, httpAddr string) error
 }

@@ -314,7 +314,7 @@ func (noLeader) IsLeader() bool                                     { return fal
 func (noLeader) LeaderReady() bool                                  { return false }
 func (noLeader) Leader() (id, addr string, ok bool)                 { return "", "", false }
 func (noLeader) Join(context.Context, string, string, string) error { return store.ErrNotLeader }
-func (noLeader) CreateTasks(context.Context, []state.CreateRequest) ([]state.CreateResult, error) {
+func (noLeader) CreateTasks(context.Context, []state.SeedRequest) ([]state.CreateResult, error) {
 	return nil, store.ErrNotLeader
 }
 func (noLeader) CancelTask(context.Context, string, int64) (*state.Task, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -50,7 +51,19 @@ func FuzzDecodeCreate(f *testing.F) {
 		if h1, h2 := bodyHash(req), bodyHash(req2); h1 != h2 {
 			t.Fatalf("%q and its re-encoding %s hash differently: the same request would conflict with itself", body, again)
 		}
-		task := a.newTask(req)
+		seed := a.newSeed(req)
+		seedJSON, err := json.Marshal(seed)
+		if err != nil {
+			t.Fatalf("seed of %q does not encode: %v", body, err)
+		}
+		var back state.Seed
+		if err := json.Unmarshal(seedJSON, &back); err != nil {
+			t.Fatalf("seed of %q does not decode: %v", body, err)
+		}
+		task := back.Task()
+		if o1, _ := json.Marshal(task.Options); string(o1) != string(again2(req)) {
+			t.Fatalf("options of %q changed through the log: %s, want %s", body, o1, again2(req))
+		}
 		if len(task.Steps) != 4 || task.Status != api.TaskQueued {
 			t.Fatalf("task from %q: %d steps, status %s", body, len(task.Steps), task.Status)
 		}
@@ -58,4 +71,10 @@ func FuzzDecodeCreate(f *testing.F) {
 			t.Fatalf("task from %q does not encode: %v", body, err)
 		}
 	})
+}
+
+// again2 is the options of a request as the API echoes them.
+func again2(req api.CreateTaskRequest) []byte {
+	b, _ := json.Marshal(req.Options)
+	return b
 }

@@ -36,8 +36,7 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 		}
 		scope, key = "idem:"+keyID(r.Context()), k
 	}
-	task := a.newTask(req)
-	res, err := a.cfg.Store.CreateTasks(r.Context(), []state.CreateRequest{{Task: task, Scope: scope, Key: key, BodyHash: bodyHash(req)}})
+	res, err := a.cfg.Store.CreateTasks(r.Context(), []state.SeedRequest{{Seed: a.newSeed(req), Scope: scope, Key: key, BodyHash: bodyHash(req)}})
 	if err != nil {
 		return elsewhere(err)
 	}
@@ -63,28 +62,17 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// newTask builds a task as the leader stamps it: ids, times, four steps.
-func (a *API) newTask(req api.CreateTaskRequest) api.Task {
+// newSeed stamps a new task: its ids and time (the leader's clock).
+func (a *API) newSeed(req api.CreateTaskRequest) state.Seed {
 	now := a.cfg.Now()
-	ms := now.UnixMilli()
-	t := api.Task{
-		ID: "task_" + newULID(now), Object: "task", Kind: req.Kind, Input: req.Input, Options: req.Options,
-		Metadata: req.Metadata, Status: api.TaskQueued, CreatedAt: ms, UpdatedAt: ms,
+	sd := state.Seed{ID: "task_" + newULID(now), At: now.UnixMilli(), Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata}
+	if opts, err := json.Marshal(req.Options); err == nil && string(opts) != "{}" {
+		sd.Options = opts
 	}
-	if req.Output != "" {
-		out := req.Output
-		t.Output = &out
+	for range api.StepKinds(req.Kind) {
+		sd.StepIDs = append(sd.StepIDs, "step_"+newULID(now))
 	}
-	if len(t.Metadata) == 0 {
-		t.Metadata = json.RawMessage("{}")
-	}
-	for _, kind := range api.StepKinds(req.Kind) {
-		t.Steps = append(t.Steps, api.Step{
-			ID: "step_" + newULID(now), Object: "step", Kind: kind, Options: json.RawMessage("{}"),
-			Status: api.StepWaiting, CreatedAt: ms, UpdatedAt: ms,
-		})
-	}
-	return t
+	return sd
 }
 
 func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {

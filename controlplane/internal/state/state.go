@@ -49,7 +49,8 @@ func mustDB() *memdb.MemDB {
 }
 
 // CreateRequest is one task to create, fully formed by the leader: ids,
-// times and steps are stamped before the request is proposed.
+// times and steps are stamped before the request is proposed. In the log it
+// travels as a SeedRequest.
 type CreateRequest struct {
 	Task api.Task `json:"task"`
 	// Scope, Key and BodyHash identify the request (see Request). Key is

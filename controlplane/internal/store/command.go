@@ -21,6 +21,9 @@ const (
 	cmdSetNodeStatus  commandType = 6
 	cmdStepUpdates    commandType = 7
 	cmdSetMeta        commandType = 8
+	// cmdCreateSeeds replaces cmdCreateTasks for new entries: tasks as
+	// seeds, built by the FSM. cmdCreateTasks still applies in old logs.
+	cmdCreateSeeds commandType = 9
 )
 
 func (c commandType) String() string {
@@ -41,6 +44,8 @@ func (c commandType) String() string {
 		return "step_updates"
 	case cmdSetMeta:
 		return "set_meta"
+	case cmdCreateSeeds:
+		return "create_seeds"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }
@@ -50,6 +55,10 @@ type (
 	createTasksCmd struct {
 		Now      int64                 `json:"now"`
 		Requests []state.CreateRequest `json:"requests"`
+	}
+	createSeedsCmd struct {
+		Now      int64               `json:"now"`
+		Requests []state.SeedRequest `json:"requests"`
 	}
 	cancelTaskCmd struct {
 		ID  string `json:"id"`

@@ -44,6 +44,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c createTasksCmd
 		mustDecode(t, payload, &c)
 		res = f.state.CreateTasks(l.Index, c.Now, c.Requests)
+	case cmdCreateSeeds:
+		var c createSeedsCmd
+		mustDecode(t, payload, &c)
+		reqs := make([]state.CreateRequest, len(c.Requests))
+		for i, r := range c.Requests {
+			reqs[i] = r.Request()
+		}
+		res = f.state.CreateTasks(l.Index, c.Now, reqs)
 	case cmdCancelTask:
 		var c cancelTaskCmd
 		mustDecode(t, payload, &c)

@@ -80,7 +80,7 @@ type Store struct {
 	state   *state.Store
 	trans   *raft.NetworkTransport
 	boltDB  *raftboltdb.BoltStore
-	creates *batcher[state.CreateRequest, state.CreateResult]
+	creates *batcher[state.SeedRequest, state.CreateResult]
 	updates *batcher[state.StepUpdate, state.StepResult]
 
 	leaderMu sync.Mutex
@@ -294,7 +294,7 @@ func mapRaftErr(err error) error {
 
 // CreateTasks commits new tasks, batched with other concurrent calls into
 // as few log entries as possible. Results are in request order.
-func (s *Store) CreateTasks(ctx context.Context, reqs []state.CreateRequest) ([]state.CreateResult, error) {
+func (s *Store) CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error) {
 	return s.creates.submit(ctx, reqs)
 }
 
@@ -302,10 +302,10 @@ func (s *Store) CreateTasks(ctx context.Context, reqs []state.CreateRequest) ([]
 // caller's context, since others share it.
 const commitTimeout = 30 * time.Second
 
-func (s *Store) commitCreates(reqs []state.CreateRequest) ([]state.CreateResult, error) {
+func (s *Store) commitCreates(reqs []state.SeedRequest) ([]state.CreateResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	res, err := s.apply(ctx, cmdCreateTasks, createTasksCmd{Now: time.Now().UnixMilli(), Requests: reqs})
+	res, err := s.apply(ctx, cmdCreateSeeds, createSeedsCmd{Now: time.Now().UnixMilli(), Requests: reqs})
 	if err != nil {
 		return nil, err
 	}

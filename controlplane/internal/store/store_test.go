@@ -40,11 +40,11 @@ func create(t *testing.T, s *Store, n int, prefix string) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("%s-%d", prefix, i)
-		task := api.Task{ID: id, Object: "task", Kind: encoders.KindVideo, Input: "https://example.com/" + id, Status: api.TaskQueued}
-		for j, k := range api.StepKinds(encoders.KindVideo) {
-			task.Steps = append(task.Steps, api.Step{ID: fmt.Sprintf("%s-s%d", id, j), Object: "step", Kind: k, Status: api.StepWaiting})
+		seed := state.Seed{ID: id, Kind: encoders.KindVideo, Input: "https://example.com/" + id, At: int64(i)}
+		for j := range api.StepKinds(encoders.KindVideo) {
+			seed.StepIDs = append(seed.StepIDs, fmt.Sprintf("%s-s%d", id, j))
 		}
-		if _, err := s.CreateTasks(context.Background(), []state.CreateRequest{{Task: task, Scope: "req", Key: id, BodyHash: "h"}}); err != nil {
+		if _, err := s.CreateTasks(context.Background(), []state.SeedRequest{{Seed: seed, Scope: "req", Key: id, BodyHash: "h"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

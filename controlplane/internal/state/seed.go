@@ -1,0 +1,66 @@
+package state
+
+import (
+	"encoding/json"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Seed is a new task as the leader stamps it: its ids and time and the
+// request. The log carries seeds, not whole tasks (a quarter of the bytes
+// to write, replicate and decode); Task makes the task from one, the same
+// on every node.
+type Seed struct {
+	ID       string          `json:"id"`
+	StepIDs  []string        `json:"step_ids"`
+	At       int64           `json:"at"` // epoch ms
+	Kind     encoders.Kind   `json:"kind"`
+	Input    string          `json:"input"`
+	Output   string          `json:"output,omitempty"`
+	Options  json.RawMessage `json:"options,omitempty"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// Task builds the task a seed describes: queued, with its four steps
+// waiting.
+func (s Seed) Task() api.Task {
+	t := api.Task{
+		ID: s.ID, Object: "task", Kind: s.Kind, Input: s.Input, Metadata: s.Metadata,
+		Status: api.TaskQueued, CreatedAt: s.At, UpdatedAt: s.At,
+	}
+	if len(s.Options) > 0 {
+		_ = json.Unmarshal(s.Options, &t.Options) // never fails: Options keeps what it cannot read
+	}
+	if s.Output != "" {
+		out := s.Output
+		t.Output = &out
+	}
+	if len(t.Metadata) == 0 {
+		t.Metadata = json.RawMessage("{}")
+	}
+	for i, kind := range api.StepKinds(s.Kind) {
+		id := ""
+		if i < len(s.StepIDs) {
+			id = s.StepIDs[i]
+		}
+		t.Steps = append(t.Steps, api.Step{
+			ID: id, Object: "step", Kind: kind, Options: json.RawMessage("{}"),
+			Status: api.StepWaiting, CreatedAt: s.At, UpdatedAt: s.At,
+		})
+	}
+	return t
+}
+
+// SeedRequest is a CreateRequest in the log's compact form.
+type SeedRequest struct {
+	Seed     Seed   `json:"seed"`
+	Scope    string `json:"scope"`
+	Key      string `json:"key"`
+	BodyHash string `json:"body_hash"`
+}
+
+// Request returns the CreateRequest the seed stands for.
+func (r SeedRequest) Request() CreateRequest {
+	return CreateRequest{Task: r.Seed.Task(), Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash}
+}
