@@ -182,6 +182,27 @@ func fileServer(ctx context.Context, dir string) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
+// rssParts reads a process's resident memory split into anonymous (the Go
+// heap, mostly) and file-backed (mapped files: Raft's bolt database).
+func rssParts(pid int) (anon, file int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		var kb int64
+		switch {
+		case strings.HasPrefix(l, "RssAnon:"):
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "RssAnon:")), "%d", &kb)
+			anon = kb * 1024
+		case strings.HasPrefix(l, "RssFile:"):
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "RssFile:")), "%d", &kb)
+			file = kb * 1024
+		}
+	}
+	return anon, file
+}
+
 // procStats reads a process's CPU seconds and peak RSS from /proc.
 func procStats(pid int) (cpu float64, peakRSS int64) {
 	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {

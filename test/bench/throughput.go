@@ -100,6 +100,11 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 // startCluster starts three `ittybit server` processes: a bootstraps, b
 // and c join.
 func startCluster(ctx context.Context, e *env, prefix string, extra ...string) ([]*proc, error) {
+	return startClusterEnv(ctx, e, prefix, nil, extra...)
+}
+
+// startClusterEnv is startCluster with extra environment variables.
+func startClusterEnv(ctx context.Context, e *env, prefix string, extraEnv []string, extra ...string) ([]*proc, error) {
 	var out []*proc
 	for i, name := range []string{"a", "b", "c"} {
 		args := append([]string{"server", "--node-id", name, "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0",
@@ -109,7 +114,7 @@ func startCluster(ctx context.Context, e *env, prefix string, extra ...string) (
 		} else {
 			args = append(args, "--join", out[0].url)
 		}
-		p, err := e.start(ctx, prefix+"-"+name, nil, append(args, "--log-level", "info")...)
+		p, err := e.start(ctx, prefix+"-"+name, extraEnv, append(args, "--log-level", "info")...)
 		if err != nil {
 			stopAll(out)
 			return nil, err

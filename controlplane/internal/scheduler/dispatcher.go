@@ -231,12 +231,12 @@ func readyOf(t *state.Task, i int) Ready {
 	}
 	switch s.Kind {
 	case api.StepIngest:
-		r.Prefer = t.Holders[api.StepProbe]
+		r.Prefer = t.Holder(api.StepProbe)
 	case api.StepUpload:
-		r.Prefer = t.Holders[string(t.Kind)]
+		r.Prefer = t.Holder(string(t.Kind))
 	default:
 		if r.IsEncode() {
-			r.Prefer = t.Holders[api.StepProbe]
+			r.Prefer = t.Holder(api.StepProbe)
 		}
 	}
 	return r

@@ -21,7 +21,10 @@ func schema() *memdb.DBSchema {
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				// seq orders tasks as they were committed; list and cursors use it.
 				"seq":    {Name: "seq", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
-				"status": {Name: "status", Indexer: &memdb.StringFieldIndex{Field: "StatusKey"}},
+				// active holds only the tasks that have not ended (an empty
+				// key is not indexed), so it costs nothing for the many
+				// finished ones.
+				"active": {Name: "active", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ActiveKey"}},
 			},
 		},
 		tableRequests: {
@@ -30,7 +33,6 @@ func schema() *memdb.DBSchema {
 				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 					&memdb.StringFieldIndex{Field: "Scope"}, &memdb.StringFieldIndex{Field: "Key"},
 				}}},
-				"created": {Name: "created", Indexer: &memdb.IntFieldIndex{Field: "CreatedAt"}},
 			},
 		},
 		tableNodes: {

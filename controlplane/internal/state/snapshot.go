@@ -100,7 +100,7 @@ func (s *Store) Restore(r io.Reader) error {
 			if err := json.Unmarshal(rec.Data, t); err != nil {
 				return fmt.Errorf("snapshot task: %w", err)
 			}
-			t.StatusKey = string(t.Status)
+			t.setActive()
 			obj = t
 		case tableRequests:
 			obj = &Request{}

@@ -89,7 +89,7 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 			}
 		}
 		t := &Task{Task: r.Task, Seq: index<<16 | uint64(i), Runs: make([]StepRun, len(r.Task.Steps))}
-		t.StatusKey = string(t.Status)
+		t.setActive()
 		if len(t.Runs) > 0 {
 			t.Runs[0].ReadyAt = t.CreatedAt
 		}
@@ -129,17 +129,13 @@ func ttl(scope string) int64 {
 func (s *Store) ExpireRequests(now int64) int {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
-	it, err := txn.Get(tableRequests, "created")
+	it, err := txn.Get(tableRequests, "id")
 	if err != nil {
 		return 0
 	}
 	var old []*Request
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		r := raw.(*Request)
-		if now-r.CreatedAt < RequestTTL {
-			break // ordered by creation: the rest are younger
-		}
-		if now-r.CreatedAt >= ttl(r.Scope) {
+		if r := raw.(*Request); now-r.CreatedAt >= ttl(r.Scope) {
 			old = append(old, r)
 		}
 	}
@@ -164,7 +160,8 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 		return &cur.Task, ErrTaskFinished
 	}
 	t := cur.clone()
-	t.Status, t.StatusKey = api.TaskCancelled, string(api.TaskCancelled)
+	t.Status = api.TaskCancelled
+	t.setActive()
 	t.Error = &api.Error{Kind: "cancelled", Message: "the task was cancelled"}
 	t.FinishedAt, t.UpdatedAt = &now, now
 	for i := range t.Steps {

@@ -77,7 +77,7 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 			out[i] = StepResult{Task: cur, Err: errStr}
 			continue
 		}
-		t.StatusKey = string(t.Status)
+		t.setActive()
 		mustInsert(txn, tableTasks, t)
 		out[i].Task = t
 	}
@@ -132,10 +132,7 @@ func applyStep(t *Task, u StepUpdate) string {
 			st.Options = u.Options
 		}
 		if st.Node != nil {
-			if t.Holders == nil {
-				t.Holders = map[string]string{}
-			}
-			t.Holders[st.Kind] = *st.Node
+			run.Holder = *st.Node
 		}
 		if i+1 < len(t.Steps) {
 			next := &t.Steps[i+1]
@@ -182,18 +179,15 @@ func failTask(t *Task, i int, e *api.Error, now int64) {
 	}
 }
 
-// ActiveTasks returns every task that has not ended, in commit order.
+// ActiveTasks returns every task that has not ended.
 func (s *Store) ActiveTasks() []*Task {
-	txn := s.db.Load().Txn(false)
+	it, err := s.db.Load().Txn(false).Get(tableTasks, "active", "1")
+	if err != nil {
+		return nil
+	}
 	var out []*Task
-	for _, st := range []api.TaskStatus{api.TaskQueued, api.TaskProcessing} {
-		it, err := txn.Get(tableTasks, "status", string(st))
-		if err != nil {
-			continue
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			out = append(out, raw.(*Task).clone())
-		}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*Task).clone())
 	}
 	return out
 }

@@ -12,15 +12,12 @@ type Task struct {
 	api.Task
 	// Seq is the commit order: the Raft index and the position in its batch.
 	Seq uint64 `json:"seq"`
-	// StatusKey mirrors Status for the status index.
-	StatusKey string `json:"-"`
+	// ActiveKey is "1" while the task has not ended, "" after: the active
+	// index holds only running tasks.
+	ActiveKey string `json:"-"`
 	// Runs holds, per step, what the scheduler needs beside the public
 	// fields: failures so far and the earliest time of the next try.
 	Runs []StepRun `json:"runs,omitempty"`
-	// Holders names, per step kind that leaves a file behind on its node
-	// ("probe": the fetched source, the encode kind: the encoded result),
-	// the node that holds it, so that the next step can be placed there.
-	Holders map[string]string `json:"holders,omitempty"`
 }
 
 // StepRun is the scheduling state of one step.
@@ -30,6 +27,18 @@ type StepRun struct {
 	// ReadyAt is when the step last became ready to run (epoch ms): for
 	// queue order and the queued → processing wait.
 	ReadyAt int64 `json:"ready_at,omitempty"`
+	// Holder is the node that completed the step and so holds what it
+	// left behind (the probe: the fetched source; the encode: the result),
+	// where the next step is best placed.
+	Holder string `json:"holder,omitempty"`
+}
+
+// setActive keeps ActiveKey in step with Status.
+func (t *Task) setActive() {
+	t.ActiveKey = ""
+	if !t.Status.Finished() {
+		t.ActiveKey = "1"
+	}
 }
 
 func (t *Task) clone() *Task {
@@ -43,13 +52,18 @@ func (t *Task) clone() *Task {
 		o := *t.Output
 		c.Output = &o
 	}
-	if t.Holders != nil {
-		c.Holders = make(map[string]string, len(t.Holders))
-		for k, v := range t.Holders {
-			c.Holders[k] = v
+	return &c
+}
+
+// Holder returns the node holding what the step of this kind left behind,
+// or "".
+func (t *Task) Holder(kind string) string {
+	for i, s := range t.Steps {
+		if s.Kind == kind && i < len(t.Runs) {
+			return t.Runs[i].Holder
 		}
 	}
-	return &c
+	return ""
 }
 
 // Current returns the index of the step to run next: the first that has
