@@ -11,7 +11,8 @@ import (
 // collections (Go's default is twice): a control plane holds its state in
 // memory and allocates per request, and with the default a quarter of its
 // CPU went to the garbage collector under load (see BENCHMARKS.md). In a
-// container with a memory limit, the heap is also held under 90% of it, so
+// container with a memory limit, the Go heap is also held under 75% of it,
+// leaving the rest to goroutine stacks and the Raft log's mapped pages, so
 // the extra room never costs an OOM kill. $GOGC and $GOMEMLIMIT, when set,
 // decide instead.
 func tuneGC() {
@@ -20,7 +21,7 @@ func tuneGC() {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		if limit, ok := cgroupMemoryLimit(); ok {
-			debug.SetMemoryLimit(limit / 10 * 9)
+			debug.SetMemoryLimit(limit / 4 * 3)
 		}
 	}
 }

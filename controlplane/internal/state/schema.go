@@ -20,7 +20,7 @@ func schema() *memdb.DBSchema {
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				// seq orders tasks as they were committed; list and cursors use it.
-				"seq":    {Name: "seq", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+				"seq": {Name: "seq", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
 				// active holds only the tasks that have not ended (an empty
 				// key is not indexed), so it costs nothing for the many
 				// finished ones.
