@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string) error {
 	if c.only != "" {
 		return nil // a partial run does not replace the report
 	}
-	md := rep.markdown(strings.Join(os.Args, " "))
+	md := rep.markdown("go run ./test/bench " + strings.Join(args, " "))
 	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
 		return err
 	}
