@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -179,6 +180,39 @@ func TestCluster(t *testing.T) {
 
 	t.Run("list with cursors both ways and filters", func(t *testing.T) {
 		testList(t, nodes)
+	})
+
+	t.Run("a leader stopped with SIGTERM hands off leadership first", func(t *testing.T) {
+		var leader *proc
+		var rest []*proc
+		for _, p := range nodes {
+			if s, err := getState(p); err == nil && s.Leader {
+				leader = p
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		if leader == nil {
+			t.Fatal("no leader")
+		}
+		leader.Stop(t)
+		stopped := time.Now()
+		if !leader.logged("handed off leadership") {
+			t.Errorf("%s stopped without handing off leadership:\n%s", leader.name, leader.tail(20))
+		}
+		waitFor(t, "a new leader among the others", 10*time.Second, func() error {
+			for _, p := range rest {
+				if s, err := getState(p); err == nil && s.Leader {
+					return nil
+				}
+			}
+			return errors.New("no leader yet")
+		})
+		mustCreate(t, rest[0].URL(), `{"input":"https://example.com/handoff.mov","kind":"video"}`)
+		t.Logf("a write through %s committed %v after %s stopped", rest[0].name, time.Since(stopped).Round(time.Millisecond), leader.name)
+		leader.mustStart(t)
+		mustReady(t, nodes...)
+		waitSameState(t, 20*time.Second, nodes...)
 	})
 
 	t.Run("no quorum is 503 unavailable, a restarted node restores it", func(t *testing.T) {

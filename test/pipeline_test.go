@@ -79,8 +79,10 @@ func mustFleet(t *testing.T, clips map[string]string) *fleet {
 	}
 	for _, name := range []string{"x", "y"} {
 		p := &proc{name: name, dir: t.TempDir(), env: env}
+		// A short drain, so that a SIGTERMed agent hands back an encode
+		// under way rather than finishing it.
 		p.args = append([]string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", "s3://managed/ittybit",
-			"--allow-private-inputs", "--slots", "2"}, urls...)
+			"--allow-private-inputs", "--slots", "2", "--drain-timeout", "1s"}, urls...)
 		p.mustStart(t)
 		f.agents = append(f.agents, p)
 	}
@@ -372,6 +374,113 @@ func TestAgentKilledMidEncode(t *testing.T) {
 	fig.add("destination", "only the final object; nothing partial was visible while encoding")
 	fig.add("late report of the dead attempt", "refused with 409; the task unchanged")
 	fig.add("fleet restarted", "%d tasks, same state hash on all three servers %s after the start; same task JSON (signed URLs aside): %v", settled.Tasks, seconds(restarted), same)
+	fig.write(t)
+}
+
+// TestAgentDrain sends SIGTERM to the agent running an encode: it takes no
+// new work, hands the encode back when its drain time is up and exits 0;
+// the other agent runs the step again and the task completes.
+func TestAgentDrain(t *testing.T) {
+	f := mustFleet(t, map[string]string{"long.mov": clips.Path(t, encoderstest.Long)})
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: f.files.URL + "/long.mov", Output: "s3://outputs/drained/video.webm",
+		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityVeryHigh}}
+	task, err := f.users.Create(context.Background(), req, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim, other *proc
+	var first api.Step
+	waitFor(t, "the encode to be under way", 2*time.Minute, func() error {
+		cur, err := f.users.Get(context.Background(), task.ID)
+		if err != nil {
+			return err
+		}
+		s := cur.Steps[2]
+		if s.Status != api.StepProcessing || s.Node == nil || s.Progress == nil || *s.Progress <= 0 {
+			return fmt.Errorf("encode step %s progress %v", s.Status, s.Progress)
+		}
+		first = s
+		return nil
+	})
+	for _, a := range f.agents {
+		if a.name == *first.Node {
+			victim = a
+		} else {
+			other = a
+		}
+	}
+	stopped := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		victim.Stop(t) // fails the test unless it exits 0 within 30 s
+		stopped <- time.Since(start)
+	}()
+	waitFor(t, "the leader to mark the agent draining or gone", 10*time.Second, func() error {
+		nodes, err := f.nodes.Nodes(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if n.Name == victim.name && n.Status != "ready" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s still ready: %+v", victim.name, nodes)
+	})
+	// Work created while the agent drains goes to the other one.
+	later, err := f.users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindAudio, Input: f.files.URL + "/long.mov"}, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := <-stopped
+
+	final := f.wait(t, task.ID, 4*time.Minute)
+	if final.Status != api.TaskCompleted {
+		t.Fatalf("task %s: %+v", final.Status, final.Error)
+	}
+	enc := final.Steps[2]
+	handedBack := enc.Attempt > first.Attempt
+	if handedBack && (enc.Node == nil || *enc.Node != other.name) {
+		t.Errorf("encode step: attempt %d on %v, want it on %s", enc.Attempt, enc.Node, other.name)
+	}
+	if !handedBack {
+		// The encode finished inside the drain time: also right, but
+		// then the hand-back went untested.
+		t.Logf("the encode finished on %s during its %s drain", victim.name, seconds(took))
+	}
+	for _, s := range final.Steps[3:] {
+		if handedBack && (s.Node == nil || *s.Node != other.name) {
+			t.Errorf("step %s ran on %v after the drain, want %s", s.Kind, s.Node, other.name)
+		}
+	}
+	local := filepath.Join(t.TempDir(), "video.webm")
+	f.fetch(t, "s3://outputs/drained/video.webm", local)
+	if v := encoderstest.Probe(t, local).Video(); v == nil || v.CodecName != "av1" || v.Width != 640 {
+		t.Errorf("result %+v", v)
+	}
+	l := f.wait(t, later.ID, 2*time.Minute)
+	if l.Status != api.TaskCompleted {
+		t.Fatalf("task created during the drain: %s %+v", l.Status, l.Error)
+	}
+	for _, s := range l.Steps {
+		if s.Node == nil || *s.Node != other.name {
+			t.Errorf("task created during the drain: step %s ran on %v, want %s", s.Kind, s.Node, other.name)
+		}
+	}
+	log, _ := os.ReadFile(victim.logs()[0])
+	if handedBack && !strings.Contains(string(log), "handing back unfinished steps") {
+		t.Errorf("the agent's log does not tell of the hand-back:\n%s", victim.tail(20))
+	}
+
+	fig := figures{
+		heading: "## TestAgentDrain: an agent SIGTERMed mid-encode",
+		intro: "`test/pipeline_test.go`. Three servers, two agents (`--drain-timeout 1s`), versitygw; an 8 s clip to AV1 at\n" +
+			"very_high quality. Once the encode reports progress, the agent running it gets SIGTERM; a second task is created\n" +
+			"while it drains.",
+	}
+	fig.add("drained", "agent %s exited 0 %s after SIGTERM", victim.name, seconds(took))
+	fig.add("encode", "attempt %d ran on %v to completion; attempt %d was on %s (handed back: %v)", enc.Attempt, *enc.Node, first.Attempt, victim.name, handedBack)
+	fig.add("new work while draining", "all of it on %s", other.name)
 	fig.write(t)
 }
 

@@ -41,9 +41,12 @@ type agentFile struct {
 	MaxInputBytes    int64         `yaml:"max_input_bytes"`
 	FetchTimeout     time.Duration `yaml:"fetch_timeout"`
 	FetchIdleTimeout time.Duration `yaml:"fetch_idle_timeout"`
-	LogLevel         string        `yaml:"log_level"`
-	NodeToken        string        `yaml:"node_token"`
-	S3               s3Config      `yaml:"s3"`
+	// DrainTimeout is how long running steps may finish after SIGTERM
+	// before they are handed back (0: 30 s).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	LogLevel     string        `yaml:"log_level"`
+	NodeToken    string        `yaml:"node_token"`
+	S3           s3Config      `yaml:"s3"`
 }
 
 func newAgentCmd(stderr io.Writer) *cobra.Command {
@@ -83,6 +86,9 @@ are handed back.`,
 			if fl.Changed("allow-private-inputs") {
 				file.AllowPrivateInputs = f.AllowPrivateInputs
 			}
+			if fl.Changed("drain-timeout") {
+				file.DrainTimeout = f.DrainTimeout
+			}
 			f.fetchOverride(fl, &file)
 			return runAgent(cmd.Context(), file, stderr)
 		},
@@ -98,6 +104,7 @@ are handed back.`,
 	fl.StringVar(&f.Storage, "storage", "", "managed storage, as the servers': a folder or s3://bucket/prefix (required)")
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "fetch inputs on loopback, private and link-local addresses")
 	f.fetchFlags(fl)
+	fl.DurationVar(&f.DrainTimeout, "drain-timeout", 30*time.Second, "after SIGTERM, how long running steps may finish before they are handed back to the cluster")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -204,9 +211,9 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 			return detect.QueryGPUUsage(ctx, detect.Config{Timeout: 5 * time.Second})
 		}, logger))
 	}
-	if f.MaxInputBytes < 0 || f.FetchTimeout < 0 || f.FetchIdleTimeout < 0 {
+	if f.MaxInputBytes < 0 || f.FetchTimeout < 0 || f.FetchIdleTimeout < 0 || f.DrainTimeout < 0 {
 		h.Close()
-		return agent.Config{}, nil, usageError{errors.New("invalid_option: --max-input-bytes, --fetch-timeout and --fetch-idle-timeout take positive values")}
+		return agent.Config{}, nil, usageError{errors.New("invalid_option: --max-input-bytes, --fetch-timeout, --fetch-idle-timeout and --drain-timeout take positive values")}
 	}
 	cfg := agent.Config{
 		Servers: f.Servers, Name: f.Name, Token: token, WorkDir: f.WorkDir, Slots: f.Slots,
@@ -214,7 +221,7 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 		Fetcher: storage.NewFetcher(storage.FetchConfig{
 			AllowPrivate: f.AllowPrivateInputs, MaxBytes: f.MaxInputBytes, Timeout: f.FetchTimeout, IdleTimeout: f.FetchIdleTimeout,
 		}),
-		Encoder: hostEncoder{h}, Metrics: agent.NewMetrics(reg), Logger: logger, Version: version,
+		Encoder: hostEncoder{h}, Metrics: agent.NewMetrics(reg), Logger: logger, Version: version, DrainTimeout: f.DrainTimeout,
 	}
 	return cfg, func() { h.Close() }, nil
 }

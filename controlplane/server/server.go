@@ -340,9 +340,13 @@ func postJoin(ctx context.Context, c *http.Client, base, token string, body []by
 	return nil
 }
 
-// Close stops serving (finishing requests in flight, for up to 5 s), then
-// stops the store.
+// Close hands leadership to another node when this one leads, stops
+// serving (finishing requests in flight, for up to 5 s, forwarded to the
+// new leader), then stops the store.
 func (s *Server) Close() error {
+	if _, err := s.store.HandOff(); err != nil {
+		s.log.Warn("stopping without a hand-off: the followers elect a leader when its heartbeats stop", "err", err)
+	}
 	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -424,6 +424,26 @@ func (s *Store) Peers() (map[string]string, error) {
 	return out, nil
 }
 
+// HandOff passes leadership to another voter, when this node leads and
+// has one, so that a planned stop pauses writes for one election's round
+// trip rather than the followers' heartbeat timeout. It returns the new
+// leader's id ("" when there was nothing to hand off).
+func (s *Store) HandOff() (string, error) {
+	if s.raft.State() != raft.Leader {
+		return "", nil
+	}
+	peers, err := s.Peers()
+	if err != nil || len(peers) < 2 {
+		return "", err
+	}
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		return "", fmt.Errorf("hand off leadership: %w", err)
+	}
+	_, id := s.raft.LeaderWithID()
+	s.log.Info("handed off leadership", "to", id)
+	return string(id), nil
+}
+
 // Close stops the node: leader work, the batcher, Raft, then the files.
 func (s *Store) Close() error {
 	var err error
