@@ -49,6 +49,8 @@ func (d *Dispatcher) Register(ctx context.Context, reg api.NodeRegistration) (ap
 	return d.timing(ns), nil
 }
 
+// timing is the heartbeat interval and TTL an agent is told. Callers hold
+// d.mu.
 func (d *Dispatcher) timing(ns *nodeState) api.NodeRegistered {
 	ttl := d.ttl(len(d.nodes))
 	return api.NodeRegistered{Name: ns.node.Name, IntervalMillis: (ttl / 3).Milliseconds(), TTLMillis: ttl.Milliseconds()}

@@ -148,9 +148,9 @@ func (d *Dispatcher) ttl(nodes int) time.Duration {
 // Run rebuilds the working state from the store and schedules until ctx
 // ends (leadership lost). Call it from store.OnLeader.
 func (d *Dispatcher) Run(ctx context.Context) {
-	d.rebuild()
+	ready, running, nodes := d.rebuild()
 	defer d.deactivate()
-	d.log.Info("scheduler active", "ready", d.ready.len(), "running", len(d.leases), "nodes", len(d.nodes))
+	d.log.Info("scheduler active", "ready", ready, "running", running, "nodes", nodes)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -165,8 +165,10 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// rebuild loads nodes, leases and the ready queue from the state.
-func (d *Dispatcher) rebuild() {
+// rebuild loads nodes, leases and the ready queue from the state and
+// returns their sizes, read while it still holds d.mu: once it is active,
+// TasksCreated and Register change them from other goroutines.
+func (d *Dispatcher) rebuild() (ready, running, nodes int) {
 	st := d.cfg.Store.State()
 	now := d.cfg.Now()
 	d.mu.Lock()
@@ -183,6 +185,7 @@ func (d *Dispatcher) rebuild() {
 	}
 	d.ready.sortByReady()
 	d.active = true
+	return d.ready.len(), len(d.leases), len(d.nodes)
 }
 
 // track adds a task's current step to the queue or to the leases.
