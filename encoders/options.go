@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Quality is one of the five quality levels of the API.
@@ -102,8 +103,8 @@ func parseDimension(raw json.RawMessage) (*Dimension, bool) {
 		}
 		return &Dimension{Pixels: int(n)}, true
 	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	s, good := unquote(raw)
+	if !good {
 		return nil, false
 	}
 	if p, ok := strings.CutSuffix(s, "%"); ok {
@@ -216,8 +217,8 @@ func (o *Options) set(name string, raw json.RawMessage) {
 	}
 	ok := true
 	str := func(dst *string) {
-		var s string
-		if json.Unmarshal(raw, &s) != nil || s == "" {
+		s, good := unquote(raw)
+		if !good || s == "" {
 			ok = false
 			return
 		}
@@ -332,20 +333,75 @@ func (o *Options) given() []string {
 // parseNumber reads a JSON number (not a string holding one).
 func parseNumber(raw json.RawMessage) (float64, bool) {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
-		return 0, false // json.Number would also take a quoted number
+	if !isJSONNumber(raw) {
+		return 0, false // a quoted number is a string, not a number
 	}
-	var n json.Number
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	if d.Decode(&n) != nil {
-		return 0, false
-	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, false
 	}
 	return f, true
+}
+
+// isJSONNumber reports whether b is exactly one number in JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(b []byte) bool {
+	i := 0
+	digits := func() bool {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+// unquote reads a JSON string. Strings without escapes, the common case,
+// are taken as they are; the rest go through encoding/json.
+func unquote(raw json.RawMessage) (string, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		body := raw[1 : len(raw)-1]
+		simple := utf8.Valid(body)
+		for _, c := range body {
+			if c == '\\' || c == '"' || c < 0x20 {
+				simple = false
+				break
+			}
+		}
+		if simple {
+			return string(body), true
+		}
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // parseWhole reads a JSON number that is a whole number ("1.5e6" is).
