@@ -9,12 +9,41 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 var throughputLevels = []int{16, 64, 256}
+
+// targetClients is the level the target is set at; it is measured over
+// several windows on each side.
+const targetClients = 64
+
+func windowsAt(n int) int {
+	if n == targetClients {
+		return 3
+	}
+	return 1
+}
+
+// medianWindow is the window with the median rate.
+func medianWindow(ws []loadResult) loadResult {
+	sorted := append([]loadResult(nil), ws...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].rate < sorted[j].rate })
+	return sorted[len(sorted)/2]
+}
+
+// rates lists the windows' rates in the order they ran.
+func rates(ws []loadResult) string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, f0(w.rate))
+	}
+	return strings.Join(out, ", ")
+}
 
 // benchThroughput posts tasks to a 3-node cluster at 16, 64 and 256
 // concurrent clients and compares the committed rate with a raw
@@ -38,33 +67,37 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		return err
 	}
 	var top string
+	windows := map[int][]loadResult{}
 	for _, n := range throughputLevels {
-		var prof chan string
-		if n == 64 {
-			prof = make(chan string, 1)
-			target := leader
-			if os.Getenv("BENCH_PROFILE") == "follower" {
-				for _, s := range servers {
-					if s != leader {
-						target = s
+		for w := 0; w < windowsAt(n); w++ {
+			var prof chan string
+			if n == targetClients && w == 0 {
+				prof = make(chan string, 1)
+				target := leader
+				if os.Getenv("BENCH_PROFILE") == "follower" {
+					for _, s := range servers {
+						if s != leader {
+							target = s
+						}
 					}
 				}
+				go func() { prof <- profileTop(ctx, e, target, c.window-time.Second) }()
 			}
-			go func() { prof <- profileTop(ctx, e, target, c.window-time.Second) }()
-		}
-		r, _, err := postLoad(ctx, urls, body, n, c.window)
-		if prof != nil {
-			top = <-prof
-			if os.Getenv("BENCH_PROFILE") != "" {
-				fmt.Fprint(os.Stderr, top)
+			r, _, err := postLoad(ctx, urls, body, n, c.window)
+			if prof != nil {
+				top = <-prof
+				if os.Getenv("BENCH_PROFILE") != "" {
+					fmt.Fprint(os.Stderr, top)
+				}
 			}
+			if err != nil {
+				stopAll(servers)
+				return err
+			}
+			windows[n] = append(windows[n], r)
+			fmt.Fprintf(os.Stderr, "   ittybit at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms (%d errors)\n", n, r.rate, r.p50, r.p99, r.errors)
 		}
-		if err != nil {
-			stopAll(servers)
-			return err
-		}
-		results[n] = r
-		fmt.Fprintf(os.Stderr, "   ittybit at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms (%d errors)\n", n, r.rate, r.p50, r.p99, r.errors)
+		results[n] = medianWindow(windows[n])
 	}
 	// The same at 64 clients sending everything to the leader: what the
 	// forwarding hop costs.
@@ -77,13 +110,17 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	stopAll(servers)
 
 	raw := map[int]loadResult{}
+	rawWindows := map[int][]loadResult{}
 	for _, n := range throughputLevels {
-		r, err := rawRaft(ctx, filepath.Join(e.dir, fmt.Sprintf("raw%d", n)), entrySize, n, c.window)
-		if err != nil {
-			return err
+		for w := 0; w < windowsAt(n); w++ {
+			r, err := rawRaft(ctx, filepath.Join(e.dir, fmt.Sprintf("raw%d-%d", n, w)), entrySize, n, c.window)
+			if err != nil {
+				return err
+			}
+			rawWindows[n] = append(rawWindows[n], r)
+			fmt.Fprintf(os.Stderr, "   raw raft at %d writers: %.0f entries/s, p50 %.1f ms, p99 %.1f ms\n", n, r.rate, r.p50, r.p99)
 		}
-		raw[n] = r
-		fmt.Fprintf(os.Stderr, "   raw raft at %d writers: %.0f entries/s, p50 %.1f ms, p99 %.1f ms\n", n, r.rate, r.p50, r.p99)
+		raw[n] = medianWindow(rawWindows[n])
 	}
 	s := &section{
 		title: "2. API write throughput against raw hashicorp/raft",
@@ -100,7 +137,10 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		s.rows = append(s.rows, []string{fmt.Sprint(n), f0(o.rate), f1(o.p50), f1(o.p99), f0(r.rate), f1(r.p50), f1(r.p99), f2(o.rate / r.rate)})
 	}
 	s.rows = append(s.rows, []string{"64, all to the leader", f0(direct.rate), f1(direct.p50), f1(direct.p99), f0(raw[64].rate), f1(raw[64].p50), f1(raw[64].p99), f2(direct.rate / raw[64].rate)})
-	s.met = verdict(results[64].rate >= 0.5*raw[64].rate)
+	s.met = verdict(results[targetClients].rate >= 0.5*raw[targetClients].rate)
+	s.notes = append(s.notes, fmt.Sprintf("Both rates swing from window to window on a shared 2-core machine (fsync times, the other processes), "+
+		"so at %d clients each side ran %d windows and the table gives the median window; all of them: ittybit %s tasks/s, raw raft %s entries/s.",
+		targetClients, windowsAt(targetClients), rates(windows[targetClients]), rates(rawWindows[targetClients])))
 	s.notes = append(s.notes, "The leader's CPU profile at 64 clients (`go tool pprof -top`):\n\n```\n"+top+"```")
 	rep.add(s)
 	return nil
