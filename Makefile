@@ -71,6 +71,7 @@ test-long: deps ## the tests, then each of the four fuzz targets for FUZZTIME (d
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
+	$(GO) test -run '^$$' -fuzz '^FuzzScalars$$' -fuzztime $(FUZZTIME) ./encoders/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoders/probe/
 	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime $(FUZZTIME) ./encoders/ffmpeg/
 
