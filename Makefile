@@ -67,7 +67,7 @@ test: deps ## run every test (real ffmpeg on small generated clips)
 # How long test-long runs each fuzz target (go test -fuzztime).
 FUZZTIME ?= 3m
 
-test-long: deps ## the tests, then each of the four fuzz targets for FUZZTIME (default 3m)
+test-long: deps ## the tests, then each of the five fuzz targets for FUZZTIME (default 3m)
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
