@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -47,6 +48,9 @@ type Config struct {
 	Metrics      *Metrics
 	Logger       *slog.Logger
 	Version      string
+	// HTTPClient calls the control plane; nil makes one that keeps a
+	// connection open per slot besides the long-poll and heartbeats.
+	HTTPClient *http.Client
 }
 
 // Agent is a running node agent.
@@ -60,14 +64,30 @@ type Agent struct {
 	running    map[string]*run
 	registered bool
 	interval   time.Duration
+	// received is what the agent has taken in of the leader's
+	// assignments, told back on every poll and heartbeat.
+	received api.Received
+
+	// work is the context steps run in (Run's); slots bound how many run
+	// at once; wg counts the steps held.
+	work  context.Context
+	slots chan struct{}
+	wg    sync.WaitGroup
 }
 
-// run is a step in progress.
+// run is a step the agent holds, from its assignment until its report
+// is answered.
 type run struct {
-	a        api.Assignment
-	ctx      context.Context
-	cancel   context.CancelFunc
-	progress api.RunningStep
+	a      api.Assignment
+	ctx    context.Context
+	cancel context.CancelFunc
+	// stopReport ends the report's delivery: the leader gave the step to
+	// another node.
+	stopReport context.CancelFunc
+	reportCtx  context.Context
+	progress   api.RunningStep
+	// reportingAt is when its report began to be delivered.
+	reportingAt time.Time
 }
 
 // New checks cfg and returns an Agent.
@@ -96,10 +116,17 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create work folder: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node_id", cfg.Name), running: map[string]*run{}, interval: time.Second}
-	for _, s := range cfg.Servers {
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node_id", cfg.Name), running: map[string]*run{}, interval: time.Second,
+		slots: make(chan struct{}, cfg.Slots)}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.Slots + 4
 		// Long-polls run up to ~10 s; forwarded ones a little longer.
-		a.clients = append(a.clients, client.New(s, cfg.Token, client.WithRetries(0)))
+		hc = &http.Client{Transport: tr, Timeout: time.Minute}
+	}
+	for _, s := range cfg.Servers {
+		a.clients = append(a.clients, client.New(s, cfg.Token, client.WithRetries(0), client.WithHTTPClient(hc)))
 	}
 	a.cfg.Metrics.watch(cfg.Encoder.Capabilities, cfg.Slots)
 	return a, nil
@@ -138,7 +165,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	var wg sync.WaitGroup
+	a.work = work
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	hbDone := make(chan struct{})
 	go func() {
@@ -146,9 +173,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.heartbeats(hbCtx)
 	}()
 
-	slots := make(chan struct{}, a.cfg.Slots)
 	for ctx.Err() == nil {
-		list, err := a.client().Assignments(ctx, a.cfg.Name, 10*time.Second)
+		out, err := a.client().Assignments(ctx, a.cfg.Name, 10*time.Second, a.receivedSoFar())
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -156,16 +182,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.handleErr(ctx, "poll for assignments", err)
 			continue
 		}
-		for _, as := range list {
-			r := a.start(work, as)
-			slots <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				a.execute(r)
-			}()
-		}
+		a.accept(out)
 	}
 
 	// Drain: no more work; finish what runs, hand back what does not end
@@ -177,7 +194,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cancel()
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { a.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(a.cfg.DrainTimeout):
@@ -248,9 +265,13 @@ func (a *Agent) heartbeats(ctx context.Context) {
 	for {
 		a.mu.Lock()
 		every := a.interval
-		hb := api.Heartbeat{}
+		hb := api.Heartbeat{Received: a.received}
 		for _, r := range a.running {
-			hb.Running = append(hb.Running, r.progress)
+			rs := r.progress
+			if rs.Reporting {
+				rs.ReportingMillis = time.Since(r.reportingAt).Milliseconds()
+			}
+			hb.Running = append(hb.Running, rs)
 		}
 		a.mu.Unlock()
 		if len(hb.Running) > 0 {
@@ -272,32 +293,89 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		if reply.IntervalMillis > 0 {
 			a.interval = time.Duration(reply.IntervalMillis) * time.Millisecond
 		}
+		a.adoptEpoch(reply.Epoch)
 		for _, id := range reply.Cancel {
 			if r := a.running[id]; r != nil {
 				a.log.Info("step stopped by the leader", a.stepAttrs(r.a)...)
 				r.cancel()
+				r.stopReport()
 			}
 		}
 		a.mu.Unlock()
 	}
 }
 
-// start records a step as running.
-func (a *Agent) start(ctx context.Context, as api.Assignment) *run {
-	rctx, cancel := context.WithCancel(ctx)
-	r := &run{a: as, ctx: rctx, cancel: cancel, progress: api.RunningStep{StepID: as.StepID, Attempt: as.Attempt}}
+// receivedSoFar is what the next poll acknowledges.
+func (a *Agent) receivedSoFar() api.Received {
 	a.mu.Lock()
-	a.running[as.StepID] = r
-	a.mu.Unlock()
-	return r
+	defer a.mu.Unlock()
+	return a.received
 }
 
-// handBack stops every running step; their reports say "released".
+// adoptEpoch starts counting deliveries of a new leader. Callers hold
+// a.mu.
+func (a *Agent) adoptEpoch(epoch string) {
+	if epoch != "" && epoch != a.received.Epoch {
+		a.received = api.Received{Epoch: epoch}
+	}
+}
+
+// take records the assignments of a poll's answer as held, and what was
+// received. An assignment sent again (its first answer was lost) is held
+// once; a newer attempt of a step replaces an older one, which stops.
+func (a *Agent) take(ctx context.Context, out api.Assignments) []*run {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.adoptEpoch(out.Epoch)
+	var started []*run
+	for _, as := range out.Assignments {
+		if as.Seq > a.received.Seq {
+			a.received.Seq = as.Seq
+		}
+		if old := a.running[as.StepID]; old != nil {
+			if old.a.Attempt >= as.Attempt {
+				continue
+			}
+			old.cancel()
+			old.stopReport()
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		reportCtx, stopReport := context.WithCancel(context.Background())
+		r := &run{a: as, ctx: rctx, cancel: cancel, reportCtx: reportCtx, stopReport: stopReport,
+			progress: api.RunningStep{StepID: as.StepID, Attempt: as.Attempt}}
+		a.running[as.StepID] = r
+		started = append(started, r)
+	}
+	return started
+}
+
+// accept starts the assignments of a poll's (or a report's) answer. Each
+// is held (listed in heartbeats) before the next poll acknowledges it, and
+// waits for a slot on its own, so that the acknowledgement is not held up.
+func (a *Agent) accept(out api.Assignments) {
+	for _, r := range a.take(a.work, out) {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			select {
+			case a.slots <- struct{}{}:
+				defer func() { <-a.slots }()
+			case <-r.ctx.Done(): // stopped before it began
+			}
+			a.execute(r)
+		}()
+	}
+}
+
+// handBack stops every running step that is not reporting already; their
+// reports say "released".
 func (a *Agent) handBack() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, r := range a.running {
-		r.cancel()
+		if !r.progress.Reporting {
+			r.cancel()
+		}
 	}
 }
 

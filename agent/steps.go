@@ -26,7 +26,9 @@ func (a *Agent) execute(r *run) {
 	log.Info("step started")
 	start := time.Now()
 	out, opts, err := a.runStep(r.ctx, r)
-	rep := api.StepReport{TaskID: as.TaskID, Attempt: as.Attempt}
+	// Continue: the task's next step may come back in the report's
+	// answer, to run here, where its files are.
+	rep := api.StepReport{TaskID: as.TaskID, Attempt: as.Attempt, Continue: true}
 	switch {
 	case err == nil:
 		rep.Outcome = api.OutcomeCompleted
@@ -46,11 +48,20 @@ func (a *Agent) execute(r *run) {
 		log.Warn("step failed", "err", err, "retryable", rep.Retryable)
 	}
 	a.cfg.Metrics.steps.WithLabelValues(stepKind(as.Step), result(rep.Outcome)).Inc()
-	a.report(as, rep, log)
+	// Still held, and listed as reporting, until the report is answered:
+	// the leader waits a bounded time for it, then runs the step elsewhere.
 	a.mu.Lock()
-	delete(a.running, as.StepID)
+	r.progress.Reporting, r.reportingAt = true, time.Now()
+	a.mu.Unlock()
+	next := a.report(r, rep, log)
+	a.mu.Lock()
+	if a.running[as.StepID] == r {
+		delete(a.running, as.StepID)
+	}
 	a.mu.Unlock()
 	r.cancel()
+	r.stopReport()
+	a.accept(next)
 	if rep.Outcome == api.OutcomeCompleted && as.Step == api.StepUpload || rep.Outcome == api.OutcomeFailed && !rep.Retryable {
 		os.RemoveAll(a.taskDir(as.TaskID)) // the task is done with this node
 	}
@@ -73,25 +84,27 @@ func result(outcome string) string {
 	return "released"
 }
 
-// report delivers an outcome, retrying through leader changes; a stale
-// attempt's report is dropped.
-func (a *Agent) report(as api.Assignment, rep api.StepReport, log interface {
+// report delivers an outcome, retrying through leader changes, until it
+// is answered, refused (a stale attempt), or the leader stops the step. It
+// returns the assignments the answer carries (the task's next step).
+func (a *Agent) report(r *run, rep api.StepReport, log interface {
 	Warn(string, ...any)
-}) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+}) api.Assignments {
+	as := r.a
+	ctx, cancel := context.WithTimeout(r.reportCtx, 2*time.Minute)
 	defer cancel()
 	for {
-		err := a.client().ReportStep(ctx, as.StepID, rep)
+		reply, err := a.client().ReportStep(ctx, as.StepID, rep)
 		var ae *api.Error
 		switch {
 		case err == nil:
-			return
+			return reply.Assignments
 		case errors.As(err, &ae) && (ae.Kind == api.KindStaleAttempt || ae.Kind == api.KindNotFound):
 			log.Warn("report refused: the step moved on", "kind", ae.Kind)
-			return
+			return api.Assignments{}
 		case ctx.Err() != nil:
 			log.Warn("report not delivered", "err", err)
-			return
+			return api.Assignments{}
 		}
 		a.failover(err)
 		select {

@@ -26,7 +26,7 @@ type NodeRegistered struct {
 	TTLMillis      int64 `json:"ttl_ms"`
 }
 
-// RunningStep is a step an agent is running, with its progress.
+// RunningStep is a step an agent holds, with its progress.
 type RunningStep struct {
 	StepID       string  `json:"step_id"`
 	Attempt      int     `json:"attempt"`
@@ -34,37 +34,66 @@ type RunningStep struct {
 	Frames       int64   `json:"frames,omitempty"`
 	MediaSeconds float64 `json:"media_seconds,omitempty"`
 	Speed        float64 `json:"speed,omitempty"`
+	// Reporting: the step has ended and the agent is delivering its
+	// report, for ReportingMillis so far. The leader gives a report a
+	// bounded time to arrive, then runs the step elsewhere.
+	Reporting       bool  `json:"reporting,omitempty"`
+	ReportingMillis int64 `json:"reporting_ms,omitempty"`
 }
 
-// Heartbeat is the body of POST /internal/nodes/{name}/heartbeat.
+// Received is what an agent has taken in of its assignments: the epoch of
+// the leader that sent them (each leadership has its own) and the highest
+// delivery sequence number of that epoch it has processed (the long-poll
+// answers in order). With it the
+// leader resends an assignment whose answer was lost, and releases one the
+// agent received but no longer holds (its report was lost): nothing lost
+// on the way leaves a step stuck.
+type Received struct {
+	Epoch string `json:"epoch,omitempty"`
+	Seq   uint64 `json:"seq,omitempty"`
+}
+
+// Heartbeat is the body of POST /internal/nodes/{name}/heartbeat. Running
+// lists every step the agent holds, reports in flight included; with
+// Received, the leader releases the steps it leased to the agent that the
+// agent does not hold.
 type Heartbeat struct {
 	Running  []RunningStep `json:"running"`
 	Draining bool          `json:"draining,omitempty"`
+	Received
 }
 
 // HeartbeatReply tells the agent when to send the next heartbeat and which
 // steps to stop (their task was cancelled, or they were given to another
-// node).
+// node). Epoch is the leader's: an agent that has not heard from this
+// leader yet adopts it, with nothing received.
 type HeartbeatReply struct {
 	IntervalMillis int64    `json:"interval_ms"`
 	TTLMillis      int64    `json:"ttl_ms"`
 	Cancel         []string `json:"cancel,omitempty"`
+	Epoch          string   `json:"epoch,omitempty"`
 }
 
 // Assignment is a step leased to an agent. Attempt is the fencing token:
-// reports must carry it.
+// reports must carry it. Seq is its delivery sequence number on the
+// agent's long-poll in the leader's epoch (a resent assignment gets a new
+// one); 0 in the answer to a report.
 type Assignment struct {
 	TaskID  string `json:"task_id"`
 	StepID  string `json:"step_id"`
 	Step    string `json:"step"` // the step kind
 	Attempt int    `json:"attempt"`
+	Seq     uint64 `json:"seq,omitempty"`
 	// Task is the task when the step was assigned, with the outputs of the
 	// steps before it.
 	Task Task `json:"task"`
 }
 
-// Assignments answers GET /internal/nodes/{name}/assignments.
+// Assignments answers GET /internal/nodes/{name}/assignments. The query
+// carries what the agent has received (epoch, seq: Received); the answer
+// the leader's epoch.
 type Assignments struct {
+	Epoch       string       `json:"epoch,omitempty"`
 	Assignments []Assignment `json:"assignments"`
 }
 
@@ -88,6 +117,17 @@ type StepReport struct {
 	// Failed: why, and whether another attempt may succeed.
 	Error     *Error `json:"error,omitempty"`
 	Retryable bool   `json:"retryable,omitempty"`
+	// Continue: the agent takes the task's next step in the answer, when
+	// the leader gives it there (the step's files are on this node).
+	Continue bool `json:"continue,omitempty"`
+}
+
+// ReportReply answers a report: recorded, and, when the report asked to
+// continue, the task's next step leased to the same agent (with the
+// leader's epoch, as a poll's answer).
+type ReportReply struct {
+	Status string `json:"status"`
+	Assignments
 }
 
 // NodeInfo describes an agent: GET /internal/nodes.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -26,17 +27,28 @@ func (c *Client) Heartbeat(ctx context.Context, name string, hb api.Heartbeat) (
 	return &out, c.do(ctx, http.MethodPost, "/internal/nodes/"+url.PathEscape(name)+"/heartbeat", body, nil, &out)
 }
 
-// Assignments waits up to wait for steps leased to the agent.
-func (c *Client) Assignments(ctx context.Context, name string, wait time.Duration) ([]api.Assignment, error) {
+// Assignments waits up to wait for steps leased to the agent. rcv says
+// what the agent has received so far, so that the leader sends again what
+// was lost on the way.
+func (c *Client) Assignments(ctx context.Context, name string, wait time.Duration, rcv api.Received) (api.Assignments, error) {
+	q := url.Values{"wait": {wait.String()}}
+	if rcv.Epoch != "" {
+		q.Set("epoch", rcv.Epoch)
+		q.Set("seq", strconv.FormatUint(rcv.Seq, 10))
+	}
 	var out api.Assignments
-	err := c.do(ctx, http.MethodGet, "/internal/nodes/"+url.PathEscape(name)+"/assignments?wait="+wait.String(), nil, nil, &out)
-	return out.Assignments, err
+	err := c.do(ctx, http.MethodGet, "/internal/nodes/"+url.PathEscape(name)+"/assignments?"+q.Encode(), nil, nil, &out)
+	return out, err
 }
 
-// ReportStep reports a step's outcome for an attempt.
-func (c *Client) ReportStep(ctx context.Context, stepID string, rep api.StepReport) error {
+// ReportStep reports a step's outcome for an attempt. The answer carries
+// the task's next step when rep.Continue asked for it and the leader gave
+// it to this agent.
+func (c *Client) ReportStep(ctx context.Context, stepID string, rep api.StepReport) (api.ReportReply, error) {
 	body, _ := json.Marshal(rep)
-	return c.do(ctx, http.MethodPost, "/internal/steps/"+url.PathEscape(stepID)+"/report", body, nil, nil)
+	var out api.ReportReply
+	err := c.do(ctx, http.MethodPost, "/internal/steps/"+url.PathEscape(stepID)+"/report", body, nil, &out)
+	return out, err
 }
 
 // DrainNode stops the leader giving the agent more work.

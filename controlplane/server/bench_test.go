@@ -47,11 +47,11 @@ func BenchmarkDispatchLatency(b *testing.B) {
 		got := make(chan time.Time, 1)
 		go func() {
 			for {
-				list, err := agent.Assignments(ctx, "idle", 5*time.Second)
-				if err == nil && len(list) > 0 {
+				out, err := agent.Assignments(ctx, "idle", 5*time.Second, api.Received{})
+				if err == nil && len(out.Assignments) > 0 {
 					got <- time.Now()
-					for _, a := range list {
-						_ = agent.ReportStep(ctx, a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeFailed,
+					for _, a := range out.Assignments {
+						_, _ = agent.ReportStep(ctx, a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeFailed,
 							Error: &api.Error{Kind: "cancelled", Message: "benchmark"}, Retryable: false})
 					}
 					return

@@ -39,14 +39,19 @@ func benchDispatch(ctx context.Context, e *env, c config, rep *report) error {
 			time.Sleep(time.Second)
 		}
 	}()
+	var rcv api.Received // acknowledged on each poll, as ittybit agent does
 	poll := func() (api.Assignment, time.Time, error) {
 		for {
-			list, err := agent.Assignments(ctx, "idle", 10*time.Second)
+			out, err := agent.Assignments(ctx, "idle", 10*time.Second, rcv)
 			if err != nil {
 				return api.Assignment{}, time.Time{}, err
 			}
-			if len(list) > 0 {
-				return list[0], time.Now(), nil
+			rcv.Epoch = out.Epoch
+			for _, a := range out.Assignments {
+				rcv.Seq = max(rcv.Seq, a.Seq)
+			}
+			if len(out.Assignments) > 0 {
+				return out.Assignments[0], time.Now(), nil
 			}
 		}
 	}
@@ -65,7 +70,7 @@ func benchDispatch(ctx context.Context, e *env, c config, rep *report) error {
 		for step := 0; step < 4; step++ {
 			rep := api.StepReport{TaskID: a.TaskID, Attempt: a.Attempt, Outcome: api.OutcomeCompleted, Output: []byte(`{"object":"file","url":"s3://bench/out.mp4"}`)}
 			reported := time.Now()
-			if err := agent.ReportStep(ctx, a.StepID, rep); err != nil {
+			if _, err := agent.ReportStep(ctx, a.StepID, rep); err != nil {
 				return err
 			}
 			if step == 3 {

@@ -89,7 +89,11 @@ func (e *env) start(ctx context.Context, name string, extraEnv []string, args ..
 		return nil, err
 	}
 	defer f.Close()
-	p.cmd = exec.Command(e.bin, args...)
+	if len(serverWrap) > 0 && len(args) > 0 && args[0] == "server" {
+		p.cmd = exec.Command(serverWrap[0], append(append(serverWrap[1:], e.bin), args...)...)
+	} else {
+		p.cmd = exec.Command(e.bin, args...)
+	}
 	p.cmd.Env = append(append(os.Environ(), "ITTYBIT_API_KEY="+apiKey, "ITTYBIT_NODE_TOKEN="+nodeToken), extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

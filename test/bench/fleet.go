@@ -1,217 +1,329 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/test/fleetsim"
 )
 
-// benchFleet runs many tasks through many simulated agents (goroutines of
-// this process that take a set time per step) on a 3-node cluster, and
-// measures the assignments per second the leader sustains, with its CPU and
-// memory.
+// fleetClients is how many clients submit the fleet's tasks.
+const fleetClients = 64
+
+// fleetRun is what one run of the fleet benchmark measured.
+type fleetRun struct {
+	submitted, drained time.Duration
+	createRate         float64 // tasks/s while submitting, fleet working
+	assignRate         float64 // assignments/s, first submission to last completion
+	idleCores          float64 // leader CPU with the fleet idle
+	cores              float64 // leader CPU over the run
+	peakRSS            int64
+	anon, file         int64 // RSS at the end: anonymous, mapped files
+	released           int64 // steps released and run again
+	profile            string
+}
+
+// benchFleet runs many tasks through a simulated fleet (package fleetsim:
+// goroutines of this process speaking the agent routes) on a 3-node
+// cluster, c.fleetRuns times, each on a fresh cluster, and compares the
+// create rate with the fleet at work against the create rate of a fresh
+// cluster with no fleet, measured in the same run.
 func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
-	// The servers run as in a 1 GiB container: ittybit would hold its heap
-	// under 75% of the cgroup's limit; here there is no cgroup limit, so
-	// the same soft limit is given directly.
-	servers, err := startClusterEnv(ctx, e, "fleet", []string{"GOMEMLIMIT=768MiB"}, "--rate-limit", "0", "--pprof", "127.0.0.1:0")
+	restore, err := pinFleet(c.fleetPin)
 	if err != nil {
 		return err
+	}
+	defer restore()
+	baseline, err := fleetBaseline(ctx, e, c)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "   no fleet: %.0f creates/s\n", baseline)
+	var runs []fleetRun
+	for i := range c.fleetRuns {
+		r, err := fleetOnce(ctx, e, c, i)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		fmt.Fprintf(os.Stderr, "   run %d: %.0f assignments/s, %.0f creates/s (%.2f × no fleet), leader %.2f cores (%.3f idle), peak RSS %s\n",
+			i+1, r.assignRate, r.createRate, r.createRate/baseline, r.cores, r.idleCores, mib(r.peakRSS))
+		runs = append(runs, r)
+	}
+	s := &section{
+		title: "4. Fleet scale",
+		intro: fmt.Sprintf("A 3-node cluster of `ittybit server` processes; %d simulated agents (package `test/fleetsim`: goroutines of the benchmark process "+
+			"speaking the agent routes as `ittybit agent` does: register, heartbeat at the leader's interval, long-poll, acknowledge, report) with 2 slots each, "+
+			"taking %s per step; %d tasks submitted by %d clients to the leader (%d steps). Each run starts a fresh cluster; the servers run with "+
+			"GOMEMLIMIT=768MiB, as they would in a 1 GiB container (ittybit sets 75%% of the cgroup's limit itself). "+
+			"*Idle* is the leader's CPU over 10 s with the fleet connected and no task; *creates/s* is the rate of 201s while the fleet works "+
+			"the tasks already submitted, against %.0f creates/s measured in this run on a fresh cluster with no fleet (the same %d clients, %s); "+
+			"*assignments/s* counts every step assigned over the time from the first submission until the last task completed. "+
+			"The anchor: Nomad's C1M placed 3,750 containers/s with 5 servers on large machines.",
+			c.agents, c.stepTime, c.tasks, fleetClients, 4*c.tasks, baseline, fleetClients, c.window),
+		header: []string{"run", "submitted in", "creates/s", "× no fleet", "drained in", "assignments/s", "leader CPU", "leader CPU idle", "leader peak RSS", "steps run again"},
+		target: "every run: every task completes, ≥ 2,000 assignments/s, leader RSS ≤ 1 GiB, idle leader ≤ 0.1 cores, creates/s ≥ 0.7 × no fleet",
+	}
+	ok := true
+	for i, r := range runs {
+		s.rows = append(s.rows, []string{strconv.Itoa(i + 1), r.submitted.Round(time.Millisecond).String(), f0(r.createRate), f2(r.createRate / baseline),
+			r.drained.Round(time.Millisecond).String(), f0(r.assignRate), f2(r.cores) + " cores", f3(r.idleCores) + " cores", mib(r.peakRSS), strconv.FormatInt(r.released, 10)})
+		ok = ok && r.assignRate >= 2000 && r.peakRSS <= 1<<30 && r.idleCores <= 0.1 && r.createRate >= 0.7*baseline
+	}
+	s.met = verdict(ok)
+	var ends []string
+	for _, r := range runs {
+		ends = append(ends, mib(r.anon)+" / "+mib(r.file))
+	}
+	s.notes = append(s.notes, "The leader's RSS at the end of each run, anonymous (the Go heap, mostly) / mapped files (Raft's bolt database): "+strings.Join(ends, "; ")+".")
+	if c.fleetPin != "" {
+		s.notes = append(s.notes, "Pinned: "+pinNote(c.fleetPin)+".")
+	}
+	if len(runs) > 0 {
+		s.notes = append(s.notes, "The leader's CPU profile over 10 s of the first run, from its first submission (`go tool pprof -top`):\n\n```\n"+runs[0].profile+"```")
+	}
+	rep.add(s)
+	return nil
+}
+
+// fleetBaseline is the create rate of a fresh cluster with no agent:
+// fleetClients clients posting to the leader for c.window.
+func fleetBaseline(ctx context.Context, e *env, c config) (float64, error) {
+	servers, err := fleetCluster(ctx, e, c, "fleet-base")
+	if err != nil {
+		return 0, err
 	}
 	defer stopAll(servers)
 	leader, err := findLeader(servers)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: c.agents + 128, MaxIdleConns: c.agents + 128}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
-	caps := []encoders.Capability{}
-	for _, codec := range encoders.VideoCodecs {
-		caps = append(caps, encoders.Capability{Plugin: "software", Backend: encoders.BackendSoftware, Codec: codec, Available: true})
-	}
-
-	// Register the fleet.
-	agent := client.New(leader.url, nodeToken, client.WithHTTPClient(hc), client.WithRetries(20))
-	names := make([]string, c.agents)
-	var regWG sync.WaitGroup
-	regErr := make(chan error, 1)
-	sem := make(chan struct{}, 64)
-	for i := range names {
-		names[i] = fmt.Sprintf("sim-%04d", i)
-		regWG.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer regWG.Done()
-			defer func() { <-sem }()
-			if _, err := agent.RegisterNode(ctx, api.NodeRegistration{Name: names[i], Slots: 2, Capabilities: caps}); err != nil {
-				select {
-				case regErr <- err:
-				default:
-				}
-			}
-		}()
-	}
-	regWG.Wait()
-	select {
-	case err := <-regErr:
-		return fmt.Errorf("register: %w", err)
-	default:
-	}
-	cpu0, _ := procStats(leader.cmd.Process.Pid)
-
-	// The agents: long-poll, take stepTime per step, report.
-	runCtx, stopAgents := context.WithCancel(ctx)
-	defer stopAgents()
-	var assigned, tasksDone atomic.Int64
-	var wg sync.WaitGroup
+	var created atomic.Int64
 	start := time.Now()
-	for _, name := range names {
-		var mu sync.Mutex
-		running := map[string]api.RunningStep{}
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			for runCtx.Err() == nil {
-				mu.Lock()
-				hb := api.Heartbeat{}
-				for _, r := range running {
-					hb.Running = append(hb.Running, r)
-				}
-				mu.Unlock()
-				_, _ = agent.Heartbeat(runCtx, name, hb)
-				select {
-				case <-runCtx.Done():
-				case <-time.After(5 * time.Second):
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			out, _ := json.Marshal(encoders.File{Object: "file", Kind: "video", URL: "s3://bench/out.mp4"})
-			for runCtx.Err() == nil {
-				list, err := agent.Assignments(runCtx, name, 10*time.Second)
-				if err != nil {
-					time.Sleep(100 * time.Millisecond)
-					continue
-				}
-				for _, a := range list {
-					assigned.Add(1)
-					mu.Lock()
-					running[a.StepID] = api.RunningStep{StepID: a.StepID, Attempt: a.Attempt}
-					mu.Unlock()
-					go func() { // each slot works on its own
-						time.Sleep(c.stepTime)
-						r := api.StepReport{TaskID: a.TaskID, Attempt: a.Attempt, Outcome: api.OutcomeCompleted, Output: out}
-						if err := agent.ReportStep(runCtx, a.StepID, r); err == nil && a.Step == api.StepUpload {
-							tasksDone.Add(1)
-						}
-						mu.Lock()
-						delete(running, a.StepID)
-						mu.Unlock()
-					}()
-				}
-			}
-		}()
+	if err := submit(ctx, leader.url, fleetClients, 0, c.window, "base", &created); err != nil {
+		return 0, err
 	}
+	return float64(created.Load()) / time.Since(start).Seconds(), nil
+}
 
-	// A CPU profile of the leader while the fleet works.
+// fleetCluster starts the cluster of one run: servers pinned when asked,
+// with the heap limit of a 1 GiB container.
+func fleetCluster(ctx context.Context, e *env, c config, prefix string) ([]*proc, error) {
+	return startClusterEnv(ctx, e, prefix, []string{"GOMEMLIMIT=768MiB"}, "--rate-limit", "0", "--pprof", "127.0.0.1:0")
+}
+
+// fleetOnce is one run: a fresh cluster, the fleet idle, then every task
+// submitted and worked until the last completes.
+func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error) {
+	var r fleetRun
+	servers, err := fleetCluster(ctx, e, c, fmt.Sprintf("fleet%d", run+1))
+	if err != nil {
+		return r, err
+	}
+	defer stopAll(servers)
+	leader, err := findLeader(servers)
+	if err != nil {
+		return r, err
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 4*c.agents + 128, MaxIdleConns: 4*c.agents + 128, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	nodes := client.New(leader.url, nodeToken, client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}), client.WithRetries(20))
+	fleet, err := fleetsim.Start(ctx, fleetsim.Config{Client: nodes, Agents: c.agents, StepTime: c.stepTime})
+	if err != nil {
+		return r, err
+	}
+	defer fleet.Stop()
+
+	// The fleet idle: heartbeats and long-polls only.
+	time.Sleep(2 * time.Second)
+	idle0, _ := procStats(leader.cmd.Process.Pid)
+	time.Sleep(10 * time.Second)
+	idle1, _ := procStats(leader.cmd.Process.Pid)
+	r.idleCores = (idle1 - idle0) / 10
+
+	cpu0, _ := procStats(leader.cmd.Process.Pid)
+	all0 := cpuOf(servers)
+	start := time.Now()
 	profDone := make(chan string, 1)
+	go func() { profDone <- profileTop(ctx, e, leader, 10*time.Second) }()
+	var created atomic.Int64
+	subErr := make(chan error, 1)
 	go func() {
-		top := profileTop(ctx, e, leader, 10*time.Second)
-		if os.Getenv("BENCH_PROFILE") != "" {
-			fmt.Fprint(os.Stderr, top)
-		}
-		profDone <- top
+		err := submit(ctx, leader.url, fleetClients, c.tasks, 0, fmt.Sprintf("run%d", run), &created)
+		r.submitted = time.Since(start)
+		subErr <- err
 	}()
-
-	// Submit the tasks from 64 clients.
-	users := client.New(leader.url, apiKey, client.WithHTTPClient(hc), client.WithRetries(20))
-	var next atomic.Int64
-	var subWG sync.WaitGroup
-	var subErr atomic.Value
-	for i := 0; i < 64; i++ {
-		subWG.Add(1)
-		go func() {
-			defer subWG.Done()
-			for {
-				k := next.Add(1)
-				if k > int64(c.tasks) || ctx.Err() != nil {
-					return
-				}
-				req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: fmt.Sprintf("https://example.com/fleet/%d.mov", k)}
-				if _, err := users.Create(ctx, req, client.CreateOptions{}); err != nil {
-					subErr.Store(err)
-					return
-				}
-			}
-		}()
-	}
-	subWG.Wait()
-	submitted := time.Since(start)
-	if err, _ := subErr.Load().(error); err != nil {
-		return fmt.Errorf("submit: %w", err)
-	}
-	fmt.Fprintf(os.Stderr, "   %d tasks submitted in %s\n", c.tasks, submitted.Round(time.Millisecond))
-	last, lastAt := int64(0), time.Now()
-	for tasksDone.Load() < int64(c.tasks) {
+	submitting := true
+	last, lastAt := int64(-1), time.Now()
+	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return r, ctx.Err()
+		case err := <-subErr:
+			if err != nil {
+				return r, fmt.Errorf("submit: %w", err)
+			}
+			submitting = false
+			subErr = nil
 		case <-time.After(time.Second):
 		}
-		if n := tasksDone.Load(); n != last {
-			last, lastAt = n, time.Now()
-			fmt.Fprintf(os.Stderr, "   %s: %d assignments, %d tasks done\n", time.Since(start).Round(time.Second), assigned.Load(), n)
+		done, err := tasksCompleted(leader)
+		if err != nil {
+			return r, err
+		}
+		if done >= int64(c.tasks) && !submitting {
+			break
+		}
+		if done != last {
+			last, lastAt = done, time.Now()
+			if int(time.Since(start).Seconds())%5 == 0 {
+				fmt.Fprintf(os.Stderr, "   %s: %d created, %d assignments, %d tasks done\n", time.Since(start).Round(time.Second), created.Load(), fleet.Assigned(), done)
+			}
 		} else if time.Since(lastAt) > time.Minute {
-			fmt.Fprintf(os.Stderr, "%s", <-profDone)
-			return fmt.Errorf("no task finished for a minute (%d of %d done)", n, c.tasks)
+			fmt.Fprint(os.Stderr, <-profDone)
+			return r, fmt.Errorf("no task finished for a minute (%d of %d done):\n%s", done, c.tasks, stuckTasks(ctx, leader))
 		}
 	}
-	drained := time.Since(start)
+	r.drained = time.Since(start)
 	cpu1, rss := procStats(leader.cmd.Process.Pid)
-	anon, file := rssParts(leader.cmd.Process.Pid)
-	heap := heapTop(ctx, e, leader)
+	all1 := cpuOf(servers)
+	fmt.Fprintf(os.Stderr, "   CPU seconds over the run: servers %s, this process (the fleet and the clients) %.1f\n", cpuDelta(all0, all1), all1[len(all1)-1]-all0[len(all0)-1])
+	r.createRate = float64(c.tasks) / r.submitted.Seconds()
+	r.assignRate = float64(fleet.Assigned()) / r.drained.Seconds()
+	r.cores = (cpu1 - cpu0) / r.drained.Seconds()
+	r.peakRSS = rss
+	r.anon, r.file = rssParts(leader.cmd.Process.Pid)
+	r.released = fleet.Assigned() - 4*int64(c.tasks)
+	if why := releases(leader.log); why != "" {
+		fmt.Fprintf(os.Stderr, "   steps run again, by reason: %s\n", why)
+	}
+	r.profile = <-profDone
 	if os.Getenv("BENCH_PROFILE") != "" {
-		fmt.Fprint(os.Stderr, heap)
+		fmt.Fprint(os.Stderr, r.profile, heapTop(ctx, e, leader))
 	}
-	stopAgents()
+	return r, nil
+}
+
+// submit posts video tasks from clients concurrent clients to url, each
+// with its own Idempotency-Key (a retry after an error reuses it), until n
+// are committed (n > 0) or for d; created counts the 201s.
+func submit(ctx context.Context, url string, clients, n int, d time.Duration, prefix string, created *atomic.Int64) error {
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxIdleConns: clients}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+	var next atomic.Int64
+	deadline := time.Now().Add(d)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				k := next.Add(1)
+				if (n > 0 && k > int64(n)) || (n == 0 && time.Now().After(deadline)) {
+					return
+				}
+				body := fmt.Sprintf(`{"kind":"video","input":"https://example.com/fleet/%s-%d.mov"}`, prefix, k)
+				if err := postTask(ctx, hc, url, body, fmt.Sprintf("%s-%d", prefix, k)); err != nil {
+					errs <- err
+					return
+				}
+				created.Add(1)
+			}
+		}()
+	}
 	wg.Wait()
-	rate := float64(assigned.Load()) / drained.Seconds()
-	cores := (cpu1 - cpu0) / drained.Seconds()
-	s := &section{
-		title: "4. Fleet scale",
-		intro: fmt.Sprintf("A 3-node cluster of `ittybit server` processes; %d simulated agents (goroutines of the benchmark process using the agent routes "+
-			"of the leader: register, heartbeat every 5 s, long-poll, report) with 2 slots each, taking %s per step; %d tasks submitted by 64 clients "+
-			"(%d steps). The servers run with GOMEMLIMIT=768MiB, as they would in a 1 GiB container (ittybit sets 75%% of the cgroup's limit itself). Assignments per second = every step assigned, over the time from the first submission until the last task completed. "+
-			"The anchor: Nomad's C1M placed 3,750 containers/s with 5 servers on large machines.", c.agents, c.stepTime, c.tasks, 4*c.tasks),
-		header: []string{"figure", "value", "anchor"},
-		rows: [][]string{
-			{"tasks submitted in", submitted.Round(time.Millisecond).String(), ""},
-			{"queue drained in", drained.Round(time.Millisecond).String(), ""},
-			{"assignments / s", f0(rate), "Nomad C1M: 3,750 / s (5 servers)"},
-			{"leader CPU", f2(cores) + " cores", ""},
-			{"leader peak RSS", mib(rss), "≤ 1 GiB"},
-			{"leader RSS at the end: anonymous / mapped files", mib(anon) + " / " + mib(file), ""},
-		},
-		target: "≥ 2,000 assignments / s, leader RSS ≤ 1 GiB",
-		met:    verdict(rate >= 2000 && rss <= 1<<30),
+	close(errs)
+	return errors.Join(<-errs, ctx.Err())
+}
+
+// postTask creates one task, trying again (with the same key) after a
+// transport error or a 503 for up to a minute.
+func postTask(ctx context.Context, hc *http.Client, url, body, key string) error {
+	var last error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && ctx.Err() == nil; {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/tasks", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := hc.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				return nil
+			}
+			err = fmt.Errorf("POST /tasks: %s: %s", resp.Status, bytes.TrimSpace(msg))
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return err
+			}
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
 	}
-	s.notes = append(s.notes, "The leader's CPU profile over 10 s from the start of the run (`go tool pprof -top`):\n\n```\n"+<-profDone+"```")
-	rep.add(s)
-	return nil
+	return last
+}
+
+// tasksCompleted reads the leader's count of completed tasks from its
+// metrics.
+func tasksCompleted(p *proc) (int64, error) {
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var n float64
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "ittybit_tasks_finished_total{") && strings.Contains(l, `status="completed"`) {
+			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			n += v
+		}
+	}
+	return int64(n), nil
+}
+
+// stuckTasks lists the tasks that have not ended, with the state of their
+// steps: what a stuck run must show.
+func stuckTasks(ctx context.Context, leader *proc) string {
+	users := client.New(leader.url, apiKey)
+	var b strings.Builder
+	for _, status := range []string{"processing", "queued"} {
+		page, err := users.List(ctx, client.ListOptions{Limit: 100, Status: status})
+		if err != nil {
+			fmt.Fprintf(&b, "list %s tasks: %v\n", status, err)
+			continue
+		}
+		for _, t := range page.Data {
+			fmt.Fprintf(&b, "  %s %s:", t.ID, t.Status)
+			for _, s := range t.Steps {
+				node := "-"
+				if s.Node != nil {
+					node = *s.Node
+				}
+				fmt.Fprintf(&b, " %s=%s(attempt %d, node %s)", s.Kind, s.Status, s.Attempt, node)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }
 
 // profileTop takes a CPU profile of a server and returns pprof's top
@@ -282,4 +394,46 @@ func findLeader(servers []*proc) (*proc, error) {
 		}
 	}
 	return nil, fmt.Errorf("no leader")
+}
+
+// cpuOf reads the CPU seconds of each server and, last, of this process.
+func cpuOf(servers []*proc) []float64 {
+	var out []float64
+	for _, p := range servers {
+		cpu, _ := procStats(p.cmd.Process.Pid)
+		out = append(out, cpu)
+	}
+	self, _ := procStats(os.Getpid())
+	return append(out, self)
+}
+
+func cpuDelta(a, b []float64) string {
+	var parts []string
+	for i := 0; i < len(a)-1; i++ {
+		parts = append(parts, fmt.Sprintf("%.1f", b[i]-a[i]))
+	}
+	return strings.Join(parts, " / ")
+}
+
+// releases counts the leader's "releasing step" log lines by reason.
+func releases(logPath string) string {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	count := map[string]int{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.Contains(l, `"msg":"releasing step"`) && !strings.Contains(l, `"msg":"step failed"`) {
+			continue
+		}
+		var rec struct{ Msg, Reason, Error string }
+		if json.Unmarshal([]byte(l), &rec) == nil {
+			count[rec.Msg+": "+rec.Reason+rec.Error]++
+		}
+	}
+	var parts []string
+	for why, n := range count {
+		parts = append(parts, fmt.Sprintf("%s (%d)", why, n))
+	}
+	return strings.Join(parts, "; ")
 }

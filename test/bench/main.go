@@ -39,6 +39,8 @@ type config struct {
 	dispatchN int
 	agents    int
 	tasks     int
+	fleetRuns int
+	fleetPin  string
 	stepTime  time.Duration
 	encSecs   int
 }
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string) error {
 	fl.IntVar(&c.dispatchN, "dispatch-steps", 1000, "steps measured for dispatch latency")
 	fl.IntVar(&c.agents, "agents", 1000, "simulated agents in the fleet test")
 	fl.IntVar(&c.tasks, "tasks", 100000, "tasks in the fleet test")
+	fl.IntVar(&c.fleetRuns, "fleet-runs", 3, "runs of the fleet test, each on a fresh cluster")
+	fl.StringVar(&c.fleetPin, "fleet-pin", "", "FLEET:SERVERS: pin the simulated fleet (this process) and the servers of the fleet test to these CPU lists (taskset), e.g. 0:1")
 	fl.DurationVar(&c.stepTime, "step-time", 20*time.Millisecond, "how long a simulated agent takes per step")
 	fl.IntVar(&c.encSecs, "encoder-seconds", 4, "length of the clip of the encoder table")
 	if err := fl.Parse(args); err != nil {

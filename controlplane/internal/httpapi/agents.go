@@ -5,23 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
-	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 )
 
 // Scheduler is what the API needs of the leader's dispatcher.
 type Scheduler interface {
 	Register(ctx context.Context, reg api.NodeRegistration) (api.NodeRegistered, error)
-	Heartbeat(name string, hb api.Heartbeat) (api.HeartbeatReply, error)
-	Assignments(ctx context.Context, name string, wait time.Duration) ([]api.Assignment, error)
-	Report(ctx context.Context, stepID string, rep api.StepReport) error
+	Heartbeat(ctx context.Context, name string, hb api.Heartbeat) (api.HeartbeatReply, error)
+	Assignments(ctx context.Context, name string, wait time.Duration, rcv api.Received) (api.Assignments, error)
+	Report(ctx context.Context, stepID string, rep api.StepReport) (api.ReportReply, error)
 	Drain(ctx context.Context, name string) error
-	TasksCreated(ids []string)
-	TaskCancelled(t *state.Task)
 	Progress(stepID string) (float64, bool)
 	Nodes() []api.NodeInfo
 }
@@ -73,7 +71,7 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &hb); err != nil {
 		return err
 	}
-	out, err := a.cfg.Scheduler.Heartbeat(r.PathValue("name"), hb)
+	out, err := a.cfg.Scheduler.Heartbeat(r.Context(), r.PathValue("name"), hb)
 	if err != nil {
 		return a.schedErr(err)
 	}
@@ -82,20 +80,29 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) assignments(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
 	wait := time.Duration(0)
-	if s := r.URL.Query().Get("wait"); s != "" {
+	if s := q.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
 			return api.Errorf(api.KindInvalidJSON, "wait must be a duration such as 10s")
 		}
 		wait = min(d, maxLongPoll)
 	}
-	list, err := a.cfg.Scheduler.Assignments(r.Context(), r.PathValue("name"), wait)
+	rcv := api.Received{Epoch: q.Get("epoch")}
+	if s := q.Get("seq"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return api.Errorf(api.KindInvalidJSON, "seq must be the highest delivery sequence number received, a whole number")
+		}
+		rcv.Seq = n
+	}
+	out, err := a.cfg.Scheduler.Assignments(r.Context(), r.PathValue("name"), wait, rcv)
 	if err != nil {
 		return a.schedErr(err)
 	}
 	// Agents get the stored task as it is: managed:// URLs, not signed ones.
-	writeJSON(w, http.StatusOK, api.Assignments{Assignments: list})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -104,10 +111,11 @@ func (a *API) reportStep(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &rep); err != nil {
 		return err
 	}
-	if err := a.cfg.Scheduler.Report(r.Context(), r.PathValue("id"), rep); err != nil {
+	out, err := a.cfg.Scheduler.Report(r.Context(), r.PathValue("id"), rep)
+	if err != nil {
 		return a.schedErr(err)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "recorded"})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -46,9 +46,6 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 	default:
 		if !out.Replayed {
 			a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
-			if a.cfg.Scheduler != nil {
-				a.cfg.Scheduler.TasksCreated([]string{out.Task.ID})
-			}
 		} else {
 			// A replay shows the task as it is now.
 			if cur, err := a.cfg.Store.State().Task(out.Task.ID); err == nil {
@@ -175,9 +172,6 @@ func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		return api.Errorf(api.KindTaskFinished, fmt.Sprintf("task %s already ended as %s; only queued or processing tasks can be cancelled", id, t.Status))
 	case err != nil:
 		return notFoundTask(id, elsewhere(err))
-	}
-	if a.cfg.Scheduler != nil {
-		a.cfg.Scheduler.TaskCancelled(t)
 	}
 	a.view(r, &t.Task)
 	writeJSON(w, http.StatusOK, t.Task)

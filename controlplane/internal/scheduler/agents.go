@@ -3,10 +3,12 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // Register records an agent (again) and starts watching its heartbeats.
@@ -24,29 +26,33 @@ func (d *Dispatcher) Register(ctx context.Context, reg api.NodeRegistration) (ap
 		return api.NodeRegistered{}, err
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !d.active {
+		d.mu.Unlock()
 		return api.NodeRegistered{}, ErrNotActive
 	}
 	n.Status = state.NodeReady
 	ns := d.nodes[reg.Name]
 	if ns == nil {
-		ns = &nodeState{running: map[string]*lease{}, wake: make(chan struct{})}
+		ns = newNodeState(n, now, 0)
 		d.nodes[reg.Name] = ns
 	}
 	ns.node, ns.lastSeen = n, now
 	ns.ttl = d.ttl(len(d.nodes))
+	d.hwCodecs = nil // the fleet changed
 	// A restarted agent runs nothing: what it held is lost.
 	var lost []state.StepUpdate
 	for _, l := range ns.running {
-		lost = append(lost, failUpdate(l, now, "stalled", "node "+reg.Name+" restarted", true, d.cfg.Backoff(1)))
+		if !l.releasing {
+			l.releasing = true
+			lost = append(lost, failUpdate(l, now, "stalled", "node "+reg.Name+" restarted", true, d.cfg.Backoff(1)))
+		}
 	}
+	reply := d.timing(ns)
+	d.mu.Unlock()
 	d.log.Info("node registered", "node_id", reg.Name, "slots", slots, "capabilities", len(reg.Capabilities))
-	if len(lost) > 0 {
-		go func() { _, _ = d.commitReports(context.Background(), lost) }()
-	}
+	d.propose(ctx, lost)
 	d.Kick()
-	return d.timing(ns), nil
+	return reply, nil
 }
 
 // timing is the heartbeat interval and TTL an agent is told. Callers hold
@@ -57,115 +63,206 @@ func (d *Dispatcher) timing(ns *nodeState) api.NodeRegistered {
 }
 
 // Heartbeat records that an agent lives and what its steps have done, and
-// says which steps it must stop.
-func (d *Dispatcher) Heartbeat(name string, hb api.Heartbeat) (api.HeartbeatReply, error) {
+// says which steps it must stop. It reconciles what the agent holds with
+// what this leader leased to it: a step the agent received but no longer
+// holds (it ended and its report was lost, or the agent dropped it) is
+// released at once and runs elsewhere.
+func (d *Dispatcher) Heartbeat(ctx context.Context, name string, hb api.Heartbeat) (api.HeartbeatReply, error) {
 	now := d.cfg.Now()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !d.active {
+		d.mu.Unlock()
 		return api.HeartbeatReply{}, ErrNotActive
 	}
 	ns := d.nodes[name]
 	if ns == nil {
+		d.mu.Unlock()
 		return api.HeartbeatReply{}, ErrUnknownNode
 	}
 	ns.lastSeen = now
 	ns.ttl = d.ttl(len(d.nodes))
 	var cancel []string
+	listed := make(map[string]bool, len(hb.Running))
 	for _, rs := range hb.Running {
 		l := ns.running[rs.StepID]
 		if l == nil || l.attempt != rs.Attempt {
 			cancel = append(cancel, rs.StepID) // not this agent's (any more)
 			continue
 		}
-		l.confirmed = true
+		listed[rs.StepID] = true
+		l.received = true
 		if rs.Progress > l.progress.Progress || rs.Frames > l.progress.Frames || rs.MediaSeconds > l.progress.MediaSeconds {
 			l.progressAt = now
 		}
 		l.progress = rs
+		if rs.Reporting {
+			// Counted from when the agent began to report (not from when
+			// the leader heard of it), never before the lease.
+			since := now.Add(-time.Duration(max(rs.ReportingMillis, 0)) * time.Millisecond)
+			if since.Before(l.offeredAt) {
+				since = l.offeredAt
+			}
+			if l.reportingSince.IsZero() || since.Before(l.reportingSince) {
+				l.reportingSince = since
+			}
+		}
 	}
-	for id, node := range d.cancelled {
-		if node == name {
-			if !contains(cancel, id) {
+	var ups []state.StepUpdate
+	if hb.Epoch == d.epoch {
+		d.acknowledge(ns, hb.Seq)
+		for id, l := range ns.running {
+			if listed[id] || l.releasing {
+				continue
+			}
+			// Received from this leader (or leased by an earlier one) and
+			// not held: whatever its agent did with it, nobody will report
+			// it.
+			if (l.seq != 0 && l.seq <= hb.Seq) || (l.seq == 0 && l.inherited) {
+				ups = append(ups, d.release(l, now, "not held by its node"))
 				cancel = append(cancel, id)
 			}
-			delete(d.cancelled, id)
 		}
+	}
+	for id := range ns.cancel {
+		if !slices.Contains(cancel, id) {
+			cancel = append(cancel, id)
+		}
+		delete(ns.cancel, id)
 	}
 	if hb.Draining && ns.node.Status == state.NodeReady {
 		ns.node.Status = state.NodeDraining
 	}
-	t := d.timing(ns)
-	return api.HeartbeatReply{IntervalMillis: t.IntervalMillis, TTLMillis: t.TTLMillis, Cancel: cancel}, nil
+	t, epoch := d.timing(ns), d.epoch
+	d.mu.Unlock()
+	d.propose(ctx, ups)
+	return api.HeartbeatReply{IntervalMillis: t.IntervalMillis, TTLMillis: t.TTLMillis, Cancel: cancel, Epoch: epoch}, nil
+}
+
+// acknowledge marks the leases the agent says it has received. Callers
+// hold d.mu.
+func (d *Dispatcher) acknowledge(ns *nodeState, seq uint64) {
+	for _, l := range ns.running {
+		if l.seq != 0 && l.seq <= seq {
+			l.received = true
+		}
+	}
+}
+
+// release marks a lease as being released and returns the update that
+// releases it: its step is queued again, for another node where one fits,
+// without counting a failure. Callers hold d.mu.
+func (d *Dispatcher) release(l *lease, now time.Time, why string) state.StepUpdate {
+	l.releasing = true
+	d.log.Warn("releasing step", append(taskAttrs(l.taskID, l.stepID, l.node), "step", l.kind, "attempt", l.attempt, "reason", why)...)
+	return state.StepUpdate{Op: state.OpRelease, TaskID: l.taskID, StepID: l.stepID, Attempt: l.attempt, Now: now.UnixMilli(), Avoid: true}
 }
 
 // Assignments returns the steps leased to an agent, waiting up to wait for
-// one to appear (a long-poll: an idle fleet starts work at once).
-func (d *Dispatcher) Assignments(ctx context.Context, name string, wait time.Duration) ([]api.Assignment, error) {
+// one to appear (a long-poll: an idle fleet starts work at once). rcv is
+// what the agent has received so far: an assignment this leader sent after
+// it was lost on the way, and is sent again.
+func (d *Dispatcher) Assignments(ctx context.Context, name string, wait time.Duration, rcv api.Received) (api.Assignments, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	first := true
 	for {
 		d.mu.Lock()
 		if !d.active {
 			d.mu.Unlock()
-			return nil, ErrNotActive
+			return api.Assignments{}, ErrNotActive
 		}
 		ns := d.nodes[name]
 		if ns == nil {
 			d.mu.Unlock()
-			return nil, ErrUnknownNode
+			return api.Assignments{}, ErrUnknownNode
 		}
 		ns.lastSeen = d.cfg.Now() // polling is a sign of life too
-		if len(ns.pending) > 0 {
-			out := ns.pending
-			ns.pending = nil
-			d.mu.Unlock()
-			return out, nil
+		if first && rcv.Epoch == d.epoch {
+			d.acknowledge(ns, rcv.Seq)
+			for _, l := range ns.running {
+				if l.seq > rcv.Seq && !l.releasing {
+					ns.offer(l) // its answer never arrived
+				}
+			}
 		}
-		wake := ns.wake
+		first = false
+		if out := d.deliver(ns); len(out) > 0 {
+			epoch := d.epoch
+			d.mu.Unlock()
+			return api.Assignments{Epoch: epoch, Assignments: out}, nil
+		}
+		wake, epoch := ns.wake, d.epoch
 		d.mu.Unlock()
 		select {
 		case <-wake:
 		case <-deadline.C:
-			return []api.Assignment{}, nil
+			return api.Assignments{Epoch: epoch, Assignments: []api.Assignment{}}, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return api.Assignments{}, ctx.Err()
 		}
 	}
 }
 
-// Report records an agent's outcome of a step. A report from another
-// attempt than the one holding the step is ErrStale.
-func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepReport) error {
-	if !d.Active() {
-		return ErrNotActive
+// deliver hands out the node's pending leases, each with the next
+// delivery sequence number. Callers hold d.mu.
+func (d *Dispatcher) deliver(ns *nodeState) []api.Assignment {
+	var out []api.Assignment
+	for _, l := range ns.pending {
+		if !l.queued || d.leases[l.stepID] != l || l.releasing {
+			continue // handed out, ended, released or cancelled meanwhile
+		}
+		l.queued = false
+		out = append(out, ns.hand(l))
 	}
+	ns.pending = ns.pending[:0]
+	return out
+}
+
+// hand gives a lease its delivery sequence number and the assignment that
+// carries it. Callers hold d.mu.
+func (ns *nodeState) hand(l *lease) api.Assignment {
+	ns.seq++
+	l.seq = ns.seq
+	return assignment(l)
+}
+
+func assignment(l *lease) api.Assignment {
+	return api.Assignment{TaskID: l.taskID, StepID: l.stepID, Step: l.kind, Attempt: l.attempt, Seq: l.seq, Task: l.task.Task}
+}
+
+// Report records an agent's outcome of a step. A report from another
+// attempt than the one holding the step is ErrStale. A completed step
+// whose agent asks to continue (rep.Continue) has its task's next step
+// leased to the same agent in the same commit and returned in the answer,
+// when that agent is where the step would go anyway: it holds the step's
+// files, has the slot the report frees, and no node has hardware for the
+// step that this one lacks. That spares the step a queue pass, a commit
+// and a long-poll.
+func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepReport) (api.ReportReply, error) {
 	now := d.cfg.Now()
+	reply := api.ReportReply{Status: "recorded"}
 	d.mu.Lock()
+	if !d.active {
+		d.mu.Unlock()
+		return reply, ErrNotActive
+	}
+	taskID := rep.TaskID
 	l := d.leases[stepID]
-	var taskID string
-	failures := 0
 	if l != nil {
 		taskID = l.taskID
 	}
-	d.mu.Unlock()
-	if taskID == "" {
-		taskID = rep.TaskID
+	var next *state.StepUpdate
+	if l != nil && l.attempt == rep.Attempt && rep.Outcome == api.OutcomeCompleted && rep.Continue {
+		next = d.continuation(l, now)
 	}
+	d.mu.Unlock()
 	if taskID == "" {
 		// No lease here: find the task to let the state judge the attempt.
 		t, ok := d.taskOfStep(stepID)
 		if !ok {
-			return ErrNotFound
+			return reply, ErrNotFound
 		}
 		taskID = t.ID
-	}
-	if t, ok := d.cfg.Store.State().TaskRecord(taskID); ok {
-		for i := range t.Steps {
-			if t.Steps[i].ID == stepID && i < len(t.Runs) {
-				failures = t.Runs[i].Failures
-			}
-		}
 	}
 	u := state.StepUpdate{TaskID: taskID, StepID: stepID, Attempt: rep.Attempt, Now: now.UnixMilli()}
 	switch rep.Outcome {
@@ -174,32 +271,135 @@ func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepRepo
 		u.TaskOutput = urlOf(rep.Output)
 	case api.OutcomeFailed:
 		u.Op, u.Error, u.Retryable = state.OpFail, rep.Error, rep.Retryable
-		u.Backoff = d.cfg.Backoff(failures + 1).Milliseconds()
+		u.Backoff = d.cfg.Backoff(d.failures(taskID, stepID) + 1).Milliseconds()
 	case api.OutcomeReleased:
 		u.Op = state.OpRelease
 	default:
-		return ErrNotFound
+		return reply, ErrNotFound
 	}
-	res, err := d.commitReports(ctx, []state.StepUpdate{u})
+	ups := []state.StepUpdate{u}
+	if next != nil {
+		ups = append(ups, *next)
+	}
+	res, err := d.cfg.Store.StepUpdates(ctx, ups)
+	if next != nil {
+		reply.Assignments = d.handOver(next, err == nil && res[1].Err == "")
+	}
 	if err != nil {
-		return err
+		return reply, err
 	}
 	switch res[0].Err {
 	case "":
-		return nil
+		return reply, nil
 	case "not_found":
-		return ErrNotFound
+		return reply, ErrNotFound
 	}
-	return ErrStale
+	return reply, ErrStale
+}
+
+// continuation returns the lease of l's task's next step to l's node, when
+// that node is where it belongs, and reserves it for the report's answer.
+// Callers hold d.mu.
+func (d *Dispatcher) continuation(l *lease, now time.Time) *state.StepUpdate {
+	ns := d.nodes[l.node]
+	if ns == nil || ns.node.Status != state.NodeReady || len(ns.running) > ns.node.Slots || l.task == nil {
+		return nil
+	}
+	t := l.task
+	i := stepIndex(t, l.stepID)
+	if i < 0 || i+1 >= len(t.Steps) {
+		return nil
+	}
+	r := readyOf(t, i+1)
+	if r.Avoid == l.node || r.NotBefore > now.UnixMilli() {
+		return nil
+	}
+	view := NodeView{Name: ns.node.Name, Free: 1, Capabilities: ns.node.Capabilities, Running: len(ns.running) - 1}
+	for _, o := range ns.running {
+		if o.backend != "" && o.backend != encoders.BackendSoftware {
+			if view.HardwareInUse == nil {
+				view.HardwareInUse = map[encoders.Backend]int{}
+			}
+			view.HardwareInUse[o.backend]++
+		}
+	}
+	backend, ok := fits(&view, r)
+	if !ok || (r.IsEncode() && r.Codec != "" && backend == encoders.BackendSoftware && d.hardwareFor(r.Codec)) {
+		return nil
+	}
+	d.chained[t.Steps[i+1].ID] = backend
+	return &state.StepUpdate{Op: state.OpAssign, TaskID: t.ID, StepID: t.Steps[i+1].ID, Attempt: r.Attempt + 1, Node: l.node, Now: now.UnixMilli()}
+}
+
+// hardwareFor reports whether any live node has a hardware encoder for
+// the codec. The set is worked out again only after the fleet changed.
+// Callers hold d.mu.
+func (d *Dispatcher) hardwareFor(codec string) bool {
+	if d.hwCodecs == nil {
+		d.hwCodecs = map[string]bool{}
+		for _, ns := range d.nodes {
+			for _, c := range ns.node.Capabilities {
+				if c.Available && c.Backend != encoders.BackendSoftware {
+					d.hwCodecs[c.Codec] = true
+				}
+			}
+		}
+	}
+	return d.hwCodecs[codec]
+}
+
+// handOver delivers a continuation's lease in the report's answer, once
+// it has applied; when it did not (or its answer may not reach the
+// agent), the lease, if any, goes the usual way, by long-poll.
+func (d *Dispatcher) handOver(next *state.StepUpdate, applied bool) api.Assignments {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	backend := d.chained[next.StepID]
+	delete(d.chained, next.StepID)
+	l := d.leases[next.StepID]
+	if l == nil || l.attempt != next.Attempt {
+		return api.Assignments{}
+	}
+	l.backend = backend
+	ns := d.nodes[l.node]
+	if ns == nil {
+		return api.Assignments{}
+	}
+	if !applied {
+		ns.offer(l)
+		return api.Assignments{}
+	}
+	if l.seq != 0 || l.queued || l.handed {
+		return api.Assignments{} // delivered, or on its way, by long-poll
+	}
+	// Answers to reports travel side by side with the long-poll's, and
+	// may overtake each other: the lease goes without a sequence number,
+	// so that the agent's acknowledgement (the long-poll's order) never
+	// speaks for it. It is received once listed, or released after the
+	// delivery timeout.
+	l.handed = true
+	a := assignment(l)
+	a.Seq = 0
+	return api.Assignments{Epoch: d.epoch, Assignments: []api.Assignment{a}}
+}
+
+// failures is how often a step has failed so far.
+func (d *Dispatcher) failures(taskID, stepID string) int {
+	t, ok := d.cfg.Store.State().TaskRecord(taskID)
+	if !ok {
+		return 0
+	}
+	if i := stepIndex(t, stepID); i >= 0 && i < len(t.Runs) {
+		return t.Runs[i].Failures
+	}
+	return 0
 }
 
 // taskOfStep finds the active task holding a step.
 func (d *Dispatcher) taskOfStep(stepID string) (*state.Task, bool) {
 	for _, t := range d.cfg.Store.State().ActiveTasks() {
-		for _, s := range t.Steps {
-			if s.ID == stepID {
-				return t, true
-			}
+		if stepIndex(t, stepID) >= 0 {
+			return t, true
 		}
 	}
 	return nil, false
@@ -221,56 +421,6 @@ func (d *Dispatcher) Drain(ctx context.Context, name string) error {
 	ns.node.Status = state.NodeDraining
 	d.mu.Unlock()
 	return d.cfg.Store.SetNodeStatus(ctx, name, state.NodeDraining, d.cfg.Now().UnixMilli())
-}
-
-// TasksCreated queues the first steps of new tasks.
-func (d *Dispatcher) TasksCreated(ids []string) {
-	st := d.cfg.Store.State()
-	now := d.cfg.Now()
-	d.mu.Lock()
-	if d.active {
-		for _, id := range ids {
-			if t, ok := st.TaskRecord(id); ok {
-				d.track(t, now)
-				step := ""
-				if i := t.Current(); i >= 0 {
-					step = t.Steps[i].ID
-				}
-				d.log.Info("task queued", append(taskAttrs(t.ID, step, ""), "kind", t.Kind)...)
-			}
-		}
-	}
-	d.mu.Unlock()
-	d.Kick()
-}
-
-// TaskCancelled counts a cancelled task, drops its queued step and tells
-// the agents running its steps to stop.
-func (d *Dispatcher) TaskCancelled(t *state.Task) {
-	d.cfg.Metrics.TasksFinished.WithLabelValues(string(t.Kind), string(api.TaskCancelled)).Inc()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	step, node := "", ""
-	if i := t.Current(); i >= 0 {
-		step = t.Steps[i].ID
-		if n := t.Steps[i].Node; n != nil {
-			node = *n
-		}
-	}
-	d.log.Info("task cancelled", taskAttrs(t.ID, step, node)...)
-	if !d.active {
-		return
-	}
-	for _, s := range t.Steps {
-		d.ready.remove(s.ID)
-		if l := d.leases[s.ID]; l != nil {
-			d.cancelled[s.ID] = l.node
-			delete(d.leases, s.ID)
-			if ns := d.nodes[l.node]; ns != nil {
-				delete(ns.running, s.ID)
-			}
-		}
-	}
 }
 
 // Progress returns a running step's progress, kept in the leader's memory.

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -48,9 +50,14 @@ type Config struct {
 	// StallTimeout fails a running step whose progress has not moved for
 	// this long (default 10 minutes).
 	StallTimeout time.Duration
-	// DeliveryTimeout releases an assignment the agent never confirmed
-	// running (default 15 s).
+	// DeliveryTimeout releases a lease its agent has not taken in (not
+	// acknowledged, not listed in a heartbeat) for this long, and
+	// ReportTimeout a step whose agent has said for this long that its
+	// report is on the way; both run the step elsewhere. Default: half
+	// the node's heartbeat TTL (at least a second), so that whatever was
+	// lost on the way, the step runs again within one TTL.
 	DeliveryTimeout time.Duration
+	ReportTimeout   time.Duration
 	// Backoff is the wait before retry n (1-based); default 1 s, 4 s, 16 s.
 	Backoff func(n int) time.Duration
 	Metrics *Metrics
@@ -59,8 +66,11 @@ type Config struct {
 }
 
 // Dispatcher is the leader's working state: the ready queue, the agents
-// and their leases. Run rebuilds it on leadership and keeps it until
-// leadership ends; in between, calls fail with ErrNotActive.
+// and their leases. It follows the replicated state through its changes
+// (state.Store.Observe): a task created through any node, a cancel, a
+// report, a lease — whatever wrote it — reaches the queue and the leases
+// as it is applied. Run rebuilds the working state on leadership and keeps
+// it until leadership ends; in between, calls fail with ErrNotActive.
 type Dispatcher struct {
 	cfg  Config
 	log  *slog.Logger
@@ -68,34 +78,64 @@ type Dispatcher struct {
 
 	mu     sync.Mutex
 	active bool
+	// epoch names this leadership in deliveries, so that an agent's
+	// acknowledgements are only read against the sequence numbers that
+	// this leader gave.
+	epoch  string
 	ready  *queue                // steps that can run, oldest first
 	nodes  map[string]*nodeState // by name
 	leases map[string]*lease     // step id → lease
-	// progress of running steps, by step id
-	cancelled map[string]string // step id → node told to stop it
+	// chained holds the steps leased in a report's commit, to be handed
+	// over in its answer rather than by long-poll, with the backend
+	// counted for them.
+	chained map[string]encoders.Backend
+	// hwCodecs caches the codecs some live node encodes in hardware; nil
+	// when the fleet changed since (hardwareFor).
+	hwCodecs map[string]bool
 }
 
 type nodeState struct {
 	node     state.Node
 	lastSeen time.Time
 	ttl      time.Duration
-	running  map[string]*lease
-	pending  []api.Assignment
-	wake     chan struct{}
+	running  map[string]*lease // step id → its lease on this node
+	pending  []*lease          // to deliver on the next long-poll
+	seq      uint64            // the last delivery sequence number given
+	// cancel holds steps the agent must stop: told in the next heartbeat
+	// reply.
+	cancel map[string]bool
+	wake   chan struct{}
 }
 
+// lease is a step leased to a node, from the moment this leader learns of
+// it (the assignment applied, or the state rebuilt) until the step's
+// outcome is applied.
 type lease struct {
 	taskID, stepID, kind, node string
 	attempt                    int
 	backend                    encoders.Backend
-	assignedAt                 time.Time
-	confirmed                  bool
-	progress                   api.RunningStep
-	progressAt                 time.Time
-	readyAt                    int64
+	// task is the task as it was assigned: what the agent is sent.
+	task *state.Task
+	// offeredAt is when this leader leased (or inherited) it; seq its
+	// delivery number on its node's long-poll (0: not delivered there).
+	// The long-poll answers in order, so an acknowledged number speaks
+	// for every delivery up to it.
+	offeredAt time.Time
+	seq       uint64
+	queued    bool // in its node's pending list
+	handed    bool // handed over in the answer to a report
+	inherited bool // leased by an earlier leader
+	// received: the agent has it (listed it in a heartbeat, or
+	// acknowledged its delivery).
+	received       bool
+	progress       api.RunningStep
+	progressAt     time.Time
+	reportingSince time.Time
+	// releasing: a release or failure is proposed; do not propose another.
+	releasing bool
 }
 
-// New returns an inactive Dispatcher.
+// New returns an inactive Dispatcher, following cfg.Store's changes.
 func New(cfg Config) *Dispatcher {
 	if cfg.MinHeartbeatTTL == 0 {
 		cfg.MinHeartbeatTTL = 10 * time.Second
@@ -108,9 +148,6 @@ func New(cfg Config) *Dispatcher {
 	}
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = 10 * time.Minute
-	}
-	if cfg.DeliveryTimeout == 0 {
-		cfg.DeliveryTimeout = 15 * time.Second
 	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = func(n int) time.Duration { return time.Second << (2 * (n - 1)) }
@@ -128,6 +165,7 @@ func New(cfg Config) *Dispatcher {
 	cfg.Metrics.mu.Lock()
 	cfg.Metrics.source = d.gauges
 	cfg.Metrics.mu.Unlock()
+	cfg.Store.State().Observe(d.Applied)
 	return d
 }
 
@@ -167,18 +205,21 @@ func (d *Dispatcher) Run(ctx context.Context) {
 
 // rebuild loads nodes, leases and the ready queue from the state and
 // returns their sizes, read while it still holds d.mu: once it is active,
-// TasksCreated and Register change them from other goroutines.
+// changes and agents change them from other goroutines. A change applied
+// while it reads is applied again once it is done; applying changes is
+// idempotent.
 func (d *Dispatcher) rebuild() (ready, running, nodes int) {
 	st := d.cfg.Store.State()
 	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.ready, d.nodes, d.leases, d.cancelled = newQueue(), map[string]*nodeState{}, map[string]*lease{}, map[string]string{}
+	d.ready, d.nodes, d.leases, d.chained = newQueue(), map[string]*nodeState{}, map[string]*lease{}, map[string]encoders.Backend{}
+	d.epoch, d.hwCodecs = newEpoch(), nil
 	for _, n := range st.Nodes() {
 		if n.Status == state.NodeDown {
 			continue
 		}
-		d.nodes[n.Name] = &nodeState{node: n, lastSeen: now, ttl: d.cfg.FailoverTTL, running: map[string]*lease{}, wake: make(chan struct{})}
+		d.nodes[n.Name] = newNodeState(n, now, d.cfg.FailoverTTL)
 	}
 	for _, t := range st.ActiveTasks() {
 		d.track(t, now)
@@ -188,8 +229,22 @@ func (d *Dispatcher) rebuild() (ready, running, nodes int) {
 	return d.ready.len(), len(d.leases), len(d.nodes)
 }
 
-// track adds a task's current step to the queue or to the leases.
-// Callers hold d.mu.
+func newNodeState(n state.Node, now time.Time, ttl time.Duration) *nodeState {
+	return &nodeState{node: n, lastSeen: now, ttl: ttl, running: map[string]*lease{}, cancel: map[string]bool{}, wake: make(chan struct{})}
+}
+
+// newEpoch names a leadership: random, so that no two leaderships share
+// one.
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// track puts a task's current step where it belongs: the ready queue when
+// it waits for a node, a lease when it runs (one leased by an earlier
+// leader: inherited, to be confirmed by its agent). Tracking a task again
+// changes nothing. Callers hold d.mu.
 func (d *Dispatcher) track(t *state.Task, now time.Time) {
 	i := t.Current()
 	if i < 0 || t.Status.Finished() {
@@ -198,15 +253,19 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 	s := t.Steps[i]
 	switch s.Status {
 	case api.StepWaiting, api.StepQueued:
-		d.ready.push(readyOf(t, i))
+		if d.leases[s.ID] == nil {
+			d.ready.push(readyOf(t, i))
+		}
 	case api.StepProcessing:
+		if l := d.leases[s.ID]; l != nil && l.attempt == s.Attempt {
+			return
+		}
 		node := ""
 		if s.Node != nil {
 			node = *s.Node
 		}
-		// Unconfirmed until the agent lists it in a heartbeat: an
-		// assignment the old leader made but never delivered is released.
-		l := &lease{taskID: t.ID, stepID: s.ID, kind: s.Kind, node: node, attempt: s.Attempt, assignedAt: now, progressAt: now}
+		l := &lease{taskID: t.ID, stepID: s.ID, kind: s.Kind, node: node, attempt: s.Attempt, task: t,
+			offeredAt: now, progressAt: now, inherited: true}
 		d.leases[s.ID] = l
 		if ns := d.nodes[node]; ns != nil {
 			ns.running[s.ID] = l
@@ -223,6 +282,9 @@ func readyOf(t *state.Task, i int) Ready {
 	}
 	if i < len(t.Runs) {
 		r.ReadyAt, r.NotBefore = t.Runs[i].ReadyAt, t.Runs[i].NotBefore
+		if t.Runs[i].Avoid != "" {
+			r.Avoid = t.Runs[i].Avoid // released by a node that lost it
+		}
 	}
 	if r.IsEncode() {
 		switch t.Kind {
@@ -252,7 +314,7 @@ func (d *Dispatcher) deactivate() {
 	for _, ns := range d.nodes {
 		close(ns.wake) // release long-polls: they retry on the new leader
 	}
-	d.ready, d.nodes, d.leases = nil, nil, nil
+	d.ready, d.nodes, d.leases, d.chained = nil, nil, nil, nil
 }
 
 // Active reports whether this dispatcher leads.

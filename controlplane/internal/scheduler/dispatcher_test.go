@@ -71,7 +71,6 @@ func addTask(t *testing.T, st *state.Store, d *Dispatcher, kind encoders.Kind, o
 		task.Steps = append(task.Steps, api.Step{ID: fmt.Sprintf("%s_s%d", id, i), Object: "step", Kind: k, Status: api.StepWaiting, CreatedAt: now})
 	}
 	st.CreateTasks(seq, now, []state.CreateRequest{{Task: task, Scope: "req", Key: id, BodyHash: "h"}})
-	d.TasksCreated([]string{id})
 	return id
 }
 
@@ -87,16 +86,16 @@ func register(t *testing.T, d *Dispatcher, name string, caps ...encoders.Capabil
 
 func poll(t *testing.T, d *Dispatcher, node string) api.Assignment {
 	t.Helper()
-	list, err := d.Assignments(context.Background(), node, 5*time.Second)
-	if err != nil || len(list) != 1 {
-		t.Fatalf("assignments for %s: %v %+v", node, err, list)
+	out, err := d.Assignments(context.Background(), node, 5*time.Second, api.Received{})
+	if err != nil || len(out.Assignments) != 1 {
+		t.Fatalf("assignments for %s: %v %+v", node, err, out)
 	}
-	return list[0]
+	return out.Assignments[0]
 }
 
 func complete(t *testing.T, d *Dispatcher, a api.Assignment, output string) {
 	t.Helper()
-	if err := d.Report(context.Background(), a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeCompleted, Output: json.RawMessage(output)}); err != nil {
+	if _, err := d.Report(context.Background(), a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeCompleted, Output: json.RawMessage(output)}); err != nil {
 		t.Fatalf("complete %s: %v", a.Step, err)
 	}
 }
@@ -110,7 +109,7 @@ func TestDispatchRunsATaskThrough(t *testing.T) {
 		if a.Step != step || a.Attempt != 1 || a.TaskID != id {
 			t.Fatalf("got assignment %s attempt %d, want %s attempt 1", a.Step, a.Attempt, step)
 		}
-		if _, err := d.Heartbeat("a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1, Progress: 0.5}}}); err != nil {
+		if _, err := d.Heartbeat(context.Background(), "a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1, Progress: 0.5}}}); err != nil {
 			t.Fatal(err)
 		}
 		if p, ok := d.Progress(a.StepID); !ok || p != 0.5 {
@@ -134,7 +133,7 @@ func TestStaleReportRejected(t *testing.T) {
 	if second.StepID != first.StepID || second.Attempt != 2 {
 		t.Fatalf("redelivery: got %s attempt %d", second.Step, second.Attempt)
 	}
-	err := d.Report(context.Background(), first.StepID, api.StepReport{Attempt: first.Attempt, Outcome: api.OutcomeCompleted, Output: json.RawMessage(`{}`)})
+	_, err := d.Report(context.Background(), first.StepID, api.StepReport{Attempt: first.Attempt, Outcome: api.OutcomeCompleted, Output: json.RawMessage(`{}`)})
 	if !errors.Is(err, ErrStale) {
 		t.Fatalf("late report of attempt 1: got %v, want ErrStale", err)
 	}
@@ -146,7 +145,7 @@ func TestNodeLossRequeuesOnAnotherNode(t *testing.T) {
 	register(t, d, "a")
 	id := addTask(t, st, d, encoders.KindVideo, "")
 	a := poll(t, d, "a")
-	d.Heartbeat("a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1}}})
+	d.Heartbeat(context.Background(), "a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1}}})
 	register(t, d, "b")
 	// "a" falls silent; "b" keeps beating.
 	stop := make(chan struct{})
@@ -157,7 +156,7 @@ func TestNodeLossRequeuesOnAnotherNode(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(50 * time.Millisecond):
-				d.Heartbeat("b", api.Heartbeat{})
+				d.Heartbeat(context.Background(), "b", api.Heartbeat{})
 			}
 		}
 	}()
@@ -183,7 +182,7 @@ func TestRetriesThenFails(t *testing.T) {
 		if a.Attempt != attempt {
 			t.Fatalf("attempt %d, want %d", a.Attempt, attempt)
 		}
-		err := d.Report(context.Background(), a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeFailed,
+		_, err := d.Report(context.Background(), a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeFailed,
 			Error: &api.Error{Kind: "fetch_failed", Message: fmt.Sprintf("try %d", attempt)}, Retryable: true})
 		if err != nil {
 			t.Fatal(err)
@@ -203,12 +202,10 @@ func TestCancelStopsTheAgent(t *testing.T) {
 	register(t, d, "a")
 	id := addTask(t, st, d, encoders.KindVideo, "")
 	a := poll(t, d, "a")
-	task, err := st.CancelTask(id, time.Now().UnixMilli())
-	if err != nil {
+	if _, err := st.CancelTask(id, time.Now().UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
-	d.TaskCancelled(&state.Task{Task: *task})
-	reply, err := d.Heartbeat("a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1}}})
+	reply, err := d.Heartbeat(context.Background(), "a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1}}})
 	if err != nil || len(reply.Cancel) != 1 || reply.Cancel[0] != a.StepID {
 		t.Fatalf("heartbeat reply %+v %v, want the step cancelled", reply, err)
 	}
@@ -235,7 +232,7 @@ func TestRebuildOnLeadership(t *testing.T) {
 	defer cancel2()
 	go d2.Run(ctx2)
 	waitFor(t, "second leader", d2.Active)
-	if _, err := d2.Heartbeat("a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1, Progress: 0.3}}}); err != nil {
+	if _, err := d2.Heartbeat(context.Background(), "a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1, Progress: 0.3}}}); err != nil {
 		t.Fatal(err)
 	}
 	if p, ok := d2.Progress(a.StepID); !ok || p != 0.3 {
@@ -262,7 +259,7 @@ func TestLateReportAfterTheTaskEnded(t *testing.T) {
 		}
 		complete(t, d, a, `{"url":"s3://b/`+step+`"}`)
 	}
-	err := d.Report(context.Background(), first.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted, Output: json.RawMessage(`{}`)})
+	_, err := d.Report(context.Background(), first.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted, Output: json.RawMessage(`{}`)})
 	if !errors.Is(err, ErrStale) {
 		t.Fatalf("got %v, want ErrStale", err)
 	}

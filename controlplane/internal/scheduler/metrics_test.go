@@ -15,7 +15,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
-	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -87,7 +86,7 @@ func TestMetricsAndLogsFollowTasks(t *testing.T) {
 		if step == "video" {
 			rep.Options = json.RawMessage(`{"encoder":"libx264"}`)
 		}
-		if err := d.Report(context.Background(), a.StepID, rep); err != nil {
+		if _, err := d.Report(context.Background(), a.StepID, rep); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,7 +112,7 @@ func TestMetricsAndLogsFollowTasks(t *testing.T) {
 	// A failure that ends its task.
 	failed := addTask(t, st, d, encoders.KindAudio, "")
 	a := poll(t, d, "a")
-	if err := d.Report(context.Background(), a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeFailed,
+	if _, err := d.Report(context.Background(), a.StepID, api.StepReport{Attempt: a.Attempt, Outcome: api.OutcomeFailed,
 		Error: &api.Error{Kind: "invalid_media", Message: "not media"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +126,9 @@ func TestMetricsAndLogsFollowTasks(t *testing.T) {
 	// A cancel, while its probe runs.
 	cancelled := addTask(t, st, d, encoders.KindImage, "")
 	poll(t, d, "a")
-	task, err := st.CancelTask(cancelled, time.Now().UnixMilli())
-	if err != nil {
+	if _, err := st.CancelTask(cancelled, time.Now().UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
-	d.TaskCancelled(&state.Task{Task: *task})
 	if got := value(m.TasksFinished.WithLabelValues("image", "cancelled")); got != 1 {
 		t.Errorf("tasks_finished{image,cancelled} %v, want 1", got)
 	}

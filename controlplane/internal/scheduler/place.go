@@ -6,8 +6,10 @@
 package scheduler
 
 import (
-	"math"
+	"maps"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -45,7 +47,8 @@ type NodeView struct {
 	Free int
 	// Capabilities are what its plugins detected.
 	Capabilities []encoders.Capability
-	// HardwareInUse counts running hardware encodes per backend.
+	// HardwareInUse counts running hardware encodes per backend (nil:
+	// none).
 	HardwareInUse map[encoders.Backend]int
 	// Running is the number of steps it runs (for spreading load).
 	Running int
@@ -63,97 +66,300 @@ type Placement struct {
 // Place assigns ready steps to nodes, oldest first. Encode steps go to a
 // node that advertises the codec, preferring one with a free hardware
 // session; any step prefers the node holding its input, then the least
-// loaded node; a retry prefers any other node to the one that failed it. Steps held back (NotBefore after now) or with no fitting
-// node are left for later.
+// loaded node (ties: the node listed first, then those that took a step
+// last); a retry prefers any other node to the one that failed it. Steps
+// held back (NotBefore after now) or with no fitting node are left for
+// later.
+//
+// Each step costs a few lookups per class of nodes (nodes with the same
+// capabilities), not a scan of the fleet: the nodes of a class wait in
+// buckets by load, so that a pass over thousands of steps and nodes stays
+// linear.
 func Place(ready []Ready, nodes []NodeView, now int64) []Placement {
 	queue := append([]Ready(nil), ready...)
 	sort.SliceStable(queue, func(i, j int) bool { return queue[i].ReadyAt < queue[j].ReadyAt })
-	free := make([]NodeView, len(nodes))
-	for i, n := range nodes {
-		free[i] = n
-		free[i].HardwareInUse = make(map[encoders.Backend]int, len(n.HardwareInUse))
-		for b, c := range n.HardwareInUse {
-			free[i].HardwareInUse[b] = c
-		}
-	}
+	p := newPlacer(nodes)
 	var out []Placement
 	for _, r := range queue {
+		if p.free == 0 {
+			break
+		}
 		if r.NotBefore > now {
 			continue
 		}
-		best, bestScore := -1, math.MinInt
-		var bestBackend encoders.Backend
-		for i := range free {
-			n := &free[i]
-			if n.Free <= 0 {
-				continue
-			}
-			backend, ok := fit(r, n)
-			if !ok {
-				continue
-			}
-			score := 0
-			if backend != encoders.BackendSoftware && backend != "" {
-				score += 1000 // hardware first
-			}
-			if r.Prefer != "" && r.Prefer == n.Name {
-				score += 100 // locality
-			}
-			score += 50 - min(n.Running, 50) // spread
-			if r.Avoid != "" && r.Avoid == n.Name {
-				score -= 500 // elsewhere, unless only hardware is here
-			}
-			if score > bestScore {
-				best, bestScore, bestBackend = i, score, backend
-			}
+		if pl, ok := p.place(r); ok {
+			out = append(out, pl)
 		}
-		if best < 0 {
-			continue
-		}
-		n := &free[best]
-		n.Free--
-		n.Running++
-		if bestBackend != "" && bestBackend != encoders.BackendSoftware {
-			n.HardwareInUse[bestBackend]++
-		}
-		out = append(out, Placement{Ready: r, Node: n.Name, Backend: bestBackend})
 	}
 	return out
 }
 
-// fit reports whether n can run r, and for an encode the backend it would
-// use: hardware with a free session for the codec, else software.
-func fit(r Ready, n *NodeView) (encoders.Backend, bool) {
-	if !r.IsEncode() {
-		return "", true
+// Scores of a placement: hardware first, then the input's holder, then
+// the least loaded node; the node that failed a retry last of all.
+const (
+	scoreHardware = 1000
+	scorePrefer   = 100
+	scoreAvoid    = -500
+	maxSpread     = 50 // nodes running this many steps or more count as equally loaded
+)
+
+func spread(running int) int { return min(running, maxSpread) }
+
+// placer is one pass's view of the nodes.
+type placer struct {
+	nodes   []NodeView
+	byName  map[string]int
+	class   []*nodeClass // by node index
+	classes []*nodeClass
+	free    int
+}
+
+// nodeClass is the nodes with the same capabilities, and what they can
+// run.
+type nodeClass struct {
+	caps []encoders.Capability
+	// software holds the codecs a software encoder is available for;
+	// anySoftware: audio and images fit (some software encoder, or no
+	// capabilities reported at all: a node that reports nothing still has
+	// ffmpeg).
+	software    map[string]bool
+	anySoftware bool
+	hwCodecs    []string // codecs with a hardware encoder
+	all         ladder   // the class's nodes with free slots, by load
+	hwFree      map[string]*ladder
+}
+
+func newPlacer(nodes []NodeView) *placer {
+	p := &placer{nodes: make([]NodeView, len(nodes)), byName: make(map[string]int, len(nodes)), class: make([]*nodeClass, len(nodes))}
+	byKey := map[string]*nodeClass{}
+	for i, n := range nodes {
+		p.nodes[i] = n
+		p.nodes[i].HardwareInUse = maps.Clone(n.HardwareInUse) // nil stays nil: made when a session is taken
+		p.byName[n.Name] = i
+		if n.Free > 0 {
+			p.free += n.Free
+		}
+		key := capsKey(n.Capabilities)
+		c := byKey[key]
+		if c == nil {
+			c = newNodeClass(n.Capabilities)
+			byKey[key] = c
+			p.classes = append(p.classes, c)
+		}
+		p.class[i] = c
+		p.enter(i)
 	}
+	return p
+}
+
+// capsKey identifies a set of capabilities.
+func capsKey(caps []encoders.Capability) string {
+	var b strings.Builder
+	for _, c := range caps {
+		if c.Available {
+			b.WriteString(string(c.Backend))
+			b.WriteByte('/')
+			b.WriteString(c.Codec)
+			b.WriteByte('/')
+			b.WriteString(strconv.Itoa(c.MaxSessions))
+			b.WriteByte(';')
+		}
+	}
+	return b.String()
+}
+
+func newNodeClass(caps []encoders.Capability) *nodeClass {
+	c := &nodeClass{caps: caps, software: map[string]bool{}, hwFree: map[string]*ladder{}, anySoftware: len(caps) == 0}
+	for _, cp := range caps {
+		switch {
+		case !cp.Available:
+		case cp.Backend == encoders.BackendSoftware:
+			c.software[cp.Codec], c.anySoftware = true, true
+		case c.hwFree[cp.Codec] == nil:
+			c.hwFree[cp.Codec] = &ladder{}
+			c.hwCodecs = append(c.hwCodecs, cp.Codec)
+		}
+	}
+	return c
+}
+
+// enter files node i in its class's ladders at its current load.
+func (p *placer) enter(i int) {
+	n := &p.nodes[i]
+	if n.Free <= 0 {
+		return
+	}
+	c := p.class[i]
+	c.all.add(i, spread(n.Running))
+	for _, codec := range c.hwCodecs {
+		if hardwareFor(n, codec) != "" {
+			c.hwFree[codec].add(i, spread(n.Running))
+		}
+	}
+}
+
+// hardwareFor returns the hardware backend with a free session for the
+// codec on n (the last listed, where several have one), or "".
+func hardwareFor(n *NodeView, codec string) encoders.Backend {
 	hw := encoders.Backend("")
-	software := false
 	for _, c := range n.Capabilities {
-		if !c.Available {
-			continue
-		}
-		if r.Codec != "" && c.Codec != r.Codec {
-			continue
-		}
-		if c.Backend == encoders.BackendSoftware {
-			software = true
-			continue
-		}
-		if r.Codec == "" {
-			continue // audio and images: software
-		}
-		if c.MaxSessions == 0 || n.HardwareInUse[c.Backend] < c.MaxSessions {
+		if c.Available && c.Codec == codec && c.Backend != encoders.BackendSoftware &&
+			(c.MaxSessions == 0 || n.HardwareInUse[c.Backend] < c.MaxSessions) {
 			hw = c.Backend
 		}
 	}
+	return hw
+}
+
+// softwareFits reports whether the class can run r in software (or r is
+// not an encode).
+func (c *nodeClass) softwareFits(r Ready) bool {
 	switch {
-	case hw != "":
-		return hw, true
-	case software:
+	case !r.IsEncode():
+		return true
+	case r.Codec == "":
+		return c.anySoftware
+	}
+	return c.software[r.Codec]
+}
+
+// candidate is a node a step could go to, and how good a choice it is.
+type candidate struct {
+	node    int
+	backend encoders.Backend
+	score   int
+}
+
+func (p *placer) score(i int, backend encoders.Backend, r Ready) candidate {
+	n := &p.nodes[i]
+	s := maxSpread - spread(n.Running)
+	if backend != "" && backend != encoders.BackendSoftware {
+		s += scoreHardware
+	}
+	if r.Prefer != "" && r.Prefer == n.Name {
+		s += scorePrefer
+	}
+	if r.Avoid != "" && r.Avoid == n.Name {
+		s += scoreAvoid
+	}
+	return candidate{node: i, backend: backend, score: s}
+}
+
+// fitNode is what node i offers r now (see fits).
+func (p *placer) fitNode(i int, r Ready) (encoders.Backend, bool) {
+	if p.nodes[i].Free <= 0 {
+		return "", false
+	}
+	return fits(&p.nodes[i], r)
+}
+
+// fits is what node n offers r: for an encode, the hardware backend with
+// a free session, else software; ok false when it cannot run r at all.
+func fits(n *NodeView, r Ready) (encoders.Backend, bool) {
+	if !r.IsEncode() {
+		return "", true
+	}
+	if r.Codec != "" {
+		if hw := hardwareFor(n, r.Codec); hw != "" {
+			return hw, true
+		}
+	}
+	software := len(n.Capabilities) == 0 && r.Codec == ""
+	for _, c := range n.Capabilities {
+		if c.Available && c.Backend == encoders.BackendSoftware && (r.Codec == "" || c.Codec == r.Codec) {
+			software = true
+		}
+	}
+	if software {
 		return encoders.BackendSoftware, true
-	case r.Codec == "" && len(n.Capabilities) == 0:
-		return encoders.BackendSoftware, true // a node that reports nothing still has ffmpeg
 	}
 	return "", false
+}
+
+// place picks r's node, if one fits, and takes the slot.
+func (p *placer) place(r Ready) (Placement, bool) {
+	best := candidate{node: -1}
+	consider := func(c candidate) {
+		if best.node < 0 || c.score > best.score || (c.score == best.score && c.node < best.node) {
+			best = c
+		}
+	}
+	avoid := -1
+	if i, ok := p.byName[r.Avoid]; ok && r.Avoid != "" {
+		avoid = i
+	}
+	for _, name := range []string{r.Prefer, r.Avoid} {
+		if i, ok := p.byName[name]; ok && name != "" {
+			if backend, fits := p.fitNode(i, r); fits {
+				consider(p.score(i, backend, r))
+			}
+		}
+	}
+	for _, c := range p.classes {
+		if r.IsEncode() && r.Codec != "" {
+			if l := c.hwFree[r.Codec]; l != nil {
+				if i := l.best(avoid, func(i int) bool { return hardwareFor(&p.nodes[i], r.Codec) != "" }, p.nodes); i >= 0 {
+					consider(p.score(i, hardwareFor(&p.nodes[i], r.Codec), r))
+					continue // a hardware node of the class beats its software nodes
+				}
+			}
+		}
+		if !c.softwareFits(r) {
+			continue
+		}
+		if i := c.all.best(avoid, nil, p.nodes); i >= 0 {
+			backend := encoders.Backend("")
+			if r.IsEncode() {
+				backend = encoders.BackendSoftware
+			}
+			consider(p.score(i, backend, r))
+		}
+	}
+	if best.node < 0 {
+		return Placement{}, false
+	}
+	n := &p.nodes[best.node]
+	n.Free--
+	n.Running++
+	p.free--
+	if best.backend != "" && best.backend != encoders.BackendSoftware {
+		if n.HardwareInUse == nil {
+			n.HardwareInUse = map[encoders.Backend]int{}
+		}
+		n.HardwareInUse[best.backend]++
+	}
+	p.enter(best.node)
+	return Placement{Ready: r, Node: n.Name, Backend: best.backend}, true
+}
+
+// ladder files nodes in buckets by load. A node is filed again when its
+// load changes; an entry whose node has moved on, filled up or no longer
+// qualifies is stale and skipped (and dropped once at a bucket's head).
+type ladder struct {
+	buckets [maxSpread + 1][]int
+	head    [maxSpread + 1]int
+}
+
+func (l *ladder) add(i, load int) { l.buckets[load] = append(l.buckets[load], i) }
+
+// best returns the least loaded live node other than skip (-1: none):
+// filed at its current load, with a free slot, and qualifying (ok nil:
+// any).
+func (l *ladder) best(skip int, ok func(int) bool, nodes []NodeView) int {
+	live := func(i, load int) bool {
+		n := &nodes[i]
+		return n.Free > 0 && spread(n.Running) == load && (ok == nil || ok(i))
+	}
+	for load := range l.buckets {
+		b := l.buckets[load]
+		for l.head[load] < len(b) && !live(b[l.head[load]], load) {
+			l.head[load]++
+		}
+		for k := l.head[load]; k < len(b); k++ {
+			if i := b[k]; i != skip && live(i, load) {
+				return i
+			}
+		}
+	}
+	return -1
 }

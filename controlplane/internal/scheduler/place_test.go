@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -139,5 +141,94 @@ func TestReadyOfRetry(t *testing.T) {
 	task.Steps[0].Error = nil
 	if r := readyOf(task, 0); r.Avoid != "" {
 		t.Errorf("after a release: Avoid %q, want none", r.Avoid)
+	}
+}
+
+// TestPlaceBestScore checks Place's bucketed search against a scan of
+// every node: on random fleets (mixed software, hardware with session
+// limits, nodes reporting nothing) and random steps, each step goes to a
+// node with the highest score any node offers at that moment, and a step
+// is left only when no node fits.
+func TestPlaceBestScore(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	codecs := []string{"h264", "h265", "vp9", "av1"}
+	kinds := []string{"probe", "ingest", "video", "audio", "image", "upload"}
+	for round := range 300 {
+		var nodes []NodeView
+		for i := range 1 + rng.IntN(40) {
+			var caps []encoders.Capability
+			switch rng.IntN(4) {
+			case 0: // reports nothing
+			case 1:
+				caps = sw(codecs[:1+rng.IntN(4)]...)
+			default:
+				caps = append(nvenc(rng.IntN(4), codecs[:1+rng.IntN(2)]...), sw(codecs...)...)
+			}
+			nodes = append(nodes, NodeView{Name: fmt.Sprintf("n%d", i), Free: rng.IntN(4), Running: rng.IntN(60), Capabilities: caps,
+				HardwareInUse: map[encoders.Backend]int{encoders.BackendNVENC: rng.IntN(3)}})
+		}
+		p := newPlacer(nodes)
+		for k := range 80 {
+			r := Ready{StepID: fmt.Sprint(k), Kind: kinds[rng.IntN(len(kinds))]}
+			if r.Kind == "video" {
+				r.Codec = codecs[rng.IntN(len(codecs))]
+			}
+			if rng.IntN(3) == 0 {
+				r.Prefer = nodes[rng.IntN(len(nodes))].Name
+			}
+			if rng.IntN(4) == 0 {
+				r.Avoid = nodes[rng.IntN(len(nodes))].Name
+			}
+			want := -1 << 30
+			for i := range p.nodes {
+				if backend, ok := p.fitNode(i, r); ok {
+					want = max(want, p.score(i, backend, r).score)
+				}
+			}
+			pl, ok := p.place(r)
+			if !ok {
+				if want != -1<<30 {
+					t.Fatalf("round %d step %d (%+v): not placed, but a node scores %d", round, k, r, want)
+				}
+				continue
+			}
+			i := p.byName[pl.Node]
+			// Undo the slot taken to score the choice as it was made.
+			n := &p.nodes[i]
+			n.Free++
+			n.Running--
+			if pl.Backend == encoders.BackendNVENC {
+				n.HardwareInUse[pl.Backend]--
+			}
+			got := p.score(i, pl.Backend, r).score
+			if backend, fits := p.fitNode(i, r); !fits || backend != pl.Backend {
+				t.Fatalf("round %d step %d: placed on %s/%s, which offers %q (fits %v)", round, k, pl.Node, pl.Backend, backend, fits)
+			}
+			n.Free--
+			n.Running++
+			if pl.Backend == encoders.BackendNVENC {
+				n.HardwareInUse[pl.Backend]++
+			}
+			if got != want {
+				t.Fatalf("round %d step %d (%+v): placed on %s scoring %d, best is %d", round, k, r, pl.Node, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkPlace places a full pass on a fleet of 1,000 nodes.
+func BenchmarkPlace(b *testing.B) {
+	var nodes []NodeView
+	for i := range 1000 {
+		nodes = append(nodes, NodeView{Name: fmt.Sprintf("n%d", i), Free: 2, Capabilities: sw("h264", "h265", "vp9", "av1")})
+	}
+	var ready []Ready
+	for k := range 8000 {
+		ready = append(ready, Ready{StepID: fmt.Sprint(k), Kind: []string{"probe", "ingest", "video", "upload"}[k%4], Codec: "h264", ReadyAt: int64(k)})
+	}
+	for b.Loop() {
+		if got := len(Place(ready, nodes, 1<<40)); got != 2000 {
+			b.Fatalf("placed %d, want 2000", got)
+		}
 	}
 }

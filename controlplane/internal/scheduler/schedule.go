@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -9,8 +11,10 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
-// schedule places what it can, commits the leases in one batch, and hands
-// them to the agents' long-polls.
+// schedule places what it can and commits the leases in one batch; as
+// they apply, Applied hands them to the agents' long-polls. Placement runs
+// outside d.mu, so that agents' calls and applied changes never wait for
+// it.
 func (d *Dispatcher) schedule(ctx context.Context) {
 	now := d.cfg.Now()
 	d.mu.Lock()
@@ -24,10 +28,12 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 		if ns.node.Status != state.NodeReady || ns.node.Slots <= len(ns.running) {
 			continue
 		}
-		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities,
-			Running: len(ns.running), HardwareInUse: map[encoders.Backend]int{}}
+		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities, Running: len(ns.running)}
 		for _, l := range ns.running {
 			if l.backend != "" && l.backend != encoders.BackendSoftware {
+				if v.HardwareInUse == nil {
+					v.HardwareInUse = map[encoders.Backend]int{}
+				}
 				v.HardwareInUse[l.backend]++
 			}
 		}
@@ -41,21 +47,33 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 	// The oldest steps some node can take: a few more than the free
 	// slots, so that steps held to one node do not starve the others.
 	ready := d.ready.candidates(now.UnixMilli(), 4*free+16, supportedBy(views))
+	d.mu.Unlock()
+
 	placements := Place(ready, views, now.UnixMilli())
 	if len(placements) == 0 {
+		return
+	}
+	// Out of the queue while the leases commit, so that no second pass
+	// places them again; a step that left the queue meanwhile (its task
+	// was cancelled) is not placed.
+	d.mu.Lock()
+	if !d.active {
 		d.mu.Unlock()
 		return
 	}
-	// Out of the queue while the leases commit, so no second pass places
-	// them again.
+	ups := make([]state.StepUpdate, 0, len(placements))
+	placed := placements[:0]
 	for _, p := range placements {
+		if r, ok := d.ready.items[p.StepID]; !ok || r.Attempt != p.Attempt {
+			continue
+		}
 		d.ready.remove(p.StepID)
+		placed = append(placed, p)
+		ups = append(ups, state.StepUpdate{Op: state.OpAssign, TaskID: p.TaskID, StepID: p.StepID, Attempt: p.Attempt + 1, Node: p.Node, Now: now.UnixMilli()})
 	}
 	d.mu.Unlock()
-
-	ups := make([]state.StepUpdate, len(placements))
-	for i, p := range placements {
-		ups[i] = state.StepUpdate{Op: state.OpAssign, TaskID: p.TaskID, StepID: p.StepID, Attempt: p.Attempt + 1, Node: p.Node, Now: now.UnixMilli()}
+	if len(ups) == 0 {
+		return
 	}
 	res, err := d.cfg.Store.StepUpdates(ctx, ups)
 
@@ -64,47 +82,27 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 	if !d.active {
 		return
 	}
-	if err != nil {
-		// Not committed (or unknown): back to the queue; a rebuild on the
-		// next leader reads the truth from the log.
-		for _, p := range placements {
+	for i, p := range placed {
+		l := d.leases[p.StepID]
+		switch {
+		case l != nil && l.attempt == p.Attempt+1:
+			l.backend = p.Backend // applied: count its hardware session
+		case err != nil:
+			// Not committed (or not known to be): back to the queue; if it
+			// did commit after all, the lease it made keeps it out.
 			d.ready.push(p.Ready)
-		}
-		d.log.Warn("commit assignments", "err", err, "count", len(placements))
-		return
-	}
-	for i, p := range placements {
-		r := res[i]
-		if r.Err != "" {
-			if r.Task != nil {
-				d.track(r.Task, now) // re-read: it moved on meanwhile
+			if i == 0 {
+				d.log.Warn("commit assignments", "err", err, "count", len(placed))
 			}
-			continue
+		case res[i].Task != nil:
+			d.track(res[i].Task, now) // refused: the task moved on meanwhile
 		}
-		ns := d.nodes[p.Node]
-		l := &lease{taskID: p.TaskID, stepID: p.StepID, kind: p.Kind, node: p.Node, attempt: p.Attempt + 1,
-			backend: p.Backend, assignedAt: now, progressAt: now, readyAt: p.ReadyAt}
-		d.leases[p.StepID] = l
-		wait := max(0, float64(now.UnixMilli()-max(p.ReadyAt, p.NotBefore))) / 1000
-		d.cfg.Metrics.StepWait.Observe(wait)
-		d.log.Debug("step assigned", append(taskAttrs(p.TaskID, p.StepID, p.Node), "step", p.Kind, "attempt", p.Attempt+1, "wait_seconds", wait)...)
-		if ns == nil {
-			continue // gone meanwhile: the lease expires through the timers
-		}
-		ns.running[p.StepID] = l
-		ns.pending = append(ns.pending, api.Assignment{TaskID: p.TaskID, StepID: p.StepID, Step: p.Kind, Attempt: p.Attempt + 1, Task: r.Task.Task})
-		ns.signal()
 	}
 }
 
-// signal wakes the node's long-poll.
-func (ns *nodeState) signal() {
-	close(ns.wake)
-	ns.wake = make(chan struct{})
-}
-
-// checkTimers declares silent nodes down, fails stalled steps and releases
-// assignments never confirmed, then queues their steps again.
+// checkTimers declares silent nodes down and releases or fails the steps
+// that stopped moving: leases their agent never took in, reports that
+// never arrived, progress that stalled.
 func (d *Dispatcher) checkTimers(ctx context.Context) {
 	now := d.cfg.Now()
 	var ups []state.StepUpdate
@@ -120,24 +118,42 @@ func (d *Dispatcher) checkTimers(ctx context.Context) {
 		}
 		down = append(down, name)
 		for _, l := range ns.running {
-			ups = append(ups, failUpdate(l, now, "stalled", "node "+name+" stopped sending heartbeats", true, d.cfg.Backoff(1)))
+			if !l.releasing {
+				l.releasing = true
+				ups = append(ups, failUpdate(l, now, "stalled", "node "+name+" stopped sending heartbeats", true, d.cfg.Backoff(1)))
+			}
 		}
 		close(ns.wake)
 		delete(d.nodes, name)
+		d.hwCodecs = nil
 	}
 	for _, l := range d.leases {
-		if d.nodes[l.node] == nil && !contains(down, l.node) {
-			// Its node is unknown (down before this leader): fail it now.
+		if l.releasing || slices.Contains(down, l.node) {
+			continue
+		}
+		ns := d.nodes[l.node]
+		if ns == nil {
+			if l.seq == 0 && !l.inherited {
+				ups = append(ups, d.release(l, now, "node "+l.node+" is gone"))
+				continue
+			}
+			// Its node went down before this leader: fail it now.
+			l.releasing = true
 			ups = append(ups, failUpdate(l, now, "stalled", "node "+l.node+" is gone", true, d.cfg.Backoff(1)))
 			continue
 		}
+		half := max(ns.ttl/2, time.Second)
 		switch {
-		case !l.confirmed && now.Sub(l.assignedAt) > d.cfg.DeliveryTimeout:
-			ups = append(ups, state.StepUpdate{Op: state.OpRelease, TaskID: l.taskID, StepID: l.stepID, Attempt: l.attempt, Now: now.UnixMilli()})
-			d.cancelled[l.stepID] = l.node
-		case l.confirmed && now.Sub(l.progressAt) > d.cfg.StallTimeout:
+		case !l.received && now.Sub(l.offeredAt) > cmp.Or(d.cfg.DeliveryTimeout, half):
+			ups = append(ups, d.release(l, now, "its node did not take it in"))
+			ns.cancel[l.stepID] = true
+		case !l.reportingSince.IsZero() && now.Sub(l.reportingSince) > cmp.Or(d.cfg.ReportTimeout, half):
+			ups = append(ups, d.release(l, now, "its report did not arrive"))
+			ns.cancel[l.stepID] = true
+		case l.received && l.reportingSince.IsZero() && now.Sub(l.progressAt) > d.cfg.StallTimeout:
+			l.releasing = true
 			ups = append(ups, failUpdate(l, now, "stalled", "no progress for "+d.cfg.StallTimeout.String(), true, d.cfg.Backoff(1)))
-			d.cancelled[l.stepID] = l.node
+			ns.cancel[l.stepID] = true
 		}
 	}
 	if d.ready.len() > 0 {
@@ -151,18 +167,7 @@ func (d *Dispatcher) checkTimers(ctx context.Context) {
 			d.log.Warn("record node down", "node_id", name, "err", err)
 		}
 	}
-	if len(ups) > 0 {
-		d.commitReports(ctx, ups)
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	d.propose(ctx, ups)
 }
 
 func failUpdate(l *lease, now time.Time, kind, msg string, retryable bool, backoff time.Duration) state.StepUpdate {
@@ -172,39 +177,23 @@ func failUpdate(l *lease, now time.Time, kind, msg string, retryable bool, backo
 	}
 }
 
-// commitReports applies step updates and moves the tasks on in the
-// working state. It returns the results.
-func (d *Dispatcher) commitReports(ctx context.Context, ups []state.StepUpdate) ([]state.StepResult, error) {
-	res, err := d.cfg.Store.StepUpdates(ctx, ups)
-	if err != nil {
-		return nil, err
+// propose commits step updates the leader decided (releases, failures);
+// Applied follows them as they apply. One that does not commit is
+// proposed again by the timers, whose conditions still hold.
+func (d *Dispatcher) propose(ctx context.Context, ups []state.StepUpdate) {
+	if len(ups) == 0 {
+		return
 	}
-	now := d.cfg.Now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.active {
-		return res, nil
-	}
-	for i, u := range ups {
-		r := res[i]
-		l := d.leases[u.StepID]
-		if r.Err == "" || r.Err == "stale" || r.Err == "finished" {
-			if l != nil && l.attempt == u.Attempt {
-				delete(d.leases, u.StepID)
-				if ns := d.nodes[l.node]; ns != nil {
-					delete(ns.running, u.StepID)
-				}
+	if _, err := d.cfg.Store.StepUpdates(ctx, ups); err != nil {
+		d.log.Warn("commit step updates", "err", err, "count", len(ups))
+		d.mu.Lock()
+		for _, u := range ups {
+			if l := d.leases[u.StepID]; l != nil && l.attempt == u.Attempt {
+				l.releasing = false
 			}
 		}
-		if r.Err != "" || r.Task == nil {
-			continue
-		}
-		d.observeDone(u, r.Task)
-		d.logOutcome(u, r.Task, l)
-		d.track(r.Task, now)
+		d.mu.Unlock()
 	}
-	d.Kick()
-	return res, nil
 }
 
 // observeDone records metrics of a step that ended and of a task that

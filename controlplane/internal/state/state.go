@@ -30,7 +30,8 @@ const (
 // Store is the state of one control-plane node. Reads may run concurrently
 // with each other and with one writer (the FSM).
 type Store struct {
-	db atomic.Pointer[memdb.MemDB]
+	db       atomic.Pointer[memdb.MemDB]
+	observer atomic.Pointer[func(Change)]
 }
 
 // New returns an empty Store.
@@ -77,6 +78,7 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
 	out := make([]CreateResult, len(reqs))
+	var created []*Task
 	for i, r := range reqs {
 		if prev := liveRequest(txn, r.Scope, r.Key, now); prev != nil {
 			if prev.BodyHash != r.BodyHash {
@@ -96,8 +98,10 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 		mustInsert(txn, tableTasks, t)
 		mustInsert(txn, tableRequests, &Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
 		out[i] = CreateResult{Task: &t.Task}
+		created = append(created, t)
 	}
 	txn.Commit()
+	s.notify(Change{Created: created})
 	return out
 }
 
@@ -177,6 +181,7 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 	}
 	mustInsert(txn, tableTasks, t)
 	txn.Commit()
+	s.notify(Change{Cancelled: t})
 	return &t.Task, nil
 }
 

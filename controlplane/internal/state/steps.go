@@ -49,6 +49,10 @@ type StepUpdate struct {
 	Error     *api.Error `json:"error,omitempty"`
 	Retryable bool       `json:"retryable,omitempty"`
 	Backoff   int64      `json:"backoff,omitempty"`
+	// Avoid, on a release, asks that the step's next attempt run on
+	// another node than the one releasing it where one fits (the node
+	// lost the assignment or its report on the way: its link is suspect).
+	Avoid bool `json:"avoid,omitempty"`
 }
 
 // StepResult is what became of one StepUpdate.
@@ -61,13 +65,22 @@ type StepResult struct {
 	Err string `json:"err,omitempty"`
 }
 
-// ApplyStepUpdates applies a batch of step transitions in order.
+// ApplyStepUpdates applies a batch of step transitions in order. A task
+// touched by several updates of the batch (a step's outcome and its
+// successor's lease) is stored once, as the last of them left it; each
+// result and change still shows the task as its own update left it.
 func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
 	out := make([]StepResult, len(ups))
+	var applied []StepChange
+	touched := map[string]*Task{}
+	var order []string
 	for i, u := range ups {
-		cur := getTask(txn, u.TaskID)
+		cur := touched[u.TaskID]
+		if cur == nil {
+			cur = getTask(txn, u.TaskID)
+		}
 		if cur == nil {
 			out[i].Err = "not_found"
 			continue
@@ -78,10 +91,18 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 			continue
 		}
 		t.setActive()
-		mustInsert(txn, tableTasks, t)
+		if touched[u.TaskID] == nil {
+			order = append(order, u.TaskID)
+		}
+		touched[u.TaskID] = t
 		out[i].Task = t
+		applied = append(applied, StepChange{Update: u, Task: t})
+	}
+	for _, id := range order {
+		mustInsert(txn, tableTasks, touched[id])
 	}
 	txn.Commit()
+	s.notify(Change{Steps: applied})
 	return out
 }
 
@@ -111,6 +132,7 @@ func applyStep(t *Task, u StepUpdate) string {
 			return "stale"
 		}
 		st.Status, st.Attempt, st.Node = api.StepProcessing, u.Attempt, &u.Node
+		run.Avoid = ""
 		st.StartedAt, st.FinishedAt, st.UpdatedAt = &now, nil, now
 		zero := 0.0
 		st.Progress = &zero
@@ -164,6 +186,9 @@ func applyStep(t *Task, u StepUpdate) string {
 		}
 		st.Status, st.UpdatedAt, st.Progress = api.StepQueued, now, nil
 		run.ReadyAt = now
+		if u.Avoid && st.Node != nil {
+			run.Avoid = *st.Node
+		}
 	default:
 		return "unknown_op"
 	}

@@ -31,6 +31,9 @@ type StepRun struct {
 	// left behind (the probe: the fetched source; the encode: the result),
 	// where the next step is best placed.
 	Holder string `json:"holder,omitempty"`
+	// Avoid is the node a release asked the next attempt to keep away
+	// from (StepUpdate.Avoid); cleared by the next assignment.
+	Avoid string `json:"avoid,omitempty"`
 }
 
 // setActive keeps ActiveKey in step with Status.

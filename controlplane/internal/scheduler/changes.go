@@ -1,0 +1,146 @@
+package scheduler
+
+import (
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+)
+
+// Applied follows a change of the replicated state: new tasks join the
+// queue, a cancelled task's steps leave the queue and their agents are
+// told to stop, an applied lease is delivered to its node, and a step's
+// outcome ends its lease and queues what comes next. It is the state's
+// observer (New registers it), called as each write is applied on this
+// node, whoever proposed it; on a node that does not lead it does
+// nothing. Applying a change again (one applied while a new leader
+// rebuilds is seen twice) leaves the queue and the leases as they are.
+func (d *Dispatcher) Applied(c state.Change) {
+	now := d.cfg.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.active {
+		return
+	}
+	for _, t := range c.Created {
+		d.track(t, now)
+		step := ""
+		if i := t.Current(); i >= 0 {
+			step = t.Steps[i].ID
+		}
+		d.log.Info("task queued", append(taskAttrs(t.ID, step, ""), "kind", t.Kind)...)
+	}
+	if t := c.Cancelled; t != nil {
+		d.cancelled(t)
+	}
+	for _, sc := range c.Steps {
+		if sc.Update.Op == state.OpAssign {
+			d.leased(sc.Update, sc.Task, now)
+		} else {
+			d.stepEnded(sc.Update, sc.Task, now)
+		}
+	}
+	d.Kick()
+}
+
+// leased records an applied assignment as a lease and queues it for its
+// node's long-poll.
+func (d *Dispatcher) leased(u state.StepUpdate, t *state.Task, now time.Time) {
+	if l := d.leases[u.StepID]; l != nil && l.attempt == u.Attempt {
+		return // known already
+	}
+	d.ready.remove(u.StepID)
+	i := stepIndex(t, u.StepID)
+	if i < 0 {
+		return
+	}
+	l := &lease{taskID: t.ID, stepID: u.StepID, kind: t.Steps[i].Kind, node: u.Node, attempt: u.Attempt, task: t,
+		offeredAt: now, progressAt: now}
+	d.leases[u.StepID] = l
+	if i < len(t.Runs) {
+		ready := max(t.Runs[i].ReadyAt, t.Runs[i].NotBefore)
+		wait := max(0, float64(u.Now-ready)) / 1000
+		d.cfg.Metrics.StepWait.Observe(wait)
+		d.log.Debug("step assigned", append(taskAttrs(t.ID, u.StepID, u.Node), "step", l.kind, "attempt", u.Attempt, "wait_seconds", wait)...)
+	}
+	ns := d.nodes[u.Node]
+	if ns == nil {
+		return // gone meanwhile: the timers release it
+	}
+	ns.running[u.StepID] = l
+	if _, ok := d.chained[u.StepID]; ok {
+		return // the report that asked for it hands it over
+	}
+	ns.offer(l)
+}
+
+// offer queues a lease for the node's next long-poll and wakes it.
+func (ns *nodeState) offer(l *lease) {
+	if l.queued {
+		return
+	}
+	l.queued = true
+	ns.pending = append(ns.pending, l)
+	ns.signal()
+}
+
+// signal wakes the node's long-poll.
+func (ns *nodeState) signal() {
+	close(ns.wake)
+	ns.wake = make(chan struct{})
+}
+
+// stepEnded follows an applied outcome (completed, failed, released): the
+// lease ends, and the task's next step, or the same step again, is queued.
+func (d *Dispatcher) stepEnded(u state.StepUpdate, t *state.Task, now time.Time) {
+	l := d.leases[u.StepID]
+	if l != nil && l.attempt == u.Attempt {
+		d.dropLease(l)
+	} else {
+		l = nil
+	}
+	d.observeDone(u, t)
+	d.logOutcome(u, t, l)
+	d.track(t, now)
+}
+
+// dropLease forgets a lease.
+func (d *Dispatcher) dropLease(l *lease) {
+	delete(d.leases, l.stepID)
+	if ns := d.nodes[l.node]; ns != nil && ns.running[l.stepID] == l {
+		delete(ns.running, l.stepID)
+	}
+}
+
+// cancelled counts a cancelled task, drops its queued step and tells the
+// agents running its steps to stop.
+func (d *Dispatcher) cancelled(t *state.Task) {
+	d.cfg.Metrics.TasksFinished.WithLabelValues(string(t.Kind), string(api.TaskCancelled)).Inc()
+	step, node := "", ""
+	if i := t.Current(); i >= 0 {
+		step = t.Steps[i].ID
+		if n := t.Steps[i].Node; n != nil {
+			node = *n
+		}
+	}
+	d.log.Info("task cancelled", taskAttrs(t.ID, step, node)...)
+	for _, s := range t.Steps {
+		d.ready.remove(s.ID)
+		if l := d.leases[s.ID]; l != nil {
+			d.dropLease(l)
+			if ns := d.nodes[l.node]; ns != nil {
+				ns.cancel[s.ID] = true
+			}
+		}
+	}
+}
+
+// stepIndex finds a step of t by id; -1 when it has none.
+func stepIndex(t *state.Task, id string) int {
+	for i := range t.Steps {
+		if t.Steps[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}

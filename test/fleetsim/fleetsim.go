@@ -1,0 +1,304 @@
+// Package fleetsim simulates a fleet of agents inside one process, for the
+// system tests and the fleet benchmark: each simulated agent registers,
+// sends heartbeats at the interval the leader gives, long-polls for
+// assignments and reports, speaking the agent routes exactly as `ittybit
+// agent` does (it acknowledges what it received, lists every step it holds
+// until its report is answered), but takes a set time per step instead of
+// running it. A Transport can lose requests and answers on the way, so
+// that tests can check that nothing lost leaves a step stuck.
+package fleetsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/client"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Config describes a fleet.
+type Config struct {
+	// Client calls the agent routes with a node token; every agent of the
+	// fleet shares it (and its transport).
+	Client *client.Client
+	// Agents is the fleet's size; agents are named Prefix + a number.
+	Agents int
+	Prefix string
+	// Slots per agent (default 2).
+	Slots int
+	// StepTime is how long a step takes.
+	StepTime time.Duration
+	// GiveUpReports: a report that fails is not tried again, and the step
+	// is dropped (as an agent that lost its result would); otherwise the
+	// agent retries, as ittybit agent does.
+	GiveUpReports bool
+	// Capabilities every agent advertises (default: software, every video
+	// codec).
+	Capabilities []encoders.Capability
+}
+
+// Fleet is a running simulated fleet.
+type Fleet struct {
+	cfg    Config
+	names  []string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	assigned  atomic.Int64 // assignments taken (resent ones once)
+	reported  atomic.Int64 // reports answered
+	completed atomic.Int64 // tasks whose upload step was reported done
+	lost      atomic.Int64 // reports given up
+}
+
+// Start registers the fleet (64 at a time) and runs every agent until ctx
+// ends or Stop.
+func Start(ctx context.Context, cfg Config) (*Fleet, error) {
+	if cfg.Slots == 0 {
+		cfg.Slots = 2
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "sim-"
+	}
+	if cfg.Capabilities == nil {
+		for _, codec := range encoders.VideoCodecs {
+			cfg.Capabilities = append(cfg.Capabilities, encoders.Capability{Plugin: "software", Backend: encoders.BackendSoftware, Codec: codec, Available: true})
+		}
+	}
+	f := &Fleet{cfg: cfg}
+	regs := make([]*api.NodeRegistered, cfg.Agents)
+	errs := make(chan error, cfg.Agents)
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i := range cfg.Agents {
+		name := fmt.Sprintf("%s%04d", cfg.Prefix, i)
+		f.names = append(f.names, name)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			reg, err := registerRetrying(ctx, cfg.Client, api.NodeRegistration{Name: name, Slots: cfg.Slots, Capabilities: cfg.Capabilities})
+			regs[i] = reg
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("register: %w", err)
+		}
+	}
+	run, cancel := context.WithCancel(ctx)
+	f.cancel = cancel
+	for i, name := range f.names {
+		a := &agent{f: f, name: name, interval: time.Duration(regs[i].IntervalMillis) * time.Millisecond, held: map[string]*api.RunningStep{}, reporting: map[string]time.Time{}}
+		f.wg.Add(2)
+		go func() { defer f.wg.Done(); a.heartbeats(run) }()
+		go func() { defer f.wg.Done(); a.poll(run) }()
+	}
+	return f, nil
+}
+
+// registerRetrying registers an agent, trying again after transport
+// errors (a lossy transport, a busy leader).
+func registerRetrying(ctx context.Context, c *client.Client, reg api.NodeRegistration) (*api.NodeRegistered, error) {
+	var err error
+	for range 20 {
+		var out *api.NodeRegistered
+		if out, err = c.RegisterNode(ctx, reg); err == nil {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+// Stop stops every agent and waits for them.
+func (f *Fleet) Stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+// Names are the agents' names.
+func (f *Fleet) Names() []string { return f.names }
+
+// Assigned is how many assignments the fleet has taken.
+func (f *Fleet) Assigned() int64 { return f.assigned.Load() }
+
+// Completed is how many tasks the fleet finished (upload reported).
+func (f *Fleet) Completed() int64 { return f.completed.Load() }
+
+// LostReports is how many reports the fleet gave up.
+func (f *Fleet) LostReports() int64 { return f.lost.Load() }
+
+// agent is one simulated agent.
+type agent struct {
+	f    *Fleet
+	name string
+
+	mu       sync.Mutex
+	interval time.Duration
+	received api.Received
+	held     map[string]*api.RunningStep
+	// reporting holds when each held step's report began.
+	reporting map[string]time.Time
+}
+
+// heartbeats reports what the agent holds, at the leader's interval.
+func (a *agent) heartbeats(ctx context.Context) {
+	for {
+		a.mu.Lock()
+		hb := api.Heartbeat{Received: a.received}
+		for id, rs := range a.held {
+			r := *rs
+			if r.Reporting {
+				r.ReportingMillis = time.Since(a.reporting[id]).Milliseconds()
+			}
+			hb.Running = append(hb.Running, r)
+		}
+		every := a.interval
+		a.mu.Unlock()
+		if every <= 0 {
+			every = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		reply, err := a.f.cfg.Client.Heartbeat(ctx, a.name, hb)
+		if err != nil {
+			continue
+		}
+		a.mu.Lock()
+		if reply.IntervalMillis > 0 {
+			a.interval = time.Duration(reply.IntervalMillis) * time.Millisecond
+		}
+		a.adoptEpoch(reply.Epoch)
+		for _, id := range reply.Cancel {
+			delete(a.held, id) // the simulated step just stops
+			delete(a.reporting, id)
+		}
+		a.mu.Unlock()
+	}
+}
+
+// adoptEpoch starts counting a new leader's deliveries. Callers hold a.mu.
+func (a *agent) adoptEpoch(epoch string) {
+	if epoch != "" && epoch != a.received.Epoch {
+		a.received = api.Received{Epoch: epoch}
+	}
+}
+
+// poll takes assignments and runs each for StepTime.
+func (a *agent) poll(ctx context.Context) {
+	for ctx.Err() == nil {
+		a.mu.Lock()
+		rcv := a.received
+		a.mu.Unlock()
+		got, err := a.f.cfg.Client.Assignments(ctx, a.name, 10*time.Second, rcv)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		a.accept(ctx, got)
+	}
+}
+
+// accept holds the assignments of a poll's or a report's answer and
+// starts each; one sent again is held once.
+func (a *agent) accept(ctx context.Context, got api.Assignments) {
+	a.mu.Lock()
+	a.adoptEpoch(got.Epoch)
+	var start []api.Assignment
+	for _, as := range got.Assignments {
+		a.received.Seq = max(a.received.Seq, as.Seq)
+		if h := a.held[as.StepID]; h != nil && h.Attempt >= as.Attempt {
+			continue // sent again: held already
+		}
+		a.held[as.StepID] = &api.RunningStep{StepID: as.StepID, Attempt: as.Attempt}
+		start = append(start, as)
+	}
+	a.mu.Unlock()
+	for _, as := range start {
+		a.f.assigned.Add(1)
+		a.f.wg.Add(1)
+		go func() {
+			defer a.f.wg.Done()
+			a.work(ctx, as)
+		}()
+	}
+}
+
+// output is every simulated step's output.
+var output, _ = json.Marshal(encoders.File{Object: "file", Kind: "video", URL: "s3://sim/out.mp4"})
+
+// work takes StepTime, then reports the step done until the report is
+// answered (or, with GiveUpReports, after one failure); the task's next
+// step may come back in the answer.
+func (a *agent) work(ctx context.Context, as api.Assignment) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(a.f.cfg.StepTime):
+	}
+	a.mu.Lock()
+	if h := a.held[as.StepID]; h != nil && h.Attempt == as.Attempt {
+		h.Reporting, a.reporting[as.StepID] = true, time.Now()
+	}
+	a.mu.Unlock()
+	rep := api.StepReport{TaskID: as.TaskID, Attempt: as.Attempt, Outcome: api.OutcomeCompleted, Output: output, Continue: true}
+	var next api.Assignments
+	for ctx.Err() == nil {
+		reply, err := a.f.cfg.Client.ReportStep(ctx, as.StepID, rep)
+		if err == nil {
+			a.f.reported.Add(1)
+			if as.Step == api.StepUpload {
+				a.f.completed.Add(1)
+			}
+			next = reply.Assignments
+			break
+		}
+		var refused *api.Error
+		if errors.As(err, &refused) || a.f.cfg.GiveUpReports || !a.holds(as) {
+			if refused == nil {
+				a.f.lost.Add(1)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	a.mu.Lock()
+	if h := a.held[as.StepID]; h != nil && h.Attempt == as.Attempt {
+		delete(a.held, as.StepID)
+		delete(a.reporting, as.StepID)
+	}
+	a.mu.Unlock()
+	a.accept(ctx, next)
+}
+
+// holds reports whether the agent still holds the attempt (the leader may
+// have stopped it).
+func (a *agent) holds(as api.Assignment) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.held[as.StepID]
+	return h != nil && h.Attempt == as.Attempt
+}
