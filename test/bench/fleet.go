@@ -207,6 +207,10 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 	r.peakRSS = rss
 	r.anon, r.file = rssParts(leader.cmd.Process.Pid)
 	r.released = fleet.Assigned() - 4*int64(c.tasks)
+	if dst := os.Getenv("BENCH_KEEP_LOG"); dst != "" {
+		data, _ := os.ReadFile(leader.log)
+		_ = os.WriteFile(dst, data, 0o644)
+	}
 	if why := releases(leader.log); why != "" {
 		fmt.Fprintf(os.Stderr, "   steps run again, by reason: %s\n", why)
 	}

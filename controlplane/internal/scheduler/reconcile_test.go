@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -162,5 +163,46 @@ func TestReportContinues(t *testing.T) {
 	task, _ := st.TaskRecord(id)
 	if task.Status != "completed" {
 		t.Fatalf("task %s, want completed", task.Status)
+	}
+}
+
+// quickStore is a memStore whose agent finishes each step the moment its
+// lease commits, before the dispatcher that proposed the lease has
+// looked at the result.
+type quickStore struct{ memStore }
+
+func (q *quickStore) StepUpdates(ctx context.Context, ups []state.StepUpdate) ([]state.StepResult, error) {
+	res := q.st.ApplyStepUpdates(ups)
+	for i, u := range ups {
+		if u.Op == state.OpAssign && res[i].Err == "" {
+			q.st.ApplyStepUpdates([]state.StepUpdate{{Op: state.OpComplete, TaskID: u.TaskID, StepID: u.StepID, Attempt: u.Attempt,
+				Now: u.Now, Output: json.RawMessage(`{"object":"file","url":"s3://b/o"}`)}})
+		}
+	}
+	return res, nil
+}
+
+// TestQuickAgentLeavesNoLease: a step that ends before its scheduling
+// pass has read the commit's result leaves no lease behind (a lease left
+// so would later be "released", a step its node finished long ago).
+func TestQuickAgentLeavesNoLease(t *testing.T) {
+	st := state.New()
+	d := New(Config{Store: &quickStore{memStore{st: st}}, MinHeartbeatTTL: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "dispatcher active", d.Active)
+	register(t, d, "a")
+	id := addTask(t, st, d, encoders.KindImage, "")
+	waitFor(t, "the task to complete", func() bool {
+		task, _ := st.TaskRecord(id)
+		return task.Status == "completed"
+	})
+	task, _ := st.TaskRecord(id)
+	for _, s := range task.Steps {
+		if _, ok := d.Progress(s.ID); ok {
+			t.Errorf("the %s step, completed, still has a lease", s.Kind)
+		}
 	}
 }

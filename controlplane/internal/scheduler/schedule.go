@@ -83,19 +83,28 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 		return
 	}
 	for i, p := range placed {
-		l := d.leases[p.StepID]
 		switch {
-		case l != nil && l.attempt == p.Attempt+1:
-			l.backend = p.Backend // applied: count its hardware session
 		case err != nil:
-			// Not committed (or not known to be): back to the queue; if it
-			// did commit after all, the lease it made keeps it out.
-			d.ready.push(p.Ready)
+			// Not committed (or not known to be): back to the queue, unless
+			// it did commit after all and the lease it made is there.
+			if l := d.leases[p.StepID]; l == nil || l.attempt != p.Attempt+1 {
+				d.ready.push(p.Ready)
+			}
 			if i == 0 {
 				d.log.Warn("commit assignments", "err", err, "count", len(placed))
 			}
-		case res[i].Task != nil:
-			d.track(res[i].Task, now) // refused: the task moved on meanwhile
+		case res[i].Err == "":
+			// Applied: count its hardware session, unless the step has
+			// already ended (its agent was quick).
+			if l := d.leases[p.StepID]; l != nil && l.attempt == p.Attempt+1 {
+				l.backend = p.Backend
+			}
+		default:
+			// Refused: the task moved on meanwhile. Its state now (no older
+			// than the changes this dispatcher has followed) says where.
+			if t, ok := d.cfg.Store.State().TaskRecord(p.TaskID); ok {
+				d.track(t, now)
+			}
 		}
 	}
 }

@@ -18,13 +18,13 @@ func schema() *memdb.DBSchema {
 		tableTasks: {
 			Name: tableTasks,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"id": {Name: "id", Unique: true, Indexer: stringIndex[Task]{func(t *Task) string { return t.ID }}},
 				// seq orders tasks as they were committed; list and cursors use it.
-				"seq": {Name: "seq", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+				"seq": {Name: "seq", Unique: true, Indexer: uintIndex[Task]{func(t *Task) uint64 { return t.Seq }}},
 				// active holds only the tasks that have not ended (an empty
 				// key is not indexed), so it costs nothing for the many
 				// finished ones.
-				"active": {Name: "active", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ActiveKey"}},
+				"active": {Name: "active", AllowMissing: true, Indexer: stringIndex[Task]{func(t *Task) string { return t.ActiveKey }}},
 			},
 		},
 		tableRequests: {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
@@ -32,6 +33,7 @@ const (
 type Store struct {
 	db       atomic.Pointer[memdb.MemDB]
 	observer atomic.Pointer[func(Change)]
+	names    sync.Map // node name → *string (Store.node)
 }
 
 // New returns an empty Store.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -179,6 +180,30 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	if err := New().Restore(bytes.NewReader([]byte(`{"t":"version","v":99}` + "\n"))); err == nil {
 		t.Error("restored an unknown snapshot version")
+	}
+	// Every line is what a JSON encoder writes for its record (the lines
+	// are framed by hand), HTML-like characters included.
+	meta := New()
+	task := newTask("m", encoders.KindVideo, 1)
+	task.Metadata = json.RawMessage(`{"note":"<b>&</b>"}`)
+	meta.CreateTasks(1, 1, []CreateRequest{{Task: task, Scope: "req", Key: "k", BodyHash: "h"}})
+	buf.Reset()
+	if _, err := meta.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range bytes.SplitAfter(buf.Bytes(), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var rec record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		var want bytes.Buffer
+		_ = json.NewEncoder(&want).Encode(rec)
+		if !bytes.Equal(line, want.Bytes()) {
+			t.Errorf("snapshot line\n%s\nwant what the encoder writes\n%s", line, want.Bytes())
+		}
 	}
 }
 

@@ -86,7 +86,7 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 			continue
 		}
 		t := cur.clone()
-		if errStr := applyStep(t, u); errStr != "" {
+		if errStr := s.applyStep(t, u); errStr != "" {
 			out[i] = StepResult{Task: cur, Err: errStr}
 			continue
 		}
@@ -116,7 +116,26 @@ func stepIndex(t *Task, id string) int {
 	return -1
 }
 
-func applyStep(t *Task, u StepUpdate) string {
+// Shared progress values of steps that have not begun or have ended:
+// stored values are never changed in place, so every step may point at
+// them.
+var (
+	progressNone = 0.0
+	progressDone = 1.0
+)
+
+// node returns the one copy of a node's name that every step run there
+// points at (a million steps run by a thousand nodes keep a thousand
+// names, not a million).
+func (s *Store) node(name string) *string {
+	if p, ok := s.names.Load(name); ok {
+		return p.(*string)
+	}
+	p, _ := s.names.LoadOrStore(name, &name)
+	return p.(*string)
+}
+
+func (s *Store) applyStep(t *Task, u StepUpdate) string {
 	i := stepIndex(t, u.StepID)
 	if i < 0 {
 		return "not_found"
@@ -131,11 +150,10 @@ func applyStep(t *Task, u StepUpdate) string {
 		if i != t.Current() || (st.Status != api.StepWaiting && st.Status != api.StepQueued) || u.Attempt != st.Attempt+1 {
 			return "stale"
 		}
-		st.Status, st.Attempt, st.Node = api.StepProcessing, u.Attempt, &u.Node
+		st.Status, st.Attempt, st.Node = api.StepProcessing, u.Attempt, s.node(u.Node)
 		run.Avoid = ""
 		st.StartedAt, st.FinishedAt, st.UpdatedAt = &now, nil, now
-		zero := 0.0
-		st.Progress = &zero
+		st.Progress = &progressNone
 		if t.StartedAt == nil {
 			t.StartedAt = &now
 		}
@@ -144,8 +162,7 @@ func applyStep(t *Task, u StepUpdate) string {
 		if st.Status != api.StepProcessing || u.Attempt != st.Attempt {
 			return "stale"
 		}
-		one := 1.0
-		st.Status, st.Progress, st.Error = api.StepCompleted, &one, nil
+		st.Status, st.Progress, st.Error = api.StepCompleted, &progressDone, nil
 		st.FinishedAt, st.UpdatedAt = &now, now
 		if len(u.Output) > 0 {
 			st.Output = u.Output
