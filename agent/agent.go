@@ -64,6 +64,8 @@ type Agent struct {
 	running    map[string]*run
 	registered bool
 	interval   time.Duration
+	// progressEvery is the heartbeat period while steps run.
+	progressEvery time.Duration
 	// received is what the agent has taken in of the leader's
 	// assignments, told back on every poll and heartbeat.
 	received api.Received
@@ -116,7 +118,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create work folder: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node_id", cfg.Name), running: map[string]*run{}, interval: time.Second,
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node_id", cfg.Name), running: map[string]*run{}, interval: time.Second, progressEvery: time.Second,
 		slots: make(chan struct{}, cfg.Slots)}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -275,7 +277,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		}
 		a.mu.Unlock()
 		if len(hb.Running) > 0 {
-			every = min(every, time.Second) // progress stays fresh while working
+			every = min(every, a.progressEvery) // progress stays fresh while working
 		}
 		select {
 		case <-ctx.Done():
@@ -292,6 +294,9 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		a.mu.Lock()
 		if reply.IntervalMillis > 0 {
 			a.interval = time.Duration(reply.IntervalMillis) * time.Millisecond
+		}
+		if reply.ProgressMillis > 0 {
+			a.progressEvery = time.Duration(reply.ProgressMillis) * time.Millisecond
 		}
 		a.adoptEpoch(reply.Epoch)
 		for _, id := range reply.Cancel {

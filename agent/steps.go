@@ -148,7 +148,7 @@ func (a *Agent) runStep(ctx context.Context, r *run) (any, any, error) {
 }
 
 // spec is the task's request as encoders sees it.
-func spec(t api.Task) encoders.Spec {
+func spec(t api.AssignedTask) encoders.Spec {
 	s := encoders.Spec{Kind: t.Kind, Input: t.Input, Options: t.Options}
 	if t.Output != nil {
 		s.Output = *t.Output
@@ -157,7 +157,7 @@ func spec(t api.Task) encoders.Spec {
 }
 
 // stepOutput decodes the output of the task's step of a kind.
-func stepOutput(t api.Task, kind string, v any) error {
+func stepOutput(t api.AssignedTask, kind string, v any) error {
 	for _, s := range t.Steps {
 		if s.Kind == kind {
 			if len(s.Output) == 0 {
@@ -176,7 +176,7 @@ func stepOutput(t api.Task, kind string, v any) error {
 func (a *Agent) sourcePath(taskID string) string { return filepath.Join(a.taskDir(taskID), "source") }
 
 // fetchSource brings the task's input from its origin.
-func (a *Agent) fetchSource(ctx context.Context, t api.Task, dst string) error {
+func (a *Agent) fetchSource(ctx context.Context, t api.AssignedTask, dst string) error {
 	tmp := dst + ".part"
 	defer os.Remove(tmp)
 	if strings.HasPrefix(t.Input, "s3://") {
@@ -269,7 +269,7 @@ func firstNonEmpty(s ...string) string {
 }
 
 // resultName is the file name of a task's result.
-func resultName(t api.Task) string {
+func resultName(t api.AssignedTask) string {
 	format := encoders.Defaults(t.Kind, t.Options, outputOf(t)).Format
 	if t.Kind == encoders.KindAdaptive {
 		return "master.m3u8"
@@ -277,7 +277,7 @@ func resultName(t api.Task) string {
 	return "output" + encoders.Extension(format)
 }
 
-func outputOf(t api.Task) string {
+func outputOf(t api.AssignedTask) string {
 	if t.Output == nil {
 		return ""
 	}

@@ -72,6 +72,10 @@ type HeartbeatReply struct {
 	TTLMillis      int64    `json:"ttl_ms"`
 	Cancel         []string `json:"cancel,omitempty"`
 	Epoch          string   `json:"epoch,omitempty"`
+	// ProgressMillis is the heartbeat period while the agent runs steps
+	// (progress stays fresh): a second, longer in large fleets so that
+	// the leader hears a bounded number of heartbeats a second.
+	ProgressMillis int64 `json:"progress_ms,omitempty"`
 }
 
 // Assignment is a step leased to an agent. Attempt is the fencing token:
@@ -84,9 +88,37 @@ type Assignment struct {
 	Step    string `json:"step"` // the step kind
 	Attempt int    `json:"attempt"`
 	Seq     uint64 `json:"seq,omitempty"`
-	// Task is the task when the step was assigned, with the outputs of the
-	// steps before it.
-	Task Task `json:"task"`
+	// Task is what the step needs of its task: the request, and the
+	// outputs of the steps before it.
+	Task AssignedTask `json:"task"`
+}
+
+// AssignedTask is what an agent is told of a step's task: its request and
+// the outputs of its steps so far. Its fields are the task object's, under
+// the same names (an agent of the version before reads it as one).
+type AssignedTask struct {
+	ID      string           `json:"id"`
+	Kind    encoders.Kind    `json:"kind"`
+	Input   string           `json:"input"`
+	Output  *string          `json:"output"`
+	Options encoders.Options `json:"options"`
+	Steps   []AssignedStep   `json:"steps"`
+}
+
+// AssignedStep is one step of an AssignedTask.
+type AssignedStep struct {
+	ID     string          `json:"id"`
+	Kind   string          `json:"kind"`
+	Output json.RawMessage `json:"output,omitempty"`
+}
+
+// Assigned returns what an agent is told of t.
+func (t *Task) Assigned() AssignedTask {
+	a := AssignedTask{ID: t.ID, Kind: t.Kind, Input: t.Input, Output: t.Output, Options: t.Options, Steps: make([]AssignedStep, len(t.Steps))}
+	for i, s := range t.Steps {
+		a.Steps[i] = AssignedStep{ID: s.ID, Kind: s.Kind, Output: s.Output}
+	}
+	return a
 }
 
 // Assignments answers GET /internal/nodes/{name}/assignments. The query

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -60,8 +61,19 @@ func run(ctx context.Context, args []string) error {
 	fl.StringVar(&c.fleetPin, "fleet-pin", "", "FLEET:SERVERS: pin the simulated fleet (this process) and the servers of the fleet test to these CPU lists (taskset), e.g. 0:1")
 	fl.DurationVar(&c.stepTime, "step-time", 20*time.Millisecond, "how long a simulated agent takes per step")
 	fl.IntVar(&c.encSecs, "encoder-seconds", 4, "length of the clip of the encoder table")
+	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	want := func(name string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+name+",") }
 

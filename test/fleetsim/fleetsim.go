@@ -98,7 +98,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	run, cancel := context.WithCancel(ctx)
 	f.cancel = cancel
 	for i, name := range f.names {
-		a := &agent{f: f, name: name, interval: time.Duration(regs[i].IntervalMillis) * time.Millisecond, held: map[string]*api.RunningStep{}, reporting: map[string]time.Time{}}
+		a := &agent{f: f, name: name, interval: time.Duration(regs[i].IntervalMillis) * time.Millisecond, progressEvery: time.Second, held: map[string]*api.RunningStep{}, reporting: map[string]time.Time{}}
 		f.wg.Add(2)
 		go func() { defer f.wg.Done(); a.heartbeats(run) }()
 		go func() { defer f.wg.Done(); a.poll(run) }()
@@ -130,6 +130,43 @@ func (f *Fleet) Stop() {
 	f.wg.Wait()
 }
 
+// Drain tells the leader that every agent drains: they stay connected
+// (heartbeats, long-polls) and take no work until Resume.
+func (f *Fleet) Drain(ctx context.Context) error {
+	return f.each(ctx, func(name string) error { return f.cfg.Client.DrainNode(ctx, name) })
+}
+
+// Resume registers every agent again: ready for work.
+func (f *Fleet) Resume(ctx context.Context) error {
+	return f.each(ctx, func(name string) error {
+		_, err := registerRetrying(ctx, f.cfg.Client, api.NodeRegistration{Name: name, Slots: f.cfg.Slots, Capabilities: f.cfg.Capabilities})
+		return err
+	})
+}
+
+// each calls fn for every agent, 64 at a time.
+func (f *Fleet) each(ctx context.Context, fn func(name string) error) error {
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, len(f.names))
+	var wg sync.WaitGroup
+	for _, name := range f.names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- fn(name)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
 // Names are the agents' names.
 func (f *Fleet) Names() []string { return f.names }
 
@@ -147,9 +184,10 @@ type agent struct {
 	f    *Fleet
 	name string
 
-	mu       sync.Mutex
-	interval time.Duration
-	received api.Received
+	mu            sync.Mutex
+	interval      time.Duration
+	progressEvery time.Duration // the period while it holds steps
+	received      api.Received
 	held     map[string]*api.RunningStep
 	// reporting holds when each held step's report began.
 	reporting map[string]time.Time
@@ -168,6 +206,9 @@ func (a *agent) heartbeats(ctx context.Context) {
 			hb.Running = append(hb.Running, r)
 		}
 		every := a.interval
+		if len(a.held) > 0 && a.progressEvery > 0 {
+			every = min(every, a.progressEvery)
+		}
 		a.mu.Unlock()
 		if every <= 0 {
 			every = time.Second
@@ -185,6 +226,7 @@ func (a *agent) heartbeats(ctx context.Context) {
 		if reply.IntervalMillis > 0 {
 			a.interval = time.Duration(reply.IntervalMillis) * time.Millisecond
 		}
+		a.progressEvery = time.Duration(reply.ProgressMillis) * time.Millisecond
 		a.adoptEpoch(reply.Epoch)
 		for _, id := range reply.Cancel {
 			delete(a.held, id) // the simulated step just stops

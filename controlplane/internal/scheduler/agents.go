@@ -55,6 +55,13 @@ func (d *Dispatcher) Register(ctx context.Context, reg api.NodeRegistration) (ap
 	return reply, nil
 }
 
+// progressEvery is the heartbeat period of a working agent: a second,
+// and longer past 200 nodes, so that a busy fleet sends the leader at most
+// about 200 heartbeats a second.
+func (d *Dispatcher) progressEvery(nodes int) time.Duration {
+	return max(time.Second, time.Duration(nodes)*time.Second/200)
+}
+
 // timing is the heartbeat interval and TTL an agent is told. Callers hold
 // d.mu.
 func (d *Dispatcher) timing(ns *nodeState) api.NodeRegistered {
@@ -135,7 +142,8 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	t, epoch := d.timing(ns), d.epoch
 	d.mu.Unlock()
 	d.propose(ctx, ups)
-	return api.HeartbeatReply{IntervalMillis: t.IntervalMillis, TTLMillis: t.TTLMillis, Cancel: cancel, Epoch: epoch}, nil
+	return api.HeartbeatReply{IntervalMillis: t.IntervalMillis, TTLMillis: t.TTLMillis, Cancel: cancel, Epoch: epoch,
+		ProgressMillis: d.progressEvery(len(d.nodes)).Milliseconds()}, nil
 }
 
 // acknowledge marks the leases the agent says it has received. Callers
@@ -227,7 +235,7 @@ func (ns *nodeState) hand(l *lease) api.Assignment {
 }
 
 func assignment(l *lease) api.Assignment {
-	return api.Assignment{TaskID: l.taskID, StepID: l.stepID, Step: l.kind, Attempt: l.attempt, Seq: l.seq, Task: l.task.Task}
+	return api.Assignment{TaskID: l.taskID, StepID: l.stepID, Step: l.kind, Attempt: l.attempt, Seq: l.seq, Task: l.task.Assigned()}
 }
 
 // Report records an agent's outcome of a step. A report from another
