@@ -99,7 +99,16 @@ func TestFleetNothingStuck(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d tasks completed after %v; those left:\n%s", done, tasks, time.Since(start).Round(time.Second), unfinished(t, users))
+			left := unfinished(t, users)
+			var lines []string
+			for _, l := range strings.Split(readFileOr(srv.log, ""), "\n") {
+				for _, f := range strings.Fields(left) {
+					if strings.HasPrefix(f, "task_") && strings.Contains(l, f) {
+						lines = append(lines, l)
+					}
+				}
+			}
+			t.Fatalf("%d of %d tasks completed after %v; those left:\n%s\nwhat the server logged of them:\n%s", done, tasks, time.Since(start).Round(time.Second), left, strings.Join(lines, "\n"))
 		}
 		time.Sleep(100 * time.Millisecond) // polling the server's count, with a deadline
 	}

@@ -188,7 +188,7 @@ type agent struct {
 	interval      time.Duration
 	progressEvery time.Duration // the period while it holds steps
 	received      api.Received
-	held     map[string]*api.RunningStep
+	held          map[string]*api.RunningStep
 	// reporting holds when each held step's report began.
 	reporting map[string]time.Time
 }

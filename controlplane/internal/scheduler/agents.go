@@ -97,7 +97,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 			continue
 		}
 		listed[rs.StepID] = true
-		l.received = true
+		l.received, l.listed = true, true
 		if rs.Progress > l.progress.Progress || rs.Frames > l.progress.Frames || rs.MediaSeconds > l.progress.MediaSeconds {
 			l.progressAt = now
 		}
@@ -121,10 +121,10 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 			if listed[id] || l.releasing {
 				continue
 			}
-			// Received from this leader (or leased by an earlier one) and
-			// not held: whatever its agent did with it, nobody will report
-			// it.
-			if (l.seq != 0 && l.seq <= hb.Seq) || (l.seq == 0 && l.inherited) {
+			// Received (acknowledged, or listed by an earlier heartbeat),
+			// or leased by an earlier leader, and not held: whatever its
+			// agent did with it, nobody will report it.
+			if (l.seq != 0 && l.seq <= hb.Seq) || l.listed || l.inherited {
 				ups = append(ups, d.release(l, now, "not held by its node"))
 				cancel = append(cancel, id)
 			}

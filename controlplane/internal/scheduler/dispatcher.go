@@ -126,8 +126,10 @@ type lease struct {
 	handed    bool // handed over in the answer to a report
 	inherited bool // leased by an earlier leader
 	// received: the agent has it (listed it in a heartbeat, or
-	// acknowledged its delivery).
-	received       bool
+	// acknowledged its delivery); listed: a heartbeat listed it (the
+	// agent's heartbeats are sent one after another, so a later one that
+	// does not list it means the agent let it go).
+	received, listed bool
 	progress       api.RunningStep
 	progressAt     time.Time
 	reportingSince time.Time

@@ -206,3 +206,54 @@ func TestQuickAgentLeavesNoLease(t *testing.T) {
 		}
 	}
 }
+
+// TestLostContinuationRunsElsewhere: the answer that carried a report's
+// continuation is lost; the step is released after the delivery timeout
+// and runs elsewhere.
+func TestLostContinuationRunsElsewhere(t *testing.T) {
+	d, st := mustDispatcher(t, Config{DeliveryTimeout: 200 * time.Millisecond})
+	register(t, d, "a")
+	id := addTask(t, st, d, encoders.KindAudio, "")
+	a, rcv := pollAck(t, d, "a", api.Received{})
+	reply, err := d.Report(context.Background(), a.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted,
+		Output: json.RawMessage(`{}`), Continue: true})
+	if err != nil || len(reply.Assignments.Assignments) != 1 {
+		t.Fatalf("report: %+v %v", reply, err)
+	}
+	lost := reply.Assignments.Assignments[0] // never arrives
+	if _, err := d.Heartbeat(context.Background(), "a", api.Heartbeat{Received: rcv}); err != nil {
+		t.Fatal(err)
+	}
+	register(t, d, "b")
+	b := poll(t, d, "b")
+	if b.StepID != lost.StepID || b.Attempt != 2 {
+		t.Fatalf("on b: %s attempt %d, want %s attempt 2", b.Step, b.Attempt, lost.Step)
+	}
+}
+
+// TestDroppedContinuationReleased: a continuation the agent took in,
+// listed, then dropped (its report was lost and it gave up) is released
+// at the next heartbeat that does not list it.
+func TestDroppedContinuationReleased(t *testing.T) {
+	d, st := mustDispatcher(t, Config{})
+	register(t, d, "a")
+	id := addTask(t, st, d, encoders.KindAudio, "")
+	a, rcv := pollAck(t, d, "a", api.Received{})
+	reply, err := d.Report(context.Background(), a.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted,
+		Output: json.RawMessage(`{}`), Continue: true})
+	if err != nil || len(reply.Assignments.Assignments) != 1 {
+		t.Fatalf("report: %+v %v", reply, err)
+	}
+	next := reply.Assignments.Assignments[0]
+	held := api.Heartbeat{Received: rcv, Running: []api.RunningStep{{StepID: next.StepID, Attempt: 1}}}
+	if r, err := d.Heartbeat(context.Background(), "a", held); err != nil || len(r.Cancel) != 0 {
+		t.Fatalf("heartbeat holding it: %+v %v", r, err)
+	}
+	if r, err := d.Heartbeat(context.Background(), "a", api.Heartbeat{Received: rcv}); err != nil || !slices.Contains(r.Cancel, next.StepID) {
+		t.Fatalf("heartbeat without it: %+v %v, want it released", r, err)
+	}
+	register(t, d, "b")
+	if b := poll(t, d, "b"); b.StepID != next.StepID || b.Attempt != 2 {
+		t.Fatalf("on b: %s attempt %d, want %s attempt 2", b.Step, b.Attempt, next.Step)
+	}
+}
