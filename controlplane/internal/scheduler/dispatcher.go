@@ -130,9 +130,9 @@ type lease struct {
 	// agent's heartbeats are sent one after another, so a later one that
 	// does not list it means the agent let it go).
 	received, listed bool
-	progress       api.RunningStep
-	progressAt     time.Time
-	reportingSince time.Time
+	progress         api.RunningStep
+	progressAt       time.Time
+	reportingSince   time.Time
 	// releasing: a release or failure is proposed; do not propose another.
 	releasing bool
 }
