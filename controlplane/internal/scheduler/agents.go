@@ -139,11 +139,11 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 	if hb.Draining && ns.node.Status == state.NodeReady {
 		ns.node.Status = state.NodeDraining
 	}
-	t, epoch := d.timing(ns), d.epoch
+	t, epoch, progress := d.timing(ns), d.epoch, d.progressEvery(len(d.nodes))
 	d.mu.Unlock()
 	d.propose(ctx, ups)
 	return api.HeartbeatReply{IntervalMillis: t.IntervalMillis, TTLMillis: t.TTLMillis, Cancel: cancel, Epoch: epoch,
-		ProgressMillis: d.progressEvery(len(d.nodes)).Milliseconds()}, nil
+		ProgressMillis: progress.Milliseconds()}, nil
 }
 
 // acknowledge marks the leases the agent says it has received. Callers
