@@ -8,7 +8,7 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
-// Metrics are the agent's Prometheus metrics (names per CONTRACT.md). No
+// Metrics are the agent's Prometheus metrics (names per README.md, Monitoring). No
 // label ever holds a task or step id: labels are step kinds, codecs,
 // encoders, results and directions, all small sets.
 type Metrics struct {
@@ -217,7 +217,7 @@ func planLabels(p encoders.Plan) (codec, encoder string) {
 
 // attempt starts counting an attempt: its sessions are open until the
 // returned function is called, and its progress restarts from 0.
-func (e *encodeMeter) attempt(a Attempt) (ended func()) {
+func (e *encodeMeter) attempt(a encoders.Attempt) (ended func()) {
 	codec, enc := planLabels(a.Plan)
 	e.mu.Lock()
 	e.started = true
@@ -261,7 +261,7 @@ func (e *encodeMeter) add(p encoders.Progress) {
 // finish completes the count when the encode ends: a successful result's
 // duration where the progress reports fell short of it, everything at
 // once for an encoder that never reported its attempts, and the fallback.
-func (e *encodeMeter) finish(res EncodeResult, err error) {
+func (e *encodeMeter) finish(res encoders.Result, err error) {
 	if res.Fallback != nil {
 		e.m.fallbacks.WithLabelValues(res.Fallback.From).Inc()
 	}

@@ -46,7 +46,7 @@ func TestEncodeMeterCountsUnderTheRunningEncoder(t *testing.T) {
 	sessions := func(enc string) float64 { return testutil.ToFloat64(m.sessions.WithLabelValues(enc)) }
 
 	e := m.newEncodeMeter(encoders.KindVideo)
-	ended := e.attempt(Attempt{Plan: videoPlan("h264_nvenc", encoders.BackendNVENC), Sessions: 1})
+	ended := e.attempt(encoders.Attempt{Plan: videoPlan("h264_nvenc", encoders.BackendNVENC), Sessions: 1})
 	if got := sessions("h264_nvenc"); got != 1 {
 		t.Errorf("nvenc sessions %v during its attempt, want 1", got)
 	}
@@ -61,13 +61,13 @@ func TestEncodeMeterCountsUnderTheRunningEncoder(t *testing.T) {
 		t.Errorf("nvenc sessions %v after its attempt, want 0", got)
 	}
 
-	ended = e.attempt(Attempt{Plan: videoPlan("libx264", encoders.BackendSoftware), Sessions: 1})
+	ended = e.attempt(encoders.Attempt{Plan: videoPlan("libx264", encoders.BackendSoftware), Sessions: 1})
 	e.progress(encoders.Progress{MediaSeconds: 0.5, Frames: 15}) // the retry starts from 0
 	e.progress(encoders.Progress{MediaSeconds: 2, Frames: 60})
 	e.progress(encoders.Progress{MediaSeconds: 1.9, Frames: 58}) // never backwards
 	ended()
-	e.finish(EncodeResult{File: encoders.File{Duration: 2.5}, Plan: videoPlan("libx264", encoders.BackendSoftware), Encoder: "libx264",
-		Fallback: &Fallback{From: "h264_nvenc"}}, nil)
+	e.finish(encoders.Result{File: encoders.File{Duration: 2.5}, Plan: videoPlan("libx264", encoders.BackendSoftware), Encoder: "libx264",
+		Fallback: &encoders.Fallback{From: "h264_nvenc"}}, nil)
 	if media("h264_nvenc") != 1 || frames("h264_nvenc") != 30 {
 		t.Errorf("nvenc: %v s, %v frames; want 1 s, 30 frames", media("h264_nvenc"), frames("h264_nvenc"))
 	}
@@ -89,7 +89,7 @@ func TestEncodeMeterLadderAndSilentEncoders(t *testing.T) {
 	e := m.newEncodeMeter(encoders.KindAdaptive)
 	plan := videoPlan("libx264", encoders.BackendSoftware)
 	plan.Kind, plan.HLS = encoders.KindAdaptive, &encoders.HLSPlan{Renditions: make([]encoders.Rendition, 3)}
-	ended := e.attempt(Attempt{Plan: plan, Sessions: 3})
+	ended := e.attempt(encoders.Attempt{Plan: plan, Sessions: 3})
 	if got := testutil.ToFloat64(m.sessions.WithLabelValues("libx264")); got != 3 {
 		t.Errorf("sessions %v, want 3", got)
 	}
@@ -97,7 +97,7 @@ func TestEncodeMeterLadderAndSilentEncoders(t *testing.T) {
 
 	e = m.newEncodeMeter(encoders.KindVideo)
 	e.progress(encoders.Progress{MediaSeconds: 3, Frames: 90})
-	e.finish(EncodeResult{Plan: videoPlan("libx265", encoders.BackendSoftware), Encoder: "libx265"}, errors.New("failed"))
+	e.finish(encoders.Result{Plan: videoPlan("libx265", encoders.BackendSoftware), Encoder: "libx265"}, errors.New("failed"))
 	if got := testutil.ToFloat64(m.mediaSeconds.WithLabelValues("video", "h264", "libx265")); got != 3 {
 		t.Errorf("silent encoder: %v s, want 3", got)
 	}
@@ -105,10 +105,10 @@ func TestEncodeMeterLadderAndSilentEncoders(t *testing.T) {
 	m = NewMetrics(nil)
 	e = m.newEncodeMeter(encoders.KindAudio)
 	audio := encoders.Plan{Kind: encoders.KindAudio, Format: "mp3", Encoder: "libmp3lame", Audio: &encoders.AudioPlan{Codec: "mp3"}}
-	ended = e.attempt(Attempt{Plan: audio, Sessions: 1})
+	ended = e.attempt(encoders.Attempt{Plan: audio, Sessions: 1})
 	e.progress(encoders.Progress{MediaSeconds: 2})
 	ended()
-	e.finish(EncodeResult{Plan: audio, Encoder: "libmp3lame", File: encoders.File{Duration: 3}}, nil)
+	e.finish(encoders.Result{Plan: audio, Encoder: "libmp3lame", File: encoders.File{Duration: 3}}, nil)
 	if got := testutil.ToFloat64(m.mediaSeconds.WithLabelValues("audio", "mp3", "libmp3lame")); got != 3 {
 		t.Errorf("audio: %v s, want 3", got)
 	}

@@ -206,7 +206,7 @@ func mustCluster(t *testing.T, fetcher agent.Fetcher) *client.Client {
 	ag, err := agent.New(agent.Config{
 		Servers: []string{srv.URL()}, Name: "x", Token: testToken, WorkDir: filepath.Join(dir, "work"),
 		Managed: managed, Fetcher: fetcher, Prober: prober,
-		Encoder: agent.SoftwareEncoder{Encoder: &ffmpeg.Software{Runner: &ffmpeg.Runner{}, Prober: prober}},
+		Encoder: softwareEncoder{&ffmpeg.Software{Runner: &ffmpeg.Runner{}, Prober: prober}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -237,4 +237,25 @@ func wait(t *testing.T, cl *client.Client, id string) *api.Task {
 		t.Fatalf("wait for %s: %v", id, err)
 	}
 	return task
+}
+
+// softwareEncoder runs encodes with ffmpeg's software encoders in the
+// test's process, where the agent would use the plugin host.
+type softwareEncoder struct{ sw *ffmpeg.Software }
+
+func (s softwareEncoder) Capabilities() []encoders.Capability {
+	var out []encoders.Capability
+	for _, c := range encoders.VideoCodecs {
+		out = append(out, encoders.Capability{Plugin: "software", Backend: encoders.BackendSoftware, Codec: c, Available: true})
+	}
+	return out
+}
+
+func (s softwareEncoder) Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error) {
+	plan, err := encoders.NewPlan(req.Spec, req.Source, encoders.BackendSoftware)
+	if err != nil {
+		return encoders.Result{}, err
+	}
+	f, err := s.sw.Encode(ctx, encoders.Job{Plan: plan, Input: req.Input, Output: req.Output}, progress)
+	return encoders.Result{File: f, Plan: plan, Encoder: plan.Encoder, Plugin: "software"}, err
 }

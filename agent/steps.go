@@ -314,7 +314,7 @@ func (a *Agent) encode(ctx context.Context, r *run) (any, any, error) {
 	name := resultName(as.Task)
 	out := filepath.Join(dir, name)
 	meter := a.cfg.Metrics.newEncodeMeter(as.Task.Kind)
-	req := EncodeRequest{Spec: spec(as.Task), Source: info, Input: src, Output: out, Started: meter.attempt,
+	req := encoders.Request{Spec: spec(as.Task), Source: info, Input: src, Output: out, Started: meter.attempt,
 		LogArgs: append(a.stepAttrs(as), "node_id", a.cfg.Name)}
 	res, err := a.cfg.Encoder.Encode(ctx, req, func(p encoders.Progress) {
 		a.setProgress(as.StepID, p)

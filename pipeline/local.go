@@ -17,7 +17,6 @@ import (
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
-	"github.com/ittybit-oss/ittybit/plugins/host"
 )
 
 // Fetcher downloads an http(s) input; *storage.Fetcher is one.
@@ -33,7 +32,7 @@ type Prober interface {
 // Encoder runs an encode step: it picks an encoder plugin, plans for its
 // backend and encodes, falling back to software; *host.Host is one.
 type Encoder interface {
-	Encode(ctx context.Context, req host.Request, progress func(encoders.Progress)) (host.Result, error)
+	Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error)
 }
 
 // Local runs tasks on this machine.
@@ -176,7 +175,7 @@ func (r *run) steps(ctx context.Context, spec encoders.Spec, output string, prog
 		end(nil, err)
 		return err
 	}
-	res, err := l.Encoder.Encode(ctx, host.Request{Spec: spec, Source: info, Input: src, Output: output, Trace: l.Trace}, func(p encoders.Progress) {
+	res, err := l.Encoder.Encode(ctx, encoders.Request{Spec: spec, Source: info, Input: src, Output: output, Trace: l.Trace}, func(p encoders.Progress) {
 		r.task.Steps[2].Progress = &p.Fraction
 		progress(string(spec.Kind), p)
 	})
@@ -205,7 +204,7 @@ func (r *run) steps(ctx context.Context, spec encoders.Spec, output string, prog
 // record when the first encoder failed.
 type encodeOptions struct {
 	encoders.Plan
-	Fallback *host.Fallback `json:"fallback,omitempty"`
+	Fallback *encoders.Fallback `json:"fallback,omitempty"`
 }
 
 func absPath(p string) string {

@@ -221,29 +221,9 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 		Fetcher: storage.NewFetcher(storage.FetchConfig{
 			AllowPrivate: f.AllowPrivateInputs, MaxBytes: f.MaxInputBytes, Timeout: f.FetchTimeout, IdleTimeout: f.FetchIdleTimeout,
 		}),
-		Encoder: hostEncoder{h}, Metrics: agent.NewMetrics(reg), Logger: logger, Version: version, DrainTimeout: f.DrainTimeout,
+		Encoder: h, Metrics: agent.NewMetrics(reg), Logger: logger, Version: version, DrainTimeout: f.DrainTimeout,
 	}
 	return cfg, func() { h.Close() }, nil
-}
-
-// hostEncoder lets the agent encode through the plugin host.
-type hostEncoder struct{ h *host.Host }
-
-func (e hostEncoder) Capabilities() []encoders.Capability { return e.h.Capabilities() }
-
-func (e hostEncoder) Encode(ctx context.Context, req agent.EncodeRequest, progress func(encoders.Progress)) (agent.EncodeResult, error) {
-	hreq := host.Request{Spec: req.Spec, Source: req.Source, Input: req.Input, Output: req.Output, LogArgs: req.LogArgs}
-	if req.Started != nil {
-		hreq.Started = func(a host.Attempt) func() {
-			return req.Started(agent.Attempt{Plan: a.Plan, Sessions: a.Sessions})
-		}
-	}
-	res, err := e.h.Encode(ctx, hreq, progress)
-	out := agent.EncodeResult{File: res.File, Plan: res.Plan, Encoder: res.Encoder, Plugin: res.Plugin}
-	if res.Fallback != nil {
-		out.Fallback = &agent.Fallback{From: res.Fallback.From, Reason: res.Fallback.Reason}
-	}
-	return out, err
 }
 
 // serveMetrics serves /metrics on addr until stop is called.

@@ -83,10 +83,10 @@ type lazyHost struct {
 	err  error
 }
 
-func (l *lazyHost) Encode(ctx context.Context, req host.Request, progress func(encoders.Progress)) (host.Result, error) {
+func (l *lazyHost) Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error) {
 	l.once.Do(func() { l.h, l.err = host.Open(ctx, l.cfg) })
 	if l.err != nil {
-		return host.Result{}, encoders.Errorf(encoders.ErrInternal, "start the encoder plugins: %v", l.err)
+		return encoders.Result{}, encoders.Errorf(encoders.ErrInternal, "start the encoder plugins: %v", l.err)
 	}
 	return l.h.Encode(ctx, req, progress)
 }

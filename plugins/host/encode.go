@@ -9,78 +9,22 @@ import (
 	"github.com/ittybit-oss/ittybit/plugins/encoderplugin"
 )
 
-// Request is one encode step: what to make, from which probed source file,
-// to where.
-type Request struct {
-	Spec encoders.Spec
-	// Source is the probe of Input.
-	Source encoders.MediaInfo
-	// Input is the source on local disk; Output the file to write (for
-	// adaptive_video the master playlist).
-	Input, Output string
-	// Trace, when set, is called with each command a plugin runs, before
-	// it runs (the CLI's --debug).
-	Trace func(argv []string)
-	// Started, when set, is called as each attempt starts, with what runs
-	// it; the attempt's progress reports follow, and the function it
-	// returns (which may be nil) is called when the attempt ends. The
-	// agent counts encoder sessions and media time under the encoder
-	// actually running with it.
-	Started func(Attempt) (ended func())
-	// LogArgs are added to the host's log lines about this encode
-	// (task_id, step_id, node_id).
-	LogArgs []any
-}
-
-// Attempt is one try at an encode step: the first choice, or the software
-// retry after it failed.
-type Attempt struct {
-	// Plan is what the attempt runs; Plan.Encoder names the encoder.
-	Plan   encoders.Plan
-	Plugin string
-	// Device is the capability row's device ("" for software).
-	Device string
-	// Sessions is how many encoder sessions the attempt opens: one per
-	// video stream, so one per rendition of an HLS ladder.
-	Sessions int
-	// Retry marks the software retry of a failed attempt.
-	Retry bool
-}
-
-// Result is how an encode step went.
-type Result struct {
-	File encoders.File
-	// Plan is the plan of the last attempt: the one that made File.
-	Plan encoders.Plan
-	// Encoder is the ffmpeg encoder that made File ("h264_nvenc").
-	Encoder string
-	Plugin  string
-	// Fallback is set when a first attempt failed and this is the retry.
-	Fallback *Fallback
-}
-
-// Fallback records why an encode ran elsewhere than first chosen.
-type Fallback struct {
-	From   string `json:"from"`   // the encoder of the failed attempt
-	Reason string `json:"reason"` // its error
-}
-
 // Encode plans and runs req on the best plugin for its codec: hardware
 // with a free session first, software otherwise. When that attempt fails,
 // it is retried once with the built-in software plugin (started again if it
 // crashed), and the result records the fallback. progress (which may be
 // nil) restarts from 0 for a retry.
 //
-// The Result is filled as far as the encode got, also on error. Errors are
+// The result is filled as far as the encode got, also on error. Errors are
 // *encoders.Error values: the plan's (unsupported_media, …), the last
 // attempt's, cancelled when ctx ended or the host closed.
-func (h *Host) Encode(ctx context.Context, req Request, progress func(encoders.Progress)) (Result, error) {
+func (h *Host) Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error) {
 	ctx, cancel := h.join(ctx)
 	defer cancel()
 	log := h.log.With(req.LogArgs...)
 	codec := codecOf(req.Spec)
-	var res Result
-	var first *Fallback
+	var res encoders.Result
+	var first *encoders.Fallback
 	for _, c := range candidates(h.plugins, codec) {
 		plan, err := encoders.NewPlan(req.Spec, req.Source, c.cap.Backend)
 		if err != nil {
@@ -102,7 +46,7 @@ func (h *Host) Encode(ctx context.Context, req Request, progress func(encoders.P
 		if c.in.builtin && c.cap.Backend == encoders.BackendSoftware && !errors.Is(err, errStopped) {
 			return res, plain(err) // a retry would run the same encode again
 		}
-		first = &Fallback{From: plan.Encoder, Reason: message(err)}
+		first = &encoders.Fallback{From: plan.Encoder, Reason: message(err)}
 		log.Warn("encode failed; retrying in software", "plugin", c.cap.Plugin, "encoder", plan.Encoder, "err", err)
 		break
 	}
@@ -127,8 +71,8 @@ var errStopped = errors.New("plugin stopped")
 
 // attempt runs plan on one candidate. A plugin that went away is started
 // afresh for the next attempt; its error says it stopped.
-func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan encoders.Plan, req Request, retry bool, progress func(encoders.Progress)) (Result, error) {
-	res := Result{Plan: plan, Encoder: plan.Encoder, Plugin: c.cap.Plugin}
+func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan encoders.Plan, req encoders.Request, retry bool, progress func(encoders.Progress)) (encoders.Result, error) {
+	res := encoders.Result{Plan: plan, Encoder: plan.Encoder, Plugin: c.cap.Plugin}
 	enc, gen, err := c.in.running(ctx, h)
 	if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 		return res, encoders.Errorf(encoders.ErrCancelled, "encode cancelled: %v", context.Cause(ctx))
@@ -137,7 +81,7 @@ func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan 
 		return res, &stoppedError{encoders.Errorf(encoders.ErrEncodeFailed, "plugin %s is not running: %v", c.cap.Plugin, err)}
 	}
 	if req.Started != nil {
-		ended := req.Started(Attempt{Plan: plan, Plugin: c.cap.Plugin, Device: c.cap.Device, Sessions: sessionsNeeded(plan), Retry: retry})
+		ended := req.Started(encoders.Attempt{Plan: plan, Plugin: c.cap.Plugin, Device: c.cap.Device, Sessions: sessionsNeeded(plan), Retry: retry})
 		if ended != nil {
 			defer ended()
 		}

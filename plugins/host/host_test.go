@@ -75,7 +75,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // request asks for kind with options from the small clip.
-func request(t *testing.T, kind encoders.Kind, options string) Request {
+func request(t *testing.T, kind encoders.Kind, options string) encoders.Request {
 	t.Helper()
 	in := clips.Path(t, encoderstest.SmallHD)
 	var o encoders.Options
@@ -87,14 +87,14 @@ func request(t *testing.T, kind encoders.Kind, options string) Request {
 		t.Fatal(err)
 	}
 	f := encoders.Defaults(kind, o, "").Format
-	return Request{
+	return encoders.Request{
 		Spec:   encoders.Spec{Kind: kind, Input: in, Options: o},
 		Source: info, Input: in, Output: filepath.Join(t.TempDir(), "out"+encoders.Extension(f)),
 	}
 }
 
 // encode runs req and returns the result and the progress reports.
-func encode(t *testing.T, h *Host, req Request) (Result, []encoders.Progress, error) {
+func encode(t *testing.T, h *Host, req encoders.Request) (encoders.Result, []encoders.Progress, error) {
 	t.Helper()
 	var mu sync.Mutex
 	var reports []encoders.Progress
@@ -205,7 +205,7 @@ func TestHardwareFailureFallsBackToSoftware(t *testing.T) {
 	req.LogArgs = []any{"task_id", "task_1", "step_id", "step_1", "node_id", "n1"}
 	var attempts []string
 	open := 0
-	req.Started = func(a Attempt) func() {
+	req.Started = func(a encoders.Attempt) func() {
 		attempts = append(attempts, fmt.Sprintf("%s %s %d retry=%v", a.Plugin, a.Plan.Encoder, a.Sessions, a.Retry))
 		open++
 		return func() { open-- }
