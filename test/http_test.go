@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // httpClient is shared by the tests; its timeout is longer than a server's
@@ -115,7 +116,7 @@ func getState(p *proc) (nodeState, error) {
 func waitSameState(tb testing.TB, timeout time.Duration, ps ...*proc) nodeState {
 	tb.Helper()
 	var first nodeState
-	waitFor(tb, "the same state on every node", timeout, func() error {
+	wait.For(tb, "the same state on every node", timeout, func() error {
 		var err error
 		if first, err = getState(ps[0]); err != nil {
 			return err
@@ -139,7 +140,7 @@ func waitSameState(tb testing.TB, timeout time.Duration, ps ...*proc) nodeState 
 // they replay their logs.
 func waitState(tb testing.TB, want nodeState, timeout time.Duration, ps ...*proc) {
 	tb.Helper()
-	waitFor(tb, fmt.Sprintf("%d tasks (hash %.12s) on every node", want.Tasks, want.Hash), timeout, func() error {
+	wait.For(tb, fmt.Sprintf("%d tasks (hash %.12s) on every node", want.Tasks, want.Hash), timeout, func() error {
 		for _, p := range ps {
 			s, err := getState(p)
 			if err != nil {

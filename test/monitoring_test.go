@@ -23,6 +23,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // The shipped monitoring files, relative to this package.
@@ -333,7 +334,7 @@ func TestMonitoringWithPrometheus(t *testing.T) {
 
 	// Prometheus: once it has scraped the finished tasks, every expression
 	// of the dashboard and the rules evaluates.
-	waitFor(t, "Prometheus to scrape the finished tasks", time.Minute, func() error {
+	wait.For(t, "Prometheus to scrape the finished tasks", time.Minute, func() error {
 		res, err := promQuery(promURL, `sum(ittybit_tasks_finished_total{status="completed"})`)
 		if err != nil {
 			return err
@@ -361,7 +362,7 @@ func TestMonitoringWithPrometheus(t *testing.T) {
 
 	// The rules as Prometheus runs them: evaluated, healthy, and quiet on
 	// a healthy node.
-	waitFor(t, "every rule evaluated after the tasks", time.Minute, func() error {
+	wait.For(t, "every rule evaluated after the tasks", time.Minute, func() error {
 		var rules struct {
 			Groups []struct {
 				Rules []struct {

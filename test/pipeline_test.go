@@ -23,6 +23,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 	"github.com/ittybit-oss/ittybit/storage"
 	"github.com/ittybit-oss/ittybit/storage/s3test"
 )
@@ -88,7 +89,7 @@ func mustFleet(t *testing.T, clips map[string]string) *fleet {
 	}
 	f.users = client.New(f.servers[1].URL(), testAPIKey)
 	f.nodes = client.New(f.servers[2].URL(), testNodeToken)
-	waitFor(t, "two ready agents", time.Minute, func() error {
+	wait.For(t, "two ready agents", time.Minute, func() error {
 		nodes, err := f.nodes.Nodes(context.Background())
 		if err != nil {
 			return err
@@ -261,7 +262,7 @@ func TestAgentKilledMidEncode(t *testing.T) {
 	}
 	var victim *proc
 	var first api.Step
-	waitFor(t, "the encode to be under way", 2*time.Minute, func() error {
+	wait.For(t, "the encode to be under way", 2*time.Minute, func() error {
 		cur, err := f.users.Get(context.Background(), task.ID)
 		if err != nil {
 			return err
@@ -390,7 +391,7 @@ func TestAgentDrain(t *testing.T) {
 	}
 	var victim, other *proc
 	var first api.Step
-	waitFor(t, "the encode to be under way", 2*time.Minute, func() error {
+	wait.For(t, "the encode to be under way", 2*time.Minute, func() error {
 		cur, err := f.users.Get(context.Background(), task.ID)
 		if err != nil {
 			return err
@@ -415,7 +416,7 @@ func TestAgentDrain(t *testing.T) {
 		victim.Stop(t) // fails the test unless it exits 0 within 30 s
 		stopped <- time.Since(start)
 	}()
-	waitFor(t, "the leader to mark the agent draining or gone", 10*time.Second, func() error {
+	wait.For(t, "the leader to mark the agent draining or gone", 10*time.Second, func() error {
 		nodes, err := f.nodes.Nodes(context.Background())
 		if err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // cmdline returns a process's command line, arguments separated by spaces.
@@ -60,7 +61,7 @@ func TestPluginKilledMidEncode(t *testing.T) {
 	}
 	// Mid-encode: the software plugin runs the encode's ffmpeg.
 	var plugin, ffmpegPID int
-	waitFor(t, "an ffmpeg under the software plugin", 2*time.Minute, func() error {
+	wait.For(t, "an ffmpeg under the software plugin", 2*time.Minute, func() error {
 		plugin, ffmpegPID = 0, 0
 		for _, p := range descendants(processes(t), dev.cmd.Process.Pid) {
 			switch {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // Credentials every test process gets through its environment.
@@ -243,28 +245,11 @@ func (p *proc) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// waitFor polls cond every 25 ms until it holds, failing the test after
-// timeout with what cond last reported.
-func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(25 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 // mustReady waits until each process answers GET /readyz with 200.
 func mustReady(tb testing.TB, ps ...*proc) {
 	tb.Helper()
 	for _, p := range ps {
-		waitFor(tb, p.name+" /readyz", startTimeout, func() error {
+		wait.For(tb, p.name+" /readyz", startTimeout, func() error {
 			resp, err := http.Get(p.URL() + "/readyz")
 			if err != nil {
 				return err

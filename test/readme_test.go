@@ -17,6 +17,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // readmeBlock returns the shell block of README.md's "Your first task" that
@@ -63,7 +64,7 @@ func TestREADMEFirstTask(t *testing.T) {
 		t.Fatalf("python3 -m http.server: %v (make deps installs python3)", err)
 	}
 	t.Cleanup(func() { _ = fs.Process.Kill(); _ = fs.Wait() })
-	waitFor(t, "the file server", 10*time.Second, func() error {
+	wait.For(t, "the file server", 10*time.Second, func() error {
 		resp, err := http.Head("http://127.0.0.1:" + itoa(port) + "/clip.mov")
 		if err == nil {
 			resp.Body.Close()

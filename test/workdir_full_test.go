@@ -19,6 +19,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // tinyWorkDir is the size of the full agent's work folder: less than the
@@ -81,7 +82,7 @@ func TestWorkDirFull(t *testing.T) {
 	yDir := t.TempDir()
 	agentProc("y", yDir, filepath.Join(yDir, "work"), nil)
 	nodes := client.New(srv.URL(), testNodeToken)
-	waitFor(t, "two ready agents", time.Minute, func() error {
+	wait.For(t, "two ready agents", time.Minute, func() error {
 		list, err := nodes.Nodes(context.Background())
 		if err != nil {
 			return err

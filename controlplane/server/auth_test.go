@@ -13,6 +13,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
@@ -36,7 +37,7 @@ func TestAuthMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	waitFor(t, "a ready leader", s.Store().LeaderReady)
+	wait.Until(t, "a ready leader", 20*time.Second, s.Store().LeaderReady)
 	code, body := do(t, "POST", s.URL()+"/tasks", `{"input":"https://example.com/a.mov","kind":"video"}`)
 	if code != 201 {
 		t.Fatalf("create: %d %s", code, body)
@@ -171,7 +172,7 @@ func TestRateLimitPerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	waitFor(t, "a ready leader", s.Store().LeaderReady)
+	wait.Until(t, "a ready leader", 20*time.Second, s.Store().LeaderReady)
 	get := func(token string) *http.Response {
 		req, _ := http.NewRequest("GET", s.URL()+"/tasks", nil)
 		if strings.HasPrefix(token, "node") || token == testToken {

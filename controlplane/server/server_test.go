@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 const (
@@ -30,17 +31,6 @@ func mustServer(t *testing.T, dir, id string, bootstrap bool, join ...string) *S
 		t.Fatalf("open %s: %v", id, err)
 	}
 	return s
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func do(t *testing.T, method, url, body string, hdr ...string) (int, []byte) {
@@ -63,12 +53,12 @@ func TestThreeNodes(t *testing.T) {
 	dir := t.TempDir()
 	a := mustServer(t, dir, "a", true)
 	defer a.Close()
-	waitFor(t, "a to lead", a.Store().LeaderReady)
+	wait.Until(t, "a to lead", 20*time.Second, a.Store().LeaderReady)
 	b := mustServer(t, dir, "b", false, a.URL())
 	defer b.Close()
 	c := mustServer(t, dir, "c", false, b.URL()) // joins through a follower
 	defer c.Close()
-	waitFor(t, "three voters", func() bool { p, _ := a.Store().Peers(); return len(p) == 3 })
+	wait.Until(t, "three voters", 20*time.Second, func() bool { p, _ := a.Store().Peers(); return len(p) == 3 })
 
 	// A write to a follower is served as if sent to the leader.
 	code, body := do(t, "POST", c.URL()+"/tasks", `{"input":"https://example.com/a.mov","kind":"video"}`)
@@ -78,7 +68,7 @@ func TestThreeNodes(t *testing.T) {
 	var task api.Task
 	json.Unmarshal(body, &task)
 	for _, s := range []*Server{a, b, c} {
-		waitFor(t, "replication to "+s.cfg.NodeID, func() bool { _, err := s.Store().State().Task(task.ID); return err == nil })
+		wait.Until(t, "replication to "+s.cfg.NodeID, 20*time.Second, func() bool { _, err := s.Store().State().Task(task.ID); return err == nil })
 	}
 	code, body = do(t, "GET", b.URL()+"/tasks/"+task.ID, "")
 	if code != 200 || !bytes.Contains(body, []byte(task.ID)) {
@@ -116,7 +106,7 @@ func TestThreeNodes(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	waitFor(t, "66 tasks everywhere", func() bool {
+	wait.Until(t, "66 tasks everywhere", 20*time.Second, func() bool {
 		return a.Store().State().CountTasks() == 66 && b.Store().State().CountTasks() == 66 && c.Store().State().CountTasks() == 66
 	})
 	if a.Store().State().Hash() != c.Store().State().Hash() {

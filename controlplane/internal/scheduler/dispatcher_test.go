@@ -11,6 +11,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // memStore applies updates straight to a state, as the FSM would.
@@ -41,19 +42,8 @@ func mustDispatcher(t *testing.T, cfg Config) (*Dispatcher, *state.Store) {
 	done := make(chan struct{})
 	go func() { defer close(done); d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "dispatcher active", d.Active)
+	wait.Until(t, "dispatcher active", 10*time.Second, d.Active)
 	return d, st
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var seq uint64
@@ -217,7 +207,7 @@ func TestRebuildOnLeadership(t *testing.T) {
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	done1 := make(chan struct{})
 	go func() { defer close(done1); d1.Run(ctx1) }()
-	waitFor(t, "first leader", d1.Active)
+	wait.Until(t, "first leader", 10*time.Second, d1.Active)
 	register(t, d1, "a")
 	addTask(t, st, d1, encoders.KindVideo, "")
 	a := poll(t, d1, "a")
@@ -231,7 +221,7 @@ func TestRebuildOnLeadership(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	go d2.Run(ctx2)
-	waitFor(t, "second leader", d2.Active)
+	wait.Until(t, "second leader", 10*time.Second, d2.Active)
 	if _, err := d2.Heartbeat(context.Background(), "a", api.Heartbeat{Running: []api.RunningStep{{StepID: a.StepID, Attempt: 1, Progress: 0.3}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // pollAck polls for one assignment, acknowledging rcv.
@@ -192,10 +193,10 @@ func TestQuickAgentLeavesNoLease(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "dispatcher active", d.Active)
+	wait.Until(t, "dispatcher active", 10*time.Second, d.Active)
 	register(t, d, "a")
 	id := addTask(t, st, d, encoders.KindImage, "")
-	waitFor(t, "the task to complete", func() bool {
+	wait.Until(t, "the task to complete", 10*time.Second, func() bool {
 		task, _ := st.TaskRecord(id)
 		return task.Status == "completed"
 	})

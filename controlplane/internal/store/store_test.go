@@ -10,6 +10,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 func mustOpen(t *testing.T, dir, id string, bootstrap bool, raftAddr string) *Store {
@@ -23,17 +24,6 @@ func mustOpen(t *testing.T, dir, id string, bootstrap bool, raftAddr string) *St
 		t.Fatal(err)
 	}
 	return s
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func create(t *testing.T, s *Store, n int, prefix string) {
@@ -55,7 +45,7 @@ func create(t *testing.T, s *Store, n int, prefix string) {
 func TestSnapshotRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir, "a", true, "127.0.0.1:0")
-	waitFor(t, "leadership", s.LeaderReady)
+	wait.Until(t, "leadership", 20*time.Second, s.LeaderReady)
 	create(t, s, 40, "t") // past the snapshot threshold
 	if err := s.Snapshot(); err != nil {
 		t.Fatal(err)
@@ -67,7 +57,7 @@ func TestSnapshotRestart(t *testing.T) {
 	}
 	r := mustOpen(t, dir, "a", true, addr)
 	defer r.Close()
-	waitFor(t, "the restored state", func() bool { return r.State().CountTasks() == 45 })
+	wait.Until(t, "the restored state", 20*time.Second, func() bool { return r.State().CountTasks() == 45 })
 	if r.State().Hash() != hash {
 		t.Error("the state after the restart differs")
 	}
@@ -79,7 +69,7 @@ func TestLaggingFollowerGetsSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	a := mustOpen(t, dir, "a", true, "127.0.0.1:0")
 	defer a.Close()
-	waitFor(t, "leadership", a.LeaderReady)
+	wait.Until(t, "leadership", 20*time.Second, a.LeaderReady)
 	b := mustOpen(t, dir, "b", false, "127.0.0.1:0")
 	if err := a.Join(context.Background(), "b", b.RaftAddr(), "127.0.0.1:2"); err != nil {
 		t.Fatal(err)
@@ -90,7 +80,7 @@ func TestLaggingFollowerGetsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t, a, 5, "early")
-	waitFor(t, "b to catch up", func() bool { return b.State().CountTasks() == 5 })
+	wait.Until(t, "b to catch up", 20*time.Second, func() bool { return b.State().CountTasks() == 5 })
 	bAddr := b.RaftAddr()
 	b.Close()
 	create(t, a, 60, "late") // several snapshots; the log keeps only a few entries
@@ -99,7 +89,7 @@ func TestLaggingFollowerGetsSnapshot(t *testing.T) {
 	}
 	b = mustOpen(t, dir, "b", false, bAddr)
 	defer b.Close()
-	waitFor(t, "b to catch up from a snapshot", func() bool { return b.State().CountTasks() == 65 })
+	wait.Until(t, "b to catch up from a snapshot", 20*time.Second, func() bool { return b.State().CountTasks() == 65 })
 	if b.State().Hash() != a.State().Hash() {
 		t.Error("b differs from the leader")
 	}
