@@ -57,7 +57,7 @@ type RateControl struct {
 }
 
 // qualityScale holds one encoder family's quality values, very_low first
-// (reference/hw-encoders.md §2.6).
+// (docs/hardware.md §2.6).
 type qualityScale struct {
 	param  string
 	values [5]int

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // mustCluster starts a three-node cluster: a with --bootstrap, b joining
@@ -32,7 +33,7 @@ func mustCluster(tb testing.TB, extra ...string) []*proc {
 	return nodes
 }
 
-// TestCluster runs the task API of CONTRACT.md against a cluster of three
+// TestCluster runs the task API (README.md, The API; /openapi.json) against a cluster of three
 // `ittybit server` processes, sending each request to another node.
 func TestCluster(t *testing.T) {
 	t.Parallel()
@@ -200,7 +201,7 @@ func TestCluster(t *testing.T) {
 		if !leader.logged("handed off leadership") {
 			t.Errorf("%s stopped without handing off leadership:\n%s", leader.name, leader.tail(20))
 		}
-		waitFor(t, "a new leader among the others", 10*time.Second, func() error {
+		wait.For(t, "a new leader among the others", 10*time.Second, func() error {
 			for _, p := range rest {
 				if s, err := getState(p); err == nil && s.Leader {
 					return nil
@@ -225,7 +226,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("Retry-After %q, want a whole number of seconds", r.Header.Get("Retry-After"))
 		}
 		t.Logf("503 after %v", time.Since(start).Round(time.Millisecond))
-		waitFor(t, "a's /readyz to report no leader", 10*time.Second, func() error {
+		wait.For(t, "a's /readyz to report no leader", 10*time.Second, func() error {
 			if r := mustSend(t, "GET", nodes[0].URL()+"/readyz", nil); r.Status != http.StatusServiceUnavailable {
 				return fmt.Errorf("readyz %s", r)
 			}

@@ -49,7 +49,7 @@ func under(path, prefix string) bool {
 	return r == prefix || strings.HasPrefix(r, prefix+"/")
 }
 
-// TestLayering checks the import rules of DESIGN.md on every package's
+// TestLayering checks the import rules of ARCHITECTURE.md on every package's
 // dependencies (direct and indirect), so a violation cannot hide behind an
 // intermediate package.
 func TestLayering(t *testing.T) {

@@ -22,9 +22,10 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
-// The metric names of CONTRACT.md, by component.
+// The metric names of README.md's Monitoring section, by component.
 var (
 	controlPlaneMetrics = []string{
 		"ittybit_tasks_created_total", "ittybit_tasks_finished_total", "ittybit_queue_depth",
@@ -241,7 +242,7 @@ func duplicateKeys(line []byte) []string {
 	return dup
 }
 
-// checkTaskLogs checks DESIGN.md's rule: every log line about a task
+// checkTaskLogs checks ARCHITECTURE.md's rule: every log line about a task
 // carries task_id, step_id and node_id. It returns the messages of the
 // lines about tasks.
 func checkTaskLogs(tb testing.TB, p *proc) []string {
@@ -374,7 +375,7 @@ func TestServerAndAgentMetrics(t *testing.T) {
 func logAttr(tb testing.TB, p *proc, msg, attr string) string {
 	tb.Helper()
 	var v string
-	waitFor(tb, fmt.Sprintf("%s: %q in the log", p.name, msg), startTimeout, func() error {
+	wait.For(tb, fmt.Sprintf("%s: %q in the log", p.name, msg), startTimeout, func() error {
 		for _, l := range jsonLogs(tb, p) {
 			if l["msg"] == msg {
 				if s, ok := l[attr].(string); ok && s != "" {

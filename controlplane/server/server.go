@@ -30,7 +30,7 @@ import (
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
-// Config configures a node. See CONTRACT.md's `ittybit server` for the
+// Config configures a node. See README.md's Configuration for the
 // flags that set it.
 type Config struct {
 	NodeID string

@@ -38,7 +38,7 @@ var (
 	// dataCentre are the A, L, T, H and B series (A10, L4, T4, …).
 	dataCentre = regexp.MustCompile(`^[ALTHB]\d+`)
 	// decodeOnly are the compute GPUs with NVDEC but no NVENC (evidence in
-	// reference/hw-encoders.md §4.4).
+	// docs/hardware.md §3).
 	decodeOnly = regexp.MustCompile(`\b(A100|A30|A800|H100|H200|H800|GH200)\b`)
 )
 

@@ -25,7 +25,7 @@ type Device struct {
 func (d Device) has(filter string) bool { return filter != "" && slices.Contains(d.Filters, filter) }
 
 // hwPath is how much of a hardware encode runs on the GPU
-// (reference/hw-encoders.md §2.5).
+// (docs/hardware.md §2.5).
 type hwPath int
 
 const (

@@ -91,8 +91,8 @@ func hwGoldenCases() []hwGoldenCase {
 
 // TestHardwareArgsGolden renders each hardware case's ffmpeg arguments and
 // compares them with testdata/golden/hw_<case>.golden (-update rewrites
-// them). These command lines follow reference/hw-encoders.md §2; no GPU
-// ran them here.
+// them). These command lines follow docs/hardware.md §2; no GPU ran them
+// here.
 func TestHardwareArgsGolden(t *testing.T) {
 	seen := map[string]bool{}
 	for _, tc := range hwGoldenCases() {

@@ -7,7 +7,7 @@ import (
 )
 
 // encoderArgs returns a hardware encoder with its preset and profile
-// (reference/hw-encoders.md §2.1–2.3); spec is a stream specifier suffix.
+// (docs/hardware.md §2.1–2.3); spec is a stream specifier suffix.
 func (h *hardware) encoderArgs(v *encoders.VideoPlan, spec string) []string {
 	a := []string{"-c:v" + spec, v.Encoder}
 	if v.Preset != "" {
@@ -27,7 +27,7 @@ func (h *hardware) encoderArgs(v *encoders.VideoPlan, spec string) []string {
 }
 
 // rateArgs renders rate control for a hardware encoder
-// (reference/hw-encoders.md §2.6): constant quality as NVENC's CQ, QSV's
+// (docs/hardware.md §2.6): constant quality as NVENC's CQ, QSV's
 // ICQ (global_quality) or VAAPI's CQP; a bitrate, or a quality with a
 // cap, as capped VBR.
 func (h *hardware) rateArgs(rc encoders.RateControl, spec string) []string {

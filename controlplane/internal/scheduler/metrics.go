@@ -10,7 +10,7 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
-// Metrics are the scheduler's Prometheus metrics (names per CONTRACT.md).
+// Metrics are the scheduler's Prometheus metrics (names per README.md, Monitoring).
 // The queue and node gauges are read from the dispatcher when Prometheus
 // scrapes, so that scheduling never pays for them.
 type Metrics struct {
