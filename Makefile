@@ -97,7 +97,7 @@ proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get ins
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugins/proto/encoder.proto
 
 # The tests whose figures RELIABILITY.md holds.
-FAULT_TESTS := TestLeaderKill|TestPartition|TestAgentKilledMidEncode|TestPluginKilledMidEncode|TestWorkDirFull|TestHostileMedia
+FAULT_TESTS := TestLeaderKill|TestPartition|TestAgentKilledMidEncode|TestPluginKilledMidEncode|TestWorkDirFull|TestHostileMedia|TestFleetNothingStuck|TestLostAssignmentAndReport
 
 reliability: deps ## rerun the fault and hostile-input tests, one at a time, and write their figures into RELIABILITY.md
 	$(GO) test -count=1 -parallel 1 -run '^($(FAULT_TESTS))$$' -v ./test/ -update

@@ -8,7 +8,10 @@
 // TestHostileMedia); and faults: the leader SIGKILLed under write load
 // (TestLeaderKill), the leader cut off from the others (TestPartition), an
 // agent or an encoder plugin SIGKILLed mid-encode (TestAgentKilledMidEncode,
-// TestPluginKilledMidEncode), an agent's disk full (TestWorkDirFull), each
-// with a full restart where it applies. `make reliability` writes their
-// figures into RELIABILITY.md.
+// TestPluginKilledMidEncode), an agent's disk full (TestWorkDirFull),
+// assignments and reports lost on the way (TestFleetNothingStuck, 200
+// simulated agents of package fleetsim on a lossy link;
+// TestLostAssignmentAndReport, real agents behind a proxy), each with a
+// full restart where it applies. `make reliability` writes their figures
+// into RELIABILITY.md.
 package test
