@@ -12,7 +12,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +22,6 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
-	"github.com/ittybit-oss/ittybit/internal/wait"
 	"github.com/ittybit-oss/ittybit/test/fleetsim"
 )
 
@@ -92,15 +90,15 @@ func TestFleetNothingStuck(t *testing.T) {
 	start := time.Now()
 	deadline := start.Add(2 * time.Minute)
 	for {
-		done, err := completedTasks(srv)
+		done, err := fleetsim.Completed(ctx, srv.URL())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if done == tasks {
+		if done == int64(tasks) {
 			break
 		}
 		if time.Now().After(deadline) {
-			left := unfinished(t, users)
+			left := fleetsim.Unfinished(ctx, users)
 			var lines []string
 			for _, l := range strings.Split(readFileOr(srv.log, ""), "\n") {
 				for _, f := range strings.Fields(left) {
@@ -127,52 +125,6 @@ func TestFleetNothingStuck(t *testing.T) {
 	f.add("reports given up by agents", "%d", fleet.LostReports())
 	f.add("steps released and run again", "%d", released)
 	f.write(t)
-}
-
-// completedTasks reads a server's count of completed tasks from its
-// metrics.
-func completedTasks(p *proc) (int, error) {
-	resp, err := http.Get(p.URL() + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	n := 0.0
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "ittybit_tasks_finished_total{") && strings.Contains(l, `status="completed"`) {
-			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
-			n += v
-		}
-	}
-	return int(n), nil
-}
-
-// unfinished lists the tasks that have not ended, with their steps.
-func unfinished(t *testing.T, users *client.Client) string {
-	t.Helper()
-	var b strings.Builder
-	for _, status := range []string{"processing", "queued"} {
-		page, err := users.List(context.Background(), client.ListOptions{Limit: 100, Status: status})
-		if err != nil {
-			return err.Error()
-		}
-		for _, task := range page.Data {
-			fmt.Fprintf(&b, "  %s %s:", task.ID, task.Status)
-			for _, s := range task.Steps {
-				node := "-"
-				if s.Node != nil {
-					node = *s.Node
-				}
-				fmt.Fprintf(&b, " %s=%s(attempt %d on %s)", s.Kind, s.Status, s.Attempt, node)
-			}
-			b.WriteString("\n")
-		}
-	}
-	return b.String()
 }
 
 // TestLostAssignmentAndReport runs two `ittybit agent` processes, x behind
@@ -204,16 +156,7 @@ func TestLostAssignmentAndReport(t *testing.T) {
 		p.mustStart(t)
 	}
 	nodes := client.New(srv.URL(), testNodeToken)
-	wait.For(t, "two ready agents", time.Minute, func() error {
-		list, err := nodes.Nodes(context.Background())
-		if err != nil {
-			return err
-		}
-		if n := countReady(list); n != 2 {
-			return fmt.Errorf("%d ready", n)
-		}
-		return nil
-	})
+	waitReadyAgents(t, nodes, 2)
 	users := client.New(srv.URL(), testAPIKey)
 
 	// run submits image tasks one by one until the proxy has lost

@@ -89,22 +89,7 @@ func mustFleet(t *testing.T, clips map[string]string) *fleet {
 	}
 	f.users = client.New(f.servers[1].URL(), testAPIKey)
 	f.nodes = client.New(f.servers[2].URL(), testNodeToken)
-	wait.For(t, "two ready agents", time.Minute, func() error {
-		nodes, err := f.nodes.Nodes(context.Background())
-		if err != nil {
-			return err
-		}
-		ready := 0
-		for _, n := range nodes {
-			if n.Status == "ready" {
-				ready++
-			}
-		}
-		if ready != 2 {
-			return fmt.Errorf("%d ready: %+v", ready, nodes)
-		}
-		return nil
-	})
+	waitReadyAgents(t, f.nodes, 2)
 	return f
 }
 

@@ -82,16 +82,7 @@ func TestWorkDirFull(t *testing.T) {
 	yDir := t.TempDir()
 	agentProc("y", yDir, filepath.Join(yDir, "work"), nil)
 	nodes := client.New(srv.URL(), testNodeToken)
-	wait.For(t, "two ready agents", time.Minute, func() error {
-		list, err := nodes.Nodes(context.Background())
-		if err != nil {
-			return err
-		}
-		if n := countReady(list); n != 2 {
-			return fmt.Errorf("%d ready", n)
-		}
-		return nil
-	})
+	waitReadyAgents(t, nodes, 2)
 
 	// Tasks in pairs, at once: placement spreads them over both agents,
 	// so x gets some; more pairs in the unlikely case it got none.
@@ -167,6 +158,21 @@ func TestWorkDirFull(t *testing.T) {
 	f.add("retried", "%d of them on y (a retry avoids the node that failed it), all completed", retried)
 	f.add("x afterwards", "registered and ready")
 	f.write(t)
+}
+
+// waitReadyAgents waits until the leader knows n ready agents.
+func waitReadyAgents(t *testing.T, nodes *client.Client, n int) {
+	t.Helper()
+	wait.For(t, fmt.Sprintf("%d ready agents", n), time.Minute, func() error {
+		list, err := nodes.Nodes(context.Background())
+		if err != nil {
+			return err
+		}
+		if ready := countReady(list); ready != n {
+			return fmt.Errorf("%d ready: %+v", ready, list)
+		}
+		return nil
+	})
 }
 
 func countReady(list []api.NodeInfo) int {

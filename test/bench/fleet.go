@@ -201,7 +201,7 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 			subErr = nil
 		case <-time.After(time.Second):
 		}
-		done, err := tasksCompleted(leader)
+		done, err := fleetsim.Completed(ctx, leader.url)
 		if err != nil {
 			return r, err
 		}
@@ -215,7 +215,7 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 			}
 		} else if time.Since(lastAt) > time.Minute {
 			fmt.Fprint(os.Stderr, <-profDone)
-			return r, fmt.Errorf("no task finished for a minute (%d of %d done):\n%s", done, c.tasks, stuckTasks(ctx, leader))
+			return r, fmt.Errorf("no task finished for a minute (%d of %d done):\n%s", done, c.tasks, fleetsim.Unfinished(ctx, client.New(leader.url, apiKey)))
 		}
 	}
 	r.drained = time.Since(start)
@@ -300,54 +300,6 @@ func postTask(ctx context.Context, hc *http.Client, url, body, key string) error
 		time.Sleep(100 * time.Millisecond)
 	}
 	return last
-}
-
-// tasksCompleted reads the leader's count of completed tasks from its
-// metrics.
-func tasksCompleted(p *proc) (int64, error) {
-	resp, err := http.Get(p.url + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	var n float64
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "ittybit_tasks_finished_total{") && strings.Contains(l, `status="completed"`) {
-			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
-			n += v
-		}
-	}
-	return int64(n), nil
-}
-
-// stuckTasks lists the tasks that have not ended, with the state of their
-// steps: what a stuck run must show.
-func stuckTasks(ctx context.Context, leader *proc) string {
-	users := client.New(leader.url, apiKey)
-	var b strings.Builder
-	for _, status := range []string{"processing", "queued"} {
-		page, err := users.List(ctx, client.ListOptions{Limit: 100, Status: status})
-		if err != nil {
-			fmt.Fprintf(&b, "list %s tasks: %v\n", status, err)
-			continue
-		}
-		for _, t := range page.Data {
-			fmt.Fprintf(&b, "  %s %s:", t.ID, t.Status)
-			for _, s := range t.Steps {
-				node := "-"
-				if s.Node != nil {
-					node = *s.Node
-				}
-				fmt.Fprintf(&b, " %s=%s(attempt %d, node %s)", s.Kind, s.Status, s.Attempt, node)
-			}
-			b.WriteString("\n")
-		}
-	}
-	return b.String()
 }
 
 // profileTop takes a CPU profile of a server and returns pprof's top

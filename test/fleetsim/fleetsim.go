@@ -13,6 +13,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,4 +347,56 @@ func (a *agent) holds(as api.Assignment) bool {
 	defer a.mu.Unlock()
 	h := a.held[as.StepID]
 	return h != nil && h.Attempt == as.Attempt
+}
+
+// Completed reads a server's count of completed tasks from its metrics
+// (the leader's is the cluster's).
+func Completed(ctx context.Context, baseURL string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(baseURL, "/")+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	n := 0.0
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "ittybit_tasks_finished_total{") && strings.Contains(l, `status="completed"`) {
+			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			n += v
+		}
+	}
+	return int64(n), nil
+}
+
+// Unfinished lists up to 100 processing and 100 queued tasks, each with
+// the state of its steps: what a test or benchmark shows when tasks stop
+// finishing.
+func Unfinished(ctx context.Context, users *client.Client) string {
+	var b strings.Builder
+	for _, status := range []string{"processing", "queued"} {
+		page, err := users.List(ctx, client.ListOptions{Limit: 100, Status: status})
+		if err != nil {
+			fmt.Fprintf(&b, "list %s tasks: %v\n", status, err)
+			continue
+		}
+		for _, t := range page.Data {
+			fmt.Fprintf(&b, "  %s %s:", t.ID, t.Status)
+			for _, s := range t.Steps {
+				node := "-"
+				if s.Node != nil {
+					node = *s.Node
+				}
+				fmt.Fprintf(&b, " %s=%s(attempt %d on %s)", s.Kind, s.Status, s.Attempt, node)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }
