@@ -75,7 +75,7 @@ test-long: deps ## the tests, then each of the five fuzz targets for FUZZTIME (d
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoders/probe/
 	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime $(FUZZTIME) ./encoders/ffmpeg/
 
-bench: deps ## measure against the anchors (bare ffmpeg, raw Raft); prints a table and writes BENCHMARKS.md (about 10 minutes)
+bench: deps ## measure against the anchors (bare ffmpeg, raw Raft); prints a table and writes BENCHMARKS.md (about 25 minutes)
 	$(GO) run ./test/bench -out BENCHMARKS.md
 
 lint: ## gofmt, go vet, staticcheck
