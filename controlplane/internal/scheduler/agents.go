@@ -332,17 +332,17 @@ func (d *Dispatcher) continuation(l *lease, now time.Time) *state.StepUpdate {
 		}
 	}
 	backend, ok := fits(&view, r)
-	if !ok || (r.IsEncode() && r.Codec != "" && backend == encoders.BackendSoftware && d.hardwareFor(r.Codec)) {
+	if !ok || (r.IsEncode() && r.Codec != "" && backend == encoders.BackendSoftware && d.hardwareAnywhere(r.Codec)) {
 		return nil
 	}
 	d.chained[t.Steps[i+1].ID] = backend
 	return &state.StepUpdate{Op: state.OpAssign, TaskID: t.ID, StepID: t.Steps[i+1].ID, Attempt: r.Attempt + 1, Node: l.node, Now: now.UnixMilli()}
 }
 
-// hardwareFor reports whether any live node has a hardware encoder for
+// hardwareAnywhere reports whether any live node has a hardware encoder for
 // the codec. The set is worked out again only after the fleet changed.
 // Callers hold d.mu.
-func (d *Dispatcher) hardwareFor(codec string) bool {
+func (d *Dispatcher) hardwareAnywhere(codec string) bool {
 	if d.hwCodecs == nil {
 		d.hwCodecs = map[string]bool{}
 		for _, ns := range d.nodes {

@@ -90,7 +90,7 @@ type Dispatcher struct {
 	// counted for them.
 	chained map[string]encoders.Backend
 	// hwCodecs caches the codecs some live node encodes in hardware; nil
-	// when the fleet changed since (hardwareFor).
+	// when the fleet changed since (hardwareAnywhere).
 	hwCodecs map[string]bool
 }
 

@@ -214,14 +214,7 @@ func TestQuickAgentLeavesNoLease(t *testing.T) {
 func TestLostContinuationRunsElsewhere(t *testing.T) {
 	d, st := mustDispatcher(t, Config{DeliveryTimeout: 200 * time.Millisecond})
 	register(t, d, "a")
-	id := addTask(t, st, d, encoders.KindAudio, "")
-	a, rcv := pollAck(t, d, "a", api.Received{})
-	reply, err := d.Report(context.Background(), a.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted,
-		Output: json.RawMessage(`{}`), Continue: true})
-	if err != nil || len(reply.Assignments.Assignments) != 1 {
-		t.Fatalf("report: %+v %v", reply, err)
-	}
-	lost := reply.Assignments.Assignments[0] // never arrives
+	lost, rcv := continued(t, d, st) // its answer never arrives
 	if _, err := d.Heartbeat(context.Background(), "a", api.Heartbeat{Received: rcv}); err != nil {
 		t.Fatal(err)
 	}
@@ -238,14 +231,7 @@ func TestLostContinuationRunsElsewhere(t *testing.T) {
 func TestDroppedContinuationReleased(t *testing.T) {
 	d, st := mustDispatcher(t, Config{})
 	register(t, d, "a")
-	id := addTask(t, st, d, encoders.KindAudio, "")
-	a, rcv := pollAck(t, d, "a", api.Received{})
-	reply, err := d.Report(context.Background(), a.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted,
-		Output: json.RawMessage(`{}`), Continue: true})
-	if err != nil || len(reply.Assignments.Assignments) != 1 {
-		t.Fatalf("report: %+v %v", reply, err)
-	}
-	next := reply.Assignments.Assignments[0]
+	next, rcv := continued(t, d, st)
 	held := api.Heartbeat{Received: rcv, Running: []api.RunningStep{{StepID: next.StepID, Attempt: 1}}}
 	if r, err := d.Heartbeat(context.Background(), "a", held); err != nil || len(r.Cancel) != 0 {
 		t.Fatalf("heartbeat holding it: %+v %v", r, err)
@@ -257,4 +243,18 @@ func TestDroppedContinuationReleased(t *testing.T) {
 	if b := poll(t, d, "b"); b.StepID != next.StepID || b.Attempt != 2 {
 		t.Fatalf("on b: %s attempt %d, want %s attempt 2", b.Step, b.Attempt, next.Step)
 	}
+}
+
+// continued runs an audio task's probe on node "a" and reports it asking
+// to continue; it returns the continuation and what "a" acknowledged.
+func continued(t *testing.T, d *Dispatcher, st *state.Store) (api.Assignment, api.Received) {
+	t.Helper()
+	id := addTask(t, st, d, encoders.KindAudio, "")
+	a, rcv := pollAck(t, d, "a", api.Received{})
+	reply, err := d.Report(context.Background(), a.StepID, api.StepReport{TaskID: id, Attempt: 1, Outcome: api.OutcomeCompleted,
+		Output: json.RawMessage(`{}`), Continue: true})
+	if err != nil || len(reply.Assignments.Assignments) != 1 {
+		t.Fatalf("report: %+v %v", reply, err)
+	}
+	return reply.Assignments.Assignments[0], rcv
 }
