@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -221,13 +222,15 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdou
 	nodeToken := randomToken("node_")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var ag *agent.Agent
+	// The readiness check runs on the server's goroutines while the agent
+	// is still being built here.
+	var embedded atomic.Pointer[agent.Agent]
 	cfg := server.Config{
 		NodeID: "dev", HTTPAddr: httpAddr, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
 		Bootstrap: true, AllowPrivateInputs: true, Logger: logger, Storage: managed, Registry: reg,
 		NodeTokens: []string{nodeToken},
 		Ready: func() error {
-			if ag == nil || !ag.Registered() {
+			if ag := embedded.Load(); ag == nil || !ag.Registered() {
 				return errors.New("the embedded agent has not registered yet")
 			}
 			return nil
@@ -262,11 +265,12 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdou
 	}
 	defer cleanup()
 	acfg.Managed = managed
-	ag, err = agent.New(acfg)
+	ag, err := agent.New(acfg)
 	if err != nil {
 		srv.Close()
 		return err
 	}
+	embedded.Store(ag)
 	fmt.Fprintf(stdout, "ittybit dev: API on %s (data in %s)\n", srv.URL(), dataDir)
 	if generated {
 		fmt.Fprintf(stdout, "\nYour API key (shown once; only its hash is kept in %s):\n\n    export ITTYBIT_API_KEY=%s\n\n", dataDir, key)
