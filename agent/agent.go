@@ -19,6 +19,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/steps"
 )
 
 // Config configures an Agent.
@@ -58,6 +59,8 @@ type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	clients []*client.Client
+	// steps does the work of the steps this agent runs.
+	steps *steps.Runner
 
 	mu         sync.Mutex
 	cur        int // index of the server in use
@@ -130,6 +133,7 @@ func New(cfg Config) (*Agent, error) {
 	for _, s := range cfg.Servers {
 		a.clients = append(a.clients, client.New(s, cfg.Token, client.WithRetries(0), client.WithHTTPClient(hc)))
 	}
+	a.steps = &steps.Runner{Prober: cfg.Prober, Encoder: meteredEncoder{a}, Files: nodeFiles{a}}
 	a.cfg.Metrics.watch(cfg.Encoder.Capabilities, cfg.Slots)
 	return a, nil
 }

@@ -58,3 +58,18 @@ type File struct {
 	// playlist.
 	Renditions []File `json:"renditions,omitempty"`
 }
+
+// MapURLs returns a copy of f with its URL and its renditions' URLs
+// replaced by to(URL): a result moved from a local folder to storage, or
+// from staging to its destination.
+func (f File) MapURLs(to func(string) string) File {
+	f.URL = to(f.URL)
+	if len(f.Renditions) > 0 {
+		rs := make([]File, len(f.Renditions))
+		for i, r := range f.Renditions {
+			rs[i] = r.MapURLs(to)
+		}
+		f.Renditions = rs
+	}
+	return f
+}

@@ -1,6 +1,8 @@
 // Package pipeline runs a task's steps (probe → ingest → encode → upload) on
-// this machine, for the CLI's local mode: the same steps, options, plan and
-// results as a task in the cluster, reported as the same task object.
+// this machine, for the CLI's local mode. Each step is done by package
+// steps, as on an agent: the same options, plan, outputs and errors as a
+// task in the cluster, reported as the same task object. Only where the
+// files live differs: here, on this machine's disk.
 package pipeline
 
 import (
@@ -10,13 +12,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/steps"
 )
 
 // Fetcher downloads an http(s) input; *storage.Fetcher is one.
@@ -24,22 +26,11 @@ type Fetcher interface {
 	Fetch(ctx context.Context, rawURL string, w io.Writer) (int64, error)
 }
 
-// Prober reads what a local media file holds; *probe.Prober is one.
-type Prober interface {
-	Probe(ctx context.Context, path string) (encoders.MediaInfo, error)
-}
-
-// Encoder runs an encode step: it picks an encoder plugin, plans for its
-// backend and encodes, falling back to software; *host.Host is one.
-type Encoder interface {
-	Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error)
-}
-
 // Local runs tasks on this machine.
 type Local struct {
 	Fetcher Fetcher
-	Prober  Prober
-	Encoder Encoder
+	Prober  steps.Prober
+	Encoder steps.Encoder
 	// Trace, when set, is called with each command the encode step runs.
 	Trace func(argv []string)
 	// WorkDir holds downloads while a task runs; "" means the system's
@@ -60,15 +51,18 @@ func (l *Local) Run(ctx context.Context, spec encoders.Spec, output string, prog
 	if progress == nil {
 		progress = func(string, encoders.Progress) {}
 	}
-	r := &run{l: l, task: l.newTask(spec)}
-	err := r.steps(ctx, spec, output, progress)
+	files := &localFiles{l: l, output: output}
+	defer files.cleanup()
+	r := &run{l: l, task: l.newTask(spec), runner: &steps.Runner{Prober: l.Prober, Encoder: l.Encoder, Files: files, Trace: l.Trace}}
+	err := r.steps(ctx, spec, progress)
 	r.finish(err)
 	return r.task, err
 }
 
 type run struct {
-	l    *Local
-	task *api.Task
+	l      *Local
+	task   *api.Task
+	runner *steps.Runner
 }
 
 func (l *Local) now() int64 {
@@ -93,11 +87,38 @@ func (l *Local) newTask(spec encoders.Spec) *api.Task {
 	return t
 }
 
-// begin marks step i processing and returns a function that ends it with
-// its output and error.
-func (r *run) begin(i int) func(out any, err error) {
+// steps runs the task's steps in order, each as an agent would run it.
+func (r *run) steps(ctx context.Context, spec encoders.Spec, progress Progress) error {
+	for i := range r.task.Steps {
+		s := &r.task.Steps[i]
+		r.begin(s)
+		assigned := r.task.Assigned()
+		if spec.Output != "" {
+			// The output's name tells the plan its format.
+			assigned.Output = &spec.Output
+		}
+		out, err := r.runner.Run(ctx, steps.Step{
+			Task: assigned, Kind: s.Kind, Attempt: s.Attempt,
+			Progress: func(p encoders.Progress) {
+				s.Progress = &p.Fraction
+				progress(s.Kind, p)
+			},
+		})
+		r.end(s, out, err)
+		if err != nil {
+			return err
+		}
+		if s.Kind == api.StepUpload {
+			url := out.Output.(encoders.File).URL
+			r.task.Output = &url
+		}
+	}
+	return nil
+}
+
+// begin marks a step processing.
+func (r *run) begin(s *api.Step) {
 	now := r.l.now()
-	s := &r.task.Steps[i]
 	s.Status, s.StartedAt, s.UpdatedAt, s.Attempt = api.StepProcessing, &now, now, 1
 	zero := 0.0
 	s.Progress = &zero
@@ -105,19 +126,24 @@ func (r *run) begin(i int) func(out any, err error) {
 		r.task.StartedAt = &now
 		r.task.Status = api.TaskProcessing
 	}
-	return func(out any, err error) {
-		end := r.l.now()
-		s.FinishedAt, s.UpdatedAt = &end, end
-		if err != nil {
-			s.Status = api.StepFailed
-			s.Error = api.FromError(err)
-			return
-		}
-		one := 1.0
-		s.Status, s.Progress = api.StepCompleted, &one
-		if out != nil {
-			s.Output, _ = json.Marshal(out)
-		}
+}
+
+// end marks a step completed with its outcome, or failed.
+func (r *run) end(s *api.Step, out steps.Outcome, err error) {
+	now := r.l.now()
+	s.FinishedAt, s.UpdatedAt = &now, now
+	if err != nil {
+		s.Status = api.StepFailed
+		s.Error = api.FromError(err)
+		return
+	}
+	one := 1.0
+	s.Status, s.Progress = api.StepCompleted, &one
+	if out.Output != nil {
+		s.Output, _ = json.Marshal(out.Output)
+	}
+	if out.Options != nil {
+		s.Options, _ = json.Marshal(out.Options)
 	}
 }
 
@@ -141,129 +167,99 @@ func (r *run) finish(err error) {
 	}
 }
 
-func (r *run) steps(ctx context.Context, spec encoders.Spec, output string, progress Progress) error {
-	l := r.l
-	// probe: bring the source to local disk, then read it.
-	end := r.begin(0)
-	src, cleanup, err := l.localSource(ctx, spec.Input, func(p encoders.Progress) { progress(api.StepProbe, p) })
-	defer cleanup()
-	if err != nil {
-		end(nil, err)
-		return err
-	}
-	info, err := l.Prober.Probe(ctx, src)
-	end(info, err)
-	if err != nil {
-		return err
-	}
-
-	// ingest: locally, the source file is the stored source.
-	end = r.begin(1)
-	abs, _ := filepath.Abs(src)
-	end(encoders.File{
-		Object: "file", Kind: sourceKind(info), URL: "file://" + abs, Format: info.Format, Codec: info.Codecs.Video,
-		Width: info.Width, Height: info.Height, Duration: info.Duration, FPS: info.FPS,
-		Filesize: info.Filesize, Bitrate: info.Bitrate,
-	}, nil)
-
-	// encode: the step's options are the plan that ran, with the encoder
-	// used and, when a first attempt failed, the fallback.
-	end = r.begin(2)
-	// What no backend can make (a start past the end, …) fails here,
-	// before any encoder starts.
-	if _, err := encoders.NewPlan(spec, info, encoders.BackendSoftware); err != nil {
-		end(nil, err)
-		return err
-	}
-	res, err := l.Encoder.Encode(ctx, encoders.Request{Spec: spec, Source: info, Input: src, Output: output, Trace: l.Trace}, func(p encoders.Progress) {
-		r.task.Steps[2].Progress = &p.Fraction
-		progress(string(spec.Kind), p)
-	})
-	if res.Plan.Kind != "" {
-		r.task.Steps[2].Options, _ = json.Marshal(encodeOptions{Plan: res.Plan, Fallback: res.Fallback})
-	}
-	file := res.File
-	end(file, err)
-	if err != nil {
-		return err
-	}
-
-	// upload: the encoder published the file at output.
-	end = r.begin(3)
-	out := file
-	out.URL = "file://" + absPath(file.URL)
-	for i := range out.Renditions {
-		out.Renditions[i].URL = "file://" + absPath(out.Renditions[i].URL)
-	}
-	end(out, nil)
-	r.task.Output = &out.URL
-	return nil
+// localFiles keeps a task's files on this machine: a local input is read
+// where it is, a URL is downloaded once into a work folder, and the
+// encoder writes the result where the user asked.
+type localFiles struct {
+	l      *Local
+	output string
+	// src is the source on disk once known; dir the work folder, if any.
+	src, dir string
 }
 
-// encodeOptions is the encode step's options: the plan, plus the fallback
-// record when the first encoder failed.
-type encodeOptions struct {
-	encoders.Plan
-	Fallback *encoders.Fallback `json:"fallback,omitempty"`
+func (f *localFiles) cleanup() {
+	if f.dir != "" {
+		os.RemoveAll(f.dir)
+	}
 }
 
-func absPath(p string) string {
-	a, err := filepath.Abs(p)
+func (f *localFiles) Source(ctx context.Context, t api.AssignedTask, progress func(encoders.Progress)) (string, error) {
+	if f.src != "" {
+		return f.src, nil
+	}
+	if progress == nil {
+		progress = func(encoders.Progress) {}
+	}
+	src, err := f.localSource(ctx, t.Input, progress)
 	if err != nil {
-		return p
+		return "", err
 	}
-	return a
+	f.src = src
+	return src, nil
 }
 
-func sourceKind(m encoders.MediaInfo) string {
-	switch {
-	case m.HasVideo && m.Still:
-		return "image"
-	case m.HasVideo:
-		return "video"
+// Ingest: locally, the source file is the stored source.
+func (f *localFiles) Ingest(_ context.Context, _ api.AssignedTask, src string) (string, error) {
+	return fileURL(src), nil
+}
+
+func (f *localFiles) Ingested(ctx context.Context, t api.AssignedTask) (string, error) {
+	return f.Source(ctx, t, nil)
+}
+
+func (f *localFiles) EncodeTo(api.AssignedTask, int) (string, error) { return f.output, nil }
+
+// Stage: the encoder wrote the result where it belongs.
+func (f *localFiles) Stage(_ context.Context, _ api.AssignedTask, _ int, res encoders.File) (encoders.File, error) {
+	return res.MapURLs(fileURL), nil
+}
+
+func (f *localFiles) Deliver(_ context.Context, _ api.AssignedTask, staged encoders.File) (encoders.File, error) {
+	return staged, nil
+}
+
+// fileURL is the file:// URL of a local path.
+func fileURL(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		p = a
 	}
-	return "audio"
+	return "file://" + filepath.ToSlash(p)
 }
 
 // localSource returns a local path for input, downloading a URL into the
 // work folder first.
-func (l *Local) localSource(ctx context.Context, input string, progress func(encoders.Progress)) (string, func(), error) {
-	nop := func() {}
+func (f *localFiles) localSource(ctx context.Context, input string, progress func(encoders.Progress)) (string, error) {
 	if !strings.HasPrefix(input, "http://") && !strings.HasPrefix(input, "https://") {
 		if strings.Contains(input, "://") {
-			return "", nop, encoders.Errorf(encoders.ErrFetchFailed, "local mode reads local files and http(s) URLs; %q is neither", input)
+			return "", encoders.Errorf(encoders.ErrFetchFailed, "local mode reads local files and http(s) URLs; %q is neither", input)
 		}
 		st, err := os.Stat(input)
 		if err != nil {
-			return "", nop, encoders.Errorf(encoders.ErrFetchFailed, "input %s: %v", input, unwrapPathErr(err))
+			return "", encoders.Errorf(encoders.ErrFetchFailed, "input %s: %v", input, unwrapPathErr(err))
 		}
 		if !st.Mode().IsRegular() {
-			return "", nop, encoders.Errorf(encoders.ErrFetchFailed, "input %s is not a regular file", input)
+			return "", encoders.Errorf(encoders.ErrFetchFailed, "input %s is not a regular file", input)
 		}
-		return input, nop, nil
+		return input, nil
 	}
-	dir, err := os.MkdirTemp(l.WorkDir, "ittybit-")
+	dir, err := os.MkdirTemp(f.l.WorkDir, "ittybit-")
 	if err != nil {
-		return "", nop, encoders.Errorf(encoders.ErrInternal, "create work folder: %v", err)
+		return "", encoders.Errorf(encoders.ErrInternal, "create work folder: %v", err)
 	}
-	cleanup := func() { os.RemoveAll(dir) }
-	name := "source" + strings.ToLower(path.Ext(strings.SplitN(input, "?", 2)[0]))
-	if len(name) > 16 {
-		name = "source"
-	}
-	dst := filepath.Join(dir, name)
-	f, err := os.Create(dst)
+	f.dir = dir
+	dst := filepath.Join(dir, steps.SourceName(input))
+	w, err := os.Create(dst)
 	if err != nil {
-		return "", cleanup, encoders.Errorf(encoders.ErrInternal, "create download: %v", err)
+		return "", encoders.Errorf(encoders.ErrInternal, "create download: %v", err)
 	}
-	_, err = l.Fetcher.Fetch(ctx, input, &countingWriter{w: f, report: progress})
-	if cerr := f.Close(); err == nil && cerr != nil {
+	_, err = f.l.Fetcher.Fetch(ctx, input, &countingWriter{w: w, report: progress})
+	if cerr := w.Close(); err == nil && cerr != nil {
 		err = encoders.Errorf(encoders.ErrInternal, "write download: %v", cerr)
 	}
 	if err != nil {
-		return "", cleanup, err
+		return "", err
 	}
-	return dst, cleanup, nil
+	return dst, nil
 }
 
 func unwrapPathErr(err error) error {

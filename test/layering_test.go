@@ -85,6 +85,15 @@ func TestLayering(t *testing.T) {
 					t.Errorf("%s imports %s: encoders/... may import only encoders/...", r, d)
 				}
 			}
+		case r == "steps":
+			for _, d := range ourDeps {
+				if d != "encoders" && d != "controlplane/api" {
+					t.Errorf("steps imports %s: it may import only the standard library, encoders and controlplane/api", d)
+				}
+			}
+			if bad := stdlibOnly(p.Deps); len(bad) > 0 {
+				t.Errorf("steps imports third-party %v", bad)
+			}
 		case r == "controlplane/api" || r == "controlplane/client":
 			for _, d := range ourDeps {
 				if d != "encoders" && d != "controlplane/api" {
