@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -249,7 +250,7 @@ func (a *Agent) register(ctx context.Context) error {
 // track of the agent, else wait a moment (and try another server).
 func (a *Agent) handleErr(ctx context.Context, what string, err error) {
 	var ae *api.Error
-	if errors.As(err, &ae) && ae.Kind == api.KindUnknownNode {
+	if errors.As(err, &ae) && ae.Kind == ittybit.ErrUnknownNode {
 		a.mu.Lock()
 		a.registered = false
 		a.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/steps"
@@ -50,7 +51,7 @@ func (f nodeFiles) fetch(ctx context.Context, t api.AssignedTask, dst string) er
 	var n int64
 	if strings.HasPrefix(t.Input, "s3://") {
 		if cfg.S3 == nil {
-			return encoders.Errorf(encoders.ErrFetchFailed, "this agent has no S3 access configured for %s", t.Input)
+			return ittybit.Errorf(ittybit.ErrFetchFailed, "this agent has no S3 access configured for %s", t.Input)
 		}
 		var err error
 		if n, err = cfg.S3.Download(ctx, t.Input, tmp, cfg.MaxInputBytes); err != nil {
@@ -59,11 +60,11 @@ func (f nodeFiles) fetch(ctx context.Context, t api.AssignedTask, dst string) er
 	} else {
 		w, err := os.Create(tmp)
 		if err != nil {
-			return encoders.Errorf(encoders.ErrInternal, "create download: %v", err)
+			return ittybit.Errorf(ittybit.ErrInternal, "create download: %v", err)
 		}
 		n, err = cfg.Fetcher.Fetch(ctx, t.Input, w)
 		if cerr := w.Close(); err == nil && cerr != nil {
-			err = encoders.Errorf(encoders.ErrInternal, "write download: %v", cerr)
+			err = ittybit.Errorf(ittybit.ErrInternal, "write download: %v", cerr)
 		}
 		if err != nil {
 			return err
@@ -77,7 +78,7 @@ func (f nodeFiles) fetch(ctx context.Context, t api.AssignedTask, dst string) er
 func (f nodeFiles) Ingest(ctx context.Context, t api.AssignedTask, src string) (string, error) {
 	key := sourceKey(t.ID)
 	if err := f.a.store(ctx, key, src); err != nil {
-		return "", encoders.Errorf(encoders.ErrUploadFailed, "store the source: %v", err)
+		return "", ittybit.Errorf(ittybit.ErrUploadFailed, "store the source: %v", err)
 	}
 	return managedScheme + key, nil
 }
@@ -89,7 +90,7 @@ func (f nodeFiles) Ingested(ctx context.Context, t api.AssignedTask) (string, er
 		return src, nil
 	}
 	if err := f.a.cfg.Managed.Get(ctx, sourceKey(t.ID), src); err != nil {
-		return "", encoders.Errorf(encoders.ErrFetchFailed, "read the ingested source: %v", err)
+		return "", ittybit.Errorf(ittybit.ErrFetchFailed, "read the ingested source: %v", err)
 	}
 	return src, nil
 }
@@ -103,7 +104,7 @@ func (f nodeFiles) encodeDir(taskID string, attempt int) string {
 func (f nodeFiles) EncodeTo(t api.AssignedTask, attempt int) (string, error) {
 	dir := f.encodeDir(t.ID, attempt)
 	if err := os.RemoveAll(dir); err != nil {
-		return "", encoders.Errorf(encoders.ErrInternal, "clear the encode folder: %v", err)
+		return "", ittybit.Errorf(ittybit.ErrInternal, "clear the encode folder: %v", err)
 	}
 	return filepath.Join(dir, steps.ResultName(t)), nil
 }
@@ -125,7 +126,7 @@ func (f nodeFiles) Stage(ctx context.Context, t api.AssignedTask, attempt int, r
 		err = f.a.store(ctx, prefix+"/"+name, filepath.Join(dir, name))
 	}
 	if err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "stage the result: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "stage the result: %v", err)
 	}
 	return relocate(res, dir, managedScheme+prefix+"/"), nil
 }
@@ -156,14 +157,14 @@ func (f nodeFiles) Deliver(ctx context.Context, t api.AssignedTask, staged encod
 	if dest == "" {
 		final := "tasks/" + t.ID
 		if err := cfg.Managed.CopyDir(ctx, stagedPrefix, final, name); err != nil {
-			return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "publish the result: %v", err)
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "publish the result: %v", err)
 		}
 		cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(deliveredBytes(staged)))
 		f.dropStaging(ctx, t)
 		return rebase(staged, managedScheme+stagedPrefix+"/", managedScheme+final+"/"), nil
 	}
 	if cfg.S3 == nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "this agent has no S3 access configured for %s", dest)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "this agent has no S3 access configured for %s", dest)
 	}
 	// The staged copy on this node, or fetched from managed storage.
 	local := ""
@@ -177,7 +178,7 @@ func (f nodeFiles) Deliver(ctx context.Context, t api.AssignedTask, staged encod
 		local = filepath.Join(f.a.taskDir(t.ID), "upload")
 		os.RemoveAll(local)
 		if err := cfg.Managed.GetDir(ctx, stagedPrefix, local); err != nil {
-			return encoders.File{}, encoders.Errorf(encoders.ErrUploadFailed, "read the staged result: %v", err)
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "read the staged result: %v", err)
 		}
 	}
 	destBase := dest

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/agent"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
@@ -155,7 +156,7 @@ func TestFetchTimeSSRF(t *testing.T) {
 		t.Run(in, func(t *testing.T) {
 			task := wait(t, cl, ids[in])
 			probe := task.Steps[0]
-			if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != string(encoders.ErrInputBlocked) {
+			if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != ittybit.ErrInputBlocked {
 				t.Fatalf("task %s %+v, want failed with input_blocked", task.Status, task.Error)
 			}
 			if probe.Attempt != 1 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/steps"
@@ -36,8 +37,8 @@ func (a *Agent) execute(r *run) {
 		rep.Outcome = api.OutcomeReleased
 		log.Info("step stopped")
 	default:
-		kind, msg := encoders.Summary(err)
-		rep.Outcome, rep.Error, rep.Retryable = api.OutcomeFailed, &api.Error{Kind: string(kind), Message: msg}, retryable(kind)
+		kind, msg := ittybit.Summary(err)
+		rep.Outcome, rep.Error, rep.Retryable = api.OutcomeFailed, &api.Error{Kind: kind, Message: msg}, retryable(kind)
 		log.Warn("step failed", "err", err, "retryable", rep.Retryable)
 	}
 	a.cfg.Metrics.steps.WithLabelValues(stepKind(as.Step), result(rep.Outcome)).Inc()
@@ -92,7 +93,7 @@ func (a *Agent) report(r *run, rep api.StepReport, log interface {
 		switch {
 		case err == nil:
 			return reply.Assignments
-		case errors.As(err, &ae) && (ae.Kind == api.KindStaleAttempt || ae.Kind == api.KindNotFound):
+		case errors.As(err, &ae) && (ae.Kind == ittybit.ErrStaleAttempt || ae.Kind == ittybit.ErrNotFound):
 			log.Warn("report refused: the step moved on", "kind", ae.Kind)
 			return api.Assignments{}
 		case ctx.Err() != nil:
@@ -108,10 +109,10 @@ func (a *Agent) report(r *run, rep api.StepReport, log interface {
 }
 
 // retryable says whether another attempt may succeed where this failed.
-func retryable(k encoders.ErrorKind) bool {
+func retryable(k ittybit.ErrorKind) bool {
 	switch k {
-	case encoders.ErrInputBlocked, encoders.ErrInvalidMedia, encoders.ErrUnsupportedMedia, encoders.ErrInputTooLarge,
-		encoders.ErrInvalidInput, encoders.ErrInvalidOption, encoders.ErrInvalidOutput:
+	case ittybit.ErrInputBlocked, ittybit.ErrInvalidMedia, ittybit.ErrUnsupportedMedia, ittybit.ErrInputTooLarge,
+		ittybit.ErrInvalidInput, ittybit.ErrInvalidOption, ittybit.ErrInvalidOutput:
 		return false
 	}
 	return true
@@ -121,7 +122,7 @@ func retryable(k encoders.ErrorKind) bool {
 func (a *Agent) runStep(ctx context.Context, r *run) (steps.Outcome, error) {
 	as := r.a
 	if err := os.MkdirAll(a.taskDir(as.TaskID), 0o700); err != nil {
-		return steps.Outcome{}, encoders.Errorf(encoders.ErrInternal, "create work folder: %v", err)
+		return steps.Outcome{}, ittybit.Errorf(ittybit.ErrInternal, "create work folder: %v", err)
 	}
 	return a.steps.Run(ctx, steps.Step{
 		Task: as.Task, Kind: as.Step, Attempt: as.Attempt,

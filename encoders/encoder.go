@@ -32,8 +32,8 @@ type Progress struct {
 //
 // Encode blocks until the job is done, ctx is cancelled or it fails. It
 // calls progress (which may be nil) from one goroutine at a time, in order.
-// Errors are *Error values: ErrEncodeFailed for a failed encode,
-// ErrInvalidMedia for a source that cannot be decoded, ErrCancelled when ctx
+// Errors are *ittybit.Error values: ittybit.ErrEncodeFailed for a failed encode,
+// ittybit.ErrInvalidMedia for a source that cannot be decoded, ittybit.ErrCancelled when ctx
 // ended it.
 type Encoder interface {
 	Encode(ctx context.Context, job Job, progress func(Progress)) (File, error)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/ittybit-oss/ittybit"
 )
 
 // FuzzValidate feeds arbitrary request bodies through decoding, Validate
@@ -28,7 +30,7 @@ func FuzzValidate(f *testing.F) {
 			return
 		}
 		err := Validate(s, Policy{})
-		for _, p := range Problems(err) {
+		for _, p := range ittybit.Problems(err) {
 			if p.Kind == "" || p.Message == "" {
 				t.Fatalf("problem without kind or message: %+v", p)
 			}
@@ -42,7 +44,7 @@ func FuzzValidate(f *testing.F) {
 		for _, m := range sources {
 			p, err := NewPlan(s, m, BackendSoftware)
 			if err != nil {
-				if KindOf(err) == ErrInternal {
+				if ittybit.KindOf(err) == ittybit.ErrInternal {
 					t.Fatalf("internal error planning %s on %+v: %v", body, m, err)
 				}
 				continue

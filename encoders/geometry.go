@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/ittybit-oss/ittybit"
 )
 
 // Geometry is how the source picture becomes the output frame: scaled to
@@ -38,7 +40,7 @@ func (g Geometry) Cropped() bool {
 // as 4:2:0 video needs.
 func resolveGeometry(srcW, srcH int, sar float64, width, height *Dimension, fit, position, background string, even bool) (Geometry, error) {
 	if srcW <= 0 || srcH <= 0 {
-		return Geometry{}, Errorf(ErrUnsupportedMedia, "the source has no picture size")
+		return Geometry{}, ittybit.Errorf(ittybit.ErrUnsupportedMedia, "the source has no picture size")
 	}
 	if sar <= 0 {
 		sar = 1
@@ -98,7 +100,7 @@ func resolveGeometry(srcW, srcH int, sar float64, width, height *Dimension, fit,
 		v    int
 	}{{"width", g.Width}, {"height", g.Height}, {"scaled width", g.ScaleWidth}, {"scaled height", g.ScaleHeight}} {
 		if side.v > MaxDimension {
-			return Geometry{}, Errorf(ErrUnsupportedMedia, "the output %s would be %d pixels (from a %d×%d source), above the largest size, %d", side.name, side.v, srcW, srcH, MaxDimension)
+			return Geometry{}, ittybit.Errorf(ittybit.ErrUnsupportedMedia, "the output %s would be %d pixels (from a %d×%d source), above the largest size, %d", side.name, side.v, srcW, srcH, MaxDimension)
 		}
 	}
 	return g, nil

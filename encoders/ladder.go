@@ -3,6 +3,8 @@ package encoders
 import (
 	"math"
 	"strconv"
+
+	"github.com/ittybit-oss/ittybit"
 )
 
 // HLSPlan is the adaptive side of a plan: the renditions of the ladder,
@@ -60,12 +62,12 @@ func rungBitrate(w, h int, fps float64, q Quality) int64 {
 
 func (p *Plan) planAdaptive(o Options, m MediaInfo, b Backend) error {
 	if !m.HasVideo || m.Still {
-		return Errorf(ErrUnsupportedMedia, "the input has no moving picture; an adaptive stream needs a video")
+		return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "the input has no moving picture; an adaptive stream needs a video")
 	}
 	const codec = CodecH264 // HLS's universal codec
 	enc := EncoderName(b, codec)
 	if enc == "" {
-		return Errorf(ErrEncodeFailed, "the %s backend has no %s encoder", b, codec)
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the %s backend has no %s encoder", b, codec)
 	}
 	top, err := resolveGeometry(m.Width, m.Height, m.sar(), o.Width, o.Height, o.Fit, o.Position, o.Background, true)
 	if err != nil {
@@ -90,7 +92,7 @@ func (p *Plan) planAdaptive(o Options, m MediaInfo, b Backend) error {
 		}
 		rc, err := QualityRate(enc, o.Quality, hgt, rungBitrate(w, hgt, rfps, o.Quality))
 		if err != nil {
-			return Errorf(ErrInternal, "%v", err)
+			return ittybit.Errorf(ittybit.ErrInternal, "%v", err)
 		}
 		r.Rate = rc
 		h.Renditions = append(h.Renditions, r)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/ittybit-oss/ittybit"
 )
 
 // Plan is a task's options resolved against the probe of its source: what
@@ -64,9 +66,9 @@ type AudioPlan struct {
 }
 
 // NewPlan resolves a validated spec against the probe of its source for
-// one backend. It fails with ErrUnsupportedMedia when the source cannot
+// one backend. It fails with ittybit.ErrUnsupportedMedia when the source cannot
 // make the output (no picture for video, start past the end, a size beyond
-// the limits), and with ErrEncodeFailed when the backend has no encoder for
+// the limits), and with ittybit.ErrEncodeFailed when the backend has no encoder for
 // the codec.
 func NewPlan(s Spec, m MediaInfo, b Backend) (Plan, error) {
 	if b == "" {
@@ -88,7 +90,7 @@ func NewPlan(s Spec, m MediaInfo, b Backend) (Plan, error) {
 	case KindAdaptive:
 		err = p.planAdaptive(o, m, b)
 	default:
-		err = Errorf(ErrInternal, "unknown kind %q", s.Kind)
+		err = ittybit.Errorf(ittybit.ErrInternal, "unknown kind %q", s.Kind)
 	}
 	if err != nil {
 		return Plan{}, err
@@ -104,9 +106,9 @@ func (p *Plan) resolveTime(o Options, m MediaInfo) error {
 	if p.Kind == KindImage {
 		switch {
 		case m.Still && p.Start > 0:
-			return Errorf(ErrUnsupportedMedia, "start %s s is past the end of the input, a still image; use start 0", num(p.Start))
+			return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "start %s s is past the end of the input, a still image; use start 0", num(p.Start))
 		case !m.Still && m.Duration > 0 && p.Start >= m.Duration:
-			return Errorf(ErrUnsupportedMedia, "start %s s is past the end of the input, which lasts %.3f s", num(p.Start), m.Duration)
+			return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "start %s s is past the end of the input, which lasts %.3f s", num(p.Start), m.Duration)
 		}
 		// The frame shown at a time after the last frame began is the last
 		// frame: seek to it, since a seek past it finds nothing.
@@ -116,7 +118,7 @@ func (p *Plan) resolveTime(o Options, m MediaInfo) error {
 		return nil
 	}
 	if m.Duration > 0 && p.Start >= m.Duration {
-		return Errorf(ErrUnsupportedMedia, "start %s s is past the end of the input, which lasts %.3f s", num(p.Start), m.Duration)
+		return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "start %s s is past the end of the input, which lasts %.3f s", num(p.Start), m.Duration)
 	}
 	end := m.Duration
 	if o.End != nil && (m.Duration == 0 || *o.End < m.Duration) {
@@ -135,11 +137,11 @@ func (p *Plan) planVideo(o Options, m MediaInfo, b Backend) error {
 		if m.Still {
 			what = "a still image, not a video"
 		}
-		return Errorf(ErrUnsupportedMedia, "the input has %s; a video task needs a moving picture (use kind image for stills, audio for sound)", what)
+		return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "the input has %s; a video task needs a moving picture (use kind image for stills, audio for sound)", what)
 	}
 	enc := EncoderName(b, o.Codec)
 	if enc == "" {
-		return Errorf(ErrEncodeFailed, "the %s backend has no %s encoder", b, o.Codec)
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the %s backend has no %s encoder", b, o.Codec)
 	}
 	g, err := resolveGeometry(m.Width, m.Height, m.sar(), o.Width, o.Height, o.Fit, o.Position, o.Background, true)
 	if err != nil {
@@ -149,7 +151,7 @@ func (p *Plan) planVideo(o Options, m MediaInfo, b Backend) error {
 	if o.Bitrate != nil {
 		rc = BitrateRate(*o.Bitrate)
 	} else if rc, err = QualityRate(enc, o.Quality, g.Height, 0); err != nil {
-		return Errorf(ErrInternal, "%v", err)
+		return ittybit.Errorf(ittybit.ErrInternal, "%v", err)
 	}
 	p.Encoder = enc
 	p.Video = &VideoPlan{
@@ -224,7 +226,7 @@ func videoAudio(codec string, q Quality, m MediaInfo) *AudioPlan {
 
 func (p *Plan) planAudio(o Options, m MediaInfo) error {
 	if !m.HasAudio {
-		return Errorf(ErrUnsupportedMedia, "the input has no audio stream; an audio task needs sound")
+		return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "the input has no audio stream; an audio task needs sound")
 	}
 	i := qi(o.Quality)
 	a := &AudioPlan{}
@@ -249,7 +251,7 @@ func (p *Plan) planAudio(o Options, m MediaInfo) error {
 	case "flac":
 		a.Codec, a.Encoder = "flac", "flac"
 	default:
-		return Errorf(ErrInternal, "no audio encoder for format %q", o.Format)
+		return ittybit.Errorf(ittybit.ErrInternal, "no audio encoder for format %q", o.Format)
 	}
 	if o.Bitrate != nil {
 		a.Bitrate, a.VBRQuality = *o.Bitrate, nil
@@ -278,11 +280,11 @@ var imageEncoders = map[string]struct {
 
 func (p *Plan) planImage(o Options, m MediaInfo) error {
 	if !m.HasVideo {
-		return Errorf(ErrUnsupportedMedia, "the input has no picture; an image task needs a video or an image")
+		return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "the input has no picture; an image task needs a video or an image")
 	}
 	ie, ok := imageEncoders[o.Format]
 	if !ok {
-		return Errorf(ErrInternal, "no image encoder for format %q", o.Format)
+		return ittybit.Errorf(ittybit.ErrInternal, "no image encoder for format %q", o.Format)
 	}
 	// Images take any size, odd ones too.
 	g, err := resolveGeometry(m.Width, m.Height, m.sar(), o.Width, o.Height, o.Fit, o.Position, o.Background, false)

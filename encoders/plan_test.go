@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ittybit-oss/ittybit"
 )
 
 // media is a probe of a 1920×1080 30 fps clip with stereo sound.
@@ -89,7 +91,7 @@ func TestGeometry(t *testing.T) {
 			}
 			got, err := resolveGeometry(tc.w, tc.h, tc.sar, tc.width, tc.height, fit, pos, "", tc.even)
 			if tc.wantErr {
-				if KindOf(err) != ErrUnsupportedMedia {
+				if ittybit.KindOf(err) != ittybit.ErrUnsupportedMedia {
 					t.Fatalf("got %v, want unsupported_media", err)
 				}
 				return
@@ -151,7 +153,7 @@ func TestPlanTrimAndErrors(t *testing.T) {
 			var o Options
 			_ = json.Unmarshal([]byte(tc.options), &o)
 			_, err := NewPlan(Spec{Kind: tc.kind, Options: o}, tc.m, BackendSoftware)
-			if KindOf(err) != ErrUnsupportedMedia {
+			if ittybit.KindOf(err) != ittybit.ErrUnsupportedMedia {
 				t.Fatalf("got %v, want unsupported_media", err)
 			}
 		})

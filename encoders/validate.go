@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/ittybit-oss/ittybit"
 )
 
 // Spec is what a task asks for: a kind of output made from an input, with
@@ -35,21 +37,21 @@ type Policy struct {
 var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // Validate checks a task request and returns every problem at once, joined
-// with errors.Join; each is an *Error whose Kind is one of the validation
+// with errors.Join; each is an *ittybit.Error whose Kind is one of the validation
 // kinds of the contract and whose message names the field and says what is
 // accepted. It returns nil when the request can be accepted.
 func Validate(s Spec, p Policy) error {
 	var errs []error
-	add := func(e *Error) { errs = append(errs, e) }
+	add := func(e *ittybit.Error) { errs = append(errs, e) }
 
 	if e := validateInput(s.Input, p); e != nil {
 		add(e)
 	}
 	switch {
 	case s.Kind == "":
-		add(fieldErr(ErrInvalidKind, "kind", "kind is required; accepted: %s", kindList()))
+		add(ittybit.FieldErrorf(ittybit.ErrInvalidKind, "kind", "kind is required; accepted: %s", kindList()))
 	case !s.Kind.Valid():
-		add(fieldErr(ErrInvalidKind, "kind", "kind %q is unknown; accepted: %s", s.Kind, kindList()))
+		add(ittybit.FieldErrorf(ittybit.ErrInvalidKind, "kind", "kind %q is unknown; accepted: %s", s.Kind, kindList()))
 	default:
 		for _, e := range validateOptions(s.Kind, &s.Options, s.Output) {
 			add(e)
@@ -61,37 +63,37 @@ func Validate(s Spec, p Policy) error {
 	return errors.Join(errs...)
 }
 
-func validateInput(in string, p Policy) *Error {
+func validateInput(in string, p Policy) *ittybit.Error {
 	const accepted = "accepted: an http://, https://, or s3:// URL"
 	if strings.TrimSpace(in) == "" {
-		return fieldErr(ErrInputRequired, "input", "input is required: the URL of the source media; %s", accepted)
+		return ittybit.FieldErrorf(ittybit.ErrInputRequired, "input", "input is required: the URL of the source media; %s", accepted)
 	}
 	if p.LocalPaths && !hasScheme(in) {
 		return nil
 	}
 	u, err := url.Parse(in)
 	if err != nil {
-		return fieldErr(ErrInvalidInput, "input", "input is not a valid URL (%s); %s", urlErrText(err), accepted)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input is not a valid URL (%s); %s", urlErrText(err), accepted)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
 	case "s3":
 		if u.Host == "" || strings.Trim(u.Path, "/") == "" || strings.HasSuffix(u.Path, "/") {
-			return fieldErr(ErrInvalidInput, "input", "input %q must name an object: s3://bucket/key", in)
+			return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input %q must name an object: s3://bucket/key", in)
 		}
 		return nil
 	case "":
-		return fieldErr(ErrInvalidInput, "input", "input must use http://, https://, or s3:// scheme; got %q with no scheme", in)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input must use http://, https://, or s3:// scheme; got %q with no scheme", in)
 	default:
-		return fieldErr(ErrInvalidInput, "input", "input must use http://, https://, or s3:// scheme; got %s://", u.Scheme)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input must use http://, https://, or s3:// scheme; got %s://", u.Scheme)
 	}
 	host := u.Hostname()
 	if host == "" {
-		return fieldErr(ErrInvalidInput, "input", "input %q has no host; %s", in, accepted)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input %q has no host; %s", in, accepted)
 	}
 	if port := u.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fieldErr(ErrInvalidInput, "input", "input port %q is not a port number from 1 to 65535", port)
+			return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input port %q is not a port number from 1 to 65535", port)
 		}
 	}
 	if p.AllowPrivate {
@@ -99,19 +101,19 @@ func validateInput(in string, p Policy) *Error {
 	}
 	name := connectHost(host)
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
-		return fieldErr(ErrInvalidInput, "input", "input host %s is a loopback address; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is a loopback address; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host)
 	}
 	if !hasLetter(name) && !isASCII(name) {
-		return fieldErr(ErrInvalidInput, "input", "input host %q is neither a host name nor an IP address written in ASCII; %s", host, accepted)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %q is neither a host name nor an IP address written in ASCII; %s", host, accepted)
 	}
 	if addr, err := netip.ParseAddr(name); err == nil {
 		if why := BlockedReason(addr); why != "" {
-			return fieldErr(ErrInvalidInput, "input", "input host %s is %s; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host, why)
+			return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is %s; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host, why)
 		}
 		return nil
 	}
 	if addr, ok := ParseLegacyIPv4(name); ok {
-		return fieldErr(ErrInvalidInput, "input", "input host %s is the IPv4 address %s written in a non-standard form; write it in dotted decimal", host, addr)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is the IPv4 address %s written in a non-standard form; write it in dotted decimal", host, addr)
 	}
 	return nil
 }
@@ -150,7 +152,7 @@ func urlErrText(err error) string {
 
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$`)
 
-func validateOutput(k Kind, o *Options, out string, local bool) *Error {
+func validateOutput(k Kind, o *Options, out string, local bool) *ittybit.Error {
 	if out == "" {
 		return nil
 	}
@@ -160,10 +162,10 @@ func validateOutput(k Kind, o *Options, out string, local bool) *Error {
 	u, err := url.Parse(out)
 	if err != nil || !strings.EqualFold(u.Scheme, "s3") || u.Host == "" || strings.Trim(u.Path, "/") == "" ||
 		u.RawQuery != "" || u.Fragment != "" {
-		return fieldErr(ErrInvalidOutput, "output", "output must be an s3://bucket/key URL; got %q", out)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidOutput, "output", "output must be an s3://bucket/key URL; got %q", out)
 	}
 	if !bucketName.MatchString(u.Host) {
-		return fieldErr(ErrInvalidOutput, "output", "output bucket %q is not a valid bucket name: 3 to 63 lowercase letters, digits, dots and hyphens", u.Host)
+		return ittybit.FieldErrorf(ittybit.ErrInvalidOutput, "output", "output bucket %q is not a valid bucket name: 3 to 63 lowercase letters, digits, dots and hyphens", u.Host)
 	}
 	if !k.Valid() || strings.HasSuffix(u.Path, "/") {
 		return nil
@@ -173,7 +175,7 @@ func validateOutput(k Kind, o *Options, out string, local bool) *Error {
 
 // checkOutputExt refuses an output whose name's extension names a format
 // other than the one the task makes ("out.webm" for an mp4).
-func checkOutputExt(k Kind, o *Options, out, name string) *Error {
+func checkOutputExt(k Kind, o *Options, out, name string) *ittybit.Error {
 	if !k.Valid() {
 		return nil
 	}
@@ -183,7 +185,7 @@ func checkOutputExt(k Kind, o *Options, out, name string) *Error {
 		if formats[named].kind != k {
 			hint = named + " is a " + string(formats[named].kind) + " format"
 		}
-		return fieldErr(ErrInvalidOutput, "output", "output %q ends in %s but the format is %s; name it %s, or %s",
+		return ittybit.FieldErrorf(ittybit.ErrInvalidOutput, "output", "output %q ends in %s but the format is %s; name it %s, or %s",
 			out, strings.ToLower(pathExt(name)), format, Extension(format), hint)
 	}
 	return nil
@@ -221,19 +223,19 @@ func pathExt(p string) string {
 }
 
 // validateOptions checks the options of a known kind.
-func validateOptions(k Kind, o *Options, out string) []*Error {
-	var errs []*Error
-	add := func(kind ErrorKind, field, format string, args ...any) {
-		errs = append(errs, fieldErr(kind, field, format, args...))
+func validateOptions(k Kind, o *Options, out string) []*ittybit.Error {
+	var errs []*ittybit.Error
+	add := func(kind ittybit.ErrorKind, field, format string, args ...any) {
+		errs = append(errs, ittybit.FieldErrorf(kind, field, format, args...))
 	}
 	allowed := kindOptions[k]
 	if o.notObject {
-		add(ErrInvalidOption, "options", `options must be a JSON object such as {"format": %q}; accepted options for %s: %s`,
+		add(ittybit.ErrInvalidOption, "options", `options must be a JSON object such as {"format": %q}; accepted options for %s: %s`,
 			DefaultFormat(k), k, strings.Join(allowed, ", "))
 		return errs
 	}
 	for _, name := range o.unknown {
-		add(ErrInvalidOption, name, "unknown option %q for %s; accepted: %s", name, k, strings.Join(allowed, ", "))
+		add(ittybit.ErrInvalidOption, name, "unknown option %q for %s; accepted: %s", name, k, strings.Join(allowed, ", "))
 	}
 	present := o.given()
 	for name := range o.bad {
@@ -242,7 +244,7 @@ func validateOptions(k Kind, o *Options, out string) []*Error {
 	slices.SortFunc(present, func(a, b string) int { return slices.Index(optionNames, a) - slices.Index(optionNames, b) })
 	for _, name := range present {
 		if !slices.Contains(allowed, name) {
-			add(ErrInvalidOption, name, "%s is not an option of %s; accepted: %s", name, k, strings.Join(allowed, ", "))
+			add(ittybit.ErrInvalidOption, name, "%s is not an option of %s; accepted: %s", name, k, strings.Join(allowed, ", "))
 		}
 	}
 	for _, name := range present {
@@ -250,12 +252,12 @@ func validateOptions(k Kind, o *Options, out string) []*Error {
 		if !bad || !slices.Contains(allowed, name) {
 			continue
 		}
-		kind := ErrInvalidOption
+		kind := ittybit.ErrInvalidOption
 		switch name {
 		case "format":
-			kind = ErrInvalidFormat
+			kind = ittybit.ErrInvalidFormat
 		case "codec":
-			kind = ErrInvalidCodec
+			kind = ittybit.ErrInvalidCodec
 		}
 		add(kind, name, "%s must be %s; got %s", name, accepts(k, name), compact(raw))
 	}
@@ -266,20 +268,20 @@ func validateOptions(k Kind, o *Options, out string) []*Error {
 		if f, ok := formats[o.Format]; ok && f.kind != k {
 			msg += fmt.Sprintf(" (%s is a %s format)", o.Format, f.kind)
 		}
-		add(ErrInvalidFormat, "format", "%s", msg)
+		add(ittybit.ErrInvalidFormat, "format", "%s", msg)
 	}
 	if has("codec") && o.Codec != "" {
 		format := Defaults(k, *o, out).Format
 		switch {
 		case !slices.Contains(VideoCodecs, o.Codec):
-			add(ErrInvalidCodec, "codec", "codec %q is unknown; accepted: %s", o.Codec, strings.Join(VideoCodecs, ", "))
+			add(ittybit.ErrInvalidCodec, "codec", "codec %q is unknown; accepted: %s", o.Codec, strings.Join(VideoCodecs, ", "))
 		case slices.Contains(formatOrder[k], format) && !CodecAllowed(format, o.Codec):
-			add(ErrInvalidCodec, "codec", "codec %s cannot go in %s; %s takes %s, and %s goes in %s",
+			add(ittybit.ErrInvalidCodec, "codec", "codec %s cannot go in %s; %s takes %s, and %s goes in %s",
 				o.Codec, format, format, strings.Join(formats[format].codecs, ", "), o.Codec, strings.Join(containersOf(o.Codec), " or "))
 		}
 	}
 	if has("quality") && o.Quality != "" && o.Quality.index() < 0 {
-		add(ErrInvalidOption, "quality", "quality %q is unknown; accepted: %s", o.Quality, accepts(k, "quality"))
+		add(ittybit.ErrInvalidOption, "quality", "quality %q is unknown; accepted: %s", o.Quality, accepts(k, "quality"))
 	}
 	for _, d := range []struct {
 		name string
@@ -290,40 +292,40 @@ func validateOptions(k Kind, o *Options, out string) []*Error {
 		}
 		if d.v.Percent != 0 {
 			if d.v.Percent < 0 || d.v.Percent > MaxPercent {
-				add(ErrInvalidOption, d.name, "%s %s is out of range; a percentage must be more than 0%% and at most %d%%", d.name, d.v, MaxPercent)
+				add(ittybit.ErrInvalidOption, d.name, "%s %s is out of range; a percentage must be more than 0%% and at most %d%%", d.name, d.v, MaxPercent)
 			}
 		} else if d.v.Pixels < 1 || d.v.Pixels > MaxDimension {
-			add(ErrInvalidOption, d.name, "%s %d is out of range; accepted: %s", d.name, d.v.Pixels, accepts(k, d.name))
+			add(ittybit.ErrInvalidOption, d.name, "%s %d is out of range; accepted: %s", d.name, d.v.Pixels, accepts(k, d.name))
 		}
 	}
 	if has("fit") && o.Fit != "" && !slices.Contains(Fits, o.Fit) {
-		add(ErrInvalidOption, "fit", "fit %q is unknown; accepted: %s", o.Fit, strings.Join(Fits, ", "))
+		add(ittybit.ErrInvalidOption, "fit", "fit %q is unknown; accepted: %s", o.Fit, strings.Join(Fits, ", "))
 	}
 	if has("position") && o.Position != "" && !slices.Contains(Positions, o.Position) {
-		add(ErrInvalidOption, "position", "position %q is unknown; accepted: %s", o.Position, strings.Join(Positions, ", "))
+		add(ittybit.ErrInvalidOption, "position", "position %q is unknown; accepted: %s", o.Position, strings.Join(Positions, ", "))
 	}
 	if has("background") && o.Background != "" {
 		if !hexColor.MatchString(o.Background) {
-			add(ErrInvalidOption, "background", "background %q is not a hex color; accepted: %s", o.Background, accepts(k, "background"))
+			add(ittybit.ErrInvalidOption, "background", "background %q is not a hex color; accepted: %s", o.Background, accepts(k, "background"))
 		}
 		if o.Fit != FitContain {
 			got := "no fit"
 			if o.Fit != "" {
 				got = fmt.Sprintf("fit %q", o.Fit)
 			}
-			add(ErrInvalidOption, "background", `background is only used with fit "contain" (it fills the bars around the picture); got %s: set "fit": "contain" or remove background`, got)
+			add(ittybit.ErrInvalidOption, "background", `background is only used with fit "contain" (it fills the bars around the picture); got %s: set "fit": "contain" or remove background`, got)
 		}
 	}
 	if has("fps") && o.FPS != nil && (*o.FPS < MinFPS || *o.FPS > MaxFPS) {
-		add(ErrInvalidOption, "fps", "fps %s is out of range; accepted: %s", num(*o.FPS), accepts(k, "fps"))
+		add(ittybit.ErrInvalidOption, "fps", "fps %s is out of range; accepted: %s", num(*o.FPS), accepts(k, "fps"))
 	}
 	if has("bitrate") && o.Bitrate != nil {
 		lo, hi := bitrateRange(k)
 		switch {
 		case *o.Bitrate < lo || *o.Bitrate > hi:
-			add(ErrInvalidOption, "bitrate", "bitrate %d is out of range; accepted: %s", *o.Bitrate, accepts(k, "bitrate"))
+			add(ittybit.ErrInvalidOption, "bitrate", "bitrate %d is out of range; accepted: %s", *o.Bitrate, accepts(k, "bitrate"))
 		case k == KindAudio && Lossless(Defaults(k, *o, out).Format):
-			add(ErrInvalidOption, "bitrate", "bitrate does not apply to %s, a lossless format; remove it or pick a lossy format (mp3, aac, ogg, opus)", Defaults(k, *o, out).Format)
+			add(ittybit.ErrInvalidOption, "bitrate", "bitrate does not apply to %s, a lossless format; remove it or pick a lossy format (mp3, aac, ogg, opus)", Defaults(k, *o, out).Format)
 		}
 	}
 	for _, t := range []struct {
@@ -331,11 +333,11 @@ func validateOptions(k Kind, o *Options, out string) []*Error {
 		v    *float64
 	}{{"start", o.Start}, {"end", o.End}} {
 		if has(t.name) && t.v != nil && (*t.v < 0 || *t.v > MaxSeconds || (t.name == "end" && *t.v == 0)) {
-			add(ErrInvalidOption, t.name, "%s %s is out of range; accepted: %s", t.name, num(*t.v), accepts(k, t.name))
+			add(ittybit.ErrInvalidOption, t.name, "%s %s is out of range; accepted: %s", t.name, num(*t.v), accepts(k, t.name))
 		}
 	}
 	if has("start") && has("end") && o.Start != nil && o.End != nil && *o.End <= *o.Start && *o.End > 0 {
-		add(ErrInvalidOption, "end", "end (%s s) must be after start (%s s)", num(*o.End), num(*o.Start))
+		add(ittybit.ErrInvalidOption, "end", "end (%s s) must be after start (%s s)", num(*o.End), num(*o.Start))
 	}
 	return errs
 }

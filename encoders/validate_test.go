@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ittybit-oss/ittybit"
 )
 
 // mustSpec decodes a task request body into a Spec, as the API does.
@@ -46,94 +48,94 @@ func TestValidateErrorKinds(t *testing.T) {
 		name     string
 		body     string
 		policy   Policy
-		kind     ErrorKind
+		kind     ittybit.ErrorKind
 		field    string
 		contains []string
 	}{
-		{"input missing", `{"kind":"video"}`, Policy{}, ErrInputRequired, "input", []string{"input is required", "http://"}},
-		{"input blank", `{"input":"  ","kind":"video"}`, Policy{}, ErrInputRequired, "input", nil},
-		{"input ftp", `{"input":"ftp://example.com/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"http://, https://, or s3://", "ftp"}},
-		{"input file", `{"input":"file:///etc/passwd","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"file://"}},
-		{"input no scheme", `{"input":"example.com/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"no scheme"}},
-		{"input malformed", `{"input":"http://[::1","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"not a valid URL"}},
-		{"input no host", `{"input":"https:///a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"no host"}},
-		{"input bad port", `{"input":"http://example.com:99999/a","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"port"}},
-		{"input s3 no key", `{"input":"s3://bucket","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"s3://bucket/key"}},
-		{"input loopback", `{"input":"http://127.0.0.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback", "--allow-private-inputs"}},
-		{"input localhost", `{"input":"http://localhost:8080/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback"}},
-		{"input metadata", `{"input":"http://169.254.169.254/latest/meta-data","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"metadata"}},
-		{"input private 10", `{"input":"http://10.1.2.3/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"private"}},
-		{"input private 172", `{"input":"http://172.16.0.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"private"}},
-		{"input private 192", `{"input":"http://192.168.1.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"private"}},
-		{"input ipv6 loopback", `{"input":"http://[::1]/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback"}},
-		{"input mapped", `{"input":"http://[::ffff:127.0.0.1]/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback"}},
-		{"input unspecified", `{"input":"http://0.0.0.0/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"unspecified"}},
-		{"input decimal", `{"input":"http://2130706433/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"127.0.0.1", "non-standard"}},
-		{"input octal", `{"input":"http://0177.0.0.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"127.0.0.1"}},
-		{"input hex", `{"input":"http://0x7f.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"127.0.0.1"}},
+		{"input missing", `{"kind":"video"}`, Policy{}, ittybit.ErrInputRequired, "input", []string{"input is required", "http://"}},
+		{"input blank", `{"input":"  ","kind":"video"}`, Policy{}, ittybit.ErrInputRequired, "input", nil},
+		{"input ftp", `{"input":"ftp://example.com/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"http://, https://, or s3://", "ftp"}},
+		{"input file", `{"input":"file:///etc/passwd","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"file://"}},
+		{"input no scheme", `{"input":"example.com/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"no scheme"}},
+		{"input malformed", `{"input":"http://[::1","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"not a valid URL"}},
+		{"input no host", `{"input":"https:///a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"no host"}},
+		{"input bad port", `{"input":"http://example.com:99999/a","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"port"}},
+		{"input s3 no key", `{"input":"s3://bucket","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"s3://bucket/key"}},
+		{"input loopback", `{"input":"http://127.0.0.1/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"loopback", "--allow-private-inputs"}},
+		{"input localhost", `{"input":"http://localhost:8080/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"loopback"}},
+		{"input metadata", `{"input":"http://169.254.169.254/latest/meta-data","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"metadata"}},
+		{"input private 10", `{"input":"http://10.1.2.3/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"private"}},
+		{"input private 172", `{"input":"http://172.16.0.1/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"private"}},
+		{"input private 192", `{"input":"http://192.168.1.1/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"private"}},
+		{"input ipv6 loopback", `{"input":"http://[::1]/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"loopback"}},
+		{"input mapped", `{"input":"http://[::ffff:127.0.0.1]/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"loopback"}},
+		{"input unspecified", `{"input":"http://0.0.0.0/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"unspecified"}},
+		{"input decimal", `{"input":"http://2130706433/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"127.0.0.1", "non-standard"}},
+		{"input octal", `{"input":"http://0177.0.0.1/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"127.0.0.1"}},
+		{"input hex", `{"input":"http://0x7f.1/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"127.0.0.1"}},
 		// A trailing dot is the same host to a resolver; full-width digits
 		// and dots are ASCII once an HTTP client applies IDNA.
-		{"input trailing dot", `{"input":"http://127.0.0.1./a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback"}},
-		{"input trailing dots, short form", `{"input":"http://0../a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"0.0.0.0"}},
-		{"input metadata trailing dot", `{"input":"http://169.254.169.254./latest","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"metadata"}},
-		{"input full-width", `{"input":"http://１２７。０。０。１/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"loopback"}},
-		{"input circled digits", `{"input":"http://①②⑦.0.0.1/a.mov","kind":"video"}`, Policy{}, ErrInvalidInput, "input", []string{"ASCII"}},
-		{"kind missing", `{"input":"https://example.com/a.mov"}`, Policy{}, ErrInvalidKind, "kind", []string{"kind is required", "video, audio, image, adaptive_video"}},
-		{"kind unknown", `{"input":"https://example.com/a.mov","kind":"animation"}`, Policy{}, ErrInvalidKind, "kind", []string{`"animation"`, "adaptive_video"}},
-		{"format unknown", req("video", `{"format":"mkv"}`), Policy{}, ErrInvalidFormat, "format", []string{`"mkv"`, "mp4, webm, mov"}},
-		{"format other kind", req("video", `{"format":"mp3"}`), Policy{}, ErrInvalidFormat, "format", []string{"mp3 is a audio format"}},
-		{"format audio", req("audio", `{"format":"mp4"}`), Policy{}, ErrInvalidFormat, "format", []string{"mp3, aac, ogg, opus, wav, flac"}},
-		{"format image", req("image", `{"format":"jpg"}`), Policy{}, ErrInvalidFormat, "format", []string{"jpeg, png, webp, gif, avif"}},
-		{"format adaptive", req("adaptive_video", `{"format":"dash"}`), Policy{}, ErrInvalidFormat, "format", []string{"hls"}},
-		{"format wrong type", req("video", `{"format":4}`), Policy{}, ErrInvalidFormat, "format", []string{"one of mp4, webm, mov", "got 4"}},
-		{"codec unknown", req("video", `{"codec":"h266"}`), Policy{}, ErrInvalidCodec, "codec", []string{`"h266"`, "h264, h265, vp9, av1"}},
-		{"codec incompatible", req("video", `{"format":"mp4","codec":"vp9"}`), Policy{}, ErrInvalidCodec, "codec", []string{"vp9 cannot go in mp4", "h264, h265, av1", "webm"}},
-		{"codec wrong type", req("video", `{"codec":true}`), Policy{}, ErrInvalidCodec, "codec", []string{"got true"}},
-		{"option unknown", req("video", `{"widht":100}`), Policy{}, ErrInvalidOption, "widht", []string{`unknown option "widht"`, "format, codec, quality, width"}},
-		{"option not of kind", req("audio", `{"width":100}`), Policy{}, ErrInvalidOption, "width", []string{"width is not an option of audio", "format, quality, bitrate, start, end"}},
-		{"codec not of audio", req("audio", `{"codec":"h264"}`), Policy{}, ErrInvalidOption, "codec", []string{"not an option of audio"}},
-		{"end not of image", req("image", `{"end":3}`), Policy{}, ErrInvalidOption, "end", []string{"not an option of image"}},
-		{"options not object", req("video", `[1,2]`), Policy{}, ErrInvalidOption, "options", []string{"JSON object"}},
-		{"quality unknown", req("video", `{"quality":"ultra"}`), Policy{}, ErrInvalidOption, "quality", []string{"very_low, low, medium, high, very_high"}},
-		{"width zero", req("video", `{"width":0}`), Policy{}, ErrInvalidOption, "width", []string{"width 0 is out of range", "1 to 8192"}},
-		{"width over", req("video", `{"width":8193}`), Policy{}, ErrInvalidOption, "width", []string{"8193"}},
-		{"width fraction", req("video", `{"width":12.5}`), Policy{}, ErrInvalidOption, "width", []string{"whole number of pixels", "got 12.5"}},
-		{"width text", req("video", `{"width":"wide"}`), Policy{}, ErrInvalidOption, "width", []string{`"50%"`}},
-		{"width percent over", req("video", `{"width":"401%"}`), Policy{}, ErrInvalidOption, "width", []string{"401%", "400%"}},
-		{"height negative percent", req("video", `{"height":"-5%"}`), Policy{}, ErrInvalidOption, "height", []string{"-5%"}},
-		{"height zero percent", req("image", `{"height":"0%"}`), Policy{}, ErrInvalidOption, "height", nil},
-		{"fit unknown", req("video", `{"fit":"stretch"}`), Policy{}, ErrInvalidOption, "fit", []string{"contain, cover, fill"}},
-		{"position unknown", req("image", `{"position":"middle"}`), Policy{}, ErrInvalidOption, "position", []string{"center, top"}},
-		{"background no fit", req("video", `{"background":"#000000"}`), Policy{}, ErrInvalidOption, "background", []string{`fit "contain"`, "no fit"}},
-		{"background cover", req("video", `{"fit":"cover","background":"#000000"}`), Policy{}, ErrInvalidOption, "background", []string{`fit "cover"`}},
-		{"background not hex", req("video", `{"fit":"contain","background":"black"}`), Policy{}, ErrInvalidOption, "background", []string{"hex color"}},
-		{"fps low", req("video", `{"fps":0.5}`), Policy{}, ErrInvalidOption, "fps", []string{"1 to 60"}},
-		{"fps high", req("video", `{"fps":61}`), Policy{}, ErrInvalidOption, "fps", []string{"61"}},
-		{"fps string", req("video", `{"fps":"30"}`), Policy{}, ErrInvalidOption, "fps", []string{`got "30"`}},
-		{"bitrate low", req("video", `{"bitrate":299999}`), Policy{}, ErrInvalidOption, "bitrate", []string{"300000 to 60000000"}},
-		{"bitrate high", req("video", `{"bitrate":60000001}`), Policy{}, ErrInvalidOption, "bitrate", nil},
-		{"bitrate fraction", req("video", `{"bitrate":1000000.5}`), Policy{}, ErrInvalidOption, "bitrate", []string{"whole number"}},
-		{"audio bitrate low", req("audio", `{"bitrate":31999}`), Policy{}, ErrInvalidOption, "bitrate", []string{"32000 to 320000"}},
-		{"audio bitrate high", req("audio", `{"bitrate":320001}`), Policy{}, ErrInvalidOption, "bitrate", nil},
-		{"audio bitrate lossless", req("audio", `{"format":"flac","bitrate":128000}`), Policy{}, ErrInvalidOption, "bitrate", []string{"lossless"}},
-		{"start negative", req("video", `{"start":-1}`), Policy{}, ErrInvalidOption, "start", []string{"0 to 360000"}},
-		{"start over", req("video", `{"start":360001}`), Policy{}, ErrInvalidOption, "start", nil},
-		{"end zero", req("video", `{"end":0}`), Policy{}, ErrInvalidOption, "end", []string{"above 0"}},
-		{"end before start", req("video", `{"start":5,"end":3}`), Policy{}, ErrInvalidOption, "end", []string{"end (3 s) must be after start (5 s)"}},
-		{"end equal start", req("audio", `{"start":5,"end":5}`), Policy{}, ErrInvalidOption, "end", nil},
-		{"image start text", req("image", `{"start":"5s"}`), Policy{}, ErrInvalidOption, "start", []string{"frame time"}},
-		{"output not s3", `{"input":"https://example.com/a.mov","kind":"video","output":"https://example.com/out.mp4"}`, Policy{}, ErrInvalidOutput, "output", []string{"s3://bucket/key"}},
-		{"output no key", `{"input":"https://example.com/a.mov","kind":"video","output":"s3://bucket"}`, Policy{}, ErrInvalidOutput, "output", nil},
-		{"output bad bucket", `{"input":"https://example.com/a.mov","kind":"video","output":"s3://My_Bucket/a.mp4"}`, Policy{}, ErrInvalidOutput, "output", []string{"bucket name"}},
-		{"output wrong ext", `{"input":"https://example.com/a.mov","kind":"video","options":{"format":"mp4"},"output":"s3://bucket/a.webm"}`, Policy{}, ErrInvalidOutput, "output", []string{".webm", "set format to webm"}},
-		{"output other kind ext", `{"input":"https://example.com/a.mov","kind":"video","output":"s3://bucket/a.mp3"}`, Policy{}, ErrInvalidOutput, "output", []string{"mp3 is a audio format"}},
-		{"local output wrong ext", `{"input":"clip.mov","kind":"image","options":{"format":"png"},"output":"out.jpg"}`, Policy{LocalPaths: true}, ErrInvalidOutput, "output", []string{".jpg"}},
+		{"input trailing dot", `{"input":"http://127.0.0.1./a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"loopback"}},
+		{"input trailing dots, short form", `{"input":"http://0../a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"0.0.0.0"}},
+		{"input metadata trailing dot", `{"input":"http://169.254.169.254./latest","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"metadata"}},
+		{"input full-width", `{"input":"http://１２７。０。０。１/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"loopback"}},
+		{"input circled digits", `{"input":"http://①②⑦.0.0.1/a.mov","kind":"video"}`, Policy{}, ittybit.ErrInvalidInput, "input", []string{"ASCII"}},
+		{"kind missing", `{"input":"https://example.com/a.mov"}`, Policy{}, ittybit.ErrInvalidKind, "kind", []string{"kind is required", "video, audio, image, adaptive_video"}},
+		{"kind unknown", `{"input":"https://example.com/a.mov","kind":"animation"}`, Policy{}, ittybit.ErrInvalidKind, "kind", []string{`"animation"`, "adaptive_video"}},
+		{"format unknown", req("video", `{"format":"mkv"}`), Policy{}, ittybit.ErrInvalidFormat, "format", []string{`"mkv"`, "mp4, webm, mov"}},
+		{"format other kind", req("video", `{"format":"mp3"}`), Policy{}, ittybit.ErrInvalidFormat, "format", []string{"mp3 is a audio format"}},
+		{"format audio", req("audio", `{"format":"mp4"}`), Policy{}, ittybit.ErrInvalidFormat, "format", []string{"mp3, aac, ogg, opus, wav, flac"}},
+		{"format image", req("image", `{"format":"jpg"}`), Policy{}, ittybit.ErrInvalidFormat, "format", []string{"jpeg, png, webp, gif, avif"}},
+		{"format adaptive", req("adaptive_video", `{"format":"dash"}`), Policy{}, ittybit.ErrInvalidFormat, "format", []string{"hls"}},
+		{"format wrong type", req("video", `{"format":4}`), Policy{}, ittybit.ErrInvalidFormat, "format", []string{"one of mp4, webm, mov", "got 4"}},
+		{"codec unknown", req("video", `{"codec":"h266"}`), Policy{}, ittybit.ErrInvalidCodec, "codec", []string{`"h266"`, "h264, h265, vp9, av1"}},
+		{"codec incompatible", req("video", `{"format":"mp4","codec":"vp9"}`), Policy{}, ittybit.ErrInvalidCodec, "codec", []string{"vp9 cannot go in mp4", "h264, h265, av1", "webm"}},
+		{"codec wrong type", req("video", `{"codec":true}`), Policy{}, ittybit.ErrInvalidCodec, "codec", []string{"got true"}},
+		{"option unknown", req("video", `{"widht":100}`), Policy{}, ittybit.ErrInvalidOption, "widht", []string{`unknown option "widht"`, "format, codec, quality, width"}},
+		{"option not of kind", req("audio", `{"width":100}`), Policy{}, ittybit.ErrInvalidOption, "width", []string{"width is not an option of audio", "format, quality, bitrate, start, end"}},
+		{"codec not of audio", req("audio", `{"codec":"h264"}`), Policy{}, ittybit.ErrInvalidOption, "codec", []string{"not an option of audio"}},
+		{"end not of image", req("image", `{"end":3}`), Policy{}, ittybit.ErrInvalidOption, "end", []string{"not an option of image"}},
+		{"options not object", req("video", `[1,2]`), Policy{}, ittybit.ErrInvalidOption, "options", []string{"JSON object"}},
+		{"quality unknown", req("video", `{"quality":"ultra"}`), Policy{}, ittybit.ErrInvalidOption, "quality", []string{"very_low, low, medium, high, very_high"}},
+		{"width zero", req("video", `{"width":0}`), Policy{}, ittybit.ErrInvalidOption, "width", []string{"width 0 is out of range", "1 to 8192"}},
+		{"width over", req("video", `{"width":8193}`), Policy{}, ittybit.ErrInvalidOption, "width", []string{"8193"}},
+		{"width fraction", req("video", `{"width":12.5}`), Policy{}, ittybit.ErrInvalidOption, "width", []string{"whole number of pixels", "got 12.5"}},
+		{"width text", req("video", `{"width":"wide"}`), Policy{}, ittybit.ErrInvalidOption, "width", []string{`"50%"`}},
+		{"width percent over", req("video", `{"width":"401%"}`), Policy{}, ittybit.ErrInvalidOption, "width", []string{"401%", "400%"}},
+		{"height negative percent", req("video", `{"height":"-5%"}`), Policy{}, ittybit.ErrInvalidOption, "height", []string{"-5%"}},
+		{"height zero percent", req("image", `{"height":"0%"}`), Policy{}, ittybit.ErrInvalidOption, "height", nil},
+		{"fit unknown", req("video", `{"fit":"stretch"}`), Policy{}, ittybit.ErrInvalidOption, "fit", []string{"contain, cover, fill"}},
+		{"position unknown", req("image", `{"position":"middle"}`), Policy{}, ittybit.ErrInvalidOption, "position", []string{"center, top"}},
+		{"background no fit", req("video", `{"background":"#000000"}`), Policy{}, ittybit.ErrInvalidOption, "background", []string{`fit "contain"`, "no fit"}},
+		{"background cover", req("video", `{"fit":"cover","background":"#000000"}`), Policy{}, ittybit.ErrInvalidOption, "background", []string{`fit "cover"`}},
+		{"background not hex", req("video", `{"fit":"contain","background":"black"}`), Policy{}, ittybit.ErrInvalidOption, "background", []string{"hex color"}},
+		{"fps low", req("video", `{"fps":0.5}`), Policy{}, ittybit.ErrInvalidOption, "fps", []string{"1 to 60"}},
+		{"fps high", req("video", `{"fps":61}`), Policy{}, ittybit.ErrInvalidOption, "fps", []string{"61"}},
+		{"fps string", req("video", `{"fps":"30"}`), Policy{}, ittybit.ErrInvalidOption, "fps", []string{`got "30"`}},
+		{"bitrate low", req("video", `{"bitrate":299999}`), Policy{}, ittybit.ErrInvalidOption, "bitrate", []string{"300000 to 60000000"}},
+		{"bitrate high", req("video", `{"bitrate":60000001}`), Policy{}, ittybit.ErrInvalidOption, "bitrate", nil},
+		{"bitrate fraction", req("video", `{"bitrate":1000000.5}`), Policy{}, ittybit.ErrInvalidOption, "bitrate", []string{"whole number"}},
+		{"audio bitrate low", req("audio", `{"bitrate":31999}`), Policy{}, ittybit.ErrInvalidOption, "bitrate", []string{"32000 to 320000"}},
+		{"audio bitrate high", req("audio", `{"bitrate":320001}`), Policy{}, ittybit.ErrInvalidOption, "bitrate", nil},
+		{"audio bitrate lossless", req("audio", `{"format":"flac","bitrate":128000}`), Policy{}, ittybit.ErrInvalidOption, "bitrate", []string{"lossless"}},
+		{"start negative", req("video", `{"start":-1}`), Policy{}, ittybit.ErrInvalidOption, "start", []string{"0 to 360000"}},
+		{"start over", req("video", `{"start":360001}`), Policy{}, ittybit.ErrInvalidOption, "start", nil},
+		{"end zero", req("video", `{"end":0}`), Policy{}, ittybit.ErrInvalidOption, "end", []string{"above 0"}},
+		{"end before start", req("video", `{"start":5,"end":3}`), Policy{}, ittybit.ErrInvalidOption, "end", []string{"end (3 s) must be after start (5 s)"}},
+		{"end equal start", req("audio", `{"start":5,"end":5}`), Policy{}, ittybit.ErrInvalidOption, "end", nil},
+		{"image start text", req("image", `{"start":"5s"}`), Policy{}, ittybit.ErrInvalidOption, "start", []string{"frame time"}},
+		{"output not s3", `{"input":"https://example.com/a.mov","kind":"video","output":"https://example.com/out.mp4"}`, Policy{}, ittybit.ErrInvalidOutput, "output", []string{"s3://bucket/key"}},
+		{"output no key", `{"input":"https://example.com/a.mov","kind":"video","output":"s3://bucket"}`, Policy{}, ittybit.ErrInvalidOutput, "output", nil},
+		{"output bad bucket", `{"input":"https://example.com/a.mov","kind":"video","output":"s3://My_Bucket/a.mp4"}`, Policy{}, ittybit.ErrInvalidOutput, "output", []string{"bucket name"}},
+		{"output wrong ext", `{"input":"https://example.com/a.mov","kind":"video","options":{"format":"mp4"},"output":"s3://bucket/a.webm"}`, Policy{}, ittybit.ErrInvalidOutput, "output", []string{".webm", "set format to webm"}},
+		{"output other kind ext", `{"input":"https://example.com/a.mov","kind":"video","output":"s3://bucket/a.mp3"}`, Policy{}, ittybit.ErrInvalidOutput, "output", []string{"mp3 is a audio format"}},
+		{"local output wrong ext", `{"input":"clip.mov","kind":"image","options":{"format":"png"},"output":"out.jpg"}`, Policy{LocalPaths: true}, ittybit.ErrInvalidOutput, "output", []string{".jpg"}},
 	}
-	seen := map[ErrorKind]bool{}
+	seen := map[ittybit.ErrorKind]bool{}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Validate(mustSpec(t, tc.body), tc.policy)
-			ps := Problems(err)
+			ps := ittybit.Problems(err)
 			if len(ps) != 1 {
 				t.Fatalf("got %d problems %v, want 1 of kind %s", len(ps), err, tc.kind)
 			}
@@ -152,7 +154,8 @@ func TestValidateErrorKinds(t *testing.T) {
 		})
 		seen[tc.kind] = true
 	}
-	for _, k := range validationOrder {
+	for _, k := range []ittybit.ErrorKind{ittybit.ErrInputRequired, ittybit.ErrInvalidInput, ittybit.ErrInvalidKind,
+		ittybit.ErrInvalidFormat, ittybit.ErrInvalidCodec, ittybit.ErrInvalidOption, ittybit.ErrInvalidOutput} {
 		if !seen[k] {
 			t.Errorf("no case for error kind %s", k)
 		}
@@ -206,8 +209,8 @@ func TestValidateFormatCodecPairs(t *testing.T) {
 					}
 					return
 				}
-				if KindOf(err) != ErrInvalidCodec {
-					t.Fatalf("got %v, want %s", err, ErrInvalidCodec)
+				if ittybit.KindOf(err) != ittybit.ErrInvalidCodec {
+					t.Fatalf("got %v, want %s", err, ittybit.ErrInvalidCodec)
 				}
 			})
 		}
@@ -218,16 +221,16 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	body := `{"input":"ftp://x/y","kind":"video","options":{"format":"mkv","codec":"h266","width":0,"fps":99,"color":"red"},"output":"gs://b/k"}`
 	err := Validate(mustSpec(t, body), Policy{})
 	var got []string
-	for _, p := range Problems(err) {
+	for _, p := range ittybit.Problems(err) {
 		got = append(got, string(p.Kind)+":"+p.Field)
 	}
 	want := []string{"invalid_input:input", "invalid_format:format", "invalid_codec:codec", "invalid_option:color", "invalid_option:width", "invalid_option:fps", "invalid_output:output"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("got problems %v, want %v", got, want)
 	}
-	kind, msg := Summary(err)
-	if kind != ErrInvalidInput || strings.Count(msg, "; ") < len(want)-1 {
-		t.Errorf("Summary = %s, %q", kind, msg)
+	kind, msg := ittybit.Summary(err)
+	if kind != ittybit.ErrInvalidInput || strings.Count(msg, "; ") < len(want)-1 {
+		t.Errorf("ittybit.Summary = %s, %q", kind, msg)
 	}
 }
 
@@ -240,7 +243,7 @@ func TestValidatePolicy(t *testing.T) {
 	if err := Validate(local, Policy{LocalPaths: true}); err != nil {
 		t.Errorf("local paths: got %v", err)
 	}
-	if err := Validate(local, Policy{}); KindOf(err) != ErrInvalidInput {
+	if err := Validate(local, Policy{}); ittybit.KindOf(err) != ittybit.ErrInvalidInput {
 		t.Errorf("local path without LocalPaths: got %v, want invalid_input", err)
 	}
 }
@@ -309,7 +312,7 @@ func TestOptionsSetFromFlags(t *testing.T) {
 	}
 	o.Set("fps", "fast")
 	err := Validate(Spec{Kind: KindVideo, Input: "https://example.com/a", Options: o}, Policy{})
-	if p := Problems(err); len(p) != 1 || p[0].Field != "fps" || !strings.Contains(p[0].Message, `got "fast"`) {
+	if p := ittybit.Problems(err); len(p) != 1 || p[0].Field != "fps" || !strings.Contains(p[0].Message, `got "fast"`) {
 		t.Errorf("bad flag value: got %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/steps"
@@ -162,7 +163,7 @@ func (r *run) finish(err error) {
 			r.task.Steps[i].UpdatedAt = now
 		}
 	}
-	if k := encoders.KindOf(err); k == encoders.ErrCancelled {
+	if k := ittybit.KindOf(err); k == ittybit.ErrCancelled {
 		r.task.Status = api.TaskCancelled
 	}
 }
@@ -231,30 +232,30 @@ func fileURL(p string) string {
 func (f *localFiles) localSource(ctx context.Context, input string, progress func(encoders.Progress)) (string, error) {
 	if !strings.HasPrefix(input, "http://") && !strings.HasPrefix(input, "https://") {
 		if strings.Contains(input, "://") {
-			return "", encoders.Errorf(encoders.ErrFetchFailed, "local mode reads local files and http(s) URLs; %q is neither", input)
+			return "", ittybit.Errorf(ittybit.ErrFetchFailed, "local mode reads local files and http(s) URLs; %q is neither", input)
 		}
 		st, err := os.Stat(input)
 		if err != nil {
-			return "", encoders.Errorf(encoders.ErrFetchFailed, "input %s: %v", input, unwrapPathErr(err))
+			return "", ittybit.Errorf(ittybit.ErrFetchFailed, "input %s: %v", input, unwrapPathErr(err))
 		}
 		if !st.Mode().IsRegular() {
-			return "", encoders.Errorf(encoders.ErrFetchFailed, "input %s is not a regular file", input)
+			return "", ittybit.Errorf(ittybit.ErrFetchFailed, "input %s is not a regular file", input)
 		}
 		return input, nil
 	}
 	dir, err := os.MkdirTemp(f.l.WorkDir, "ittybit-")
 	if err != nil {
-		return "", encoders.Errorf(encoders.ErrInternal, "create work folder: %v", err)
+		return "", ittybit.Errorf(ittybit.ErrInternal, "create work folder: %v", err)
 	}
 	f.dir = dir
 	dst := filepath.Join(dir, steps.SourceName(input))
 	w, err := os.Create(dst)
 	if err != nil {
-		return "", encoders.Errorf(encoders.ErrInternal, "create download: %v", err)
+		return "", ittybit.Errorf(ittybit.ErrInternal, "create download: %v", err)
 	}
 	_, err = f.l.Fetcher.Fetch(ctx, input, &countingWriter{w: w, report: progress})
 	if cerr := w.Close(); err == nil && cerr != nil {
-		err = encoders.Errorf(encoders.ErrInternal, "write download: %v", cerr)
+		err = ittybit.Errorf(ittybit.ErrInternal, "write download: %v", cerr)
 	}
 	if err != nil {
 		return "", err

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -30,7 +31,7 @@ type Encoder interface {
 // Files is where a task's files live between its steps: how the source
 // comes to this machine and is kept, where an encode writes, and how its
 // result is kept and delivered. A method returns errors of the
-// encoders.ErrorKind vocabulary (fetch_failed, upload_failed, …).
+// ittybit.ErrorKind vocabulary (fetch_failed, upload_failed, …).
 type Files interface {
 	// Source returns a local path holding the task's input, fetched from
 	// its origin when this machine has no copy yet. progress, which may be
@@ -99,7 +100,7 @@ func (r *Runner) Run(ctx context.Context, s Step) (Outcome, error) {
 		f, err := r.upload(ctx, s)
 		return Outcome{Output: f}, err
 	}
-	return Outcome{}, encoders.Errorf(encoders.ErrInternal, "unknown step kind %q for a %s task", s.Kind, s.Task.Kind)
+	return Outcome{}, ittybit.Errorf(ittybit.ErrInternal, "unknown step kind %q for a %s task", s.Kind, s.Task.Kind)
 }
 
 // Spec is the task's request as encoders sees it.
@@ -116,15 +117,15 @@ func Output(t api.AssignedTask, kind string, v any) error {
 	for _, s := range t.Steps {
 		if s.Kind == kind {
 			if len(s.Output) == 0 {
-				return encoders.Errorf(encoders.ErrInternal, "the %s step left no output", kind)
+				return ittybit.Errorf(ittybit.ErrInternal, "the %s step left no output", kind)
 			}
 			if err := json.Unmarshal(s.Output, v); err != nil {
-				return encoders.Errorf(encoders.ErrInternal, "read the %s step's output: %v", kind, err)
+				return ittybit.Errorf(ittybit.ErrInternal, "read the %s step's output: %v", kind, err)
 			}
 			return nil
 		}
 	}
-	return encoders.Errorf(encoders.ErrInternal, "no %s step", kind)
+	return ittybit.Errorf(ittybit.ErrInternal, "no %s step", kind)
 }
 
 // probe reads the source and refuses what the task cannot make (a video

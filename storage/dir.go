@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // listFiles returns the regular files under dir as slash-separated paths
@@ -61,7 +61,7 @@ func lastLast(ctx context.Context, names []string, last string, fn func(ctx cont
 	}
 	i := slices.Index(names, last)
 	if i < 0 {
-		return encoders.Errorf(encoders.ErrUploadFailed, "%s is missing from the files to publish (%s)", last, strings.Join(names, ", "))
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "%s is missing from the files to publish (%s)", last, strings.Join(names, ", "))
 	}
 	others := slices.Delete(slices.Clone(names), i, i+1)
 	if err := parallel(ctx, others, fn); err != nil {

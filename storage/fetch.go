@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -87,10 +88,10 @@ func NewFetcher(cfg FetchConfig) *Fetcher {
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if cfg.MaxRedirects < 0 || len(via) > cfg.MaxRedirects {
-				return encoders.Errorf(encoders.ErrFetchFailed, "too many redirects (more than %d)", max(cfg.MaxRedirects, 0))
+				return ittybit.Errorf(ittybit.ErrFetchFailed, "too many redirects (more than %d)", max(cfg.MaxRedirects, 0))
 			}
 			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-				return encoders.Errorf(encoders.ErrInputBlocked, "redirect to %s:// refused; only http and https are followed", req.URL.Scheme)
+				return ittybit.Errorf(ittybit.ErrInputBlocked, "redirect to %s:// refused; only http and https are followed", req.URL.Scheme)
 			}
 			return nil
 		},
@@ -115,13 +116,13 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 		ips = []netip.Addr{ip}
 	} else {
 		if ips, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {
-			return nil, encoders.Errorf(encoders.ErrFetchFailed, "resolve %s: %v", host, err)
+			return nil, ittybit.Errorf(ittybit.ErrFetchFailed, "resolve %s: %v", host, err)
 		}
 	}
 	var lastErr error
 	for _, ip := range ips {
 		if why := encoders.BlockedReason(ip); why != "" && !f.cfg.AllowPrivate {
-			lastErr = encoders.Errorf(encoders.ErrInputBlocked, "the input host %s resolves to %s, %s; inputs must be on the public internet", host, ip.Unmap(), why)
+			lastErr = ittybit.Errorf(ittybit.ErrInputBlocked, "the input host %s resolves to %s, %s; inputs must be on the public internet", host, ip.Unmap(), why)
 			continue
 		}
 		target := net.JoinHostPort(ip.Unmap().String(), port)
@@ -138,7 +139,7 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 		lastErr = err
 	}
 	if lastErr == nil {
-		lastErr = encoders.Errorf(encoders.ErrFetchFailed, "no address for %s", host)
+		lastErr = ittybit.Errorf(ittybit.ErrFetchFailed, "no address for %s", host)
 	}
 	return nil, lastErr
 }
@@ -150,28 +151,28 @@ func (f *Fetcher) control(network, address string, _ syscall.RawConn) error {
 	}
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return encoders.Errorf(encoders.ErrInputBlocked, "unexpected address %s", address)
+		return ittybit.Errorf(ittybit.ErrInputBlocked, "unexpected address %s", address)
 	}
 	if why := encoders.BlockedReason(ap.Addr()); why != "" {
-		return encoders.Errorf(encoders.ErrInputBlocked, "the input address %s is %s", ap.Addr(), why)
+		return ittybit.Errorf(ittybit.ErrInputBlocked, "the input address %s is %s", ap.Addr(), why)
 	}
 	return nil
 }
 
 // Fetch downloads rawURL into w and returns the number of bytes written.
-// Errors are *encoders.Error of kind ErrInputBlocked, ErrInputTooLarge,
+// Errors are *ittybit.Error of kind ErrInputBlocked, ErrInputTooLarge,
 // ErrFetchFailed or ErrCancelled, and ErrInternal when w fails (a full
 // disk).
 func (f *Fetcher) Fetch(ctx context.Context, rawURL string, w io.Writer) (int64, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return 0, encoders.Errorf(encoders.ErrFetchFailed, "cannot fetch %q: only http and https URLs", rawURL)
+		return 0, ittybit.Errorf(ittybit.ErrFetchFailed, "cannot fetch %q: only http and https URLs", rawURL)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return 0, encoders.Errorf(encoders.ErrFetchFailed, "request %s: %v", redact(u), err)
+		return 0, ittybit.Errorf(ittybit.ErrFetchFailed, "request %s: %v", redact(u), err)
 	}
 	req.Header.Set("User-Agent", f.cfg.UserAgent)
 	resp, err := f.client.Do(req)
@@ -180,46 +181,46 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string, w io.Writer) (int64,
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, encoders.Errorf(encoders.ErrFetchFailed, "%s answered %s", redact(u), resp.Status)
+		return 0, ittybit.Errorf(ittybit.ErrFetchFailed, "%s answered %s", redact(u), resp.Status)
 	}
 	if resp.ContentLength > f.cfg.MaxBytes {
-		return 0, encoders.Errorf(encoders.ErrInputTooLarge, "the input is %s, over the limit of %s", humanBytes(resp.ContentLength), humanBytes(f.cfg.MaxBytes))
+		return 0, ittybit.Errorf(ittybit.ErrInputTooLarge, "the input is %s, over the limit of %s", humanBytes(resp.ContentLength), humanBytes(f.cfg.MaxBytes))
 	}
 	body := &idleReader{r: resp.Body, idle: f.cfg.IdleTimeout, cancel: cancel}
 	dst := &writeErrs{w: w}
 	n, err := io.Copy(dst, io.LimitReader(body, f.cfg.MaxBytes+1))
 	if n > f.cfg.MaxBytes {
-		return n, encoders.Errorf(encoders.ErrInputTooLarge, "the input is over the limit of %s", humanBytes(f.cfg.MaxBytes))
+		return n, ittybit.Errorf(ittybit.ErrInputTooLarge, "the input is over the limit of %s", humanBytes(f.cfg.MaxBytes))
 	}
 	if dst.err != nil {
 		// This machine's fault (a full disk), not the origin's: another
 		// node may well succeed.
-		return n, encoders.Errorf(encoders.ErrInternal, "write the download: %v", dst.err)
+		return n, ittybit.Errorf(ittybit.ErrInternal, "write the download: %v", dst.err)
 	}
 	if err != nil {
 		if body.timedOut() {
-			return n, encoders.Errorf(encoders.ErrFetchFailed, "%s sent nothing for %s", redact(u), f.cfg.IdleTimeout)
+			return n, ittybit.Errorf(ittybit.ErrFetchFailed, "%s sent nothing for %s", redact(u), f.cfg.IdleTimeout)
 		}
 		return n, f.fetchErr(ctx, u, err)
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return n, encoders.Errorf(encoders.ErrFetchFailed, "%s ended after %d of %d bytes", redact(u), n, resp.ContentLength)
+		return n, ittybit.Errorf(ittybit.ErrFetchFailed, "%s ended after %d of %d bytes", redact(u), n, resp.ContentLength)
 	}
 	return n, nil
 }
 
 func (f *Fetcher) fetchErr(ctx context.Context, u *url.URL, err error) error {
-	var e *encoders.Error
+	var e *ittybit.Error
 	if errors.As(err, &e) {
 		return e
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return encoders.Errorf(encoders.ErrFetchFailed, "fetching %s took longer than %s", redact(u), f.cfg.Timeout)
+		return ittybit.Errorf(ittybit.ErrFetchFailed, "fetching %s took longer than %s", redact(u), f.cfg.Timeout)
 	}
 	if ctx.Err() != nil {
-		return encoders.Errorf(encoders.ErrCancelled, "fetch cancelled")
+		return ittybit.Errorf(ittybit.ErrCancelled, "fetch cancelled")
 	}
-	return encoders.Errorf(encoders.ErrFetchFailed, "fetch %s: %v", redact(u), unwrapURLErr(err))
+	return ittybit.Errorf(ittybit.ErrFetchFailed, "fetch %s: %v", redact(u), unwrapURLErr(err))
 }
 
 func unwrapURLErr(err error) error {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -93,7 +94,7 @@ func TestFetchRefusesBlockedAddresses(t *testing.T) {
 	} {
 		t.Run(u, func(t *testing.T) {
 			_, err := f.Fetch(t.Context(), u, &bytes.Buffer{})
-			if encoders.KindOf(err) != encoders.ErrInputBlocked {
+			if ittybit.KindOf(err) != ittybit.ErrInputBlocked {
 				t.Fatalf("got %v, want input_blocked", err)
 			}
 		})
@@ -127,7 +128,7 @@ func TestFetchRefusesRedirectToPrivate(t *testing.T) {
 	f := NewFetcher(FetchConfig{Resolver: fn, Dial: fn.Dial})
 	for _, path := range []string{"/to-loopback", "/to-metadata", "/to-file"} {
 		_, err := f.Fetch(t.Context(), "http://public.example"+path, &bytes.Buffer{})
-		if encoders.KindOf(err) != encoders.ErrInputBlocked {
+		if ittybit.KindOf(err) != ittybit.ErrInputBlocked {
 			t.Errorf("%s: got %v, want input_blocked", path, err)
 		}
 	}
@@ -173,13 +174,13 @@ func TestFetchLimits(t *testing.T) {
 	if n, err := f.Fetch(t.Context(), srv.URL+"/ok", &buf); err != nil || n != 11 || buf.String() != "media bytes" {
 		t.Errorf("ok: %d %v %q", n, err, buf.String())
 	}
-	for path, kind := range map[string]encoders.ErrorKind{
-		"/big": encoders.ErrInputTooLarge, "/declared-big": encoders.ErrInputTooLarge,
-		"/stall": encoders.ErrFetchFailed, "/missing": encoders.ErrFetchFailed, "/loop": encoders.ErrFetchFailed,
+	for path, kind := range map[string]ittybit.ErrorKind{
+		"/big": ittybit.ErrInputTooLarge, "/declared-big": ittybit.ErrInputTooLarge,
+		"/stall": ittybit.ErrFetchFailed, "/missing": ittybit.ErrFetchFailed, "/loop": ittybit.ErrFetchFailed,
 	} {
 		start := time.Now()
 		_, err := f.Fetch(t.Context(), srv.URL+path, &bytes.Buffer{})
-		if encoders.KindOf(err) != kind {
+		if ittybit.KindOf(err) != kind {
 			t.Errorf("%s: got %v, want %s", path, err, kind)
 		}
 		if path == "/stall" && time.Since(start) > 10*time.Second {
@@ -188,13 +189,13 @@ func TestFetchLimits(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := f.Fetch(ctx, srv.URL+"/ok", &bytes.Buffer{}); encoders.KindOf(err) != encoders.ErrCancelled {
+	if _, err := f.Fetch(ctx, srv.URL+"/ok", &bytes.Buffer{}); ittybit.KindOf(err) != ittybit.ErrCancelled {
 		t.Errorf("cancelled: got %v", err)
 	}
-	if _, err := f.Fetch(t.Context(), "ftp://example.com/a", &bytes.Buffer{}); encoders.KindOf(err) != encoders.ErrFetchFailed {
+	if _, err := f.Fetch(t.Context(), "ftp://example.com/a", &bytes.Buffer{}); ittybit.KindOf(err) != ittybit.ErrFetchFailed {
 		t.Errorf("ftp: got %v", err)
 	}
-	var e *encoders.Error
+	var e *ittybit.Error
 	if _, err := f.Fetch(t.Context(), srv.URL+"/missing?sig=SECRET", &bytes.Buffer{}); !errors.As(err, &e) || strings.Contains(e.Message, "SECRET") {
 		t.Errorf("error leaks the query: %v", err)
 	}
@@ -223,7 +224,7 @@ func TestFetchLocalWriteFailure(t *testing.T) {
 	t.Cleanup(srv.Close)
 	f := NewFetcher(FetchConfig{AllowPrivate: true})
 	_, err := f.Fetch(t.Context(), srv.URL+"/a.mov", &fullDisk{room: 1000})
-	if encoders.KindOf(err) != encoders.ErrInternal || !strings.Contains(err.Error(), "no space left") {
+	if ittybit.KindOf(err) != ittybit.ErrInternal || !strings.Contains(err.Error(), "no space left") {
 		t.Errorf("got %v, want internal: no space left on device", err)
 	}
 }

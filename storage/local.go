@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // stagingDir, under the store's root, holds files being written; a
@@ -75,11 +75,11 @@ func (l *localStore) URL(key string) string {
 func (l *localStore) Put(ctx context.Context, key, localPath string) error {
 	what := "store " + localPath + " as " + l.URL(key)
 	if err := checkKey(key); err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "%s: %v", what, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "%s: %v", what, err)
 	}
 	f, err := os.Open(localPath)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	defer f.Close()
 	var src io.Reader = f
@@ -87,7 +87,7 @@ func (l *localStore) Put(ctx context.Context, key, localPath string) error {
 		src = l.hooks.source(f)
 	}
 	if err := l.write(ctx, key, src); err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	return nil
 }
@@ -141,17 +141,17 @@ func (l *localStore) publish(tmp, key string) error {
 func (l *localStore) PutDir(ctx context.Context, prefix, localDir, last string) error {
 	what := "store " + localDir + " under " + l.URL(prefix)
 	if err := checkKey(prefix); err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "%s: %v", what, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "%s: %v", what, err)
 	}
 	files, err := listFiles(localDir)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	err = lastLast(ctx, files, last, func(ctx context.Context, rel string) error {
 		return l.Put(ctx, path.Join(prefix, rel), filepath.Join(localDir, filepath.FromSlash(rel)))
 	})
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	return nil
 }
@@ -160,7 +160,7 @@ func (l *localStore) Get(ctx context.Context, key, localPath string) error {
 	what := "fetch " + l.URL(key)
 	f, err := l.open(key)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	defer f.Close()
 	err = writeAtomic(localPath, func(dst *os.File) error {
@@ -168,7 +168,7 @@ func (l *localStore) Get(ctx context.Context, key, localPath string) error {
 		return err
 	})
 	if err != nil {
-		return stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	return nil
 }
@@ -210,13 +210,13 @@ func (l *localStore) GetDir(ctx context.Context, prefix, localDir string) error 
 	what := "fetch " + l.URL(prefix)
 	rels, err := l.keysUnder(prefix)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	err = parallel(ctx, rels, func(ctx context.Context, rel string) error {
 		return l.Get(ctx, path.Join(prefix, rel), filepath.Join(localDir, filepath.FromSlash(rel)))
 	})
 	if err != nil {
-		return stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	return nil
 }
@@ -224,17 +224,17 @@ func (l *localStore) GetDir(ctx context.Context, prefix, localDir string) error 
 func (l *localStore) CopyDir(ctx context.Context, fromPrefix, toPrefix, last string) error {
 	what := "copy " + l.URL(fromPrefix) + " to " + l.URL(toPrefix)
 	if err := checkKey(toPrefix); err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "%s: %v", what, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "%s: %v", what, err)
 	}
 	rels, err := l.keysUnder(fromPrefix)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	err = lastLast(ctx, rels, last, func(ctx context.Context, rel string) error {
 		return l.copy(ctx, path.Join(fromPrefix, rel), path.Join(toPrefix, rel))
 	})
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 // segments and no hidden names (segments starting with a dot), which keeps
 // the local store's staging area out of reach.
 //
-// Writes report *encoders.Error of kind ErrUploadFailed, reads of kind
+// Writes report *ittybit.Error of kind ErrUploadFailed, reads of kind
 // ErrFetchFailed, either ErrCancelled when ctx was cancelled.
 type Managed interface {
 	// Put stores the file at localPath under key, atomically: the object

@@ -18,7 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/storage"
 	"github.com/ittybit-oss/ittybit/storage/s3test"
 )
@@ -138,9 +138,9 @@ func readKey(tb testing.TB, m storage.Managed, key string) []byte {
 	return b
 }
 
-func wantKind(tb testing.TB, err error, kind encoders.ErrorKind) {
+func wantKind(tb testing.TB, err error, kind ittybit.ErrorKind) {
 	tb.Helper()
-	if got := encoders.KindOf(err); got != kind {
+	if got := ittybit.KindOf(err); got != kind {
 		tb.Fatalf("error kind %q, want %q (error: %v)", got, kind, err)
 	}
 }
@@ -266,7 +266,7 @@ func TestManaged(t *testing.T) {
 			t.Run("get of a missing key is fetch_failed", func(t *testing.T) {
 				m := b.open(t)
 				err := m.Get(ctx, "tasks/none/x.mp4", filepath.Join(t.TempDir(), "x"))
-				wantKind(t, err, encoders.ErrFetchFailed)
+				wantKind(t, err, ittybit.ErrFetchFailed)
 				if _, err := m.Open(ctx, "tasks/none/x.mp4"); !errors.Is(err, storage.ErrNotFound) {
 					t.Errorf("Open of a missing key: %v, want ErrNotFound", err)
 				}
@@ -276,7 +276,7 @@ func TestManaged(t *testing.T) {
 				m := b.open(t)
 				src := writeFile(t, filepath.Join(t.TempDir(), "f"), []byte("x"))
 				for _, key := range []string{"", "/abs", "a/../b", "a/./b", "a//b", "a/", "../x", ".tmp/x", "a\\b", "a/\x00"} {
-					wantKind(t, m.Put(ctx, key, src), encoders.ErrUploadFailed)
+					wantKind(t, m.Put(ctx, key, src), ittybit.ErrUploadFailed)
 					if _, err := m.Open(ctx, key); !errors.Is(err, storage.ErrNotFound) {
 						t.Errorf("Open(%q): %v, want ErrNotFound", key, err)
 					}
@@ -320,9 +320,9 @@ func TestManaged(t *testing.T) {
 				m := b.open(t)
 				src := filepath.Join(t.TempDir(), "out")
 				writeTree(t, src, hlsTree)
-				wantKind(t, m.PutDir(ctx, "tasks/t1/out", src, "nope.m3u8"), encoders.ErrUploadFailed)
-				wantKind(t, m.GetDir(ctx, "tasks/t9/out", t.TempDir()), encoders.ErrFetchFailed)
-				wantKind(t, m.CopyDir(ctx, "tasks/t9/out", "tasks/t9/pub", ""), encoders.ErrUploadFailed)
+				wantKind(t, m.PutDir(ctx, "tasks/t1/out", src, "nope.m3u8"), ittybit.ErrUploadFailed)
+				wantKind(t, m.GetDir(ctx, "tasks/t9/out", t.TempDir()), ittybit.ErrFetchFailed)
+				wantKind(t, m.CopyDir(ctx, "tasks/t9/out", "tasks/t9/pub", ""), ittybit.ErrUploadFailed)
 			})
 
 			t.Run("open seeks and reads ranges", func(t *testing.T) {
@@ -435,7 +435,7 @@ func TestManaged(t *testing.T) {
 				storage.SetSourceHook(m, func(r io.Reader) io.Reader { return &failingReader{r: r, left: 7 * mib, err: broken} })
 				src := writeFile(t, filepath.Join(dir, "new"), pattern(12*mib, 2))
 				for _, key := range []string{"tasks/t3/new.mp4", "tasks/t3/old.mp4"} {
-					wantKind(t, m.Put(ctx, key, src), encoders.ErrUploadFailed)
+					wantKind(t, m.Put(ctx, key, src), ittybit.ErrUploadFailed)
 				}
 				storage.SetSourceHook(m, nil)
 				if _, err := m.Open(ctx, "tasks/t3/new.mp4"); !errors.Is(err, storage.ErrNotFound) {

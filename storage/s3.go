@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // S3Config is how to reach S3 or an S3-compatible server. Every field is
@@ -163,21 +163,21 @@ func (s *S3) published(location string) {
 	}
 }
 
-// stepErr classifies err for a step's report: an *encoders.Error passes
+// stepErr classifies err for a step's report: an *ittybit.Error passes
 // through, a cancelled ctx becomes ErrCancelled, anything else becomes kind
 // with what was being done and why.
-func stepErr(ctx context.Context, kind encoders.ErrorKind, what string, err error) error {
-	var e *encoders.Error
+func stepErr(ctx context.Context, kind ittybit.ErrorKind, what string, err error) error {
+	var e *ittybit.Error
 	if errors.As(err, &e) {
 		return e
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return encoders.Errorf(encoders.ErrCancelled, "%s: cancelled", what)
+		return ittybit.Errorf(ittybit.ErrCancelled, "%s: cancelled", what)
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return encoders.Errorf(kind, "%s: timed out", what)
+		return ittybit.Errorf(kind, "%s: timed out", what)
 	}
-	return encoders.Errorf(kind, "%s: %s", what, describeErr(err))
+	return ittybit.Errorf(kind, "%s: %s", what, describeErr(err))
 }
 
 // credentialCodes are the S3 error codes that mean the credentials are

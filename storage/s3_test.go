@@ -14,7 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/storage"
 	"github.com/ittybit-oss/ittybit/storage/s3test"
 )
@@ -100,7 +100,7 @@ func TestS3(t *testing.T) {
 		}
 		dst := filepath.Join(dir, "too-large")
 		_, err := c.Download(ctx, "s3://media/mid.mp4", dst, 99_999)
-		wantKind(t, err, encoders.ErrInputTooLarge)
+		wantKind(t, err, ittybit.ErrInputTooLarge)
 		if _, err := os.Stat(dst); !os.IsNotExist(err) {
 			t.Errorf("a refused download left %s: %v", dst, err)
 		}
@@ -110,7 +110,7 @@ func TestS3(t *testing.T) {
 		c := mustS3(t, srv.Config())
 		for _, u := range []string{"s3://media/nope.mp4", "s3://no-such-bucket/x.mp4", "s3://media", "https://x/y"} {
 			_, err := c.Download(ctx, u, filepath.Join(dir, "missing"), 0)
-			wantKind(t, err, encoders.ErrFetchFailed)
+			wantKind(t, err, ittybit.ErrFetchFailed)
 			t.Logf("%s: %v", u, err)
 		}
 	})
@@ -120,12 +120,12 @@ func TestS3(t *testing.T) {
 		cfg.SecretAccessKey = "wrong" + cfg.SecretAccessKey
 		c := mustS3(t, cfg)
 		err := c.Upload(ctx, writeFile(t, filepath.Join(dir, "small"), []byte("x")), "s3://media/denied")
-		wantKind(t, err, encoders.ErrUploadFailed)
+		wantKind(t, err, ittybit.ErrUploadFailed)
 		if !strings.Contains(err.Error(), "check the S3 credentials") {
 			t.Errorf("upload error does not point at the credentials: %v", err)
 		}
 		_, err = c.Download(ctx, "s3://media/mid.mp4", filepath.Join(dir, "denied"), 0)
-		wantKind(t, err, encoders.ErrFetchFailed)
+		wantKind(t, err, ittybit.ErrFetchFailed)
 		if !strings.Contains(err.Error(), "check the S3 credentials") {
 			t.Errorf("download error does not point at the credentials: %v", err)
 		}
@@ -136,7 +136,7 @@ func TestS3(t *testing.T) {
 		cfg.AccessKeyID, cfg.SecretAccessKey = "", ""
 		c := mustS3(t, cfg)
 		err := c.Upload(ctx, writeFile(t, filepath.Join(dir, "small"), []byte("x")), "s3://media/anon")
-		wantKind(t, err, encoders.ErrUploadFailed)
+		wantKind(t, err, ittybit.ErrUploadFailed)
 		if !strings.Contains(err.Error(), "no S3 credentials found") {
 			t.Errorf("upload error does not say credentials are missing: %v", err)
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // s3Store is managed storage in an S3 bucket under a prefix. Objects are
@@ -32,21 +32,21 @@ func (m *s3Store) URL(key string) string { return s3URL(m.bucket, m.key(key)) }
 
 func (m *s3Store) Put(ctx context.Context, key, localPath string) error {
 	if err := checkKey(key); err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "store %s: %v", localPath, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "store %s: %v", localPath, err)
 	}
 	return m.s3.Upload(ctx, localPath, m.URL(key))
 }
 
 func (m *s3Store) PutDir(ctx context.Context, prefix, localDir, last string) error {
 	if err := checkKey(prefix); err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "store %s: %v", localDir, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "store %s: %v", localDir, err)
 	}
 	return m.s3.UploadDir(ctx, localDir, m.URL(prefix), last)
 }
 
 func (m *s3Store) Get(ctx context.Context, key, localPath string) error {
 	if err := checkKey(key); err != nil {
-		return encoders.Errorf(encoders.ErrFetchFailed, "fetch %q: %v", key, err)
+		return ittybit.Errorf(ittybit.ErrFetchFailed, "fetch %q: %v", key, err)
 	}
 	_, err := m.s3.Download(ctx, m.URL(key), localPath, 0)
 	return err
@@ -100,14 +100,14 @@ func (m *s3Store) GetDir(ctx context.Context, prefix, localDir string) error {
 	what := "fetch " + m.URL(prefix)
 	objs, err := m.list(ctx, prefix)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	err = parallel(ctx, rels(objs), func(ctx context.Context, rel string) error {
 		_, err := m.s3.Download(ctx, m.URL(prefix+"/"+rel), filepath.Join(localDir, filepath.FromSlash(rel)), 0)
 		return err
 	})
 	if err != nil {
-		return stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	return nil
 }
@@ -115,11 +115,11 @@ func (m *s3Store) GetDir(ctx context.Context, prefix, localDir string) error {
 func (m *s3Store) CopyDir(ctx context.Context, fromPrefix, toPrefix, last string) error {
 	what := "copy " + m.URL(fromPrefix) + " to " + m.URL(toPrefix)
 	if err := checkKey(toPrefix); err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "%s: %v", what, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "%s: %v", what, err)
 	}
 	objs, err := m.list(ctx, fromPrefix)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	sizes := make(map[string]int64, len(objs))
 	for _, o := range objs {
@@ -128,13 +128,13 @@ func (m *s3Store) CopyDir(ctx context.Context, fromPrefix, toPrefix, last string
 	err = lastLast(ctx, rels(objs), last, func(ctx context.Context, rel string) error {
 		from, to := m.key(fromPrefix+"/"+rel), m.key(toPrefix+"/"+rel)
 		if err := m.s3.copyObject(ctx, m.bucket, from, to, sizes[rel]); err != nil {
-			return stepErr(ctx, encoders.ErrUploadFailed, "copy "+s3URL(m.bucket, from)+" to "+s3URL(m.bucket, to), err)
+			return stepErr(ctx, ittybit.ErrUploadFailed, "copy "+s3URL(m.bucket, from)+" to "+s3URL(m.bucket, to), err)
 		}
 		m.s3.published(s3URL(m.bucket, to))
 		return nil
 	})
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	return nil
 }

@@ -12,12 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // Download copies the object at s3URL (s3://bucket/key) to localPath and
 // returns its size. The file appears at localPath whole or not at all.
-// maxBytes > 0 caps the object's size. Errors are *encoders.Error of kind
+// maxBytes > 0 caps the object's size. Errors are *ittybit.Error of kind
 // ErrFetchFailed (missing object, denied access, network), ErrInputTooLarge
 // or ErrCancelled.
 func (s *S3) Download(ctx context.Context, s3URL, localPath string, maxBytes int64) (int64, error) {
@@ -26,16 +26,16 @@ func (s *S3) Download(ctx context.Context, s3URL, localPath string, maxBytes int
 		err = errors.New("the URL names a bucket, not an object")
 	}
 	if err != nil {
-		return 0, encoders.Errorf(encoders.ErrFetchFailed, "download %s: %v", s3URL, err)
+		return 0, ittybit.Errorf(ittybit.ErrFetchFailed, "download %s: %v", s3URL, err)
 	}
 	what := "download " + s3URL
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
-		return 0, stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return 0, stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	size := aws.ToInt64(head.ContentLength)
 	if maxBytes > 0 && size > maxBytes {
-		return 0, encoders.Errorf(encoders.ErrInputTooLarge, "the input %s is %s, over the limit of %s", s3URL, humanBytes(size), humanBytes(maxBytes))
+		return 0, ittybit.Errorf(ittybit.ErrInputTooLarge, "the input %s is %s, over the limit of %s", s3URL, humanBytes(size), humanBytes(maxBytes))
 	}
 	var n int64
 	err = writeAtomic(localPath, func(f *os.File) error {
@@ -52,12 +52,12 @@ func (s *S3) Download(ctx context.Context, s3URL, localPath string, maxBytes int
 			return err
 		}
 		if n = w.written.Load(); n != size {
-			return encoders.Errorf(encoders.ErrFetchFailed, "%s: got %d of %d bytes", what, n, size)
+			return ittybit.Errorf(ittybit.ErrFetchFailed, "%s: got %d of %d bytes", what, n, size)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, stepErr(ctx, encoders.ErrFetchFailed, what, err)
+		return 0, stepErr(ctx, ittybit.ErrFetchFailed, what, err)
 	}
 	return n, nil
 }
@@ -72,7 +72,7 @@ type cappedWriterAt struct {
 
 func (c *cappedWriterAt) WriteAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > c.limit {
-		return 0, encoders.Errorf(encoders.ErrFetchFailed, "the server sent more than the %d bytes it announced", c.limit)
+		return 0, ittybit.Errorf(ittybit.ErrFetchFailed, "the server sent more than the %d bytes it announced", c.limit)
 	}
 	n, err := c.w.WriteAt(p, off)
 	c.written.Add(int64(n))
@@ -82,7 +82,7 @@ func (c *cappedWriterAt) WriteAt(p []byte, off int64) (int, error) {
 // Upload copies the file at localPath to s3URL (s3://bucket/key), in
 // parallel parts when it is large. S3 makes the object visible only when
 // the upload completes, and a failed multipart upload is aborted, so
-// nothing partial appears under the key. Errors are *encoders.Error of kind
+// nothing partial appears under the key. Errors are *ittybit.Error of kind
 // ErrUploadFailed or ErrCancelled.
 func (s *S3) Upload(ctx context.Context, localPath, s3URL string) error {
 	bucket, key, err := ParseS3URL(s3URL)
@@ -90,20 +90,20 @@ func (s *S3) Upload(ctx context.Context, localPath, s3URL string) error {
 		err = errors.New("the URL names a bucket, not an object")
 	}
 	if err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "upload to %s: %v", s3URL, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "upload to %s: %v", s3URL, err)
 	}
 	what := "upload " + localPath + " to " + s3URL
 	f, err := os.Open(localPath)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	if !st.Mode().IsRegular() {
-		return encoders.Errorf(encoders.ErrUploadFailed, "%s: not a regular file", what)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "%s: not a regular file", what)
 	}
 	var body io.Reader = f
 	if s.hooks.source != nil {
@@ -116,7 +116,7 @@ func (s *S3) Upload(ctx context.Context, localPath, s3URL string) error {
 		in.ContentType = &ct
 	}
 	if _, err := s.tm.UploadObject(ctx, in, s.tmOptions); err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, what, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, what, err)
 	}
 	s.published(s3URL)
 	return nil
@@ -126,22 +126,22 @@ func (s *S3) Upload(ctx context.Context, localPath, s3URL string) error {
 // file whose relative path is last (e.g. "master.m3u8"), when not empty,
 // must exist and is uploaded only after every other file succeeded, so a
 // reader that finds it finds everything it references. Hidden files (names
-// starting with a dot) are skipped. Errors are *encoders.Error of kind
+// starting with a dot) are skipped. Errors are *ittybit.Error of kind
 // ErrUploadFailed or ErrCancelled.
 func (s *S3) UploadDir(ctx context.Context, localDir, s3PrefixURL, last string) error {
 	bucket, prefix, err := ParseS3URL(s3PrefixURL)
 	if err != nil {
-		return encoders.Errorf(encoders.ErrUploadFailed, "upload %s: %v", localDir, err)
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "upload %s: %v", localDir, err)
 	}
 	files, err := listFiles(localDir)
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, "upload "+localDir, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, "upload "+localDir, err)
 	}
 	err = lastLast(ctx, files, last, func(ctx context.Context, rel string) error {
 		return s.Upload(ctx, filepath.Join(localDir, filepath.FromSlash(rel)), s3URL(bucket, joinKey(prefix, rel)))
 	})
 	if err != nil {
-		return stepErr(ctx, encoders.ErrUploadFailed, "upload "+localDir+" to "+s3PrefixURL, err)
+		return stepErr(ctx, ittybit.ErrUploadFailed, "upload "+localDir+" to "+s3PrefixURL, err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/internal/wait"
 )
@@ -79,7 +80,7 @@ func TestCluster(t *testing.T) {
 			body         string
 			hdr          []string
 			status       int
-			kind         string
+			kind         ittybit.ErrorKind
 		}{
 			{"missing input", "POST", "/tasks", `{"kind":"video"}`, nil, 400, "input_required"},
 			{"bad URL scheme", "POST", "/tasks", `{"input":"ftp://example.com/a.mov","kind":"video"}`, nil, 400, "invalid_input"},
@@ -240,7 +241,7 @@ func TestCluster(t *testing.T) {
 }
 
 // checkError checks an error answer: status, kind and a message.
-func checkError(tb testing.TB, r reply, status int, kind string) {
+func checkError(tb testing.TB, r reply, status int, kind ittybit.ErrorKind) {
 	tb.Helper()
 	if r.Status != status {
 		tb.Errorf("got %s, want %d %s", r, status, kind)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -200,7 +201,7 @@ func TestLostAssignmentAndReport(t *testing.T) {
 
 	// The lost report arrives at last: refused, the step moved on.
 	r := mustSend(t, http.MethodPost, srv.URL()+"/internal/steps/"+lost.step+"/report", lost.body, "Authorization", "Bearer "+testNodeToken)
-	checkError(t, r, http.StatusConflict, api.KindStaleAttempt)
+	checkError(t, r, http.StatusConflict, ittybit.ErrStaleAttempt)
 	f.add("the lost report, delivered late", "%d %s", r.Status, r.apiError(t).Kind)
 	f.write(t)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -138,22 +139,22 @@ func TestHostileMedia(t *testing.T) {
 	cases := []struct {
 		file string
 		kind encoders.Kind
-		want encoders.ErrorKind
+		want ittybit.ErrorKind
 	}{
-		{"playlist.mp4", encoders.KindVideo, encoders.ErrInvalidMedia},
-		{"playlist.avi", encoders.KindVideo, encoders.ErrInvalidMedia},
-		{"playlist.mov", encoders.KindAudio, encoders.ErrInvalidMedia},
-		{"concat.mov", encoders.KindVideo, encoders.ErrInvalidMedia},
-		{"bomb.png", encoders.KindImage, encoders.ErrUnsupportedMedia},
-		{"big.png", encoders.KindImage, encoders.ErrUnsupportedMedia},
-		{"big-png.mp4", encoders.KindVideo, encoders.ErrUnsupportedMedia},
-		{"truncated.mp4", encoders.KindVideo, encoders.ErrInvalidMedia},
-		{"empty.mp4", encoders.KindVideo, encoders.ErrInvalidMedia},
-		{"text.mp4", encoders.KindVideo, encoders.ErrInvalidMedia},
-		{"large.mov", encoders.KindVideo, encoders.ErrInputTooLarge},
-		{"large-chunked.mov", encoders.KindVideo, encoders.ErrInputTooLarge},
-		{"stalled.mp4", encoders.KindVideo, encoders.ErrFetchFailed},
-		{"drip.mp4", encoders.KindVideo, encoders.ErrFetchFailed},
+		{"playlist.mp4", encoders.KindVideo, ittybit.ErrInvalidMedia},
+		{"playlist.avi", encoders.KindVideo, ittybit.ErrInvalidMedia},
+		{"playlist.mov", encoders.KindAudio, ittybit.ErrInvalidMedia},
+		{"concat.mov", encoders.KindVideo, ittybit.ErrInvalidMedia},
+		{"bomb.png", encoders.KindImage, ittybit.ErrUnsupportedMedia},
+		{"big.png", encoders.KindImage, ittybit.ErrUnsupportedMedia},
+		{"big-png.mp4", encoders.KindVideo, ittybit.ErrUnsupportedMedia},
+		{"truncated.mp4", encoders.KindVideo, ittybit.ErrInvalidMedia},
+		{"empty.mp4", encoders.KindVideo, ittybit.ErrInvalidMedia},
+		{"text.mp4", encoders.KindVideo, ittybit.ErrInvalidMedia},
+		{"large.mov", encoders.KindVideo, ittybit.ErrInputTooLarge},
+		{"large-chunked.mov", encoders.KindVideo, ittybit.ErrInputTooLarge},
+		{"stalled.mp4", encoders.KindVideo, ittybit.ErrFetchFailed},
+		{"drip.mp4", encoders.KindVideo, ittybit.ErrFetchFailed},
 	}
 	ids := make([]string, len(cases))
 	for i, tc := range cases {
@@ -172,13 +173,13 @@ func TestHostileMedia(t *testing.T) {
 				results[i] = fmt.Sprintf("%s after %d attempt(s), %s", task.Steps[0].Error.Kind, task.Steps[0].Attempt,
 					seconds(time.Duration(*task.FinishedAt-task.CreatedAt)*time.Millisecond))
 			}
-			if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != string(tc.want) || task.Error.Message == "" {
+			if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != tc.want || task.Error.Message == "" {
 				t.Fatalf("task %s %+v, want failed with %s", task.Status, task.Error, tc.want)
 			}
 			if task.Output != nil {
 				t.Errorf("a failed task has an output: %s", *task.Output)
 			}
-			if s := task.Steps[0]; s.Status != api.StepFailed || s.Error == nil || s.Error.Kind != string(tc.want) {
+			if s := task.Steps[0]; s.Status != api.StepFailed || s.Error == nil || s.Error.Kind != tc.want {
 				t.Errorf("probe step %s %+v, want failed with %s", s.Status, s.Error, tc.want)
 			}
 			for _, s := range task.Steps[1:] {

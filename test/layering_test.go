@@ -74,35 +74,35 @@ func TestLayering(t *testing.T) {
 				ourDeps = append(ourDeps, rel(d))
 			}
 		}
-		switch {
-		case r == "encoders":
-			if len(ourDeps) > 0 || len(stdlibOnly(p.Deps)) > 0 {
-				t.Errorf("encoders must use the standard library only; it imports %v %v", ourDeps, stdlibOnly(p.Deps))
-			}
-		case under(p.ImportPath, "encoders"):
+		// only checks that p imports nothing of ours but the vocabulary
+		// (the root package, "") and allowed, and nothing third-party.
+		only := func(rule string, allowed ...string) {
 			for _, d := range ourDeps {
-				if !under(module+"/"+d, "encoders") {
-					t.Errorf("%s imports %s: encoders/... may import only encoders/...", r, d)
-				}
-			}
-		case r == "steps":
-			for _, d := range ourDeps {
-				if d != "encoders" && d != "controlplane/api" {
-					t.Errorf("steps imports %s: it may import only the standard library, encoders and controlplane/api", d)
-				}
-			}
-			if bad := stdlibOnly(p.Deps); len(bad) > 0 {
-				t.Errorf("steps imports third-party %v", bad)
-			}
-		case r == "controlplane/api" || r == "controlplane/client":
-			for _, d := range ourDeps {
-				if d != "encoders" && d != "controlplane/api" {
-					t.Errorf("%s imports %s: it may import only the standard library and encoders", r, d)
+				if d != "" && !slices.Contains(allowed, d) {
+					t.Errorf("%s imports %s: %s", r, d, rule)
 				}
 			}
 			if bad := stdlibOnly(p.Deps); len(bad) > 0 {
 				t.Errorf("%s imports third-party %v", r, bad)
 			}
+		}
+		switch {
+		case r == "":
+			if len(ourDeps) > 0 || len(stdlibOnly(p.Deps)) > 0 {
+				t.Errorf("the root package (the error vocabulary) must use the standard library only; it imports %v %v", ourDeps, stdlibOnly(p.Deps))
+			}
+		case r == "encoders":
+			only("encoders may import only the standard library and the root package")
+		case under(p.ImportPath, "encoders"):
+			for _, d := range ourDeps {
+				if d != "" && !under(module+"/"+d, "encoders") {
+					t.Errorf("%s imports %s: encoders/... may import only encoders/... and the root package", r, d)
+				}
+			}
+		case r == "steps":
+			only("steps may import only encoders and controlplane/api", "encoders", "controlplane/api")
+		case r == "controlplane/api" || r == "controlplane/client":
+			only("the API types and the client may import only encoders", "encoders", "controlplane/api")
 		}
 		if under(p.ImportPath, "controlplane") {
 			for _, d := range ourDeps {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -90,7 +91,7 @@ func TestSSRFSubmission(t *testing.T) {
 	for _, in := range inputs {
 		t.Run(in, func(t *testing.T) {
 			r := mustSend(t, "POST", p.URL()+"/tasks", []byte(fmt.Sprintf(`{"input":%q,"kind":"video"}`, in)))
-			checkError(t, r, http.StatusBadRequest, string(encoders.ErrInvalidInput))
+			checkError(t, r, http.StatusBadRequest, ittybit.ErrInvalidInput)
 		})
 	}
 	if s, err := getState(p); err != nil || s.Tasks != 0 {
@@ -149,7 +150,7 @@ func TestSSRFAtFetch(t *testing.T) {
 	for i, in := range inputs {
 		t.Run(in, func(t *testing.T) {
 			task := waitTask(t, users, ids[i], time.Minute)
-			if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != string(encoders.ErrInputBlocked) {
+			if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != ittybit.ErrInputBlocked {
 				t.Fatalf("task %s %+v, want failed with input_blocked", task.Status, task.Error)
 			}
 			if a := task.Steps[0].Attempt; a != 1 {

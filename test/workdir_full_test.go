@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -116,7 +117,7 @@ func TestWorkDirFull(t *testing.T) {
 				continue
 			}
 			failedOnX[line.TaskID] = line.Step
-			if strings.Contains(line.Err, "no space left on device") && strings.HasPrefix(line.Err, string(encoders.ErrInternal)+":") && line.Retryable {
+			if strings.Contains(line.Err, "no space left on device") && strings.HasPrefix(line.Err, string(ittybit.ErrInternal)+":") && line.Retryable {
 				full++
 			} else {
 				t.Errorf("x: step %s of %s failed with %q (retryable %v); want internal, no space left, retryable", line.Step, line.TaskID, line.Err, line.Retryable)

@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
-	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // runCloud submits the command as a task to the API and follows it.
@@ -65,9 +65,9 @@ func runCloud(cmd *cobra.Command, mc mediaCommand, f *mediaFlags, stdout, stderr
 		}
 	}
 	if final.Status != api.TaskCompleted {
-		kind, msg := encoders.ErrorKind("failed"), string(final.Status)
+		kind, msg := ittybit.ErrorKind("failed"), string(final.Status)
 		if final.Error != nil {
-			kind, msg = encoders.ErrorKind(final.Error.Kind), final.Error.Message
+			kind, msg = ittybit.ErrorKind(final.Error.Kind), final.Error.Message
 		}
 		fmt.Fprintf(stderr, "error: %s: %s\n", kind, msg)
 		return errReported

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
 	"github.com/ittybit-oss/ittybit/pipeline"
@@ -143,7 +144,7 @@ func runLocal(cmd *cobra.Command, mc mediaCommand, f *mediaFlags, stdout, stderr
 	check := spec
 	check.Output = output
 	if err := encoders.Validate(check, encoders.Policy{AllowPrivate: true, LocalPaths: true}); err != nil {
-		for _, p := range encoders.Problems(err) {
+		for _, p := range ittybit.Problems(err) {
 			fmt.Fprintf(stderr, "error: %s: %s\n", p.Kind, p.Message)
 		}
 		return usageError{errReported}
@@ -187,7 +188,7 @@ func runLocal(cmd *cobra.Command, mc mediaCommand, f *mediaFlags, stdout, stderr
 		}
 	}
 	if runErr != nil {
-		kind, msg := encoders.Summary(runErr)
+		kind, msg := ittybit.Summary(runErr)
 		fmt.Fprintf(stderr, "error: %s: %s\n", kind, msg)
 		return errReported
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/detect"
 	"github.com/ittybit-oss/ittybit/plugins/builtin"
@@ -86,7 +87,7 @@ type lazyHost struct {
 func (l *lazyHost) Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error) {
 	l.once.Do(func() { l.h, l.err = host.Open(ctx, l.cfg) })
 	if l.err != nil {
-		return encoders.Result{}, encoders.Errorf(encoders.ErrInternal, "start the encoder plugins: %v", l.err)
+		return encoders.Result{}, ittybit.Errorf(ittybit.ErrInternal, "start the encoder plugins: %v", l.err)
 	}
 	return l.h.Encode(ctx, req, progress)
 }

@@ -3,22 +3,23 @@ package api
 import (
 	"errors"
 
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // Error is the error body of every failed request, and a task's or step's
 // error: a kind clients branch on and a message that says what was wrong
-// and what is accepted.
+// and what is accepted. It is the wire form of an ittybit.Error (or of
+// several, for a request with many problems).
 type Error struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	Kind    ittybit.ErrorKind `json:"kind"`
+	Message string            `json:"message"`
 	// Errors lists each problem when a request had several (validation).
-	Errors []*encoders.Error `json:"errors,omitempty"`
+	Errors []*ittybit.Error `json:"errors,omitempty"`
 }
 
-func (e *Error) Error() string { return e.Kind + ": " + e.Message }
+func (e *Error) Error() string { return string(e.Kind) + ": " + e.Message }
 
-// FromError turns any error into an API error: encoders errors keep their
+// FromError turns any error into an API error: an ittybit.Error keeps its
 // kind and message (all problems of a validation), anything else is
 // internal.
 func FromError(err error) *Error {
@@ -29,9 +30,9 @@ func FromError(err error) *Error {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	ps := encoders.Problems(err)
-	kind, msg := encoders.Summary(err)
-	out := &Error{Kind: string(kind), Message: msg}
+	ps := ittybit.Problems(err)
+	kind, msg := ittybit.Summary(err)
+	out := &Error{Kind: kind, Message: msg}
 	if len(ps) > 1 {
 		out.Errors = ps
 	}

@@ -3,53 +3,31 @@ package api
 import (
 	"net/http"
 
-	"github.com/ittybit-oss/ittybit/encoders"
-)
-
-// Error kinds of the HTTP API besides the validation kinds of encoders.
-const (
-	KindInvalidJSON         = "invalid_json"
-	KindTokenMissing        = "token_missing"
-	KindTokenInvalid        = "token_invalid"
-	KindNotFound            = "not_found"
-	KindMethodNotAllowed    = "method_not_allowed"
-	KindIdempotencyConflict = "idempotency_conflict"
-	KindTaskFinished        = "task_finished"
-	KindPayloadTooLarge     = "payload_too_large"
-	KindRateLimited         = "rate_limited"
-	KindUnavailable         = "unavailable"
-	KindInternal            = "internal"
-	// Agent routes: the agent must register again; a report from an
-	// attempt that no longer holds its step.
-	KindUnknownNode  = "unknown_node"
-	KindStaleAttempt = "stale_attempt"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // Status returns the HTTP status of an error kind: the one table of the
 // contract.
-func Status(kind string) int {
+func Status(kind ittybit.ErrorKind) int {
 	switch kind {
-	case string(encoders.ErrInputRequired), string(encoders.ErrInvalidInput), string(encoders.ErrInvalidKind),
-		string(encoders.ErrInvalidFormat), string(encoders.ErrInvalidCodec), string(encoders.ErrInvalidOption),
-		string(encoders.ErrInvalidOutput), KindInvalidJSON:
+	case ittybit.ErrInputRequired, ittybit.ErrInvalidInput, ittybit.ErrInvalidKind,
+		ittybit.ErrInvalidFormat, ittybit.ErrInvalidCodec, ittybit.ErrInvalidOption,
+		ittybit.ErrInvalidOutput, ittybit.ErrInvalidJSON:
 		return http.StatusBadRequest
-	case KindTokenMissing, KindTokenInvalid:
+	case ittybit.ErrTokenMissing, ittybit.ErrTokenInvalid:
 		return http.StatusUnauthorized
-	case KindNotFound, KindUnknownNode:
+	case ittybit.ErrNotFound, ittybit.ErrUnknownNode:
 		return http.StatusNotFound
-	case KindMethodNotAllowed:
+	case ittybit.ErrMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case KindIdempotencyConflict, KindTaskFinished, KindStaleAttempt:
+	case ittybit.ErrIdempotencyConflict, ittybit.ErrTaskFinished, ittybit.ErrStaleAttempt:
 		return http.StatusConflict
-	case KindPayloadTooLarge:
+	case ittybit.ErrPayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case KindRateLimited:
+	case ittybit.ErrRateLimited:
 		return http.StatusTooManyRequests
-	case KindUnavailable:
+	case ittybit.ErrUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
-
-// Errorf returns an *Error of a kind.
-func Errorf(kind, message string) *Error { return &Error{Kind: kind, Message: message} }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 )
 
@@ -181,7 +182,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 		}
 		var ae api.Error
 		if json.Unmarshal(data, &ae) != nil || ae.Kind == "" {
-			ae = api.Error{Kind: api.KindInternal, Message: fmt.Sprintf("%s %s answered %s: %s", method, path, resp.Status, bytes.TrimSpace(data))}
+			ae = api.Error{Kind: ittybit.ErrInternal, Message: fmt.Sprintf("%s %s answered %s: %s", method, path, resp.Status, bytes.TrimSpace(data))}
 		}
 		retryable := resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests
 		if !retryable || attempt >= c.retry {

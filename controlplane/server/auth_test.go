@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
 	"github.com/ittybit-oss/ittybit/internal/wait"
@@ -139,9 +140,9 @@ func TestAuthMatrix(t *testing.T) {
 				case !want && pass:
 					t.Errorf("%s %s with %s: %d, want 401", method, path, c.name, resp.StatusCode)
 				case !want:
-					wantKind := api.KindTokenInvalid
+					wantKind := ittybit.ErrTokenInvalid
 					if c.header == "" {
-						wantKind = api.KindTokenMissing
+						wantKind = ittybit.ErrTokenMissing
 					}
 					if e.Kind != wantKind || e.Message == "" {
 						t.Errorf("%s %s with %s: %d %q %q, want 401 %s with a message", method, path, c.name, resp.StatusCode, e.Kind, e.Message, wantKind)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
@@ -421,7 +422,7 @@ func TestEncodeCancel(t *testing.T) {
 			cancel()
 		}
 	})
-	if encoders.KindOf(err) != encoders.ErrCancelled {
+	if ittybit.KindOf(err) != ittybit.ErrCancelled {
 		t.Fatalf("got %v, want cancelled", err)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(out))

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -18,17 +19,17 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 	p := job.Plan
 	dir := filepath.Dir(job.Output)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "create output folder: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)
 	}
 	stage, err := os.MkdirTemp(dir, ".ittybit-hls-*")
 	if err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "create staging folder: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create staging folder: %v", err)
 	}
 	defer os.RemoveAll(stage)
 
 	argv, err := args(p, job.Input, stage)
 	if err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "build ffmpeg arguments: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "build ffmpeg arguments: %v", err)
 	}
 	if err := r.Run(ctx, argv, p.Duration, expectedFrames(p), progress); err != nil {
 		return encoders.File{}, err
@@ -51,7 +52,7 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 		}
 		codec, ok := AVCCodecString(rep.init)
 		if !ok {
-			return encoders.File{}, encoders.Errorf(encoders.ErrEncodeFailed, "rendition %s: no H.264 configuration in its init segment", r.Name)
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "rendition %s: no H.264 configuration in its init segment", r.Name)
 		}
 		v := Variant{
 			URI: r.Name + "/index.m3u8", Bandwidth: rep.rates.Peak, AverageBandwidth: rep.rates.Average,
@@ -84,11 +85,11 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 	}
 	var buf strings.Builder
 	if err := WriteMaster(&buf, master); err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "write master playlist: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "write master playlist: %v", err)
 	}
 	stagedMaster := filepath.Join(stage, filepath.Base(job.Output))
 	if err := os.WriteFile(stagedMaster, []byte(buf.String()), 0o644); err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "write master playlist: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "write master playlist: %v", err)
 	}
 	result.Filesize += int64(buf.Len())
 
@@ -102,14 +103,14 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 	for _, n := range names {
 		dst := filepath.Join(dir, n)
 		if err := os.RemoveAll(dst); err != nil {
-			return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "replace %s: %v", dst, err)
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "replace %s: %v", dst, err)
 		}
 		if err := os.Rename(filepath.Join(stage, n), dst); err != nil {
-			return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "publish rendition %s: %v", n, err)
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish rendition %s: %v", n, err)
 		}
 	}
 	if err := os.Rename(stagedMaster, job.Output); err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "publish master playlist: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish master playlist: %v", err)
 	}
 	return result, nil
 }
@@ -136,7 +137,7 @@ type renditionReport struct {
 
 func readRendition(dir string) (*renditionReport, error) {
 	fail := func(format string, args ...any) error {
-		return encoders.Errorf(encoders.ErrEncodeFailed, "rendition %s: %s", filepath.Base(dir), fmt.Sprintf(format, args...))
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "rendition %s: %s", filepath.Base(dir), fmt.Sprintf(format, args...))
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "index.m3u8"))
 	if err != nil {

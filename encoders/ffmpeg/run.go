@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -45,13 +46,13 @@ func (r *Runner) Run(ctx context.Context, args []string, duration float64, frame
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return encoders.Errorf(encoders.ErrInternal, "ffmpeg stdout: %v", err)
+		return ittybit.Errorf(ittybit.ErrInternal, "ffmpeg stdout: %v", err)
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			return encoders.Errorf(encoders.ErrInternal, "ffmpeg is not installed (looked for %q on PATH); install it, e.g. apt-get install ffmpeg", path)
+			return ittybit.Errorf(ittybit.ErrInternal, "ffmpeg is not installed (looked for %q on PATH); install it, e.g. apt-get install ffmpeg", path)
 		}
-		return encoders.Errorf(encoders.ErrInternal, "start ffmpeg: %v", err)
+		return ittybit.Errorf(ittybit.ErrInternal, "start ffmpeg: %v", err)
 	}
 	parser := &progressParser{duration: duration, frames: frames}
 	done := make(chan struct{})
@@ -65,7 +66,7 @@ func (r *Runner) Run(ctx context.Context, args []string, duration float64, frame
 		return nil
 	}
 	if ctx.Err() != nil {
-		return encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
+		return ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled")
 	}
 	return classify(hidePaths(stderr.String(), args), werr)
 }
@@ -95,10 +96,10 @@ func classify(stderr string, werr error) error {
 	}
 	for _, s := range decodeSigns {
 		if strings.Contains(stderr, s) {
-			return encoders.Errorf(encoders.ErrInvalidMedia, "ffmpeg could not read the input: %s", lines)
+			return ittybit.Errorf(ittybit.ErrInvalidMedia, "ffmpeg could not read the input: %s", lines)
 		}
 	}
-	return encoders.Errorf(encoders.ErrEncodeFailed, "ffmpeg failed (%v): %s", werr, lines)
+	return ittybit.Errorf(ittybit.ErrEncodeFailed, "ffmpeg failed (%v): %s", werr, lines)
 }
 
 // lastLines returns up to n last non-empty lines of s, joined by " | ".

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -59,11 +60,11 @@ func encode(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args ar
 	}
 	dir := filepath.Dir(job.Output)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "create output folder: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(job.Output)+".part-*")
 	if err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "create output file: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output file: %v", err)
 	}
 	tmpName := tmp.Name()
 	tmp.Close()
@@ -71,24 +72,24 @@ func encode(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args ar
 
 	argv, err := args(job.Plan, job.Input, tmpName)
 	if err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "build ffmpeg arguments: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "build ffmpeg arguments: %v", err)
 	}
 	if err := r.Run(ctx, argv, job.Plan.Duration, expectedFrames(job.Plan), progress); err != nil {
 		return encoders.File{}, err
 	}
 	if st, err := os.Stat(tmpName); err != nil || st.Size() == 0 {
-		return encoders.File{}, encoders.Errorf(encoders.ErrEncodeFailed, "ffmpeg produced no output: nothing to encode between start and end")
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "ffmpeg produced no output: nothing to encode between start and end")
 	}
 	info, err := pr.Probe(ctx, tmpName)
 	if err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrEncodeFailed, "ffmpeg wrote no readable output: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "ffmpeg wrote no readable output: %v", err)
 	}
 	// CreateTemp makes the file private; the result is an ordinary file.
 	if err := os.Chmod(tmpName, 0o644); err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "publish output: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish output: %v", err)
 	}
 	if err := os.Rename(tmpName, job.Output); err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "publish output: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish output: %v", err)
 	}
 	return fileFromInfo(job.Plan, info, job.Output), nil
 }

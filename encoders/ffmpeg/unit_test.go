@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -120,11 +121,11 @@ func TestAVCCodecString(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	err := classify("[mov,mp4 @ 0x1] moov atom not found\nin.mp4: Invalid data found when processing input\n", errExit)
-	if encoders.KindOf(err) != encoders.ErrInvalidMedia {
+	if ittybit.KindOf(err) != ittybit.ErrInvalidMedia {
 		t.Errorf("truncated input: got %v", err)
 	}
 	err = classify("[libx264 @ 0x1] broken\nConversion failed!\n", errExit)
-	if encoders.KindOf(err) != encoders.ErrEncodeFailed || !strings.Contains(err.Error(), "Conversion failed!") {
+	if ittybit.KindOf(err) != ittybit.ErrEncodeFailed || !strings.Contains(err.Error(), "Conversion failed!") {
 		t.Errorf("encoder failure: got %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
 )
@@ -24,7 +25,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, report []byte) {
 		m, err := probe.Parse(report)
 		if err != nil {
-			if k := encoders.KindOf(err); k != encoders.ErrInvalidMedia && k != encoders.ErrUnsupportedMedia {
+			if k := ittybit.KindOf(err); k != ittybit.ErrInvalidMedia && k != ittybit.ErrUnsupportedMedia {
 				t.Fatalf("error of kind %s: %v", k, err)
 			}
 			return

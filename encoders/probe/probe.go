@@ -25,6 +25,7 @@ import (
 
 	"gopkg.in/vansante/go-ffprobe.v2"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
@@ -60,17 +61,17 @@ type Prober struct {
 	Trace func(argv []string)
 }
 
-// Probe reads the local file at path. Errors are *encoders.Error values of
+// Probe reads the local file at path. Errors are *ittybit.Error values of
 // kind ErrInvalidMedia for files ffprobe cannot read or formats outside
 // Demuxers, and ErrUnsupportedMedia for a picture over
 // encoders.MaxSourcePixels (found from the header, before decoding).
 func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInternal, "probe: %v", err)
+		return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInternal, "probe: %v", err)
 	}
 	if st.Size() == 0 {
-		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "the input is an empty file")
+		return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInvalidMedia, "the input is an empty file")
 	}
 	timeout := p.Timeout
 	if timeout == 0 {
@@ -92,9 +93,9 @@ func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, er
 	err = cmd.Run()
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "probing the input took longer than %s", timeout)
+			return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInvalidMedia, "probing the input took longer than %s", timeout)
 		}
-		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrCancelled, "probe cancelled")
+		return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrCancelled, "probe cancelled")
 	}
 	// A picture over the budget is refused before anything decodes it:
 	// ffprobe's decoder stops at the header (-max_pixels) and says so,
@@ -105,7 +106,7 @@ func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, er
 	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
-			return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInternal, "run ffprobe: %v", err)
+			return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInternal, "run ffprobe: %v", err)
 		}
 		return encoders.MediaInfo{}, probeError(hidePath(stderr.String(), path))
 	}
@@ -141,7 +142,7 @@ func pictureTooLarge(stderr string) error {
 
 // tooManyPixels is the error of a picture over encoders.MaxSourcePixels.
 func tooManyPixels(w, h int64) error {
-	return encoders.Errorf(encoders.ErrUnsupportedMedia, "the input's picture is %d×%d (%d megapixels), over the limit of %d megapixels (%d×%d)",
+	return ittybit.Errorf(ittybit.ErrUnsupportedMedia, "the input's picture is %d×%d (%d megapixels), over the limit of %d megapixels (%d×%d)",
 		w, h, w*h/1_000_000, encoders.MaxSourcePixels/1_000_000, 16384, 8192)
 }
 
@@ -153,14 +154,14 @@ func probeError(msg string) error {
 		if i, j := strings.IndexByte(msg, '['), strings.IndexByte(msg, '@'); i >= 0 && j > i {
 			name = strings.TrimSpace(msg[i+1 : j])
 		}
-		return encoders.Errorf(encoders.ErrInvalidMedia, "the input is in a format that is not accepted (%s): playlists and reference formats are refused; accepted: audio and video containers and single images", name)
+		return ittybit.Errorf(ittybit.ErrInvalidMedia, "the input is in a format that is not accepted (%s): playlists and reference formats are refused; accepted: audio and video containers and single images", name)
 	}
 	lines := strings.Split(strings.TrimSpace(msg), "\n")
 	last := strings.TrimSpace(lines[len(lines)-1])
 	if last == "" {
 		last = "ffprobe could not read it"
 	}
-	return encoders.Errorf(encoders.ErrInvalidMedia, "the input is not readable media: %s", last)
+	return ittybit.Errorf(ittybit.ErrInvalidMedia, "the input is not readable media: %s", last)
 }
 
 // Convert turns ffprobe's report into a MediaInfo. It is pure: tests and
@@ -168,7 +169,7 @@ func probeError(msg string) error {
 // unsupported_media for a picture over encoders.MaxSourcePixels.
 func Convert(d *ffprobe.ProbeData) (encoders.MediaInfo, error) {
 	if d == nil || d.Format == nil {
-		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "ffprobe found no container format in the input")
+		return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInvalidMedia, "ffprobe found no container format in the input")
 	}
 	f := d.Format
 	m := encoders.MediaInfo{Format: firstName(f.FormatName), Duration: nonNeg(f.DurationSeconds)}
@@ -239,7 +240,7 @@ func Convert(d *ffprobe.ProbeData) (encoders.MediaInfo, error) {
 		}
 	}
 	if !m.HasVideo && !m.HasAudio {
-		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "the input (%s) has no audio or video stream", m.Format)
+		return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInvalidMedia, "the input (%s) has no audio or video stream", m.Format)
 	}
 	return m, nil
 }
@@ -295,7 +296,7 @@ func isLosslessAudio(codec string) bool {
 func Parse(report []byte) (encoders.MediaInfo, error) {
 	var d ffprobe.ProbeData
 	if err := json.Unmarshal(report, &d); err != nil {
-		return encoders.MediaInfo{}, encoders.Errorf(encoders.ErrInvalidMedia, "unreadable ffprobe report: %v", err)
+		return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInvalidMedia, "unreadable ffprobe report: %v", err)
 	}
 	return Convert(&d)
 }

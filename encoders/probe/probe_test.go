@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
@@ -80,14 +81,14 @@ func TestParseRefuses(t *testing.T) {
 		"no streams": `{"streams":[],"format":{"format_name":"mov","duration":"1.0"}}`,
 		"data only":  `{"streams":[{"codec_type":"data"}],"format":{"format_name":"mpegts"}}`,
 	} {
-		if _, err := probe.Parse([]byte(report)); encoders.KindOf(err) != encoders.ErrInvalidMedia {
+		if _, err := probe.Parse([]byte(report)); ittybit.KindOf(err) != ittybit.ErrInvalidMedia {
 			t.Errorf("%s: got %v, want invalid_media", name, err)
 		}
 	}
 	// A container may state a size no decoder checked: over the budget,
 	// refused all the same.
 	huge := `{"streams":[{"codec_type":"video","codec_name":"h264","width":100000,"height":100000}],"format":{"format_name":"mov","duration":"1.0"}}`
-	if _, err := probe.Parse([]byte(huge)); encoders.KindOf(err) != encoders.ErrUnsupportedMedia || !strings.Contains(err.Error(), "100000×100000") {
+	if _, err := probe.Parse([]byte(huge)); ittybit.KindOf(err) != ittybit.ErrUnsupportedMedia || !strings.Contains(err.Error(), "100000×100000") {
 		t.Errorf("100000×100000 video: got %v, want unsupported_media naming the size", err)
 	}
 }
@@ -122,10 +123,10 @@ func TestProbeRefusesHostileFiles(t *testing.T) {
 	mustWrite(t, secret, "root:x:0:0:root:/root:/bin/bash\n")
 	real := clips.Path(t, encoderstest.Silent)
 	data, _ := os.ReadFile(real)
-	invalid, tooBig := encoders.ErrInvalidMedia, encoders.ErrUnsupportedMedia
+	invalid, tooBig := ittybit.ErrInvalidMedia, ittybit.ErrUnsupportedMedia
 	files := map[string]struct {
 		content string
-		kind    encoders.ErrorKind
+		kind    ittybit.ErrorKind
 	}{
 		"playlist.mp4":  {"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n" + secret + "\n#EXT-X-ENDLIST\n", invalid},
 		"playlist.avi":  {"#EXTM3U\n#EXTINF:1,\nfile://" + secret + "\n#EXT-X-ENDLIST\n", invalid},
@@ -152,12 +153,12 @@ func TestProbeRefusesHostileFiles(t *testing.T) {
 			if f.kind == "" {
 				// At the limit: read (the picture data is junk, so decoding
 				// it may fail later, but the size is within budget).
-				if err != nil && encoders.KindOf(err) == encoders.ErrUnsupportedMedia {
+				if err != nil && ittybit.KindOf(err) == ittybit.ErrUnsupportedMedia {
 					t.Fatalf("refused a picture within the budget: %v (%+v)", err, m)
 				}
 				return
 			}
-			if encoders.KindOf(err) != f.kind {
+			if ittybit.KindOf(err) != f.kind {
 				t.Fatalf("got %v (%+v), want %s", err, m, f.kind)
 			}
 			if strings.Contains(err.Error(), "root:x") {

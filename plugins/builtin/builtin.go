@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/detect"
 	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
@@ -91,7 +92,7 @@ func (p *plugin) Detect(ctx context.Context) ([]encoders.Capability, error) {
 func (p *plugin) Encode(ctx context.Context, req encoderplugin.Request, progress func(encoders.Progress)) (encoders.File, error) {
 	plan := req.Job.Plan
 	if plan.Backend != p.backend {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "the %s plugin cannot run a plan for the %s backend", p.name, plan.Backend)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "the %s plugin cannot run a plan for the %s backend", p.name, plan.Backend)
 	}
 	runner := &ffmpeg.Runner{Path: p.cfg.Detect.FFmpeg, Trace: req.Trace}
 	prober := &probe.Prober{Trace: req.Trace}
@@ -114,7 +115,7 @@ func (p *plugin) device(ctx context.Context, id string) (detect.Device, []string
 	p.mu.Unlock()
 	if r == nil {
 		if _, err := p.Detect(ctx); err != nil {
-			return detect.Device{}, nil, encoders.Errorf(encoders.ErrInternal, "detect %s: %v", p.backend, err)
+			return detect.Device{}, nil, ittybit.Errorf(ittybit.ErrInternal, "detect %s: %v", p.backend, err)
 		}
 		p.mu.Lock()
 		r = p.report
@@ -122,10 +123,10 @@ func (p *plugin) device(ctx context.Context, id string) (detect.Device, []string
 	}
 	d, ok := r.Device(id)
 	if !ok {
-		return detect.Device{}, nil, encoders.Errorf(encoders.ErrEncodeFailed, "the %s plugin has no device %q", p.name, id)
+		return detect.Device{}, nil, ittybit.Errorf(ittybit.ErrEncodeFailed, "the %s plugin has no device %q", p.name, id)
 	}
 	if d.DecodeOnly {
-		return detect.Device{}, nil, encoders.Errorf(encoders.ErrEncodeFailed, "%s cannot encode: it has no NVENC", d.Name)
+		return detect.Device{}, nil, ittybit.Errorf(ittybit.ErrEncodeFailed, "%s cannot encode: it has no NVENC", d.Name)
 	}
 	return d, r.Filters, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/detect"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
@@ -113,7 +114,7 @@ func TestNVENCOnFakeHost(t *testing.T) {
 	p = mustNew(t, "nvenc", cfg)
 	var argv []string
 	_, err = p.Encode(t.Context(), encoderplugin.Request{Job: job(t, encoders.BackendNVENC), Device: gpu, Trace: func(a []string) { argv = a }}, nil)
-	if encoders.KindOf(err) != encoders.ErrEncodeFailed || !strings.Contains(err.Error(), "OpenEncodeSessionEx failed") {
+	if ittybit.KindOf(err) != ittybit.ErrEncodeFailed || !strings.Contains(err.Error(), "OpenEncodeSessionEx failed") {
 		t.Errorf("error %v, want the fake's session error", err)
 	}
 	if !slices.Contains(argv, "h264_nvenc") || !slices.Contains(argv, "cuda=cu:0") {
@@ -122,7 +123,7 @@ func TestNVENCOnFakeHost(t *testing.T) {
 	if _, err := p.Encode(t.Context(), encoderplugin.Request{Job: job(t, encoders.BackendNVENC), Device: "GPU 7"}, nil); err == nil || !strings.Contains(err.Error(), `no device "GPU 7"`) {
 		t.Errorf("unknown device: %v", err)
 	}
-	if _, err := p.Encode(t.Context(), encoderplugin.Request{Job: job(t, encoders.BackendSoftware)}, nil); encoders.KindOf(err) != encoders.ErrInternal {
+	if _, err := p.Encode(t.Context(), encoderplugin.Request{Job: job(t, encoders.BackendSoftware)}, nil); ittybit.KindOf(err) != ittybit.ErrInternal {
 		t.Errorf("software plan on nvenc: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	pb "github.com/ittybit-oss/ittybit/plugins/proto"
 )
@@ -53,12 +54,12 @@ func (c *Client) Detect(ctx context.Context) ([]encoders.Capability, error) {
 }
 
 // Encode runs req in the plugin, relaying its progress and commands. The
-// error is the plugin's *encoders.Error; ErrCancelled when ctx ended the
+// error is the plugin's *ittybit.Error; ErrCancelled when ctx ended the
 // encode; or, when the plugin went away, an error wrapping ErrStopped.
 func (c *Client) Encode(ctx context.Context, req Request, progress func(encoders.Progress)) (encoders.File, error) {
 	plan, err := json.Marshal(req.Job.Plan)
 	if err != nil {
-		return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "encode plan: %v", err)
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "encode plan: %v", err)
 	}
 	stream, err := c.rpc.Encode(ctx, &pb.EncodeRequest{
 		PlanJson: plan, Input: req.Job.Input, Output: req.Job.Output,
@@ -86,11 +87,11 @@ func (c *Client) Encode(ctx context.Context, req Request, progress func(encoders
 				req.Trace(e.Command.Argv)
 			}
 		case *pb.EncodeEvent_Error:
-			return encoders.File{}, &encoders.Error{Kind: encoders.ErrorKind(e.Error.Kind), Message: e.Error.Message}
+			return encoders.File{}, &ittybit.Error{Kind: ittybit.ErrorKind(e.Error.Kind), Message: e.Error.Message}
 		case *pb.EncodeEvent_Result:
 			var f encoders.File
 			if err := json.Unmarshal(e.Result.FileJson, &f); err != nil {
-				return encoders.File{}, encoders.Errorf(encoders.ErrInternal, "decode the plugin's result: %v", err)
+				return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "decode the plugin's result: %v", err)
 			}
 			return f, nil
 		}
@@ -103,11 +104,11 @@ func (c *Client) Encode(ctx context.Context, req Request, progress func(encoders
 // error when the plugin or the connection went away.
 func (c *Client) broken(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
+		return ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled")
 	}
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.Unimplemented, codes.FailedPrecondition:
-		return encoders.Errorf(encoders.ErrInternal, "the plugin refused the encode: %s", status.Convert(err).Message())
+		return ittybit.Errorf(ittybit.ErrInternal, "the plugin refused the encode: %s", status.Convert(err).Message())
 	}
 	return fmt.Errorf("%w: %w", ErrStopped, err)
 }

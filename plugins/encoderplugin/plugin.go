@@ -70,7 +70,7 @@ type Encoder interface {
 	// in Capability.Plugin.
 	Detect(ctx context.Context) ([]encoders.Capability, error)
 	// Encode carries out req.Job on req.Device, calling progress (which
-	// may be nil) as it goes. Errors are *encoders.Error values of the
+	// may be nil) as it goes. Errors are *ittybit.Error values of the
 	// contract's kinds; ctx ends the encode.
 	Encode(ctx context.Context, req Request, progress func(encoders.Progress)) (encoders.File, error)
 }

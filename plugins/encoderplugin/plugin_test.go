@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/plugins/encoderplugin"
 )
@@ -123,22 +124,22 @@ func TestEncodeErrorsKeepTheirKind(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		err  error
-		want *encoders.Error
+		want *ittybit.Error
 	}{
-		{"encode failed", encoders.Errorf(encoders.ErrEncodeFailed, "ffmpeg failed (exit status 1): OpenEncodeSessionEx failed: out of memory (10)"),
-			&encoders.Error{Kind: encoders.ErrEncodeFailed, Message: "ffmpeg failed (exit status 1): OpenEncodeSessionEx failed: out of memory (10)"}},
-		{"invalid media", encoders.Errorf(encoders.ErrInvalidMedia, "ffmpeg could not read the input"),
-			&encoders.Error{Kind: encoders.ErrInvalidMedia, Message: "ffmpeg could not read the input"}},
-		{"plain error", errors.New("disk full"), &encoders.Error{Kind: encoders.ErrInternal, Message: "disk full"}},
+		{"encode failed", ittybit.Errorf(ittybit.ErrEncodeFailed, "ffmpeg failed (exit status 1): OpenEncodeSessionEx failed: out of memory (10)"),
+			&ittybit.Error{Kind: ittybit.ErrEncodeFailed, Message: "ffmpeg failed (exit status 1): OpenEncodeSessionEx failed: out of memory (10)"}},
+		{"invalid media", ittybit.Errorf(ittybit.ErrInvalidMedia, "ffmpeg could not read the input"),
+			&ittybit.Error{Kind: ittybit.ErrInvalidMedia, Message: "ffmpeg could not read the input"}},
+		{"plain error", errors.New("disk full"), &ittybit.Error{Kind: ittybit.ErrInternal, Message: "disk full"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			enc := connect(t, &fakeEncoder{encode: func(context.Context, encoderplugin.Request, func(encoders.Progress)) (encoders.File, error) {
 				return encoders.File{}, tc.err
 			}})
 			_, err := enc.Encode(t.Context(), encoderplugin.Request{}, nil)
-			var e *encoders.Error
+			var e *ittybit.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("error %v (%T) is no *encoders.Error", err, err)
+				t.Fatalf("error %v (%T) is no *ittybit.Error", err, err)
 			}
 			if diff := cmp.Diff(tc.want, e); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
@@ -156,12 +157,12 @@ func TestEncodeCancelReachesThePlugin(t *testing.T) {
 		close(started)
 		<-ctx.Done()
 		ended <- ctx.Err()
-		return encoders.File{}, encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled")
 	}})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-started; cancel() }()
 	_, err := enc.Encode(ctx, encoderplugin.Request{}, nil)
-	if encoders.KindOf(err) != encoders.ErrCancelled {
+	if ittybit.KindOf(err) != ittybit.ErrCancelled {
 		t.Errorf("error %v, want kind cancelled", err)
 	}
 	if err := <-ended; !errors.Is(err, context.Canceled) {

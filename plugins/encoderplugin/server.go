@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	pb "github.com/ittybit-oss/ittybit/plugins/proto"
 )
@@ -94,11 +95,11 @@ func (s *server) Encode(req *pb.EncodeRequest, stream pb.Encoder_EncodeServer) e
 }
 
 // errorEvent carries err's kind and message; an error that is no
-// *encoders.Error is internal.
+// *ittybit.Error is internal.
 func errorEvent(err error) *pb.Error {
-	var e *encoders.Error
+	var e *ittybit.Error
 	if errors.As(err, &e) {
 		return &pb.Error{Kind: string(e.Kind), Message: e.Message}
 	}
-	return &pb.Error{Kind: string(encoders.ErrInternal), Message: err.Error()}
+	return &pb.Error{Kind: string(ittybit.ErrInternal), Message: err.Error()}
 }

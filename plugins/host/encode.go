@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/plugins/encoderplugin"
 )
@@ -16,7 +17,7 @@ import (
 // nil) restarts from 0 for a retry.
 //
 // The result is filled as far as the encode got, also on error. Errors are
-// *encoders.Error values: the plan's (unsupported_media, …), the last
+// *ittybit.Error values: the plan's (unsupported_media, …), the last
 // attempt's, cancelled when ctx ended or the host closed.
 func (h *Host) Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error) {
 	ctx, cancel := h.join(ctx)
@@ -28,7 +29,7 @@ func (h *Host) Encode(ctx context.Context, req encoders.Request, progress func(e
 	for _, c := range candidates(h.plugins, codec) {
 		plan, err := encoders.NewPlan(req.Spec, req.Source, c.cap.Backend)
 		if err != nil {
-			if encoders.KindOf(err) == encoders.ErrEncodeFailed {
+			if ittybit.KindOf(err) == ittybit.ErrEncodeFailed {
 				continue // this backend has no encoder for it
 			}
 			return res, err // the source cannot make this output anywhere
@@ -40,7 +41,7 @@ func (h *Host) Encode(ctx context.Context, req encoders.Request, progress func(e
 		}
 		res, err = h.attempt(ctx, log, c, plan, req, false, progress)
 		release()
-		if err == nil || encoders.KindOf(err) == encoders.ErrCancelled {
+		if err == nil || ittybit.KindOf(err) == ittybit.ErrCancelled {
 			return res, plain(err)
 		}
 		if c.in.builtin && c.cap.Backend == encoders.BackendSoftware && !errors.Is(err, errStopped) {
@@ -51,11 +52,11 @@ func (h *Host) Encode(ctx context.Context, req encoders.Request, progress func(e
 		break
 	}
 	if first == nil {
-		return res, encoders.Errorf(encoders.ErrEncodeFailed, "no encoder for %s on this machine: %s", codecName(codec), unavailableReasons(h.plugins, codec))
+		return res, ittybit.Errorf(ittybit.ErrEncodeFailed, "no encoder for %s on this machine: %s", codecName(codec), unavailableReasons(h.plugins, codec))
 	}
 	retry, ok := softwareRetry(h.plugins, codec)
 	if !ok {
-		return res, encoders.Errorf(encoders.ErrEncodeFailed, "%s, and software cannot encode %s here", first.Reason, codecName(codec))
+		return res, ittybit.Errorf(ittybit.ErrEncodeFailed, "%s, and software cannot encode %s here", first.Reason, codecName(codec))
 	}
 	plan, err := encoders.NewPlan(req.Spec, req.Source, encoders.BackendSoftware)
 	if err != nil {
@@ -75,10 +76,10 @@ func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan 
 	res := encoders.Result{Plan: plan, Encoder: plan.Encoder, Plugin: c.cap.Plugin}
 	enc, gen, err := c.in.running(ctx, h)
 	if errors.Is(err, ErrClosed) || ctx.Err() != nil {
-		return res, encoders.Errorf(encoders.ErrCancelled, "encode cancelled: %v", context.Cause(ctx))
+		return res, ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled: %v", context.Cause(ctx))
 	}
 	if err != nil {
-		return res, &stoppedError{encoders.Errorf(encoders.ErrEncodeFailed, "plugin %s is not running: %v", c.cap.Plugin, err)}
+		return res, &stoppedError{ittybit.Errorf(ittybit.ErrEncodeFailed, "plugin %s is not running: %v", c.cap.Plugin, err)}
 	}
 	if req.Started != nil {
 		ended := req.Started(encoders.Attempt{Plan: plan, Plugin: c.cap.Plugin, Device: c.cap.Device, Sessions: sessionsNeeded(plan), Retry: retry})
@@ -96,37 +97,37 @@ func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan 
 		res.File = f
 		return res, nil
 	case ctx.Err() != nil:
-		return res, encoders.Errorf(encoders.ErrCancelled, "encode cancelled")
+		return res, ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled")
 	case errors.Is(err, encoderplugin.ErrStopped):
 		c.in.stopped(gen)
-		return res, &stoppedError{encoders.Errorf(encoders.ErrEncodeFailed, "plugin %s stopped during the encode: %v", c.cap.Plugin, err)}
+		return res, &stoppedError{ittybit.Errorf(ittybit.ErrEncodeFailed, "plugin %s stopped during the encode: %v", c.cap.Plugin, err)}
 	}
 	return res, err
 }
 
-// stoppedError is the *encoders.Error of an attempt whose plugin went
+// stoppedError is the *ittybit.Error of an attempt whose plugin went
 // away; it matches errStopped.
-type stoppedError struct{ err *encoders.Error }
+type stoppedError struct{ err *ittybit.Error }
 
 func (e *stoppedError) Error() string        { return e.err.Error() }
 func (e *stoppedError) Unwrap() error        { return e.err }
 func (e *stoppedError) Is(target error) bool { return target == errStopped }
 
-// plain returns the *encoders.Error in err, which is what Encode returns.
+// plain returns the *ittybit.Error in err, which is what Encode returns.
 func plain(err error) error {
-	var e *encoders.Error
+	var e *ittybit.Error
 	if errors.As(err, &e) {
 		return e
 	}
 	if err != nil {
-		return encoders.Errorf(encoders.ErrInternal, "%v", err)
+		return ittybit.Errorf(ittybit.ErrInternal, "%v", err)
 	}
 	return nil
 }
 
 // message is an error's text without its kind.
 func message(err error) string {
-	var e *encoders.Error
+	var e *ittybit.Error
 	if errors.As(err, &e) {
 		return e.Message
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
@@ -25,8 +26,8 @@ import (
 // Binaries built once for the package's tests: ittybit (serving the
 // built-in plugins), the example external plugin, and a crashing one.
 var (
-	clips                     *encoderstest.Clips
-	ittybit, x264fast, crashy string
+	clips                        *encoderstest.Clips
+	ittybitBin, x264fast, crashy string
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	ittybit, x264fast, crashy = filepath.Join(dir, "ittybit"), filepath.Join(dir, "x264fast"), filepath.Join(dir, "crashy")
+	ittybitBin, x264fast, crashy = filepath.Join(dir, "ittybit"), filepath.Join(dir, "x264fast"), filepath.Join(dir, "crashy")
 	clips = encoderstest.NewClips()
 	code := m.Run()
 	clips.Close()
@@ -55,7 +56,7 @@ func noGPU(t *testing.T) []string { return []string{"--root", t.TempDir()} }
 // mustOpen opens a host with cfg's plugins, closing it when the test ends.
 func mustOpen(t *testing.T, cfg Config) *Host {
 	t.Helper()
-	cfg.Self = ittybit
+	cfg.Self = ittybitBin
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -179,7 +180,7 @@ func TestBuiltinPlugins(t *testing.T) {
 			t.Errorf("plugin %d outlived Close", pid)
 		}
 	}
-	if _, _, err := encode(t, h, request(t, encoders.KindVideo, `{"end":1}`)); encoders.KindOf(err) != encoders.ErrCancelled {
+	if _, _, err := encode(t, h, request(t, encoders.KindVideo, `{"end":1}`)); ittybit.KindOf(err) != ittybit.ErrCancelled {
 		t.Errorf("encode after Close: %v, want cancelled", err)
 	}
 }
@@ -327,7 +328,7 @@ func TestEncodeCancel(t *testing.T) {
 	defer cancel()
 	req := request(t, encoders.KindVideo, `{"codec":"h265"}`)
 	res, err := h.Encode(ctx, req, func(encoders.Progress) { cancel() })
-	if encoders.KindOf(err) != encoders.ErrCancelled || res.Fallback != nil {
+	if ittybit.KindOf(err) != ittybit.ErrCancelled || res.Fallback != nil {
 		t.Errorf("%+v, %v; want cancelled", res, err)
 	}
 	// The plugin is fine for the next encode.
@@ -337,7 +338,7 @@ func TestEncodeCancel(t *testing.T) {
 }
 
 func TestOpenFailures(t *testing.T) {
-	if _, err := Open(t.Context(), Config{Self: ittybit, Builtins: []string{"software", "amf"}, BuiltinArgs: noGPU(t)}); err == nil || !strings.Contains(err.Error(), "amf") {
+	if _, err := Open(t.Context(), Config{Self: ittybitBin, Builtins: []string{"software", "amf"}, BuiltinArgs: noGPU(t)}); err == nil || !strings.Contains(err.Error(), "amf") {
 		t.Errorf("unknown built-in: %v", err)
 	}
 	// An executable that is no plugin is left out.
@@ -352,7 +353,7 @@ func TestOpenFailures(t *testing.T) {
 	if len(h.plugins) != 1 {
 		t.Errorf("plugins %d", len(h.plugins))
 	}
-	if _, err := Open(t.Context(), Config{Self: ittybit, PluginDir: filepath.Join(dir, "missing")}); err == nil {
+	if _, err := Open(t.Context(), Config{Self: ittybitBin, PluginDir: filepath.Join(dir, "missing")}); err == nil {
 		t.Error("missing plugin dir: no error")
 	}
 }

@@ -639,7 +639,7 @@ func (x *EncodeResult) GetFileJson() []byte {
 	return nil
 }
 
-// Error is an *encoders.Error: a kind of the external contract and a message.
+// Error is an *ittybit.Error: a kind of the external contract and a message.
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
 )
@@ -33,18 +34,18 @@ func (a *API) schedErr(err error) error {
 	case errors.Is(err, scheduler.ErrNotActive):
 		return errElsewhere
 	case errors.Is(err, scheduler.ErrUnknownNode):
-		return api.Errorf(api.KindUnknownNode, "this node is not registered with the leader; register again")
+		return ittybit.Errorf(ittybit.ErrUnknownNode, "this node is not registered with the leader; register again")
 	case errors.Is(err, scheduler.ErrStale):
-		return api.Errorf(api.KindStaleAttempt, "the step is not held by this attempt any more (it was reassigned, cancelled or already reported); drop the result")
+		return ittybit.Errorf(ittybit.ErrStaleAttempt, "the step is not held by this attempt any more (it was reassigned, cancelled or already reported); drop the result")
 	case errors.Is(err, scheduler.ErrNotFound):
-		return api.Errorf(api.KindNotFound, "no such step")
+		return ittybit.Errorf(ittybit.ErrNotFound, "no such step")
 	}
 	return elsewhere(err)
 }
 
 func decodeBody(r *http.Request, v any) error {
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		return api.Errorf(api.KindInvalidJSON, "the body is not the expected JSON: "+err.Error())
+		return ittybit.Errorf(ittybit.ErrInvalidJSON, "the body is not the expected JSON: %v", err)
 	}
 	return nil
 }
@@ -56,7 +57,7 @@ func (a *API) registerNode(w http.ResponseWriter, r *http.Request) error {
 	}
 	reg.Name = strings.TrimSpace(reg.Name)
 	if reg.Name == "" || strings.ContainsAny(reg.Name, "/ \t\n") {
-		return api.Errorf(api.KindInvalidJSON, "a node needs a name without spaces or slashes")
+		return ittybit.Errorf(ittybit.ErrInvalidJSON, "a node needs a name without spaces or slashes")
 	}
 	out, err := a.cfg.Scheduler.Register(r.Context(), reg)
 	if err != nil {
@@ -85,7 +86,7 @@ func (a *API) assignments(w http.ResponseWriter, r *http.Request) error {
 	if s := q.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
-			return api.Errorf(api.KindInvalidJSON, "wait must be a duration such as 10s")
+			return ittybit.Errorf(ittybit.ErrInvalidJSON, "wait must be a duration such as 10s")
 		}
 		wait = min(d, maxLongPoll)
 	}
@@ -93,7 +94,7 @@ func (a *API) assignments(w http.ResponseWriter, r *http.Request) error {
 	if s := q.Get("seq"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return api.Errorf(api.KindInvalidJSON, "seq must be the highest delivery sequence number received, a whole number")
+			return ittybit.Errorf(ittybit.ErrInvalidJSON, "seq must be the highest delivery sequence number received, a whole number")
 		}
 		rcv.Seq = n
 	}

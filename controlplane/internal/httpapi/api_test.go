@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
@@ -85,7 +86,7 @@ func errorOf(tb testing.TB, w *httptest.ResponseRecorder) api.Error {
 	return e
 }
 
-func wantError(tb testing.TB, w *httptest.ResponseRecorder, status int, kind string) api.Error {
+func wantError(tb testing.TB, w *httptest.ResponseRecorder, status int, kind ittybit.ErrorKind) api.Error {
 	tb.Helper()
 	if w.Code != status {
 		tb.Fatalf("got %d %s, want %d %s", w.Code, bytes.TrimSpace(w.Body.Bytes()), status, kind)
@@ -106,8 +107,8 @@ func TestCreateDecoding(t *testing.T) {
 		name   string
 		body   string
 		status int
-		kind   string // for errors
-		nErrs  int    // problems listed in "errors" (0: the field is absent)
+		kind   ittybit.ErrorKind // for errors
+		nErrs  int               // problems listed in "errors" (0: the field is absent)
 	}{
 		{"empty body", ``, 400, "invalid_json", 0},
 		{"blank body", " \n\t", 400, "invalid_json", 0},
@@ -195,7 +196,7 @@ func TestAuth(t *testing.T) {
 		method, target string
 		auth           string
 		status         int
-		kind           string // "" when the request must pass
+		kind           ittybit.ErrorKind // "" when the request must pass
 	}{
 		{"task API, no header", "GET", "/tasks", "", 401, "token_missing"},
 		{"task API, wrong key", "GET", "/tasks", "Bearer nope", 401, "token_invalid"},
@@ -281,7 +282,8 @@ func TestRoutesNotAllowedAndNotFound(t *testing.T) {
 	tests := []struct {
 		method, target string
 		status         int
-		kind, allow    string
+		kind           ittybit.ErrorKind
+		allow          string
 	}{
 		{"DELETE", "/tasks", 405, "method_not_allowed", "GET, HEAD, POST"},
 		{"PUT", "/tasks", 405, "method_not_allowed", "GET, HEAD, POST"},

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // Keys holds the accepted credentials as SHA-256 hashes: API keys for the
@@ -104,17 +104,17 @@ func (a *API) apiKey(next http.Handler) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		tok, present := bearer(r)
 		if !present {
-			return api.Errorf(api.KindTokenMissing, "no Authorization header; send Authorization: Bearer <API key>")
+			return ittybit.Errorf(ittybit.ErrTokenMissing, "no Authorization header; send Authorization: Bearer <API key>")
 		}
 		id, ok := match(a.cfg.Keys.apiKeys, tok)
 		if !ok {
 			if _, isNode := match(a.cfg.Keys.nodeTokens, tok); isNode {
-				return api.Errorf(api.KindTokenInvalid, "this is a node token; the task API takes an API key")
+				return ittybit.Errorf(ittybit.ErrTokenInvalid, "this is a node token; the task API takes an API key")
 			}
-			return api.Errorf(api.KindTokenInvalid, "the API key is not valid")
+			return ittybit.Errorf(ittybit.ErrTokenInvalid, "the API key is not valid")
 		}
 		if wait, ok := a.limits.allow(id); !ok {
-			return retryAfter(w, wait, api.Errorf(api.KindRateLimited, fmt.Sprintf("too many requests for this API key; retry after %d s", wait)))
+			return retryAfter(w, wait, ittybit.Errorf(ittybit.ErrRateLimited, "too many requests for this API key; retry after %d s", wait))
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyIDKey, id)))
 		return nil
@@ -126,13 +126,13 @@ func (a *API) nodeToken(next http.Handler) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		tok, present := bearer(r)
 		if !present {
-			return api.Errorf(api.KindTokenMissing, "no Authorization header; send Authorization: Bearer <node token>")
+			return ittybit.Errorf(ittybit.ErrTokenMissing, "no Authorization header; send Authorization: Bearer <node token>")
 		}
 		if _, ok := match(a.cfg.Keys.nodeTokens, tok); !ok {
 			if _, isKey := match(a.cfg.Keys.apiKeys, tok); isKey {
-				return api.Errorf(api.KindTokenInvalid, "this is an API key; this route takes a node token")
+				return ittybit.Errorf(ittybit.ErrTokenInvalid, "this is an API key; this route takes a node token")
 			}
-			return api.Errorf(api.KindTokenInvalid, "the node token is not valid")
+			return ittybit.Errorf(ittybit.ErrTokenInvalid, "the node token is not valid")
 		}
 		next.ServeHTTP(w, r)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -24,15 +25,15 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 	var req api.CreateTaskRequest
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return req, api.Errorf(api.KindInvalidJSON, `the body is empty; send a JSON object such as {"input": "https://example.com/upload.mov", "kind": "video"}`)
+		return req, ittybit.Errorf(ittybit.ErrInvalidJSON, `the body is empty; send a JSON object such as {"input": "https://example.com/upload.mov", "kind": "video"}`)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil || trimmed[0] != '{' {
-		return req, api.Errorf(api.KindInvalidJSON, "the body is not a JSON object ("+jsonErr(err)+"); send {\"input\": …, \"kind\": …}")
+		return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "the body is not a JSON object (%s); send {\"input\": …, \"kind\": …}", jsonErr(err))
 	}
-	var problems []*encoders.Error
-	bad := func(kind encoders.ErrorKind, field, msg string) {
-		problems = append(problems, &encoders.Error{Kind: kind, Field: field, Message: msg})
+	var problems []*ittybit.Error
+	bad := func(kind ittybit.ErrorKind, field, msg string) {
+		problems = append(problems, &ittybit.Error{Kind: kind, Field: field, Message: msg})
 	}
 	names := make([]string, 0, len(fields))
 	for k := range fields {
@@ -45,21 +46,21 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 		switch k {
 		case "input":
 			if !isNull && json.Unmarshal(raw, &req.Input) != nil {
-				bad(encoders.ErrInvalidInput, "input", "input must be a URL string (http://, https://, or s3://)")
+				bad(ittybit.ErrInvalidInput, "input", "input must be a URL string (http://, https://, or s3://)")
 			}
 		case "kind":
 			var s string
 			if !isNull && json.Unmarshal(raw, &s) != nil {
-				bad(encoders.ErrInvalidKind, "kind", "kind must be a string, one of video, audio, image, adaptive_video")
+				bad(ittybit.ErrInvalidKind, "kind", "kind must be a string, one of video, audio, image, adaptive_video")
 			}
 			req.Kind = encoders.Kind(s)
 		case "options":
 			if err := json.Unmarshal(raw, &req.Options); err != nil {
-				bad(encoders.ErrInvalidOption, "options", "options must be a JSON object")
+				bad(ittybit.ErrInvalidOption, "options", "options must be a JSON object")
 			}
 		case "output":
 			if !isNull && json.Unmarshal(raw, &req.Output) != nil {
-				bad(encoders.ErrInvalidOutput, "output", "output must be a string: an s3://bucket/key URL")
+				bad(ittybit.ErrInvalidOutput, "output", "output must be a string: an s3://bucket/key URL")
 			}
 		case "metadata":
 			if isNull {
@@ -67,11 +68,11 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 			}
 			var m map[string]json.RawMessage
 			if json.Unmarshal(raw, &m) != nil {
-				return req, api.Errorf(api.KindInvalidJSON, "metadata must be a JSON object of key-value pairs")
+				return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "metadata must be a JSON object of key-value pairs")
 			}
 			req.Metadata = canonical(m)
 		default:
-			return req, api.Errorf(api.KindInvalidJSON, fmt.Sprintf("unknown field %q; a task takes %s", k, strings.Join(requestFields, ", ")))
+			return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "unknown field %q; a task takes %s", k, strings.Join(requestFields, ", "))
 		}
 	}
 	if len(problems) > 0 {

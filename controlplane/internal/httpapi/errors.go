@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 )
 
@@ -32,9 +33,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &ae) {
 		ae = api.FromError(err)
 	}
-	if ae.Kind == "" || ae.Kind == api.KindInternal {
+	if ae.Kind == "" || ae.Kind == ittybit.ErrInternal {
 		a.log.Error("request failed", append(requestAttrs(r), "err", err)...)
-		ae = api.Errorf(api.KindInternal, "internal error; the server's log has the details")
+		ae = &api.Error{Kind: ittybit.ErrInternal, Message: "internal error; the server's log has the details"}
 	}
 	status := api.Status(ae.Kind)
 	switch status {
@@ -69,7 +70,7 @@ func requestAttrs(r *http.Request) []any {
 }
 
 // retryAfter is an error that sets Retry-After.
-func retryAfter(w http.ResponseWriter, seconds int, err *api.Error) error {
+func retryAfter(w http.ResponseWriter, seconds int, err error) error {
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	return err
 }
@@ -82,7 +83,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) error {
-	return api.Errorf(api.KindNotFound, "no route "+r.Method+" "+r.URL.Path+"; see /openapi.json for the routes")
+	return ittybit.Errorf(ittybit.ErrNotFound, "no route %s %s; see /openapi.json for the routes", r.Method, r.URL.Path)
 }
 
 // methodNotAllowed answers 405 for a path whose methods are allow (the
@@ -90,6 +91,6 @@ func notFound(w http.ResponseWriter, r *http.Request) error {
 func methodNotAllowed(allow string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", allow)
-		return api.Errorf(api.KindMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+		return ittybit.Errorf(ittybit.ErrMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)
 	}
 }

@@ -10,10 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
-	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
 )
 
@@ -62,9 +61,9 @@ func (a *API) leader(h handlerFunc) http.Handler {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return api.Errorf(api.KindPayloadTooLarge, "the request body is over the limit of "+strconv.FormatInt(a.cfg.MaxBodyBytes, 10)+" bytes")
+				return ittybit.Errorf(ittybit.ErrPayloadTooLarge, "the request body is over the limit of %d bytes", a.cfg.MaxBodyBytes)
 			}
-			return api.Errorf(api.KindInvalidJSON, "could not read the request body: "+err.Error())
+			return ittybit.Errorf(ittybit.ErrInvalidJSON, "could not read the request body: %v", err)
 		}
 		if r.Header.Get(headerRequestID) == "" || r.Header.Get(headerForwardedBy) == "" {
 			r.Header.Set(headerRequestID, newRequestID())
@@ -85,7 +84,7 @@ func (a *API) leader(h handlerFunc) http.Handler {
 			case r.Header.Get(headerForwardedBy) != "":
 				// Sent here as the leader, but it is not: let the sender,
 				// who knows the request, find the leader again.
-				return api.Errorf(api.KindUnavailable, "this server is no longer the leader; retry")
+				return ittybit.Errorf(ittybit.ErrUnavailable, "this server is no longer the leader; retry")
 			default:
 				if _, addr, ok := a.cfg.Store.Leader(); ok && addr != "" {
 					done, err := a.proxy.forward(ctx, w, r, addr, body)
@@ -100,7 +99,7 @@ func (a *API) leader(h handlerFunc) http.Handler {
 				if r.Context().Err() != nil {
 					return r.Context().Err()
 				}
-				return api.Errorf(api.KindUnavailable, "no leader is available to take the request (an election may be in progress); retry")
+				return ittybit.Errorf(ittybit.ErrUnavailable, "no leader is available to take the request (an election may be in progress); retry")
 			case <-time.After(wait):
 			}
 			wait = min(2*wait, 400*time.Millisecond)

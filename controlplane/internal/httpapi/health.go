@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit"
 )
 
 // healthz answers while the process is alive.
@@ -18,11 +18,11 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	id, _, ok := a.cfg.Store.Leader()
 	if !ok {
-		return api.Errorf(api.KindUnavailable, "no leader is known yet")
+		return ittybit.Errorf(ittybit.ErrUnavailable, "no leader is known yet")
 	}
 	if a.cfg.Ready != nil {
 		if err := a.cfg.Ready(); err != nil {
-			return api.Errorf(api.KindUnavailable, err.Error())
+			return ittybit.Errorf(ittybit.ErrUnavailable, "%v", err)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": a.cfg.Store.NodeID(), "leader": id})
@@ -40,7 +40,7 @@ type joinRequest struct {
 func (a *API) join(w http.ResponseWriter, r *http.Request) error {
 	var req joinRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.NodeID == "" || req.RaftAddr == "" {
-		return api.Errorf(api.KindInvalidJSON, `join takes {"node_id", "raft_addr", "http_addr"}`)
+		return ittybit.Errorf(ittybit.ErrInvalidJSON, `join takes {"node_id", "raft_addr", "http_addr"}`)
 	}
 	if err := a.cfg.Store.Join(r.Context(), req.NodeID, req.RaftAddr, req.HTTPAddr); err != nil {
 		return elsewhere(err)

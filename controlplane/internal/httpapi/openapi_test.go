@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -93,7 +94,7 @@ func TestOpenAPI(t *testing.T) {
 			{"Task", nil, api.Task{}},
 			{"Step", nil, api.Step{}},
 			{"Error", nil, api.Error{}},
-			{"Error", []string{"properties", "errors", "items"}, encoders.Error{}},
+			{"Error", []string{"properties", "errors", "items"}, ittybit.Error{}},
 			{"CreateTaskRequest", nil, api.CreateTaskRequest{}},
 			{"Options", nil, encoders.Options{}},
 			{"File", nil, encoders.File{}},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -32,7 +33,7 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 	scope, key := "req:"+keyID(r.Context()), r.Header.Get(headerRequestID)
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if len(k) > maxIdempotencyKey {
-			return api.Errorf(api.KindInvalidJSON, fmt.Sprintf("Idempotency-Key is longer than %d characters", maxIdempotencyKey))
+			return ittybit.Errorf(ittybit.ErrInvalidJSON, "Idempotency-Key is longer than %d characters", maxIdempotencyKey)
 		}
 		scope, key = "idem:"+keyID(r.Context()), k
 	}
@@ -42,7 +43,7 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch out := res[0]; {
 	case out.Conflict:
-		return api.Errorf(api.KindIdempotencyConflict, "this Idempotency-Key was used with a different request in the last 24 hours; use a new key for a new task")
+		return ittybit.Errorf(ittybit.ErrIdempotencyConflict, "this Idempotency-Key was used with a different request in the last 24 hours; use a new key for a new task")
 	default:
 		if !out.Replayed {
 			a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
@@ -84,7 +85,7 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
 
 func notFoundTask(id string, err error) error {
 	if errors.Is(err, state.ErrNotFound) {
-		return api.Errorf(api.KindNotFound, fmt.Sprintf("no task %q", id))
+		return ittybit.Errorf(ittybit.ErrNotFound, "no task %q", id)
 	}
 	return err
 }
@@ -96,7 +97,7 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	page, more, err := a.cfg.Store.State().ListTasks(q)
 	if errors.Is(err, state.ErrNotFound) {
-		return api.Errorf(encodersInvalidOption, "the cursor names no task; after and before take the id of a task in the list")
+		return ittybit.Errorf(ittybit.ErrInvalidOption, "the cursor names no task; after and before take the id of a task in the list")
 	}
 	if err != nil {
 		return err
@@ -111,8 +112,6 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
-
-const encodersInvalidOption = string(encoders.ErrInvalidOption)
 
 // listQuery reads and checks the query of GET /tasks.
 func listQuery(r *http.Request) (state.ListQuery, error) {
@@ -159,7 +158,7 @@ func listQuery(r *http.Request) (state.ListQuery, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return q, api.Errorf(encodersInvalidOption, strings.Join(problems, "; "))
+		return q, ittybit.Errorf(ittybit.ErrInvalidOption, "%s", strings.Join(problems, "; "))
 	}
 	return q, nil
 }
@@ -169,7 +168,7 @@ func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	t, err := a.cfg.Store.CancelTask(r.Context(), id, a.cfg.Now().UnixMilli())
 	switch {
 	case errors.Is(err, state.ErrTaskFinished):
-		return api.Errorf(api.KindTaskFinished, fmt.Sprintf("task %s already ended as %s; only queued or processing tasks can be cancelled", id, t.Status))
+		return ittybit.Errorf(ittybit.ErrTaskFinished, "task %s already ended as %s; only queued or processing tasks can be cancelled", id, t.Status)
 	case err != nil:
 		return notFoundTask(id, elsewhere(err))
 	}

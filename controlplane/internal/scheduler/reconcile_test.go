@@ -92,7 +92,9 @@ func TestLostAnswerIsSentAgain(t *testing.T) {
 // TestUndeliveredRunsElsewhere: a lease its agent never takes in is
 // released after the delivery timeout and runs on another node.
 func TestUndeliveredRunsElsewhere(t *testing.T) {
-	d, st := mustDispatcher(t, Config{DeliveryTimeout: 200 * time.Millisecond})
+	// A timeout long enough for b to register first, however loaded the
+	// machine: with a alone, the released step would go back to a.
+	d, st := mustDispatcher(t, Config{DeliveryTimeout: time.Second})
 	register(t, d, "a")
 	addTask(t, st, d, encoders.KindImage, "")
 	first := poll(t, d, "a") // its answer is lost: never acknowledged
@@ -107,7 +109,7 @@ func TestUndeliveredRunsElsewhere(t *testing.T) {
 // longer than the report timeout is released, the agent told to stop it,
 // and the report, when it comes, refused.
 func TestReportThatNeverArrives(t *testing.T) {
-	d, st := mustDispatcher(t, Config{ReportTimeout: 200 * time.Millisecond})
+	d, st := mustDispatcher(t, Config{ReportTimeout: time.Second}) // b registers first, as above
 	register(t, d, "a")
 	id := addTask(t, st, d, encoders.KindImage, "")
 	first, rcv := pollAck(t, d, "a", api.Received{})
@@ -215,10 +217,12 @@ func TestLostContinuationRunsElsewhere(t *testing.T) {
 	d, st := mustDispatcher(t, Config{DeliveryTimeout: 200 * time.Millisecond})
 	register(t, d, "a")
 	lost, rcv := continued(t, d, st) // its answer never arrives
+	// b is there before the release: placement only disfavours a, the
+	// node that lost the step, so with a alone it would go back to a.
+	register(t, d, "b")
 	if _, err := d.Heartbeat(context.Background(), "a", api.Heartbeat{Received: rcv}); err != nil {
 		t.Fatal(err)
 	}
-	register(t, d, "b")
 	b := poll(t, d, "b")
 	if b.StepID != lost.StepID || b.Attempt != 2 {
 		t.Fatalf("on b: %s attempt %d, want %s attempt 2", b.Step, b.Attempt, lost.Step)
@@ -236,10 +240,10 @@ func TestDroppedContinuationReleased(t *testing.T) {
 	if r, err := d.Heartbeat(context.Background(), "a", held); err != nil || len(r.Cancel) != 0 {
 		t.Fatalf("heartbeat holding it: %+v %v", r, err)
 	}
+	register(t, d, "b") // before the release, as above
 	if r, err := d.Heartbeat(context.Background(), "a", api.Heartbeat{Received: rcv}); err != nil || !slices.Contains(r.Cancel, next.StepID) {
 		t.Fatalf("heartbeat without it: %+v %v, want it released", r, err)
 	}
-	register(t, d, "b")
 	if b := poll(t, d, "b"); b.StepID != next.StepID || b.Attempt != 2 {
 		t.Fatalf("on b: %s attempt %d, want %s attempt 2", b.Step, b.Attempt, next.Step)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -179,7 +180,7 @@ func (d *Dispatcher) checkTimers(ctx context.Context) {
 	d.propose(ctx, ups)
 }
 
-func failUpdate(l *lease, now time.Time, kind, msg string, retryable bool, backoff time.Duration) state.StepUpdate {
+func failUpdate(l *lease, now time.Time, kind ittybit.ErrorKind, msg string, retryable bool, backoff time.Duration) state.StepUpdate {
 	return state.StepUpdate{
 		Op: state.OpFail, TaskID: l.taskID, StepID: l.stepID, Attempt: l.attempt, Now: now.UnixMilli(),
 		Error: &api.Error{Kind: kind, Message: msg}, Retryable: retryable, Backoff: backoff.Milliseconds(),
@@ -223,7 +224,7 @@ func (d *Dispatcher) observeDone(u state.StepUpdate, t *state.Task) {
 		if encoders.Kind(kind).Valid() {
 			kind = "encode"
 		}
-		d.cfg.Metrics.StepFailures.WithLabelValues(kind, u.Error.Kind).Inc()
+		d.cfg.Metrics.StepFailures.WithLabelValues(kind, string(u.Error.Kind)).Inc()
 	}
 	if u.Op == state.OpComplete && s.StartedAt != nil && s.FinishedAt != nil {
 		encoder := "none"
@@ -255,7 +256,8 @@ func (d *Dispatcher) logOutcome(u state.StepUpdate, t *state.Task, l *lease) {
 	attrs := append(taskAttrs(t.ID, u.StepID, node), "step", kind, "attempt", u.Attempt)
 	switch u.Op {
 	case state.OpFail:
-		var errKind, msg string
+		var errKind ittybit.ErrorKind
+		var msg string
 		if u.Error != nil {
 			errKind, msg = u.Error.Kind, u.Error.Message
 		}

@@ -1,4 +1,8 @@
-package encoders
+// Package ittybit holds the vocabulary every layer shares: the error kinds
+// of the contract and the one error type that carries them. It imports
+// only the standard library, so that any package — the encoding domain,
+// storage, the agent, the control plane, a plugin — may import it.
+package ittybit
 
 import (
 	"errors"
@@ -7,10 +11,10 @@ import (
 )
 
 // ErrorKind names a class of failure. The values are part of the external
-// contract: API clients and CLI users branch on them.
+// contract: API clients, CLI users and webhooks branch on them.
 type ErrorKind string
 
-// Validation error kinds: what is wrong with a task request.
+// Validation kinds: what is wrong with a task request (HTTP 400).
 const (
 	ErrInputRequired ErrorKind = "input_required"
 	ErrInvalidInput  ErrorKind = "invalid_input"
@@ -21,7 +25,7 @@ const (
 	ErrInvalidOutput ErrorKind = "invalid_output"
 )
 
-// Step error kinds: why a step of an accepted task failed.
+// Step kinds: why a step of an accepted task failed.
 const (
 	ErrInputBlocked     ErrorKind = "input_blocked"
 	ErrFetchFailed      ErrorKind = "fetch_failed"
@@ -35,6 +39,24 @@ const (
 	ErrInternal         ErrorKind = "internal"
 )
 
+// API kinds: why a request failed, besides validation.
+const (
+	ErrInvalidJSON         ErrorKind = "invalid_json"
+	ErrTokenMissing        ErrorKind = "token_missing"
+	ErrTokenInvalid        ErrorKind = "token_invalid"
+	ErrNotFound            ErrorKind = "not_found"
+	ErrMethodNotAllowed    ErrorKind = "method_not_allowed"
+	ErrIdempotencyConflict ErrorKind = "idempotency_conflict"
+	ErrTaskFinished        ErrorKind = "task_finished"
+	ErrPayloadTooLarge     ErrorKind = "payload_too_large"
+	ErrRateLimited         ErrorKind = "rate_limited"
+	ErrUnavailable         ErrorKind = "unavailable"
+	// Agent routes: the agent must register again; a report from an
+	// attempt that no longer holds its step.
+	ErrUnknownNode  ErrorKind = "unknown_node"
+	ErrStaleAttempt ErrorKind = "stale_attempt"
+)
+
 // validationOrder ranks the validation kinds: when a request has several
 // problems, the response's kind is that of the first in this order.
 var validationOrder = []ErrorKind{
@@ -42,8 +64,8 @@ var validationOrder = []ErrorKind{
 	ErrInvalidCodec, ErrInvalidOption, ErrInvalidOutput,
 }
 
-// Error is one problem with a name: what is wrong, with which field, and what
-// is accepted instead. It is the only error type the package returns.
+// Error is one problem with a name: what is wrong, with which field, and
+// what is accepted instead.
 type Error struct {
 	// Kind classifies the problem (see the Err* constants).
 	Kind ErrorKind `json:"kind"`
@@ -61,7 +83,8 @@ func Errorf(kind ErrorKind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
 }
 
-func fieldErr(kind ErrorKind, field, format string, args ...any) *Error {
+// FieldErrorf returns an *Error about one request field.
+func FieldErrorf(kind ErrorKind, field, format string, args ...any) *Error {
 	return &Error{Kind: kind, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -78,9 +101,10 @@ func KindOf(err error) ErrorKind {
 	return ErrInternal
 }
 
-// Problems flattens err, as returned by Validate, into its *Error values in
-// a stable order: by kind (input first, output last), then as found.
-// Errors in the tree that are not *Error become ErrInternal problems.
+// Problems flattens err (several problems joined with errors.Join, as a
+// validation returns them) into its *Error values in a stable order: by
+// kind (input first, output last), then as found. Errors in the tree that
+// are not *Error become ErrInternal problems.
 func Problems(err error) []*Error {
 	var out []*Error
 	var walk func(error)
@@ -119,9 +143,9 @@ func Problems(err error) []*Error {
 	return out
 }
 
-// Summary turns err, as returned by Validate, into one kind and one message:
-// the kind of the most basic problem and every problem's message joined with
-// "; ". This is the API's error body.
+// Summary turns err into one kind and one message: the kind of the most
+// basic problem and every problem's message joined with "; ". This is the
+// API's error body.
 func Summary(err error) (ErrorKind, string) {
 	ps := Problems(err)
 	if len(ps) == 0 {
