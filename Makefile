@@ -28,13 +28,14 @@ all: lint test
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install what running and testing need where missing: ffmpeg; curl, python3-requests, nodejs for the seed's snippets; prometheus (promtool) for the monitoring tests; versitygw
+deps: ## install what running and testing need where missing: ffmpeg; curl, python3-requests, nodejs for the seed's snippets; npm and test/npm's tools (an OpenAPI linter, a client generator); prometheus (promtool) for the monitoring tests; versitygw
 	@pkgs=""; \
 	{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || pkgs="$$pkgs ffmpeg"; \
 	command -v curl >/dev/null || pkgs="$$pkgs curl"; \
 	command -v python3 >/dev/null || pkgs="$$pkgs python3"; \
 	python3 -c 'import requests' 2>/dev/null || pkgs="$$pkgs python3-requests"; \
 	node -e 'process.exit(typeof fetch === "function" ? 0 : 1)' 2>/dev/null || pkgs="$$pkgs nodejs"; \
+	command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || pkgs="$$pkgs prometheus"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing$$pkgs (apt-get)"; \
@@ -47,6 +48,11 @@ deps: ## install what running and testing need where missing: ffmpeg; curl, pyth
 	if ! command -v versitygw >/dev/null && [ ! -x "$$gobin/versitygw" ]; then \
 		echo "installing versitygw $(VERSITYGW_VERSION) (go install)"; \
 		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
+	@# The tests' npm tools, at the versions test/npm/package-lock.json pins.
+	@if [ ! -d test/npm/node_modules ] || [ test/npm/package-lock.json -nt test/npm/node_modules ]; then \
+		echo "installing the tests' npm tools (npm ci --prefix test/npm)"; \
+		npm ci --prefix test/npm --no-audit --no-fund --loglevel=error && touch test/npm/node_modules; \
 	fi
 
 build: ## build bin/ittybit

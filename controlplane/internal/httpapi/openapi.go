@@ -56,10 +56,10 @@ func operations() []operation {
 			"", with(errs("401", "404", "429", "503"), "200", "Task")},
 		{"POST", "/tasks/{id}/cancel", "cancelTask", "Cancel a task; running steps are stopped.", true, []map[string]any{idParam},
 			"", with(errs("401", "404", "409", "429", "503"), "200", "Task")},
-		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health"}},
+		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health", "4XX": ""}},
 		{"GET", "/readyz", "ready", "200 once a leader is known (and, in ittybit dev, the agent has registered).", false, nil, "",
-			map[string]string{"200": "Health", "503": "Error"}},
-		{"GET", "/openapi.json", "openapi", "This document.", false, nil, "", map[string]string{"200": ""}},
+			map[string]string{"200": "Health", "4XX": "", "503": "Error"}},
+		{"GET", "/openapi.json", "openapi", "This document.", false, nil, "", map[string]string{"200": "", "4XX": ""}},
 	}
 }
 
@@ -74,6 +74,9 @@ var statusText = map[string]string{
 	"401": "No API key, or a wrong one.", "404": "No such task.", "409": "An idempotency conflict, or the task already ended.",
 	"413": "The body is over the size limit.", "429": "Too many requests for this API key; see Retry-After.",
 	"503": "No leader is available; see Retry-After.",
+	// The routes without a 4xx of their own: what Go's HTTP server answers,
+	// in plain text, before ittybit sees the request.
+	"4XX": "A malformed request, refused by the HTTP server before ittybit reads it: 400 (a bad request line or Host header) or 431 (headers over the size limit), in plain text.",
 }
 
 // openAPIDocument builds the OpenAPI 3.1 document.
@@ -108,7 +111,7 @@ func openAPIDocument() map[string]any {
 			}
 			if s := op.responses[c]; s != "" {
 				r["content"] = map[string]any{"application/json": map[string]any{"schema": ref(s)}}
-			} else if op.path == "/openapi.json" {
+			} else if op.path == "/openapi.json" && c == "200" {
 				r["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 			}
 			resp[c] = r
@@ -121,6 +124,7 @@ func openAPIDocument() map[string]any {
 		"info": map[string]any{
 			"title": "ittybit", "version": "1",
 			"description": "Create media-processing tasks: a URL in, and video, audio, images or adaptive HLS out, through probe → ingest → encode → upload.",
+			"license":     map[string]any{"name": "Apache License 2.0", "identifier": "Apache-2.0"},
 		},
 		"paths":      paths,
 		"security":   []any{map[string]any{"bearer": []any{}}},
@@ -133,12 +137,33 @@ var (
 	openAPIJSON []byte
 )
 
+// openapi serves the document with the server it was asked of as its
+// servers entry: the base URL a client generated from it should call.
 func (a *API) openapi(w http.ResponseWriter, r *http.Request) error {
 	openAPIOnce.Do(func() {
 		openAPIJSON, _ = json.MarshalIndent(openAPIDocument(), "", "  ")
 	})
+	servers, _ := json.Marshal([]map[string]string{{"url": baseURL(r), "description": "the ittybit server that served this document"}})
+	body := make([]byte, 0, len(openAPIJSON)+len(servers)+16)
+	body = append(body, "{\n  \"servers\": "...)
+	body = append(body, servers...)
+	body = append(body, ',')
+	body = append(body, openAPIJSON[1:]...)
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(openAPIJSON)))
-	_, err := w.Write(openAPIJSON)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, err := w.Write(body)
 	return err
+}
+
+// baseURL is the scheme and host a client used to reach this server: as a
+// proxy in front says (X-Forwarded-Proto), else as the connection is.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
 }

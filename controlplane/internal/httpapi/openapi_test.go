@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"sort"
@@ -43,6 +44,19 @@ func TestOpenAPI(t *testing.T) {
 		info, _ := doc["info"].(map[string]any)
 		if info["title"] == nil || info["version"] == nil {
 			t.Errorf("info %v lacks title or version", info)
+		}
+	})
+
+	t.Run("servers is the server asked", func(t *testing.T) {
+		// httptest's requests are for example.com.
+		if got, _ := json.Marshal(doc["servers"]); string(got) != `[{"description":"the ittybit server that served this document","url":"http://example.com"}]` {
+			t.Errorf("servers %s", got)
+		}
+		r := httptest.NewRequest("GET", "/openapi.json", nil)
+		r.Host = "media.internal:8443"
+		r.Header.Set("X-Forwarded-Proto", "https")
+		if got := baseURL(r); got != "https://media.internal:8443" {
+			t.Errorf("behind a TLS proxy: %s", got)
 		}
 	})
 
