@@ -73,10 +73,11 @@ test: deps ## run every test (real ffmpeg on small generated clips)
 # How long test-long runs each fuzz target (go test -fuzztime).
 FUZZTIME ?= 3m
 
-test-long: deps ## the tests, then each of the five fuzz targets for FUZZTIME (default 3m)
+test-long: deps ## the tests, then each of the six fuzz targets for FUZZTIME (default 3m)
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
+	$(GO) test -run '^$$' -fuzz '^FuzzInputHost$$' -fuzztime $(FUZZTIME) ./storage/
 	$(GO) test -run '^$$' -fuzz '^FuzzScalars$$' -fuzztime $(FUZZTIME) ./encoders/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoders/probe/
 	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime $(FUZZTIME) ./encoders/ffmpeg/

@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/ittybit-oss/ittybit"
 )
@@ -26,9 +24,12 @@ type Spec struct {
 
 // Policy says which inputs and outputs the caller accepts.
 type Policy struct {
-	// AllowPrivate admits inputs on loopback, private, link-local and
-	// metadata addresses. Servers leave it off unless an operator asks.
-	AllowPrivate bool
+	// InputHost, when set, judges the host of an http(s) input once the
+	// URL is well formed; its *ittybit.Error is the problem reported.
+	// Servers pass storage.CheckInputHost, which refuses loopback, private,
+	// link-local and metadata addresses, unless an operator allows private
+	// inputs. Nil admits any host.
+	InputHost func(host string) error
 	// LocalPaths admits a local file path as input and as output (the
 	// CLI's local mode); URLs are still checked as usual.
 	LocalPaths bool
@@ -96,50 +97,16 @@ func validateInput(in string, p Policy) *ittybit.Error {
 			return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input port %q is not a port number from 1 to 65535", port)
 		}
 	}
-	if p.AllowPrivate {
-		return nil
-	}
-	name := connectHost(host)
-	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
-		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is a loopback address; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host)
-	}
-	if !hasLetter(name) && !isASCII(name) {
-		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %q is neither a host name nor an IP address written in ASCII; %s", host, accepted)
-	}
-	if addr, err := netip.ParseAddr(name); err == nil {
-		if why := BlockedReason(addr); why != "" {
-			return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is %s; inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)", host, why)
+	if p.InputHost != nil {
+		if err := p.InputHost(host); err != nil {
+			var e *ittybit.Error
+			if errors.As(err, &e) {
+				return e
+			}
+			return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s: %v", host, err)
 		}
-		return nil
-	}
-	if addr, ok := ParseLegacyIPv4(name); ok {
-		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is the IPv4 address %s written in a non-standard form; write it in dotted decimal", host, addr)
 	}
 	return nil
-}
-
-// connectHost is a URL's host as an HTTP client connects to it: lower
-// case, with the full-width digits and dots that IDNA maps to ASCII mapped,
-// and without trailing dots ("127.0.0.1." is 127.0.0.1 to a resolver).
-func connectHost(host string) string {
-	h := strings.Map(func(r rune) rune {
-		switch {
-		case r >= '\uff10' && r <= '\uff19': // full-width digits
-			return '0' + (r - '\uff10')
-		case r == '\u3002' || r == '\uff0e' || r == '\uff61': // ideographic, full-width and half-width full stops
-			return '.'
-		}
-		return r
-	}, strings.ToLower(host))
-	return strings.TrimRight(h, ".")
-}
-
-func hasLetter(s string) bool {
-	return strings.IndexFunc(s, unicode.IsLetter) >= 0
-}
-
-func isASCII(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool { return r > unicode.MaxASCII }) < 0
 }
 
 func urlErrText(err error) string {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit"
-	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // Resolver looks up the addresses of a host; *net.Resolver is one.
@@ -112,7 +111,7 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 	literal := strings.TrimRight(host, ".")
 	if ip, err := netip.ParseAddr(literal); err == nil {
 		ips = []netip.Addr{ip}
-	} else if ip, ok := encoders.ParseLegacyIPv4(literal); ok {
+	} else if ip, ok := ParseLegacyIPv4(literal); ok {
 		ips = []netip.Addr{ip}
 	} else {
 		if ips, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {
@@ -121,7 +120,7 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 	}
 	var lastErr error
 	for _, ip := range ips {
-		if why := encoders.BlockedReason(ip); why != "" && !f.cfg.AllowPrivate {
+		if why := BlockedReason(ip); why != "" && !f.cfg.AllowPrivate {
 			lastErr = ittybit.Errorf(ittybit.ErrInputBlocked, "the input host %s resolves to %s, %s; inputs must be on the public internet", host, ip.Unmap(), why)
 			continue
 		}
@@ -153,7 +152,7 @@ func (f *Fetcher) control(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return ittybit.Errorf(ittybit.ErrInputBlocked, "unexpected address %s", address)
 	}
-	if why := encoders.BlockedReason(ap.Addr()); why != "" {
+	if why := BlockedReason(ap.Addr()); why != "" {
 		return ittybit.Errorf(ittybit.ErrInputBlocked, "the input address %s is %s", ap.Addr(), why)
 	}
 	return nil

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit"
-	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // fakeNet resolves names from a table and records dial attempts instead of
@@ -51,7 +50,7 @@ func (f *fakeNet) Dial(ctx context.Context, network, addr string) (net.Conn, err
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}
-	if f.forward != "" && encoders.BlockedReason(ap.Addr()) == "" {
+	if f.forward != "" && BlockedReason(ap.Addr()) == "" {
 		var d net.Dialer
 		return d.DialContext(ctx, network, f.forward)
 	}

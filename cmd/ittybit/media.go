@@ -143,7 +143,7 @@ func runLocal(cmd *cobra.Command, mc mediaCommand, f *mediaFlags, stdout, stderr
 	}
 	check := spec
 	check.Output = output
-	if err := encoders.Validate(check, encoders.Policy{AllowPrivate: true, LocalPaths: true}); err != nil {
+	if err := encoders.Validate(check, encoders.Policy{LocalPaths: true}); err != nil {
 		for _, p := range ittybit.Problems(err) {
 			fmt.Fprintf(stderr, "error: %s: %s\n", p.Kind, p.Message)
 		}

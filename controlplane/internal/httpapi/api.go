@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/storage"
 )
 
 // Store is what the API needs of the replicated store.
@@ -75,6 +77,8 @@ type API struct {
 	limits  *limiter
 	metrics *httpMetrics
 	proxy   *forwarder
+	// policy is what POST /tasks accepts of inputs and outputs.
+	policy encoders.Policy
 	// patterns are the public routes, as registered.
 	patterns []string
 	// table is every route, with who may call it.
@@ -125,6 +129,9 @@ func New(cfg Config) *API {
 		cfg.Keys = &Keys{}
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("component", "httpapi"), mux: http.NewServeMux()}
+	if !cfg.AllowPrivateInputs {
+		a.policy.InputHost = storage.CheckInputHost
+	}
 	a.limits = newLimiter(cfg.RateLimit)
 	a.metrics = newHTTPMetrics(cfg.Registry)
 	a.proxy = newForwarder(cfg.Store, cfg.PeerDial, cfg.Logger)

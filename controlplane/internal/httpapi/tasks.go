@@ -27,7 +27,7 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	spec := encoders.Spec{Kind: req.Kind, Input: req.Input, Output: req.Output, Options: req.Options}
-	if err := encoders.Validate(spec, encoders.Policy{AllowPrivate: a.cfg.AllowPrivateInputs}); err != nil {
+	if err := encoders.Validate(spec, a.policy); err != nil {
 		return err
 	}
 	scope, key := "req:"+keyID(r.Context()), r.Header.Get(headerRequestID)

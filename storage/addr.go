@@ -1,10 +1,64 @@
-package encoders
+package storage
 
 import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+
+	"github.com/ittybit-oss/ittybit"
 )
+
+// CheckInputHost refuses an input host that is not on the public internet
+// as written: a loopback name, an IP address in any form a resolver reads
+// that BlockedReason refuses, or a name in neither letters nor ASCII. It is
+// the API's early refusal, at POST /tasks (invalid_input, field input), for
+// encoders.Policy.InputHost; the Fetcher checks every address a name
+// resolves to when it connects (input_blocked).
+func CheckInputHost(host string) error {
+	const private = "inputs must be on the public internet (a server allows private inputs only with --allow-private-inputs)"
+	name := connectHost(host)
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is a loopback address; %s", host, private)
+	}
+	if !hasLetter(name) && !isASCII(name) {
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %q is neither a host name nor an IP address written in ASCII; accepted: an http://, https://, or s3:// URL", host)
+	}
+	if addr, err := netip.ParseAddr(name); err == nil {
+		if why := BlockedReason(addr); why != "" {
+			return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is %s; %s", host, why, private)
+		}
+		return nil
+	}
+	if addr, ok := ParseLegacyIPv4(name); ok {
+		return ittybit.FieldErrorf(ittybit.ErrInvalidInput, "input", "input host %s is the IPv4 address %s written in a non-standard form; write it in dotted decimal", host, addr)
+	}
+	return nil
+}
+
+// connectHost is a URL's host as an HTTP client connects to it: lower
+// case, with the full-width digits and dots that IDNA maps to ASCII mapped,
+// and without trailing dots ("127.0.0.1." is 127.0.0.1 to a resolver).
+func connectHost(host string) string {
+	h := strings.Map(func(r rune) rune {
+		switch {
+		case r >= '\uff10' && r <= '\uff19': // full-width digits
+			return '0' + (r - '\uff10')
+		case r == '\u3002' || r == '\uff0e' || r == '\uff61': // ideographic, full-width and half-width full stops
+			return '.'
+		}
+		return r
+	}, strings.ToLower(host))
+	return strings.TrimRight(h, ".")
+}
+
+func hasLetter(s string) bool {
+	return strings.IndexFunc(s, unicode.IsLetter) >= 0
+}
+
+func isASCII(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r > unicode.MaxASCII }) < 0
+}
 
 // blockedPrefixes are the address ranges an input URL may not reach unless
 // private inputs are allowed: anything that is not the public internet.
