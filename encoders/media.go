@@ -28,7 +28,13 @@ type MediaInfo struct {
 	// known; audio may run longer.
 	VideoDuration float64 `json:"video_duration,omitempty"`
 	Still         bool    `json:"still,omitempty"` // the picture is a single image, not a video
-	PixelFmt      string  `json:"pixel_format,omitempty"`
+	// VariableFrameRate is set when the picture's frames are not evenly
+	// spaced (its average and base frame rates differ).
+	VariableFrameRate bool `json:"variable_frame_rate,omitempty"`
+	// VideoStart is how long after the file's start the picture's first
+	// frame comes, in seconds (the sound may start first).
+	VideoStart float64 `json:"video_start,omitempty"`
+	PixelFmt   string  `json:"pixel_format,omitempty"`
 	// FrameRate is the exact frame rate as a fraction ("30000/1001").
 	FrameRate string `json:"frame_rate,omitempty"`
 	// SampleAspect is the pixel aspect ratio ("1:1"; "32:27" for anamorphic).

@@ -81,6 +81,8 @@ var muxers = map[string][]string{
 	"wav": {"-f", "wav"}, "flac": {"-f", "flac"},
 	"jpeg": {"-f", "image2", "-update", "1"}, "png": {"-f", "image2", "-update", "1"},
 	"webp": {"-f", "webp"}, "gif": {"-f", "gif"}, "avif": {"-f", "avif"},
+	// The video parts of a split encode.
+	"nut": {"-f", "nut"},
 }
 
 func muxer(format string) ([]string, error) {

@@ -71,6 +71,37 @@ func (r *Runner) Run(ctx context.Context, args []string, duration float64, frame
 	return classify(hidePaths(stderr.String(), args), werr)
 }
 
+// Decode decodes every stream of the file at path and fails, with what
+// ffmpeg printed, when ffmpeg prints anything at all: a clean file decodes
+// in silence at -v error.
+func (r *Runner) Decode(ctx context.Context, path string) error {
+	prog := r.Path
+	if prog == "" {
+		prog = "ffmpeg"
+	}
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-i", path, "-f", "null", "-"}
+	if r.Trace != nil {
+		r.Trace(append([]string{prog}, args...))
+	}
+	cmd := exec.CommandContext(ctx, prog, args...)
+	setProcAttrs(cmd)
+	cmd.Cancel = func() error { return killGroup(cmd) }
+	cmd.WaitDelay = 5 * time.Second
+	stderr := &tailBuffer{limit: stderrLimit}
+	cmd.Stderr = stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return ittybit.Errorf(ittybit.ErrCancelled, "decode cancelled")
+	}
+	if msg := lastLines(hidePaths(stderr.String(), args), 3); msg != "" {
+		return errors.New(msg)
+	}
+	if err != nil {
+		return fmt.Errorf("ffmpeg: %v", err)
+	}
+	return nil
+}
+
 // hidePaths keeps this node's file layout out of messages that reach API
 // users: ffmpeg names the files it reads and writes, which are the
 // absolute paths among its arguments.

@@ -15,10 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -219,6 +221,14 @@ func Convert(d *ffprobe.ProbeData) (encoders.MediaInfo, error) {
 			m.FrameRate = strings.ReplaceAll(rate, ":", "/")
 			m.FPS = float64(int64(r*1000+0.5)) / 1000
 		}
+		if avg, ok := encoders.ParseRatio(video.AvgFrameRate); ok && avg > 0 {
+			if r, ok := encoders.ParseRatio(video.RFrameRate); ok && math.Abs(r-avg) > 0.001*avg {
+				m.VariableFrameRate = true
+			}
+		}
+		if st, ok := encoders.ParseRatio(video.StartTime); ok && st-f.StartTimeSeconds > 0.0005 {
+			m.VideoStart = st - f.StartTimeSeconds
+		}
 		fmt.Sscan(video.NbFrames, &m.Frames)
 		if d, ok := encoders.ParseRatio(video.Duration); ok && d > 0 {
 			m.VideoDuration = d
@@ -299,4 +309,43 @@ func Parse(report []byte) (encoders.MediaInfo, error) {
 		return encoders.MediaInfo{}, ittybit.Errorf(ittybit.ErrInvalidMedia, "unreadable ffprobe report: %v", err)
 	}
 	return Convert(&d)
+}
+
+// partDemuxers are what CountFrames reads besides Demuxers: NUT, the
+// container of a split encode's video parts.
+var partDemuxers = []string{"nut"}
+
+// CountFrames counts the packets of the first video stream of the file at
+// path, reading the whole file without decoding it: the frame count the
+// container's header may get wrong (a truncated file that says it is
+// long) or leave out. Each packet is one shown frame for the codecs
+// ittybit writes (VP9 packs its hidden frames into superframes).
+func (p *Prober) CountFrames(ctx context.Context, path string) (int64, error) {
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	argv := []string{"ffprobe", "-loglevel", "error", "-protocol_whitelist", "file",
+		"-format_whitelist", strings.Join(append(slices.Clone(Demuxers), partDemuxers...), ","),
+		"-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path}
+	if p.Trace != nil {
+		p.Trace(argv)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return 0, ittybit.Errorf(ittybit.ErrCancelled, "counting frames stopped: %v", ctx.Err())
+	}
+	if err != nil {
+		return 0, ittybit.Errorf(ittybit.ErrInvalidMedia, "could not count the frames: %s", strings.TrimSpace(strings.ReplaceAll(stderr.String(), path, filepath.Base(path))))
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(stdout.String()), 10, 64)
+	if err != nil {
+		return 0, ittybit.Errorf(ittybit.ErrInvalidMedia, "the file has no video stream to count")
+	}
+	return n, nil
 }

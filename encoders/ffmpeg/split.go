@@ -1,0 +1,188 @@
+package ffmpeg
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ittybit-oss/ittybit"
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/probe"
+)
+
+// A split encode, in ffmpeg terms:
+//
+//   - a video part decodes from the seek point before its start (-ss before
+//     -i, which decodes and drops the frames up to the start), keeps exactly
+//     its frames (-frames:v), starts with a key frame (every encode does)
+//     and is written without sound to NUT, which keeps the encoder's
+//     timestamps and codec parameters as they are;
+//   - the audio part encodes the whole sound track once, in the result's
+//     container family, so its priming and edit list are the encoder's own;
+//   - the stitch joins the video parts in index order with the concat
+//     demuxer, each given its exact length, adds the audio and copies
+//     both into the result's container.
+
+// partFormat is the container of a video part.
+const partFormat = "nut"
+
+// PartArgs returns the ffmpeg arguments that encode one video part of
+// plan (see encoders.Split) from input to output, on dev for a hardware
+// plan.
+func PartArgs(plan encoders.Plan, dev Device, part encoders.Part, input, output string) ([]string, error) {
+	if part.Kind != encoders.PartVideo || part.Frames <= 0 {
+		return nil, fmt.Errorf("part %d is not a video part with frames", part.Index)
+	}
+	p := plan
+	p.Audio, p.Format = nil, partFormat
+	p.Start, p.Trim, p.Duration = part.Start, false, float64(part.Frames)/plan.Source.FPS
+	a, err := DeviceArgs(p, dev, input, output)
+	if err != nil {
+		return nil, err
+	}
+	// NUT takes the codec's own tag; the stitch sets hvc1 for MP4.
+	if i := slices.Index(a, "-tag:v"); i >= 0 {
+		a = slices.Delete(a, i, i+2)
+	}
+	out := a[len(a)-1]
+	return append(a[:len(a)-1:len(a)-1], "-frames:v", strconv.FormatInt(part.Frames, 10), out), nil
+}
+
+// AudioPartArgs returns the ffmpeg arguments that encode the audio part of
+// plan: the source's whole sound track with the plan's audio settings, in
+// the container of the plan's format.
+func AudioPartArgs(plan encoders.Plan, input, output string) ([]string, error) {
+	if plan.Audio == nil {
+		return nil, fmt.Errorf("the plan has no sound")
+	}
+	p := plan
+	p.Kind, p.Video, p.Backend = encoders.KindAudio, nil, encoders.BackendSoftware
+	return DeviceArgs(p, Device{}, input, output)
+}
+
+// StitchArgs returns the ffmpeg arguments that join the video parts listed
+// in the concat list file (see WriteConcatList) and the audio part, if
+// any, into output in the plan's format.
+func StitchArgs(plan encoders.Plan, list, audio, output string) ([]string, error) {
+	a := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1",
+		"-protocol_whitelist", "file"}
+	if off := plan.Source.VideoStart; off > 0 {
+		// Each part starts at 0; the picture started this much after the
+		// sound, and still does.
+		a = append(a, "-itsoffset", strconv.FormatFloat(off, 'f', 6, 64))
+	}
+	a = append(a, "-f", "concat", "-safe", "1", "-i", list)
+	if audio != "" {
+		a = append(a, append(probe.SafeInputArgs(), "-i", audio)...)
+	}
+	a = append(a, "-map", "0:v:0")
+	if audio != "" {
+		a = append(a, "-map", "1:a:0")
+	}
+	a = append(a, "-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1")
+	if plan.Video != nil && plan.Video.Codec == encoders.CodecH265 && (plan.Format == "mp4" || plan.Format == "mov") {
+		a = append(a, "-tag:v", "hvc1")
+	}
+	if plan.Format == "mp4" || plan.Format == "mov" {
+		a = append(a, "-movflags", "+faststart")
+	}
+	m, err := muxer(plan.Format)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(a, m...), output), nil
+}
+
+// WriteConcatList writes the concat demuxer's list of the video parts, in
+// index order, each with its exact length at the source's frame rate, into
+// list. The part files are named relative to the list's folder.
+func WriteConcatList(list string, plan encoders.Plan, parts []encoders.Part, names []string) error {
+	fps, ok := encoders.ParseRatio(plan.Source.FrameRate)
+	if !ok || fps <= 0 {
+		return fmt.Errorf("the source's frame rate %q is unknown", plan.Source.FrameRate)
+	}
+	var b strings.Builder
+	b.WriteString("ffconcat version 1.0\n")
+	next := int64(0)
+	for i, part := range parts {
+		if part.Kind != encoders.PartVideo {
+			continue
+		}
+		if part.First != next {
+			return fmt.Errorf("part %d starts at frame %d, want %d: a part is missing or out of order", part.Index, part.First, next)
+		}
+		next += part.Frames
+		name := names[i]
+		if strings.ContainsAny(name, "/\\'\n") || strings.HasPrefix(name, ".") {
+			return fmt.Errorf("part file name %q is not a plain name", name)
+		}
+		fmt.Fprintf(&b, "file '%s'\nduration %s\n", name, strconv.FormatFloat(float64(part.Frames)/fps, 'f', -1, 64))
+	}
+	return os.WriteFile(list, []byte(b.String()), 0o600)
+}
+
+// CheckPart checks an encoded video part against its plan: it must hold
+// exactly the part's frames and decode without an error. A part that does
+// not is encode_failed, to be encoded again.
+func CheckPart(ctx context.Context, r *Runner, pr FrameCounter, part encoders.Part, path string) error {
+	n, err := pr.CountFrames(ctx, path)
+	if err != nil {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "part %d: %v", part.Index, err)
+	}
+	if n != part.Frames {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "part %d has %d frames, want %d", part.Index, n, part.Frames)
+	}
+	if err := r.Decode(ctx, path); err != nil {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "part %d does not decode: %v", part.Index, err)
+	}
+	return nil
+}
+
+// FrameCounter counts the video frames of a file; *probe.Prober is one.
+type FrameCounter interface {
+	CountFrames(ctx context.Context, path string) (int64, error)
+}
+
+// PartName is a video part's file name: its index, zero-padded, so that
+// even a lexical sort keeps the order.
+func PartName(part encoders.Part) string {
+	return fmt.Sprintf("part-%05d.%s", part.Index, partFormat)
+}
+
+// Stitch joins the video parts in dir (named as the split names them) and
+// the audio part into output, then checks the whole: as many frames as
+// the parts, no decode error.
+func Stitch(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, dir, audio, output string) error {
+	names := make([]string, len(parts))
+	var frames int64
+	for i, p := range parts {
+		names[i] = PartName(p)
+		frames += p.Frames
+	}
+	list := filepath.Join(dir, "parts.ffconcat")
+	if err := WriteConcatList(list, plan, parts, names); err != nil {
+		return ittybit.Errorf(ittybit.ErrInternal, "stitch: %v", err)
+	}
+	argv, err := StitchArgs(plan, list, audio, output)
+	if err != nil {
+		return ittybit.Errorf(ittybit.ErrInternal, "stitch: %v", err)
+	}
+	if err := r.Run(ctx, argv, 0, frames, func(encoders.Progress) {}); err != nil {
+		return err
+	}
+	n, err := pr.CountFrames(ctx, output)
+	if err != nil {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "stitched result: %v", err)
+	}
+	if n != frames {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result has %d frames, want %d", n, frames)
+	}
+	if err := r.Decode(ctx, output); err != nil {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result does not decode: %v", err)
+	}
+	return nil
+}

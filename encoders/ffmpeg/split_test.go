@@ -1,0 +1,271 @@
+package ffmpeg_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ittybit-oss/ittybit"
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
+	"github.com/ittybit-oss/ittybit/encoders/probe"
+)
+
+// splitSource makes a 320×240 test source with a tone: 12 s at rate fps,
+// its sound run on 0.3 s past the picture, all timestamps offset by
+// offset seconds (a stream cut from a broadcast starts late).
+func splitSource(t *testing.T, rate string, offset float64, ext string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "source"+ext)
+	args := []string{"-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=" + rate + ":duration=12",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12.3",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "48", "-c:a", "aac"}
+	if offset > 0 {
+		args = append(args, "-output_ts_offset", strconv.FormatFloat(offset, 'f', 3, 64))
+	}
+	if out, err := exec.Command("ffmpeg", append(args, out)...).CombinedOutput(); err != nil {
+		t.Fatalf("make source: %v\n%s", err, out)
+	}
+	return out
+}
+
+// streamEnds reads a file's video and audio stream ends (start + duration)
+// and its video frame count, and checks the video's timestamps increase.
+func streamEnds(t *testing.T, path string) (video, audio float64, frames int) {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=codec_type,pts_time,duration_time", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var pts []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 3 {
+			continue
+		}
+		p, _ := strconv.ParseFloat(f[1], 64)
+		d, _ := strconv.ParseFloat(f[2], 64)
+		switch f[0] {
+		case "video":
+			pts = append(pts, p)
+			video = max(video, p+d)
+		case "audio":
+			audio = max(audio, p+d)
+		}
+	}
+	sorted := append([]float64(nil), pts...)
+	for i := 1; i < len(sorted); i++ {
+		for j := i; j > 0 && sorted[j] < sorted[j-1]; j-- {
+			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+		}
+	}
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] <= sorted[i-1] {
+			t.Errorf("%s: video pts %.6f repeats", filepath.Base(path), sorted[i])
+		}
+	}
+	return video, audio, len(pts)
+}
+
+var psnrAverage = regexp.MustCompile(`average:([0-9.]+|inf)`)
+
+// psnr is the mean PSNR of a result's frames against the source's, paired
+// by index (so that a container's rounded timestamps pair nothing wrong).
+func psnr(t *testing.T, result, source string) float64 {
+	t.Helper()
+	const pair = "settb=1/1000000,setpts=N*1000"
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-i", result, "-i", source,
+		"-lavfi", "[0:v]"+pair+"[a];[1:v]"+pair+"[b];[a][b]psnr", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("psnr: %v\n%s", err, out)
+	}
+	m := psnrAverage.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("psnr printed no average:\n%s", out)
+	}
+	if string(m[1]) == "inf" {
+		return math.Inf(1)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// TestSplitAndStitch encodes sources whole and split into parts, in each
+// codec and container, and checks the stitched result against the whole
+// one: the same frames, duration within a frame, the sound ending within
+// an audio frame, timestamps increasing, a clean decode, quality within
+// 0.5 dB and size within 3 %.
+func TestSplitAndStitch(t *testing.T) {
+	ntsc := splitSource(t, "30000/1001", 0, ".mp4")
+	late := splitSource(t, "25", 10, ".mkv")
+	cases := []struct {
+		name, source, codec, format string
+	}{
+		{"h264 mp4 29.97", ntsc, encoders.CodecH264, "mp4"},
+		{"h265 mov 29.97", ntsc, encoders.CodecH265, "mov"},
+		{"vp9 webm 29.97", ntsc, encoders.CodecVP9, "webm"},
+		{"av1 mp4 29.97", ntsc, encoders.CodecAV1, "mp4"},
+		{"h264 mp4 25 from 10 s", late, encoders.CodecH264, "mp4"},
+	}
+	pr := &probe.Prober{}
+	r := &ffmpeg.Runner{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			info, err := pr.Probe(ctx, tc.source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec := encoders.Spec{Kind: encoders.KindVideo, Input: tc.source, Options: encoders.Options{Codec: tc.codec, Format: tc.format}}
+			plan, err := encoders.NewPlan(spec, info, encoders.BackendSoftware)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			whole := filepath.Join(dir, "whole."+tc.format)
+			argv, err := ffmpeg.Args(plan, tc.source, whole)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Run(ctx, argv, plan.Duration, 0, func(encoders.Progress) {}); err != nil {
+				t.Fatalf("whole: %v", err)
+			}
+
+			frames, err := pr.CountFrames(ctx, tc.source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts, err := encoders.Split(plan, frames, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(parts) != 4 || parts[3].Kind != encoders.PartAudio {
+				t.Fatalf("parts %+v, want 3 video parts and the audio", parts)
+			}
+			partDir := filepath.Join(dir, "parts")
+			if err := os.Mkdir(partDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			audio := filepath.Join(dir, "audio."+tc.format)
+			for _, part := range parts {
+				if part.Kind == encoders.PartAudio {
+					argv, err = ffmpeg.AudioPartArgs(plan, tc.source, audio)
+				} else {
+					argv, err = ffmpeg.PartArgs(plan, ffmpeg.Device{}, part, tc.source, filepath.Join(partDir, ffmpeg.PartName(part)))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Run(ctx, argv, 0, part.Frames, func(encoders.Progress) {}); err != nil {
+					t.Fatalf("part %d: %v", part.Index, err)
+				}
+				if part.Kind == encoders.PartVideo {
+					if err := ffmpeg.CheckPart(ctx, r, pr, part, filepath.Join(partDir, ffmpeg.PartName(part))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			split := filepath.Join(dir, "split."+tc.format)
+			if err := ffmpeg.Stitch(ctx, r, pr, plan, parts, partDir, audio, split); err != nil {
+				t.Fatal(err)
+			}
+
+			wv, wa, wn := streamEnds(t, whole)
+			sv, sa, sn := streamEnds(t, split)
+			fps, _ := encoders.ParseRatio(info.FrameRate)
+			if int64(sn) != frames {
+				t.Errorf("split has %d frames, the source %d", sn, frames)
+			}
+			if sn != wn {
+				// Known: with its sound starting first, the whole encode to
+				// MP4 (constant frame rate timing) repeats the first frame
+				// to fill the gap; the split keeps the source's frames.
+				t.Logf("the whole encode has %d frames, the source %d", wn, frames)
+			}
+			if math.Abs(sv-wv) > 1/fps+1e-6 {
+				t.Errorf("video ends at %.4f split, %.4f whole: more than a frame apart", sv, wv)
+			}
+			if aacFrame := 1024.0 / 48000; math.Abs(sa-wa) > aacFrame+1e-6 {
+				t.Errorf("sound ends at %.4f split, %.4f whole: more than an audio frame apart", sa, wa)
+			}
+			if err := r.Decode(ctx, split); err != nil {
+				t.Errorf("split result does not decode cleanly: %v", err)
+			}
+			ws, ss := psnr(t, whole, tc.source), psnr(t, split, tc.source)
+			if ss < ws-0.5 {
+				t.Errorf("PSNR %.2f dB split against %.2f dB whole", ss, ws)
+			}
+			wst, _ := os.Stat(whole)
+			sst, _ := os.Stat(split)
+			if ratio := float64(sst.Size()) / float64(wst.Size()); ratio < 0.97 || ratio > 1.03 {
+				t.Errorf("split is %d bytes, whole %d: ratio %.3f", sst.Size(), wst.Size(), ratio)
+			}
+			t.Logf("frames %d; video end %.4f/%.4f; audio end %.4f/%.4f; PSNR %.2f/%.2f dB; size %.3f×",
+				sn, sv, wv, sa, wa, ss, ws, float64(sst.Size())/float64(wst.Size()))
+		})
+	}
+}
+
+// TestPartChecks: a part cut short on its way is caught before the stitch,
+// and a list with a part missing or out of order is refused.
+func TestPartChecks(t *testing.T) {
+	ctx := context.Background()
+	src := splitSource(t, "25", 0, ".mp4")
+	pr, r := &probe.Prober{}, &ffmpeg.Runner{}
+	info, err := pr.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := encoders.NewPlan(encoders.Spec{Kind: encoders.KindVideo, Input: src}, info, encoders.BackendSoftware)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := encoders.Split(plan, 300, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, ffmpeg.PartName(parts[1]))
+	argv, err := ffmpeg.PartArgs(plan, ffmpeg.Device{}, parts[1], src, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx, argv, 0, parts[1].Frames, func(encoders.Progress) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ffmpeg.CheckPart(ctx, r, pr, parts[1], out); err != nil {
+		t.Fatalf("a whole part: %v", err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, data[:len(data)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ffmpeg.CheckPart(ctx, r, pr, parts[1], out); ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
+		t.Errorf("a part cut short: %v, want encode_failed", err)
+	}
+
+	names := []string{"a.nut", "b.nut", "c.nut", "audio"}
+	list := filepath.Join(dir, "list")
+	swapped := []encoders.Part{parts[1], parts[0], parts[2], parts[3]}
+	if err := ffmpeg.WriteConcatList(list, plan, swapped, names); err == nil || !strings.Contains(err.Error(), "out of order") {
+		t.Errorf("parts out of order: %v", err)
+	}
+	missing := []encoders.Part{parts[0], parts[2], parts[3]}
+	if err := ffmpeg.WriteConcatList(list, plan, missing, names[:3]); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("a part missing: %v", err)
+	}
+	if err := ffmpeg.WriteConcatList(list, plan, parts, []string{"../a.nut", "b.nut", "c.nut", ""}); err == nil {
+		t.Error("a part named outside the folder was listed")
+	}
+}

@@ -1,0 +1,107 @@
+package encoders
+
+import (
+	"fmt"
+	"math"
+)
+
+// PartKind says what a part of a split encode makes.
+type PartKind string
+
+// Part kinds.
+const (
+	// PartVideo is a run of the picture's frames, without sound.
+	PartVideo PartKind = "video"
+	// PartAudio is the whole sound track, encoded once: never per part,
+	// where each encoder's priming samples would click at every join.
+	PartAudio PartKind = "audio"
+)
+
+// Part is one piece of a split encode: the parts of a task encode on
+// different nodes and are stitched into the one result.
+type Part struct {
+	Index int      `json:"index"`
+	Kind  PartKind `json:"kind"`
+	// Start and End bound the part in seconds from the source file's start
+	// (as ffmpeg's -ss counts them): [Start, End).
+	// A video part's bounds fall halfway between two frames, so that no
+	// rounding puts a frame in two parts or in none.
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+	// First is the index of a video part's first frame, counted from the
+	// picture's first frame; Frames is how many frames it holds.
+	First  int64 `json:"first_frame,omitempty"`
+	Frames int64 `json:"frames,omitempty"`
+}
+
+// MinPartSeconds is the shortest part a split may ask for: below it, the
+// cost of a part (a process, a seek, a key frame, an upload) outweighs
+// the parallel work.
+const MinPartSeconds = 2
+
+// Splittable says whether a plan can be split into parts, and why not:
+// a video plan whose picture has a constant, known frame rate that the
+// plan keeps, from its start to its end.
+func Splittable(p Plan) (bool, string) {
+	switch {
+	case p.Kind != KindVideo || p.Video == nil:
+		return false, "only video tasks are split"
+	case p.Source.VariableFrameRate:
+		return false, "the source's frame rate is variable"
+	case p.Video.FPS != "":
+		return false, "the output changes the frame rate"
+	case p.Start > 0 || p.Trim:
+		return false, "the output is cut from part of the source"
+	}
+	if fps, ok := ParseRatio(p.Source.FrameRate); !ok || fps <= 0 {
+		return false, "the source's frame rate is unknown"
+	}
+	return true, ""
+}
+
+// Split cuts a plan into video parts of about seconds each, plus one
+// audio part when the plan has sound. frames is the exact number of the
+// source picture's frames (counted, not as the container claims). Parts
+// shorter than MinPartSeconds are merged into their neighbour, so the
+// parts are within one part's length of equal. It returns an error when
+// the plan cannot be split (see Splittable) or seconds is below
+// MinPartSeconds.
+func Split(p Plan, frames int64, seconds float64) ([]Part, error) {
+	if ok, why := Splittable(p); !ok {
+		return nil, fmt.Errorf("not split: %s", why)
+	}
+	if seconds < MinPartSeconds {
+		return nil, fmt.Errorf("parts of %g s: the least is %d s", seconds, MinPartSeconds)
+	}
+	if frames <= 0 {
+		return nil, fmt.Errorf("the source has no frames to split")
+	}
+	fps, _ := ParseRatio(p.Source.FrameRate)
+	per := int64(math.Round(seconds * fps))
+	n := frames / per // a short remainder joins the parts
+	if n < 2 {
+		return nil, fmt.Errorf("not split: %d frames make fewer than two parts of %g s", frames, seconds)
+	}
+	var parts []Part
+	for i := range n {
+		first := i * frames / n
+		last := (i + 1) * frames / n
+		parts = append(parts, Part{
+			Index: int(i), Kind: PartVideo, First: first, Frames: last - first,
+			Start: frameBound(first, fps, p.Source.VideoStart), End: frameBound(last, fps, p.Source.VideoStart),
+		})
+	}
+	if p.Audio != nil {
+		parts = append(parts, Part{Index: len(parts), Kind: PartAudio, Start: 0, End: float64(frames) / fps})
+	}
+	return parts, nil
+}
+
+// frameBound is the time, from the file's start, halfway before frame n
+// of a picture that starts at offset (0 for the first frame).
+func frameBound(n int64, fps, offset float64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return offset + (float64(n)-0.5)/fps
+}

@@ -1,0 +1,77 @@
+package encoders
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func splitPlan() Plan {
+	return Plan{Kind: KindVideo, Format: "mp4", Video: &VideoPlan{Codec: CodecH264}, Audio: &AudioPlan{Codec: "aac"},
+		Source: MediaInfo{FrameRate: "30000/1001", FPS: 29.97, HasVideo: true, HasAudio: true}}
+}
+
+func TestSplit(t *testing.T) {
+	fps := 30000.0 / 1001
+	for _, tc := range []struct {
+		frames int64
+		offset float64
+		want   []int64 // frames per video part
+	}{
+		{3600, 0, []int64{900, 900, 900, 900}},
+		{1900, 0, []int64{950, 950}}, // 899 a part: the remainder joins
+		{2700, 0.021, []int64{900, 900, 900}},
+	} {
+		p := splitPlan()
+		p.Source.VideoStart = tc.offset
+		parts, err := Split(p, tc.frames, 30)
+		if err != nil {
+			t.Fatalf("%d frames: %v", tc.frames, err)
+		}
+		if len(parts) != len(tc.want)+1 || parts[len(parts)-1].Kind != PartAudio {
+			t.Fatalf("%d frames: %+v, want %d video parts and the audio", tc.frames, parts, len(tc.want))
+		}
+		next := int64(0)
+		for i, want := range tc.want {
+			part := parts[i]
+			if part.Index != i || part.Kind != PartVideo || part.First != next || part.Frames != want {
+				t.Errorf("%d frames: part %d is %+v, want frames [%d, %d)", tc.frames, i, part, next, next+want)
+			}
+			wantStart := 0.0
+			if next > 0 {
+				wantStart = tc.offset + (float64(next)-0.5)/fps
+			}
+			if math.Abs(part.Start-wantStart) > 1e-9 || (i > 0 && part.Start != parts[i-1].End) {
+				t.Errorf("%d frames: part %d starts at %.6f, want %.6f, where the previous ends", tc.frames, i, part.Start, wantStart)
+			}
+			next += want
+		}
+		if next != tc.frames {
+			t.Errorf("%d frames: the parts hold %d", tc.frames, next)
+		}
+	}
+}
+
+func TestSplitRefuses(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit    func(*Plan)
+		seconds float64
+		frames  int64
+		want    string
+	}{
+		"audio task":    {func(p *Plan) { p.Kind = KindAudio }, 30, 3600, "only video"},
+		"variable rate": {func(p *Plan) { p.Source.VariableFrameRate = true }, 30, 3600, "variable"},
+		"rate change":   {func(p *Plan) { p.Video.FPS = "25" }, 30, 3600, "frame rate"},
+		"cut":           {func(p *Plan) { p.Start = 5 }, 30, 3600, "part of the source"},
+		"unknown rate":  {func(p *Plan) { p.Source.FrameRate = "" }, 30, 3600, "unknown"},
+		"short parts":   {func(*Plan) {}, 1.5, 3600, "the least is 2 s"},
+		"too short":     {func(*Plan) {}, 30, 1500, "fewer than two parts"},
+		"no frames":     {func(*Plan) {}, 30, 0, "no frames"},
+	} {
+		p := splitPlan()
+		tc.edit(&p)
+		if _, err := Split(p, tc.frames, tc.seconds); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+		}
+	}
+}
