@@ -31,19 +31,8 @@ const stderrLimit = 16 << 10
 // ErrInvalidMedia when ffmpeg could not decode the input; ErrEncodeFailed
 // otherwise, with ffmpeg's last error lines.
 func (r *Runner) Run(ctx context.Context, args []string, duration float64, frames int64, progress func(encoders.Progress)) error {
-	path := r.Path
-	if path == "" {
-		path = "ffmpeg"
-	}
-	if r.Trace != nil {
-		r.Trace(append([]string{path}, args...))
-	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	setProcAttrs(cmd)
-	cmd.Cancel = func() error { return killGroup(cmd) }
-	cmd.WaitDelay = 5 * time.Second
-	stderr := &tailBuffer{limit: stderrLimit}
-	cmd.Stderr = stderr
+	cmd, stderr := r.command(ctx, args)
+	path := cmd.Args[0]
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return ittybit.Errorf(ittybit.ErrInternal, "ffmpeg stdout: %v", err)
@@ -71,24 +60,31 @@ func (r *Runner) Run(ctx context.Context, args []string, duration float64, frame
 	return classify(hidePaths(stderr.String(), args), werr)
 }
 
-// Decode decodes every stream of the file at path and fails, with what
-// ffmpeg printed, when ffmpeg prints anything at all: a clean file decodes
-// in silence at -v error.
-func (r *Runner) Decode(ctx context.Context, path string) error {
-	prog := r.Path
-	if prog == "" {
-		prog = "ffmpeg"
+// command prepares ffmpeg with args in a process group of its own, killed
+// whole when ctx ends, keeping the tail of its stderr.
+func (r *Runner) command(ctx context.Context, args []string) (*exec.Cmd, *tailBuffer) {
+	path := r.Path
+	if path == "" {
+		path = "ffmpeg"
 	}
-	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-i", path, "-f", "null", "-"}
 	if r.Trace != nil {
-		r.Trace(append([]string{prog}, args...))
+		r.Trace(append([]string{path}, args...))
 	}
-	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd := exec.CommandContext(ctx, path, args...)
 	setProcAttrs(cmd)
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = 5 * time.Second
 	stderr := &tailBuffer{limit: stderrLimit}
 	cmd.Stderr = stderr
+	return cmd, stderr
+}
+
+// Decode decodes every stream of the file at path and fails, with what
+// ffmpeg printed, when ffmpeg prints anything at all: a clean file decodes
+// in silence at -v error.
+func (r *Runner) Decode(ctx context.Context, path string) error {
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-i", path, "-f", "null", "-"}
+	cmd, stderr := r.command(ctx, args)
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		return ittybit.Errorf(ittybit.ErrCancelled, "decode cancelled")

@@ -87,10 +87,7 @@ func StitchArgs(plan encoders.Plan, list, audio, output string) ([]string, error
 	if plan.Video != nil && plan.Video.Codec == encoders.CodecH265 && (plan.Format == "mp4" || plan.Format == "mov") {
 		a = append(a, "-tag:v", "hvc1")
 	}
-	if plan.Format == "mp4" || plan.Format == "mov" {
-		a = append(a, "-movflags", "+faststart")
-	}
-	m, err := muxer(plan.Format)
+	m, err := containerArgs(plan.Format)
 	if err != nil {
 		return nil, err
 	}

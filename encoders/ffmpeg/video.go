@@ -63,15 +63,24 @@ func videoArgs(p encoders.Plan, hw *hardware) ([]string, error) {
 		a = append(a, "-an")
 	}
 	a = append(a, "-sn", "-dn")
-	if p.Format == "mp4" || p.Format == "mov" {
-		// The index up front, so players start before the download ends.
-		a = append(a, "-movflags", "+faststart")
-	}
-	m, err := muxer(p.Format)
+	m, err := containerArgs(p.Format)
 	if err != nil {
 		return nil, err
 	}
 	return append(a, m...), nil
+}
+
+// containerArgs are the muxer of a video format, with the index up front
+// for MP4 and MOV, so players start before the download ends.
+func containerArgs(format string) ([]string, error) {
+	m, err := muxer(format)
+	if err != nil {
+		return nil, err
+	}
+	if format == "mp4" || format == "mov" {
+		return append([]string{"-movflags", "+faststart"}, m...), nil
+	}
+	return m, nil
 }
 
 // videoCodecArgs returns the encoder, preset and rate-control arguments of
