@@ -62,6 +62,13 @@ func videoArgs(p encoders.Plan, hw *hardware) ([]string, error) {
 	} else {
 		a = append(a, "-an")
 	}
+	if v.FPS == "" {
+		// Every source frame once, at its own time: MP4's constant-rate
+		// timing would repeat the first frame when the sound starts
+		// before the picture, and repeat or drop frames of a variable-rate
+		// source. A frame-rate option goes through the fps filter instead.
+		a = append(a, "-fps_mode", "passthrough")
+	}
 	a = append(a, "-sn", "-dn")
 	m, err := containerArgs(p.Format)
 	if err != nil {
