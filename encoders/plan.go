@@ -33,6 +33,11 @@ type Plan struct {
 	Audio *AudioPlan `json:"audio,omitempty"`
 	HLS   *HLSPlan   `json:"hls,omitempty"`
 
+	// Threads bounds the threads of a software encode (decoding, filters
+	// and the encoder) so that an operator can run several encodes per
+	// CPU host; 0 leaves it to ffmpeg. The agent sets it (--encode-threads).
+	Threads int `json:"threads,omitempty"`
+
 	// Source is the probe the plan was made from.
 	Source MediaInfo `json:"source"`
 }

@@ -44,9 +44,12 @@ type agentFile struct {
 	// DrainTimeout is how long running steps may finish after SIGTERM
 	// before they are handed back (0: 30 s).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
-	LogLevel     string        `yaml:"log_level"`
-	NodeToken    string        `yaml:"node_token"`
-	S3           s3Config      `yaml:"s3"`
+	// EncodeThreads bounds the threads of one software encode (0: ffmpeg's
+	// choice), to run several encodes per CPU host (see Slots).
+	EncodeThreads int      `yaml:"encode_threads"`
+	LogLevel      string   `yaml:"log_level"`
+	NodeToken     string   `yaml:"node_token"`
+	S3            s3Config `yaml:"s3"`
 }
 
 func newAgentCmd(stderr io.Writer) *cobra.Command {
@@ -83,6 +86,9 @@ are handed back.`,
 			if fl.Changed("slots") {
 				file.Slots = f.Slots
 			}
+			if fl.Changed("encode-threads") {
+				file.EncodeThreads = f.EncodeThreads
+			}
 			if fl.Changed("allow-private-inputs") {
 				file.AllowPrivateInputs = f.AllowPrivateInputs
 			}
@@ -100,6 +106,7 @@ are handed back.`,
 	fl.StringVar(&f.WorkDir, "work-dir", "work", "folder for sources and results while steps run")
 	fl.StringVar(&f.PluginDir, "plugin-dir", "", "folder of external encoder plugins")
 	fl.IntVar(&f.Slots, "slots", 2, "steps run at once")
+	fl.IntVar(&f.EncodeThreads, "encode-threads", 0, "threads of one software encode (0: ffmpeg's choice); with --slots, how a CPU host is shared")
 	fl.StringVar(&f.Metrics, "metrics", "", "address to serve Prometheus /metrics on, e.g. 127.0.0.1:9101")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage, as the servers': a folder or s3://bucket/prefix (required)")
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "fetch inputs on loopback, private and link-local addresses")
@@ -190,10 +197,14 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 	} else {
 		logger.Warn("no S3 access: s3:// inputs and outputs will fail on this agent", "err", err)
 	}
+	if f.EncodeThreads < 0 || f.EncodeThreads > 256 {
+		return agent.Config{}, nil, usageError{fmt.Errorf("invalid_option: --encode-threads %d: accepted: 0 (ffmpeg's choice) to 256", f.EncodeThreads)}
+	}
 	hcfg, err := hostConfig(f.PluginDir, io.Discard)
 	if err != nil {
 		return agent.Config{}, nil, err
 	}
+	hcfg.EncodeThreads = f.EncodeThreads
 	hcfg.Logger = logger // the host adds component=plugins
 	h, err := host.Open(ctx, hcfg)
 	if err != nil {

@@ -33,6 +33,11 @@ func DeviceArgs(plan encoders.Plan, dev Device, input, output string) ([]string,
 		global, hwInput = hw.inputArgs(plan.Source)
 		a = append(a, global...)
 	}
+	threads := ""
+	if hw == nil && plan.Threads > 0 {
+		threads = strconv.Itoa(plan.Threads)
+		a = append(a, "-filter_threads", threads, "-filter_complex_threads", threads)
+	}
 	a = append(a, probe.SafeInputArgs()...)
 	if plan.Source.Format == "image2" {
 		// One file, never a numbered sequence or a glob. Only image2 has
@@ -46,9 +51,15 @@ func DeviceArgs(plan encoders.Plan, dev Device, input, output string) ([]string,
 	if plan.Trim && plan.Duration > 0 {
 		a = append(a, "-t", seconds(plan.Duration))
 	}
+	if threads != "" {
+		a = append(a, "-threads", threads) // the decoder's
+	}
 	a = append(a, "-i", input)
 	// Source metadata (phone GPS, encoder tags) never reaches the output.
 	a = append(a, "-map_metadata", "-1", "-map_chapters", "-1")
+	if threads != "" {
+		a = append(a, "-threads", threads) // the encoders'
+	}
 
 	var rest []string
 	switch plan.Kind {

@@ -108,8 +108,17 @@ func goldenCases() []goldenCase {
 			goldenCase{"quality_mp3_" + string(q), a, `{"quality":"` + string(q) + `"}`, srcHD},
 		)
 	}
+	// An agent's --encode-threads 2, in each software encoder and the
+	// ladder.
+	for _, c := range []string{"h264", "h265", "vp9", "av1"} {
+		cases = append(cases, goldenCase{threadsPrefix + c, v, `{"codec":"` + c + `"}`, srcHD})
+	}
+	cases = append(cases, goldenCase{threadsPrefix + "hls", h, `{}`, srcHD}, goldenCase{threadsPrefix + "image", i, `{}`, srcHD})
 	return cases
 }
+
+// threadsPrefix names the golden cases whose plan runs with Threads 2.
+const threadsPrefix = "threads2_"
 
 // TestArgsGolden renders each case's ffmpeg arguments, one per line, and
 // compares them with testdata/golden/<case>.golden. Run with -update to
@@ -133,6 +142,9 @@ func TestArgsGolden(t *testing.T) {
 			plan, err := encoders.NewPlan(spec, tc.src, encoders.BackendSoftware)
 			if err != nil {
 				t.Fatalf("NewPlan: %v", err)
+			}
+			if strings.HasPrefix(tc.name, threadsPrefix) {
+				plan.Threads = 2
 			}
 			out := "out" + encoders.Extension(plan.Format)
 			if tc.kind == encoders.KindAdaptive {

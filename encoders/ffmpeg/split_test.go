@@ -13,6 +13,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
 	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
 )
@@ -261,5 +262,36 @@ func TestPartChecks(t *testing.T) {
 	}
 	if err := ffmpeg.WriteConcatList(list, plan, parts, []string{"../a.nut", "b.nut", "c.nut", ""}); err == nil {
 		t.Error("a part named outside the folder was listed")
+	}
+}
+
+// TestEncodeThreads: with the agent's --encode-threads 1, every software
+// video encoder still runs and makes a file that decodes cleanly.
+func TestEncodeThreads(t *testing.T) {
+	ctx := context.Background()
+	src := clips.Path(t, encoderstest.Silent)
+	pr, r := &probe.Prober{}, &ffmpeg.Runner{}
+	info, err := pr.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, codec := range []string{encoders.CodecH264, encoders.CodecH265, encoders.CodecVP9, encoders.CodecAV1} {
+		plan, err := encoders.NewPlan(encoders.Spec{Kind: encoders.KindVideo, Input: src, Options: encoders.Options{Codec: codec}}, info, encoders.BackendSoftware)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan.Threads = 1
+		out := filepath.Join(t.TempDir(), "out"+encoders.Extension(plan.Format))
+		argv, err := ffmpeg.Args(plan, src, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(ctx, argv, plan.Duration, 0, func(encoders.Progress) {}); err != nil {
+			t.Errorf("%s with one thread: %v", codec, err)
+			continue
+		}
+		if err := r.Decode(ctx, out); err != nil {
+			t.Errorf("%s with one thread: the result does not decode: %v", codec, err)
+		}
 	}
 }

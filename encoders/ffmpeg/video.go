@@ -50,7 +50,7 @@ func videoArgs(p encoders.Plan, hw *hardware) ([]string, error) {
 	} else {
 		f := append(pictureFilters(v, p.Source), "format="+v.PixelFormat)
 		a = []string{"-map", "0:v:0", "-vf", strings.Join(f, ",")}
-		codec, err := videoCodecArgs(v, "")
+		codec, err := videoCodecArgs(v, "", p.Threads)
 		if err != nil {
 			return nil, err
 		}
@@ -93,7 +93,10 @@ func containerArgs(format string) ([]string, error) {
 // videoCodecArgs returns the encoder, preset and rate-control arguments of
 // a software video encoder; spec is a stream specifier suffix such as ":0"
 // or "" for all video streams.
-func videoCodecArgs(v *encoders.VideoPlan, spec string) ([]string, error) {
+//
+// threads, when above 0, bounds the encoder's threads where -threads does
+// not reach: x265's thread pool, SVT-AV1's logical processors.
+func videoCodecArgs(v *encoders.VideoPlan, spec string, threads int) ([]string, error) {
 	a := []string{"-c:v" + spec, v.Encoder}
 	rc := v.Rate
 	switch v.Encoder {
@@ -101,7 +104,11 @@ func videoCodecArgs(v *encoders.VideoPlan, spec string) ([]string, error) {
 		a = append(a, "-preset"+spec, v.Preset, "-profile:v"+spec, "high")
 		a = append(a, rateArgs(rc, spec, true)...)
 	case "libx265":
-		a = append(a, "-preset"+spec, v.Preset, "-tag:v"+spec, "hvc1", "-x265-params"+spec, "log-level=error")
+		params := "log-level=error"
+		if threads > 0 {
+			params += ":pools=" + strconv.Itoa(threads)
+		}
+		a = append(a, "-preset"+spec, v.Preset, "-tag:v"+spec, "hvc1", "-x265-params"+spec, params)
 		a = append(a, rateArgs(rc, spec, true)...)
 	case "libvpx-vp9":
 		a = append(a, "-deadline"+spec, "good", "-cpu-used"+spec, v.Preset, "-row-mt"+spec, "1")
@@ -116,6 +123,9 @@ func videoCodecArgs(v *encoders.VideoPlan, spec string) ([]string, error) {
 		}
 	case "libsvtav1":
 		a = append(a, "-preset"+spec, v.Preset)
+		if threads > 0 {
+			a = append(a, "-svtav1-params"+spec, "lp="+strconv.Itoa(threads))
+		}
 		// SVT-AV1 treats maxrate = bitrate as CBR, which wants low-delay
 		// prediction: give it the average target alone (VBR).
 		a = append(a, rateArgs(rc, spec, false)...)

@@ -73,6 +73,9 @@ var errStopped = errors.New("plugin stopped")
 // attempt runs plan on one candidate. A plugin that went away is started
 // afresh for the next attempt; its error says it stopped.
 func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan encoders.Plan, req encoders.Request, retry bool, progress func(encoders.Progress)) (encoders.Result, error) {
+	if plan.Backend == encoders.BackendSoftware {
+		plan.Threads = h.cfg.EncodeThreads
+	}
 	res := encoders.Result{Plan: plan, Encoder: plan.Encoder, Plugin: c.cap.Plugin}
 	enc, gen, err := c.in.running(ctx, h)
 	if errors.Is(err, ErrClosed) || ctx.Err() != nil {

@@ -42,6 +42,10 @@ type Config struct {
 	// Timeout bounds a plugin's start and its detection; 0 means 2
 	// minutes (test encodes on many GPUs take a while).
 	Timeout time.Duration
+	// EncodeThreads bounds the threads of one software encode (0: ffmpeg's
+	// choice), so that an operator can run several encodes per CPU host;
+	// the agent's slots bound how many run at once.
+	EncodeThreads int
 	// Logger receives the host's lines and the plugins'; nil discards.
 	Logger *slog.Logger
 }

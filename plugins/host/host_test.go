@@ -381,3 +381,16 @@ func (b *lockedBuffer) line(msg string) string {
 	}
 	return ""
 }
+
+// TestEncodeThreads: the host's EncodeThreads reaches a software plan,
+// which the plugin runs with it.
+func TestEncodeThreads(t *testing.T) {
+	h := mustOpen(t, Config{Builtins: []string{"software"}, BuiltinArgs: noGPU(t), EncodeThreads: 1})
+	res, _, err := encode(t, h, request(t, encoders.KindVideo, `{"width":160}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.Threads != 1 || res.Plugin != "software" {
+		t.Errorf("plan threads %d by %s, want 1 by software", res.Plan.Threads, res.Plugin)
+	}
+}
