@@ -91,6 +91,9 @@ type Assignment struct {
 	// Task is what the step needs of its task: the request, and the
 	// outputs of the steps before it.
 	Task AssignedTask `json:"task"`
+	// Part, when set, is the part of the step to run (StepID is then the
+	// part's id): a split encode's piece, not the whole step.
+	Part *Part `json:"part,omitempty"`
 }
 
 // AssignedTask is what an agent is told of a step's task: its request and
@@ -110,13 +113,16 @@ type AssignedStep struct {
 	ID     string          `json:"id"`
 	Kind   string          `json:"kind"`
 	Output json.RawMessage `json:"output,omitempty"`
+	// Parts are a split step's parts: where each finished, with which
+	// attempt (the stitch reads their files).
+	Parts []Part `json:"parts,omitempty"`
 }
 
 // Assigned returns what an agent is told of t.
 func (t *Task) Assigned() AssignedTask {
 	a := AssignedTask{ID: t.ID, Kind: t.Kind, Input: t.Input, Output: t.Output, Options: t.Options, Steps: make([]AssignedStep, len(t.Steps))}
 	for i, s := range t.Steps {
-		a.Steps[i] = AssignedStep{ID: s.ID, Kind: s.Kind, Output: s.Output}
+		a.Steps[i] = AssignedStep{ID: s.ID, Kind: s.Kind, Output: s.Output, Parts: s.Parts}
 	}
 	return a
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -86,7 +87,45 @@ type Step struct {
 	UpdatedAt  int64           `json:"updated_at"`
 	Node       *string         `json:"node"`
 	Attempt    int             `json:"attempt"`
+	// Parts are the pieces of a split encode step, each run on its own
+	// node; null when the step is not split.
+	Parts []Part `json:"parts"`
 }
+
+// Part kinds.
+const (
+	PartVideo = "video" // a run of the picture's frames, without sound
+	PartAudio = "audio" // the whole sound track, encoded once
+)
+
+// Part is one piece of a split encode step: a run of the picture's frames
+// or the whole sound track, encoded on its own node, then stitched with
+// the others by the step. It is leased like a step, with its own attempt.
+type Part struct {
+	ID     string `json:"id"`
+	Object string `json:"object"` // "part"
+	Index  int    `json:"index"`
+	Kind   string `json:"kind"`
+	// Rendition is the index of the HLS rendition a part encodes; null
+	// for the parts of a single file.
+	Rendition *int `json:"rendition"`
+	// Start and End bound the part in seconds of the source.
+	Start      float64    `json:"start"`
+	End        float64    `json:"end"`
+	Status     StepStatus `json:"status"`
+	Progress   *float64   `json:"progress"`
+	Node       *string    `json:"node"`
+	Attempt    int        `json:"attempt"`
+	StartedAt  *int64     `json:"started_at"`
+	FinishedAt *int64     `json:"finished_at"`
+	Error      *Error     `json:"error,omitempty"`
+	// FirstFrame and Frames place a video part among the picture's frames.
+	FirstFrame int64 `json:"first_frame,omitempty"`
+	Frames     int64 `json:"frames,omitempty"`
+}
+
+// PartID is the id of part index of a step.
+func PartID(stepID string, index int) string { return stepID + ".p" + strconv.Itoa(index) }
 
 // CreateTaskRequest is the body of POST /tasks.
 type CreateTaskRequest struct {

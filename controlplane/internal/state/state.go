@@ -180,6 +180,7 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 		if st.StartedAt != nil {
 			st.FinishedAt = &now
 		}
+		cancelParts(st, now)
 	}
 	mustInsert(txn, tableTasks, t)
 	txn.Commit()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 // MaxFailures is how many times a step may fail before its task fails.
@@ -26,6 +27,12 @@ const (
 	// OpRelease hands a step back without counting a failure (a draining
 	// agent, an assignment never picked up).
 	OpRelease StepOp = "release"
+	// OpSplit cuts a waiting encode step into parts (StepUpdate.Parts).
+	// The four ops above apply to a part too, by its id: a part is
+	// leased, completed, failed and released like a step, with its own
+	// attempt and failures. When every part has completed, the step is
+	// queued again: its own run stitches them.
+	OpSplit StepOp = "split"
 )
 
 // StepUpdate is one step transition, stamped by the leader.
@@ -53,6 +60,8 @@ type StepUpdate struct {
 	// another node than the one releasing it where one fits (the node
 	// lost the assignment or its report on the way: its link is suspect).
 	Avoid bool `json:"avoid,omitempty"`
+	// Split: the step's parts, with their ids.
+	Parts []api.Part `json:"parts,omitempty"`
 }
 
 // StepResult is what became of one StepUpdate.
@@ -138,10 +147,19 @@ func (s *Store) node(name string) *string {
 func (s *Store) applyStep(t *Task, u StepUpdate) string {
 	i := stepIndex(t, u.StepID)
 	if i < 0 {
+		if i, k := PartIndex(t, u.StepID); i >= 0 {
+			if t.Status.Finished() {
+				return "finished"
+			}
+			return s.applyPart(t, i, k, u)
+		}
 		return "not_found"
 	}
 	if t.Status.Finished() {
 		return "finished"
+	}
+	if u.Op == OpSplit {
+		return splitStep(t, i, u)
 	}
 	st, run := &t.Steps[i], &t.Runs[i]
 	now := u.Now
@@ -149,6 +167,9 @@ func (s *Store) applyStep(t *Task, u StepUpdate) string {
 	case OpAssign:
 		if i != t.Current() || (st.Status != api.StepWaiting && st.Status != api.StepQueued) || u.Attempt != st.Attempt+1 {
 			return "stale"
+		}
+		if st.Parts != nil && !allDone(st.Parts) {
+			return "stale" // its parts run first; the step's own run stitches them
 		}
 		st.Status, st.Attempt, st.Node = api.StepProcessing, u.Attempt, s.node(u.Node)
 		run.Avoid = ""
@@ -213,11 +234,148 @@ func (s *Store) applyStep(t *Task, u StepUpdate) string {
 	return ""
 }
 
-// failTask ends the task with step i's error; later steps are cancelled.
+// failTask ends the task with step i's error; later steps, and the
+// step's parts still to run, are cancelled.
 func failTask(t *Task, i int, e *api.Error, now int64) {
 	t.Status, t.Error, t.FinishedAt = api.TaskFailed, e, &now
+	cancelParts(&t.Steps[i], now)
 	for j := i + 1; j < len(t.Steps); j++ {
 		t.Steps[j].Status, t.Steps[j].UpdatedAt = api.StepCancelled, now
+	}
+}
+
+// PartIndex finds a part of t by id: the step's index and the part's; -1,
+// -1 when t has none.
+func PartIndex(t *Task, id string) (int, int) {
+	for i := range t.Steps {
+		for k := range t.Steps[i].Parts {
+			if t.Steps[i].Parts[k].ID == id {
+				return i, k
+			}
+		}
+	}
+	return -1, -1
+}
+
+// splitStep cuts waiting step i into u.Parts: only an encode step that
+// has not run yet, once.
+func splitStep(t *Task, i int, u StepUpdate) string {
+	st := &t.Steps[i]
+	if !encoders.Kind(st.Kind).Valid() || st.Parts != nil || st.Attempt != 0 ||
+		(st.Status != api.StepWaiting && st.Status != api.StepQueued) || len(u.Parts) < 2 {
+		return "stale"
+	}
+	parts := make([]api.Part, len(u.Parts))
+	for k, p := range u.Parts {
+		p.Object, p.Status, p.Attempt, p.Node, p.Progress = "part", api.StepWaiting, 0, nil, nil
+		p.StartedAt, p.FinishedAt, p.Error = nil, nil, nil
+		parts[k] = p
+	}
+	st.Parts, st.UpdatedAt = parts, u.Now
+	t.Runs[i].Parts = make([]StepRun, len(parts))
+	t.UpdatedAt = u.Now
+	return ""
+}
+
+// applyPart applies u to part k of step i. The step's parts and their
+// runs are copied first: stored values are never changed in place.
+func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
+	st := &t.Steps[i]
+	if i != t.Current() || st.Status == api.StepCompleted {
+		return "stale"
+	}
+	st.Parts = append([]api.Part(nil), st.Parts...)
+	runs := append([]StepRun(nil), t.Runs[i].Parts...)
+	if len(runs) < len(st.Parts) {
+		runs = append(runs, make([]StepRun, len(st.Parts)-len(runs))...)
+	}
+	t.Runs[i].Parts = runs
+	p, run := &st.Parts[k], &runs[k]
+	now := u.Now
+	switch u.Op {
+	case OpAssign:
+		if (p.Status != api.StepWaiting && p.Status != api.StepQueued) || u.Attempt != p.Attempt+1 {
+			return "stale"
+		}
+		p.Status, p.Attempt, p.Node = api.StepProcessing, u.Attempt, s.node(u.Node)
+		p.StartedAt, p.FinishedAt, p.Progress = &now, nil, &progressNone
+		run.Avoid = ""
+		if st.StartedAt == nil {
+			st.StartedAt = &now
+		}
+		st.Status, st.Progress = api.StepProcessing, &progressNone
+		if t.StartedAt == nil {
+			t.StartedAt = &now
+		}
+		t.Status = api.TaskProcessing
+	case OpComplete:
+		if p.Status != api.StepProcessing || u.Attempt != p.Attempt {
+			return "stale"
+		}
+		p.Status, p.Progress, p.Error, p.FinishedAt = api.StepCompleted, &progressDone, nil, &now
+		if p.Node != nil {
+			run.Holder = *p.Node
+		}
+		if allDone(st.Parts) {
+			// Every part is in: the step's own run stitches them.
+			st.Status = api.StepQueued
+			t.Runs[i].ReadyAt = now
+		}
+	case OpFail:
+		if p.Status != api.StepProcessing || u.Attempt != p.Attempt {
+			return "stale"
+		}
+		run.Failures++
+		p.Error = u.Error
+		if u.Retryable && run.Failures < MaxFailures {
+			p.Status, p.FinishedAt = api.StepQueued, &now
+			run.NotBefore, run.ReadyAt = now+u.Backoff, now+u.Backoff
+		} else {
+			p.Status, p.FinishedAt = api.StepFailed, &now
+			st.Status, st.FinishedAt, st.Error = api.StepFailed, &now, u.Error
+			failTask(t, i, u.Error, now)
+		}
+	case OpRelease:
+		if p.Status != api.StepProcessing || u.Attempt != p.Attempt {
+			return "stale"
+		}
+		p.Status, p.Progress = api.StepQueued, nil
+		run.ReadyAt = now
+		if u.Avoid && p.Node != nil {
+			run.Avoid = *p.Node
+		}
+	default:
+		return "unknown_op"
+	}
+	st.UpdatedAt, t.UpdatedAt = now, now
+	return ""
+}
+
+func allDone(parts []api.Part) bool {
+	for _, p := range parts {
+		if p.Status != api.StepCompleted {
+			return false
+		}
+	}
+	return true
+}
+
+// cancelParts cancels a step's parts that have not ended.
+func cancelParts(st *api.Step, now int64) {
+	if st.Parts == nil {
+		return
+	}
+	st.Parts = append([]api.Part(nil), st.Parts...)
+	for k := range st.Parts {
+		p := &st.Parts[k]
+		switch p.Status {
+		case api.StepCompleted, api.StepFailed, api.StepCancelled:
+			continue
+		}
+		p.Status = api.StepCancelled
+		if p.StartedAt != nil {
+			p.FinishedAt = &now
+		}
 	}
 }
 

@@ -34,6 +34,8 @@ type StepRun struct {
 	// Avoid is the node a release asked the next attempt to keep away
 	// from (StepUpdate.Avoid); cleared by the next assignment.
 	Avoid string `json:"avoid,omitempty"`
+	// Parts is the scheduling state of each part of a split step.
+	Parts []StepRun `json:"parts,omitempty"`
 }
 
 // setActive keeps ActiveKey in step with Status.
