@@ -23,7 +23,11 @@ type MediaInfo struct {
 	Filesize int64   `json:"filesize"`          // bytes
 	Rotation int     `json:"rotation"`          // clockwise degrees applied for display: 0, 90, 180, 270
 	Bitrate  int64   `json:"bitrate,omitempty"` // overall bits per second
-	Frames   int64   `json:"frames,omitempty"`  // video frames, when the container says
+	Frames   int64   `json:"frames,omitempty"`  // video frames, as the container says or as counted
+	// FramesCounted is set when Frames was counted from the file's packets
+	// (the agent counts a long video's, for a split), not read from its
+	// header.
+	FramesCounted bool `json:"frames_counted,omitempty"`
 	// VideoDuration is the length of the picture stream in seconds, when
 	// known; audio may run longer.
 	VideoDuration float64 `json:"video_duration,omitempty"`

@@ -75,6 +75,11 @@ type Config struct {
 	HeartbeatGrace  time.Duration
 	FailoverTTL     time.Duration
 	StallTimeout    time.Duration
+	// SplitSeconds and SplitMinSeconds: a video task whose source lasts at
+	// least SplitMinSeconds is split into parts of about SplitSeconds that
+	// encode on several agents (see scheduler.Config); 0 SplitSeconds
+	// never splits.
+	SplitSeconds, SplitMinSeconds float64
 	// PeerProxy, when set, is an HTTP CONNECT proxy (host:port) that all
 	// traffic to other servers goes through: Raft, forwarded requests,
 	// joins. The fault tests cut links with it.
@@ -171,6 +176,7 @@ func Open(cfg Config) (*Server, error) {
 	s.sched = scheduler.New(scheduler.Config{
 		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
+		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds,
 		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger,
 	})
 	st.OnLeader(s.sched.Run)

@@ -107,6 +107,7 @@ func TestOpenAPI(t *testing.T) {
 		}{
 			{"Task", nil, api.Task{}},
 			{"Step", nil, api.Step{}},
+			{"Part", nil, api.Part{}},
 			{"Error", nil, api.Error{}},
 			{"Error", []string{"properties", "errors", "items"}, ittybit.Error{}},
 			{"CreateTaskRequest", nil, api.CreateTaskRequest{}},

@@ -235,7 +235,7 @@ func (ns *nodeState) hand(l *lease) api.Assignment {
 }
 
 func assignment(l *lease) api.Assignment {
-	return api.Assignment{TaskID: l.taskID, StepID: l.stepID, Step: l.kind, Attempt: l.attempt, Seq: l.seq, Task: l.task.Assigned()}
+	return api.Assignment{TaskID: l.taskID, StepID: l.stepID, Step: l.kind, Attempt: l.attempt, Seq: l.seq, Task: l.task.Assigned(), Part: l.part}
 }
 
 // Report records an agent's outcome of a step. A report from another
@@ -259,9 +259,12 @@ func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepRepo
 	if l != nil {
 		taskID = l.taskID
 	}
-	var next *state.StepUpdate
-	if l != nil && l.attempt == rep.Attempt && rep.Outcome == api.OutcomeCompleted && rep.Continue {
-		next = d.continuation(l, now)
+	var next, split *state.StepUpdate
+	if l != nil && l.attempt == rep.Attempt && rep.Outcome == api.OutcomeCompleted {
+		if rep.Continue {
+			next = d.continuation(l, now)
+		}
+		split = d.split(l, rep.Output, now)
 	}
 	d.mu.Unlock()
 	if taskID == "" {
@@ -289,6 +292,9 @@ func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepRepo
 	if next != nil {
 		ups = append(ups, *next)
 	}
+	if split != nil {
+		ups = append(ups, *split)
+	}
 	res, err := d.cfg.Store.StepUpdates(ctx, ups)
 	if next != nil {
 		reply.Assignments = d.handOver(next, err == nil && res[1].Err == "")
@@ -305,6 +311,60 @@ func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepRepo
 	return reply, ErrStale
 }
 
+// split decides, as a video task's probe reports, whether its encode step
+// runs in parts, and returns the update that splits it (nil when it does
+// not). Callers hold d.mu.
+func (d *Dispatcher) split(l *lease, output json.RawMessage, now time.Time) *state.StepUpdate {
+	t := l.task
+	if d.cfg.SplitSeconds <= 0 || l.kind != api.StepProbe || l.part != nil || t == nil || t.Kind != encoders.KindVideo {
+		return nil
+	}
+	var info encoders.MediaInfo
+	if json.Unmarshal(output, &info) != nil || !info.FramesCounted || info.Duration < d.cfg.SplitMinSeconds {
+		return nil
+	}
+	free := 1 // the probe's own slot, free once this report is in
+	for _, ns := range d.nodes {
+		if ns.node.Status == state.NodeReady {
+			free += max(0, ns.node.Slots-len(ns.running))
+		}
+	}
+	if free < 2 {
+		return nil
+	}
+	spec := encoders.Spec{Kind: t.Kind, Input: t.Input, Options: t.Options}
+	if t.Output != nil {
+		spec.Output = *t.Output
+	}
+	plan, err := encoders.NewPlan(spec, info, encoders.BackendSoftware)
+	if err != nil {
+		return nil // the probe refused it already; nothing to split
+	}
+	parts, err := encoders.Split(plan, info.Frames, d.cfg.SplitSeconds)
+	if err != nil {
+		d.log.Debug("not split", append(taskAttrs(t.ID, l.stepID, l.node), "reason", err.Error())...)
+		return nil
+	}
+	enc := -1
+	for i, s := range t.Steps {
+		if s.Kind == string(t.Kind) {
+			enc = i
+		}
+	}
+	if enc < 0 {
+		return nil
+	}
+	stepID := t.Steps[enc].ID
+	out := make([]api.Part, len(parts))
+	for k, p := range parts {
+		out[k] = api.Part{ID: api.PartID(stepID, p.Index), Index: p.Index, Kind: string(p.Kind), Start: p.Start, End: p.End,
+			FirstFrame: p.First, Frames: p.Frames}
+	}
+	d.cfg.Metrics.Splits.Inc()
+	d.log.Info("step split", append(taskAttrs(t.ID, stepID, ""), "parts", len(out), "frames", info.Frames)...)
+	return &state.StepUpdate{Op: state.OpSplit, TaskID: t.ID, StepID: stepID, Now: now.UnixMilli(), Parts: out}
+}
+
 // continuation returns the lease of l's task's next step to l's node, when
 // that node is where it belongs, and reserves it for the report's answer.
 // Callers hold d.mu.
@@ -318,7 +378,7 @@ func (d *Dispatcher) continuation(l *lease, now time.Time) *state.StepUpdate {
 	if i < 0 || i+1 >= len(t.Steps) {
 		return nil
 	}
-	r := readyOf(t, i+1)
+	r := readyOf(t, i+1, -1)
 	if r.Avoid == l.node || r.NotBefore > now.UnixMilli() {
 		return nil
 	}
@@ -397,8 +457,9 @@ func (d *Dispatcher) failures(taskID, stepID string) int {
 	if !ok {
 		return 0
 	}
-	if i := stepIndex(t, stepID); i >= 0 && i < len(t.Runs) {
-		return t.Runs[i].Failures
+	i, k := unitIndex(t, stepID)
+	if run := runOf(t, i, k); run != nil {
+		return run.Failures
 	}
 	return 0
 }
@@ -406,7 +467,7 @@ func (d *Dispatcher) failures(taskID, stepID string) int {
 // taskOfStep finds the active task holding a step.
 func (d *Dispatcher) taskOfStep(stepID string) (*state.Task, bool) {
 	for _, t := range d.cfg.Store.State().ActiveTasks() {
-		if stepIndex(t, stepID) >= 0 {
+		if i, _ := unitIndex(t, stepID); i >= 0 {
 			return t, true
 		}
 	}

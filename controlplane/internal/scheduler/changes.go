@@ -50,15 +50,20 @@ func (d *Dispatcher) leased(u state.StepUpdate, t *state.Task, now time.Time) {
 		return // known already
 	}
 	d.ready.remove(u.StepID)
-	i := stepIndex(t, u.StepID)
+	i, k := unitIndex(t, u.StepID)
 	if i < 0 {
 		return
 	}
 	l := &lease{taskID: t.ID, stepID: u.StepID, kind: t.Steps[i].Kind, node: u.Node, attempt: u.Attempt, task: t,
 		offeredAt: now, progressAt: now}
+	run := runOf(t, i, k)
+	if k >= 0 {
+		part := t.Steps[i].Parts[k]
+		l.part = &part
+	}
 	d.leases[u.StepID] = l
-	if i < len(t.Runs) {
-		ready := max(t.Runs[i].ReadyAt, t.Runs[i].NotBefore)
+	if run != nil {
+		ready := max(run.ReadyAt, run.NotBefore)
 		wait := max(0, float64(u.Now-ready)) / 1000
 		d.cfg.Metrics.StepWait.Observe(wait)
 		d.log.Debug("step assigned", append(taskAttrs(t.ID, u.StepID, u.Node), "step", l.kind, "attempt", u.Attempt, "wait_seconds", wait)...)
@@ -125,14 +130,48 @@ func (d *Dispatcher) cancelled(t *state.Task) {
 	}
 	d.log.Info("task cancelled", taskAttrs(t.ID, step, node)...)
 	for _, s := range t.Steps {
-		d.ready.remove(s.ID)
-		if l := d.leases[s.ID]; l != nil {
-			d.dropLease(l)
-			if ns := d.nodes[l.node]; ns != nil {
-				ns.cancel[s.ID] = true
+		for _, id := range append(partIDs(s), s.ID) {
+			d.ready.remove(id)
+			if l := d.leases[id]; l != nil {
+				d.dropLease(l)
+				if ns := d.nodes[l.node]; ns != nil {
+					ns.cancel[id] = true
+				}
 			}
 		}
 	}
+}
+
+func partIDs(s api.Step) []string {
+	var ids []string
+	for _, p := range s.Parts {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// unitIndex finds what id names in t: step i (k is -1), or part k of step
+// i; -1, -1 when t has neither.
+func unitIndex(t *state.Task, id string) (i, k int) {
+	if i := stepIndex(t, id); i >= 0 {
+		return i, -1
+	}
+	return state.PartIndex(t, id)
+}
+
+// runOf is the scheduling state of step i of t, or of its part k (k ≥ 0);
+// nil when the task has none recorded.
+func runOf(t *state.Task, i, k int) *state.StepRun {
+	if i < 0 || i >= len(t.Runs) {
+		return nil
+	}
+	if k < 0 {
+		return &t.Runs[i]
+	}
+	if k < len(t.Runs[i].Parts) {
+		return &t.Runs[i].Parts[k]
+	}
+	return nil
 }
 
 // stepIndex finds a step of t by id; -1 when it has none.

@@ -58,6 +58,13 @@ type Config struct {
 	// lost on the way, the step runs again within one TTL.
 	DeliveryTimeout time.Duration
 	ReportTimeout   time.Duration
+	// SplitSeconds, when above 0, splits a video task's encode step into
+	// parts of about this many seconds that run on several agents, when
+	// its source lasts at least SplitMinSeconds (default 120), its frames
+	// were counted, its plan can be split (encoders.Splittable) and the
+	// fleet has more than one free slot. The leader decides when the
+	// probe's report arrives.
+	SplitSeconds, SplitMinSeconds float64
 	// Backoff is the wait before retry n (1-based); default 1 s, 4 s, 16 s.
 	Backoff func(n int) time.Duration
 	Metrics *Metrics
@@ -113,7 +120,10 @@ type nodeState struct {
 type lease struct {
 	taskID, stepID, kind, node string
 	attempt                    int
-	backend                    encoders.Backend
+	// part is the part of a split step this lease runs (stepID is then
+	// the part's id); nil for a whole step.
+	part    *api.Part
+	backend encoders.Backend
 	// task is the task as it was assigned: what the agent is sent.
 	task *state.Task
 	// offeredAt is when this leader leased (or inherited) it; seq its
@@ -147,6 +157,9 @@ func New(cfg Config) *Dispatcher {
 	}
 	if cfg.FailoverTTL == 0 {
 		cfg.FailoverTTL = 30 * time.Second
+	}
+	if cfg.SplitMinSeconds == 0 {
+		cfg.SplitMinSeconds = 120
 	}
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = 10 * time.Minute
@@ -253,39 +266,67 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 		return
 	}
 	s := t.Steps[i]
-	switch s.Status {
+	if s.Parts != nil && !partsDone(s) {
+		// A split step runs its parts; once they are all in, it is queued
+		// for its own run, the stitch.
+		for k, p := range s.Parts {
+			d.trackUnit(t, i, k, p.ID, p.Status, p.Attempt, p.Node, now)
+		}
+		return
+	}
+	d.trackUnit(t, i, -1, s.ID, s.Status, s.Attempt, s.Node, now)
+}
+
+// trackUnit puts step i of t, or its part k (k ≥ 0), where it belongs.
+// Callers hold d.mu.
+func (d *Dispatcher) trackUnit(t *state.Task, i, k int, id string, status api.StepStatus, attempt int, at *string, now time.Time) {
+	switch status {
 	case api.StepWaiting, api.StepQueued:
-		if d.leases[s.ID] == nil {
-			d.ready.push(readyOf(t, i))
+		if d.leases[id] == nil {
+			d.ready.push(readyOf(t, i, k))
 		}
 	case api.StepProcessing:
-		if l := d.leases[s.ID]; l != nil && l.attempt == s.Attempt {
+		if l := d.leases[id]; l != nil && l.attempt == attempt {
 			return
 		}
 		node := ""
-		if s.Node != nil {
-			node = *s.Node
+		if at != nil {
+			node = *at
 		}
-		l := &lease{taskID: t.ID, stepID: s.ID, kind: s.Kind, node: node, attempt: s.Attempt, task: t,
+		l := &lease{taskID: t.ID, stepID: id, kind: t.Steps[i].Kind, node: node, attempt: attempt, task: t,
 			offeredAt: now, progressAt: now, inherited: true}
-		d.leases[s.ID] = l
+		if k >= 0 {
+			part := t.Steps[i].Parts[k]
+			l.part = &part
+		}
+		d.leases[id] = l
 		if ns := d.nodes[node]; ns != nil {
-			ns.running[s.ID] = l
+			ns.running[id] = l
 		}
 	}
 }
 
-// readyOf describes step i of t for placement.
-func readyOf(t *state.Task, i int) Ready {
+// readyOf describes step i of t, or its part k (k ≥ 0), for placement.
+func readyOf(t *state.Task, i, k int) Ready {
 	s := t.Steps[i]
 	r := Ready{TaskID: t.ID, StepID: s.ID, Kind: s.Kind, Attempt: s.Attempt}
-	if s.Error != nil && s.Node != nil {
-		r.Avoid = *s.Node // queued again after failing there
+	failedOn := s.Node
+	if k >= 0 {
+		p := s.Parts[k]
+		r.StepID, r.Attempt, failedOn = p.ID, p.Attempt, p.Node
+		if p.Error == nil {
+			failedOn = nil
+		}
+	} else if s.Error == nil {
+		failedOn = nil
 	}
-	if i < len(t.Runs) {
-		r.ReadyAt, r.NotBefore = t.Runs[i].ReadyAt, t.Runs[i].NotBefore
-		if t.Runs[i].Avoid != "" {
-			r.Avoid = t.Runs[i].Avoid // released by a node that lost it
+	if failedOn != nil {
+		r.Avoid = *failedOn // queued again after failing there
+	}
+	if run := runOf(t, i, k); run != nil {
+		r.ReadyAt, r.NotBefore = run.ReadyAt, run.NotBefore
+		if run.Avoid != "" {
+			r.Avoid = run.Avoid // released by a node that lost it
 		}
 	}
 	if r.IsEncode() {
@@ -302,11 +343,40 @@ func readyOf(t *state.Task, i int) Ready {
 	case api.StepUpload:
 		r.Prefer = t.Holder(string(t.Kind))
 	default:
-		if r.IsEncode() {
+		switch {
+		case !r.IsEncode():
+		case k < 0 && s.Parts != nil:
+			r.Prefer = mostParts(t, i) // the stitch: where most parts are
+		default:
 			r.Prefer = t.Holder(api.StepProbe)
 		}
 	}
 	return r
+}
+
+// partsDone reports whether every part of split step s has completed.
+func partsDone(s api.Step) bool {
+	for _, p := range s.Parts {
+		if p.Status != api.StepCompleted {
+			return false
+		}
+	}
+	return true
+}
+
+// mostParts is the node that ran most of step i's parts.
+func mostParts(t *state.Task, i int) string {
+	count := map[string]int{}
+	best := ""
+	for k := range t.Steps[i].Parts {
+		if run := runOf(t, i, k); run != nil && run.Holder != "" {
+			count[run.Holder]++
+			if c := count[run.Holder]; c > count[best] || (c == count[best] && run.Holder < best) {
+				best = run.Holder
+			}
+		}
+	}
+	return best
 }
 
 func (d *Dispatcher) deactivate() {

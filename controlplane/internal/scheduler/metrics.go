@@ -18,6 +18,8 @@ type Metrics struct {
 	StepDuration  *prometheus.HistogramVec
 	TasksFinished *prometheus.CounterVec
 	StepFailures  *prometheus.CounterVec
+	// Splits counts encode steps split into parts.
+	Splits prometheus.Counter
 
 	queueDesc, nodesDesc *prometheus.Desc
 	mu                   sync.Mutex
@@ -56,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StepFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ittybit_step_failures_total", Help: "Failed step attempts, by step kind and error kind (retried or final).",
 		}, []string{"step_kind", "error_kind"}),
+		Splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ittybit_step_splits_total", Help: "Encode steps split into parts that run on several agents.",
+		}),
 		queueDesc: prometheus.NewDesc("ittybit_queue_depth", "Steps ready to run and waiting for a node, by step kind (0 on followers).", []string{"step_kind"}, nil),
 		nodesDesc: prometheus.NewDesc("ittybit_nodes", "Agents known to the leader, by state: ready, draining, down (0 on followers).", []string{"state"}, nil),
 	}
@@ -67,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.StepWait, m.StepDuration, m.TasksFinished, m.StepFailures, m)
+		reg.MustRegister(m.StepWait, m.StepDuration, m.TasksFinished, m.StepFailures, m.Splits, m)
 	}
 	return m
 }

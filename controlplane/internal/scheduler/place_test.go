@@ -135,11 +135,11 @@ func TestReadyOfRetry(t *testing.T) {
 	task := &state.Task{Task: api.Task{ID: "task_1", Kind: encoders.KindVideo, Steps: []api.Step{
 		{ID: "step_p", Kind: api.StepProbe, Status: api.StepQueued, Attempt: 1, Node: &x, Error: &api.Error{Kind: "internal", Message: "no space left on device"}},
 	}}, Runs: make([]state.StepRun, 1)}
-	if r := readyOf(task, 0); r.Avoid != "x" {
+	if r := readyOf(task, 0, -1); r.Avoid != "x" {
 		t.Errorf("after a failure on x: Avoid %q, want x", r.Avoid)
 	}
 	task.Steps[0].Error = nil
-	if r := readyOf(task, 0); r.Avoid != "" {
+	if r := readyOf(task, 0, -1); r.Avoid != "" {
 		t.Errorf("after a release: Avoid %q, want none", r.Avoid)
 	}
 }

@@ -198,6 +198,7 @@ func (s *Store) applyStep(t *Task, u StepUpdate) string {
 			next := &t.Steps[i+1]
 			next.Status, next.UpdatedAt = api.StepQueued, now
 			t.Runs[i+1].ReadyAt = now
+			partsReady(t, i+1, now)
 		} else {
 			t.Status, t.FinishedAt = api.TaskCompleted, &now
 			if u.TaskOutput != "" {
@@ -273,8 +274,24 @@ func splitStep(t *Task, i int, u StepUpdate) string {
 	}
 	st.Parts, st.UpdatedAt = parts, u.Now
 	t.Runs[i].Parts = make([]StepRun, len(parts))
+	if st.Status == api.StepQueued {
+		partsReady(t, i, u.Now)
+	}
 	t.UpdatedAt = u.Now
 	return ""
+}
+
+// partsReady marks the parts of step i, which has just become queued,
+// ready since now (for queue order and the wait metric).
+func partsReady(t *Task, i int, now int64) {
+	if len(t.Runs[i].Parts) == 0 {
+		return
+	}
+	runs := append([]StepRun(nil), t.Runs[i].Parts...)
+	for k := range runs {
+		runs[k].ReadyAt = now
+	}
+	t.Runs[i].Parts = runs
 }
 
 // applyPart applies u to part k of step i. The step's parts and their
