@@ -134,7 +134,7 @@ func New(cfg Config) (*Agent, error) {
 	for _, s := range cfg.Servers {
 		a.clients = append(a.clients, client.New(s, cfg.Token, client.WithRetries(0), client.WithHTTPClient(hc)))
 	}
-	a.steps = &steps.Runner{Prober: cfg.Prober, Encoder: meteredEncoder{a}, Files: nodeFiles{a}}
+	a.steps = &steps.Runner{Prober: cfg.Prober, Encoder: meteredEncoder{a}, Files: nodeFiles{a}, Stitcher: stitcher{cfg.Prober}}
 	a.cfg.Metrics.watch(cfg.Encoder.Capabilities, cfg.Slots)
 	return a, nil
 }

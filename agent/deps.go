@@ -32,9 +32,11 @@ type Fetcher interface {
 	Fetch(ctx context.Context, rawURL string, w io.Writer) (int64, error)
 }
 
-// Prober reads a local media file; *probe.Prober is one.
+// Prober reads a local media file and counts a video's frames;
+// *probe.Prober is one.
 type Prober interface {
 	Probe(ctx context.Context, path string) (encoders.MediaInfo, error)
+	CountFrames(ctx context.Context, path string) (int64, error)
 }
 
 // Encoder runs encodes with the best encoder this host has for the codec;

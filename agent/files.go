@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ittybit-oss/ittybit"
@@ -224,11 +225,13 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// dropStaging removes a task's staged encodes once the result is
-// delivered; a failure only leaves garbage behind.
+// dropStaging removes a task's staged encodes and kept parts once the
+// result is delivered; a failure only leaves garbage behind.
 func (f nodeFiles) dropStaging(ctx context.Context, t api.AssignedTask) {
-	if err := f.a.cfg.Managed.DeletePrefix(ctx, "tasks/"+t.ID+"/staging"); err != nil {
-		f.a.log.Warn("remove staged results", "task_id", t.ID, "err", err)
+	for _, dir := range []string{"staging", "parts"} {
+		if err := f.a.cfg.Managed.DeletePrefix(ctx, "tasks/"+t.ID+"/"+dir); err != nil {
+			f.a.log.Warn("remove staged results", "task_id", t.ID, "err", err)
+		}
 	}
 }
 
@@ -247,4 +250,56 @@ func (a *Agent) store(ctx context.Context, key, localPath string) error {
 		}
 	}
 	return a.cfg.Managed.Put(ctx, key, localPath)
+}
+
+// partPath is where an attempt's part lives on this node.
+func (f nodeFiles) partPath(t api.AssignedTask, part api.Part, attempt int) string {
+	return filepath.Join(f.a.taskDir(t.ID), "parts", strconv.Itoa(attempt)+"-"+steps.PartFile(part, resultFormat(t)))
+}
+
+// partKey is where an attempt's part is kept in managed storage.
+func partKey(t api.AssignedTask, part api.Part, attempt int) string {
+	return fmt.Sprintf("tasks/%s/parts/%d/%s", t.ID, attempt, steps.PartFile(part, resultFormat(t)))
+}
+
+func resultFormat(t api.AssignedTask) string {
+	out := ""
+	if t.Output != nil {
+		out = *t.Output
+	}
+	return encoders.Defaults(t.Kind, t.Options, out).Format
+}
+
+// PartTo is the part's file in this node's work folder.
+func (f nodeFiles) PartTo(t api.AssignedTask, part api.Part, attempt int) (string, error) {
+	p := f.partPath(t, part, attempt)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", ittybit.Errorf(ittybit.ErrInternal, "create the parts folder: %v", err)
+	}
+	return p, nil
+}
+
+// KeepPart puts the part in managed storage, where any node can stitch it.
+func (f nodeFiles) KeepPart(ctx context.Context, t api.AssignedTask, part api.Part, attempt int, path string) error {
+	if err := f.a.store(ctx, partKey(t, part, attempt), path); err != nil {
+		return ittybit.Errorf(ittybit.ErrUploadFailed, "keep part %d: %v", part.Index, err)
+	}
+	return nil
+}
+
+// GetPart links this node's copy of a completed part, or fetches it.
+func (f nodeFiles) GetPart(ctx context.Context, t api.AssignedTask, part api.Part, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return ittybit.Errorf(ittybit.ErrInternal, "create the stitch folder: %v", err)
+	}
+	os.Remove(path)
+	if local := f.partPath(t, part, part.Attempt); exists(local) {
+		if err := os.Link(local, path); err == nil {
+			return nil
+		}
+	}
+	if err := f.a.cfg.Managed.Get(ctx, partKey(t, part, part.Attempt), path); err != nil {
+		return ittybit.Errorf(ittybit.ErrFetchFailed, "read part %d: %v", part.Index, err)
+	}
+	return nil
 }

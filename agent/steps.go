@@ -10,6 +10,7 @@ import (
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
 	"github.com/ittybit-oss/ittybit/steps"
 )
 
@@ -56,8 +57,13 @@ func (a *Agent) execute(r *run) {
 	r.cancel()
 	r.stopReport()
 	a.accept(next)
-	if rep.Outcome == api.OutcomeCompleted && as.Step == api.StepUpload || rep.Outcome == api.OutcomeFailed && !rep.Retryable {
+	switch {
+	case rep.Outcome == api.OutcomeCompleted && as.Step == api.StepUpload, rep.Outcome == api.OutcomeFailed && !rep.Retryable:
 		os.RemoveAll(a.taskDir(as.TaskID)) // the task is done with this node
+	case as.Part != nil && !a.holds(as.TaskID):
+		// A part is kept in managed storage; this node's copies of the
+		// source and the part go, unless more of the task runs here.
+		os.RemoveAll(a.taskDir(as.TaskID))
 	}
 }
 
@@ -125,7 +131,7 @@ func (a *Agent) runStep(ctx context.Context, r *run) (steps.Outcome, error) {
 		return steps.Outcome{}, ittybit.Errorf(ittybit.ErrInternal, "create work folder: %v", err)
 	}
 	return a.steps.Run(ctx, steps.Step{
-		Task: as.Task, Kind: as.Step, Attempt: as.Attempt,
+		Task: as.Task, Kind: as.Step, Attempt: as.Attempt, Part: as.Part,
 		Progress: func(p encoders.Progress) { a.setProgress(as.StepID, p) },
 		LogArgs:  append(a.stepAttrs(as), "node_id", a.cfg.Name),
 	})
@@ -150,4 +156,24 @@ func (m meteredEncoder) Encode(ctx context.Context, req encoders.Request, progre
 // adds node_id, this agent's name.
 func (a *Agent) stepAttrs(as api.Assignment) []any {
 	return []any{"task_id", as.TaskID, "step_id", as.StepID}
+}
+
+// stitcher joins a split step's parts with ffmpeg (a stream copy, no
+// encoder: it runs in the agent, not in a plugin).
+type stitcher struct{ prober Prober }
+
+func (s stitcher) Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) error {
+	return ffmpeg.Stitch(ctx, &ffmpeg.Runner{}, s.prober, plan, parts, files, output)
+}
+
+// holds reports whether this agent runs a step or part of the task.
+func (a *Agent) holds(taskID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.running {
+		if r.a.TaskID == taskID {
+			return true
+		}
+	}
+	return false
 }

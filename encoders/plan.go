@@ -37,6 +37,9 @@ type Plan struct {
 	// and the encoder) so that an operator can run several encodes per
 	// CPU host; 0 leaves it to ffmpeg. The agent sets it (--encode-threads).
 	Threads int `json:"threads,omitempty"`
+	// Part, when set, is the part of a split encode this plan makes (see
+	// Split): a run of the picture's frames, or the whole sound track.
+	Part *Part `json:"part,omitempty"`
 
 	// Source is the probe the plan was made from.
 	Source MediaInfo `json:"source"`

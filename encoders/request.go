@@ -24,6 +24,9 @@ type Request struct {
 	// LogArgs are added to the host's log lines about this encode
 	// (task_id, step_id, node_id).
 	LogArgs []any
+	// Part, when set, asks for one part of a split encode, not the whole:
+	// Output is then the part's file.
+	Part *Part
 }
 
 // Attempt is one try at an encode step: the first choice, or the software

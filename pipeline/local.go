@@ -219,6 +219,19 @@ func (f *localFiles) Deliver(_ context.Context, _ api.AssignedTask, staged encod
 	return staged, nil
 }
 
+// The local mode runs every step whole: it never splits one.
+var errNoParts = ittybit.Errorf(ittybit.ErrInternal, "the local mode runs every step whole")
+
+func (f *localFiles) PartTo(api.AssignedTask, api.Part, int) (string, error) { return "", errNoParts }
+
+func (f *localFiles) KeepPart(context.Context, api.AssignedTask, api.Part, int, string) error {
+	return errNoParts
+}
+
+func (f *localFiles) GetPart(context.Context, api.AssignedTask, api.Part, string) error {
+	return errNoParts
+}
+
 // fileURL is the file:// URL of a local path.
 func fileURL(p string) string {
 	if a, err := filepath.Abs(p); err == nil {

@@ -9,7 +9,9 @@ package steps
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/ittybit-oss/ittybit"
@@ -17,10 +19,23 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
-// Prober reads what a local media file holds; *probe.Prober is one.
+// Prober reads what a local media file holds, and counts a video's
+// frames; *probe.Prober is one.
 type Prober interface {
 	Probe(ctx context.Context, path string) (encoders.MediaInfo, error)
+	CountFrames(ctx context.Context, path string) (int64, error)
 }
+
+// Stitcher joins the parts of a split encode, whose files are files (in
+// the parts' order), into output, and checks the whole; the agent's runs
+// ffmpeg.Stitch.
+type Stitcher interface {
+	Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) error
+}
+
+// CountFramesFrom is the shortest video source whose frames the probe
+// step counts (a split needs the exact count; a header can be wrong).
+const CountFramesFrom = 10.0
 
 // Encoder runs an encode: it picks an encoder plugin, plans for its
 // backend and encodes, falling back to software; *host.Host is one.
@@ -53,6 +68,12 @@ type Files interface {
 	// Deliver puts the staged result where the task asked for it and
 	// returns it with its final URLs.
 	Deliver(ctx context.Context, t api.AssignedTask, staged encoders.File) (encoders.File, error)
+	// PartTo returns the file an attempt at a part of a split step writes.
+	PartTo(t api.AssignedTask, part api.Part, attempt int) (string, error)
+	// KeepPart keeps an attempt's part, written at path, for the stitch.
+	KeepPart(ctx context.Context, t api.AssignedTask, part api.Part, attempt int, path string) error
+	// GetPart puts the kept file of a completed part at path.
+	GetPart(ctx context.Context, t api.AssignedTask, part api.Part, path string) error
 }
 
 // Runner runs steps.
@@ -60,6 +81,9 @@ type Runner struct {
 	Prober  Prober
 	Encoder Encoder
 	Files   Files
+	// Stitcher joins a split step's parts; nil where no step is split
+	// (the local mode).
+	Stitcher Stitcher
 	// Trace, when set, is called with each command an encode runs (the
 	// CLI's --debug).
 	Trace func(argv []string)
@@ -75,6 +99,9 @@ type Step struct {
 	Progress func(encoders.Progress)
 	// LogArgs are added to the log lines about an encode (task_id, …).
 	LogArgs []any
+	// Part, when set, is the part of the encode step to run, not the
+	// whole step.
+	Part *api.Part
 }
 
 // Outcome is what a completed step leaves on its task: the step's output
@@ -94,6 +121,10 @@ func (r *Runner) Run(ctx context.Context, s Step) (Outcome, error) {
 	case s.Kind == api.StepIngest:
 		f, err := r.ingest(ctx, s)
 		return Outcome{Output: f}, err
+	case s.Kind == string(s.Task.Kind) && s.Task.Kind.Valid() && s.Part != nil:
+		return r.encodePart(ctx, s)
+	case s.Kind == string(s.Task.Kind) && s.Task.Kind.Valid() && splitStep(s.Task, s.Kind) != nil:
+		return r.stitch(ctx, s, splitStep(s.Task, s.Kind))
 	case s.Kind == string(s.Task.Kind) && s.Task.Kind.Valid():
 		return r.encode(ctx, s)
 	case s.Kind == api.StepUpload:
@@ -142,7 +173,139 @@ func (r *Runner) probe(ctx context.Context, s Step) (encoders.MediaInfo, error) 
 	if _, err := encoders.NewPlan(Spec(s.Task), info, encoders.BackendSoftware); err != nil {
 		return encoders.MediaInfo{}, err
 	}
+	if s.Task.Kind == encoders.KindVideo && info.HasVideo && !info.Still && info.Duration >= CountFramesFrom {
+		if err := r.countFrames(ctx, src, &info); err != nil {
+			return encoders.MediaInfo{}, err
+		}
+	}
 	return info, nil
+}
+
+// countFrames counts a long video's frames, which a split needs exactly,
+// and refuses a file that holds far fewer than its header says (cut short
+// on its way): encoding it would make a short result called complete.
+func (r *Runner) countFrames(ctx context.Context, src string, info *encoders.MediaInfo) error {
+	n, err := r.Prober.CountFrames(ctx, src)
+	if err != nil {
+		return err
+	}
+	length := info.VideoDuration
+	if length <= 0 {
+		length = info.Duration
+	}
+	if fps, ok := encoders.ParseRatio(info.FrameRate); ok && fps > 0 && !info.VariableFrameRate {
+		if held := float64(n) / fps; held < length-max(1, 0.05*length) {
+			return ittybit.Errorf(ittybit.ErrInvalidMedia, "the input holds %d frames (%.1f s) though it says it lasts %.1f s: it is cut short", n, held, length)
+		}
+	}
+	info.Frames, info.FramesCounted = n, true
+	return nil
+}
+
+// splitStep returns the parts of the task's step of a kind when it was
+// split and every part has completed (its run is the stitch); nil else.
+func splitStep(t api.AssignedTask, kind string) []api.Part {
+	for _, s := range t.Steps {
+		if s.Kind == kind && len(s.Parts) > 0 {
+			for _, p := range s.Parts {
+				if p.Status != api.StepCompleted {
+					return nil
+				}
+			}
+			return s.Parts
+		}
+	}
+	return nil
+}
+
+// mediaPart is a part as encoders plans it.
+func mediaPart(p api.Part) encoders.Part {
+	return encoders.Part{Index: p.Index, Kind: encoders.PartKind(p.Kind), Start: p.Start, End: p.End, First: p.FirstFrame, Frames: p.Frames}
+}
+
+// encodePart encodes one part of a split step and keeps its file for the
+// stitch. The part's output is its frame count and size.
+func (r *Runner) encodePart(ctx context.Context, s Step) (Outcome, error) {
+	info, src, err := r.source(ctx, s)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out, err := r.Files.PartTo(s.Task, *s.Part, s.Attempt)
+	if err != nil {
+		return Outcome{}, err
+	}
+	progress := s.Progress
+	if progress == nil {
+		progress = func(encoders.Progress) {}
+	}
+	part := mediaPart(*s.Part)
+	req := encoders.Request{Spec: Spec(s.Task), Source: info, Input: src, Output: out, Trace: r.Trace, LogArgs: s.LogArgs, Part: &part}
+	res, err := r.Encoder.Encode(ctx, req, progress)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := r.Files.KeepPart(ctx, s.Task, *s.Part, s.Attempt, out); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Output: map[string]any{"frames": part.Frames, "filesize": res.File.Filesize, "encoder": res.Encoder}}, nil
+}
+
+// stitch joins a split step's parts into the step's result, staged as an
+// unsplit encode's would be.
+func (r *Runner) stitch(ctx context.Context, s Step, parts []api.Part) (Outcome, error) {
+	if r.Stitcher == nil {
+		return Outcome{}, ittybit.Errorf(ittybit.ErrInternal, "this runner cannot stitch a split step")
+	}
+	var info encoders.MediaInfo
+	if err := Output(s.Task, api.StepProbe, &info); err != nil {
+		return Outcome{}, err
+	}
+	plan, err := encoders.NewPlan(Spec(s.Task), info, encoders.BackendSoftware)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out, err := r.Files.EncodeTo(s.Task, s.Attempt)
+	if err != nil {
+		return Outcome{}, err
+	}
+	dir := filepath.Join(filepath.Dir(out), "parts")
+	mparts := make([]encoders.Part, len(parts))
+	files := make([]string, len(parts))
+	for i, p := range parts {
+		mparts[i] = mediaPart(p)
+		files[i] = filepath.Join(dir, PartFile(p, plan.Format))
+		if err := r.Files.GetPart(ctx, s.Task, p, files[i]); err != nil {
+			return Outcome{}, err
+		}
+	}
+	if err := r.Stitcher.Stitch(ctx, plan, mparts, files, out); err != nil {
+		return Outcome{}, err
+	}
+	info2, err := r.Prober.Probe(ctx, out)
+	if err != nil {
+		return Outcome{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result is not readable: %v", err)
+	}
+	res := encoders.File{Object: "file", Kind: string(s.Task.Kind), URL: out, Format: plan.Format, Codec: plan.Video.Codec,
+		Width: info2.Width, Height: info2.Height, Duration: info2.Duration, FPS: info2.FPS, Filesize: info2.Filesize, Bitrate: info2.Bitrate}
+	file, err := r.Files.Stage(ctx, s.Task, s.Attempt, res)
+	if err != nil {
+		return Outcome{}, err
+	}
+	opts := encodeOptions(encoders.Result{Plan: plan, Encoder: plan.Encoder})
+	opts["parts"] = len(parts)
+	delete(opts, "plugin")
+	return Outcome{Output: file, Options: opts}, nil
+}
+
+// PartFile is the file name a part is kept under: its index, zero-padded
+// (a lexical sort keeps the order); a video part in NUT, the audio part
+// in the result's container.
+func PartFile(p api.Part, format string) string {
+	ext := ".nut"
+	if p.Kind == api.PartAudio {
+		ext = encoders.Extension(format)
+	}
+	return fmt.Sprintf("part-%05d%s", p.Index, ext)
 }
 
 // ingest keeps the source, so that a retry or another node never goes
@@ -192,11 +355,7 @@ func firstNonEmpty(s ...string) string {
 // it was made from, the probe step's output), the encoder and plugin that
 // ran it and, when a first attempt failed, the fallback.
 func (r *Runner) encode(ctx context.Context, s Step) (Outcome, error) {
-	var info encoders.MediaInfo
-	if err := Output(s.Task, api.StepProbe, &info); err != nil {
-		return Outcome{}, err
-	}
-	src, err := r.Files.Ingested(ctx, s.Task)
+	info, src, err := r.source(ctx, s)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -218,6 +377,17 @@ func (r *Runner) encode(ctx context.Context, s Step) (Outcome, error) {
 		return Outcome{}, err
 	}
 	return Outcome{Output: file, Options: encodeOptions(res)}, nil
+}
+
+// source is what an encode reads: the probe of the source and the
+// ingested source on this machine.
+func (r *Runner) source(ctx context.Context, s Step) (encoders.MediaInfo, string, error) {
+	var info encoders.MediaInfo
+	if err := Output(s.Task, api.StepProbe, &info); err != nil {
+		return info, "", err
+	}
+	src, err := r.Files.Ingested(ctx, s.Task)
+	return info, src, err
 }
 
 // encodeOptions is the encode step's options for a result.

@@ -52,7 +52,7 @@ func mustJSON(tb testing.TB, data []byte) any {
 
 // Fields the contract adds to the seed's task object ("fields may be added,
 // never removed or renamed"), by path.
-var addedFields = map[string]bool{"$.steps[].node": true, "$.steps[].attempt": true}
+var addedFields = map[string]bool{"$.steps[].node": true, "$.steps[].attempt": true, "$.steps[].parts": true}
 
 // checkSeed201 checks a 201 body against the seed's "Response 201": the same
 // fields (besides the contract's additions) with the same JSON types,

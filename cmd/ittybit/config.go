@@ -21,7 +21,12 @@ type serverFile struct {
 	Storage            string   `yaml:"storage"`
 	AllowPrivateInputs bool     `yaml:"allow_private_inputs"`
 	RateLimit          *float64 `yaml:"rate_limit"`
-	LogLevel           string   `yaml:"log_level"`
+	// SplitSeconds splits a long video task into parts of about this many
+	// seconds that encode on several agents (0: never); SplitMinSeconds is
+	// the shortest source split.
+	SplitSeconds    *float64 `yaml:"split_seconds"`
+	SplitMinSeconds *float64 `yaml:"split_min_seconds"`
+	LogLevel        string   `yaml:"log_level"`
 	// APIKeys and NodeTokens are SHA-256 hashes (hex) of the accepted
 	// credentials: `ittybit hash-key` prints one.
 	APIKeys    []string `yaml:"api_keys"`

@@ -19,15 +19,18 @@ import (
 
 	"github.com/ittybit-oss/ittybit/agent"
 	"github.com/ittybit-oss/ittybit/controlplane/server"
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/steps"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
 func newServerCmd(stderr io.Writer) *cobra.Command {
 	var (
-		configPath string
-		f          serverFile
-		rateLimit  float64
-		timing     schedTiming
+		configPath             string
+		f                      serverFile
+		rateLimit              float64
+		splitSeconds, splitMin float64
+		timing                 schedTiming
 	)
 	cmd := &cobra.Command{
 		Use:   "server [--config FILE]",
@@ -73,6 +76,12 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("rate-limit") {
 				file.RateLimit = &rateLimit
 			}
+			if fl.Changed("split-seconds") {
+				file.SplitSeconds = &splitSeconds
+			}
+			if fl.Changed("split-min-seconds") {
+				file.SplitMinSeconds = &splitMin
+			}
 			return runServer(cmd, file, timing, stderr)
 		},
 	}
@@ -88,6 +97,8 @@ are accepted too. The node token also authenticates joins.`,
 	fl.StringArrayVar(&f.Join, "join", nil, "URL of a node of the cluster to join (repeatable)")
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "accept inputs on loopback, private and link-local addresses")
 	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
+	fl.Float64Var(&splitSeconds, "split-seconds", 0, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
+	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
 	timing.flags(cmd)
@@ -137,7 +148,21 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if f.RateLimit != nil {
 		rate = *f.RateLimit
 	}
+	split, splitMin := 0.0, 120.0
+	if f.SplitSeconds != nil {
+		split = *f.SplitSeconds
+	}
+	if f.SplitMinSeconds != nil {
+		splitMin = *f.SplitMinSeconds
+	}
+	if split != 0 && split < encoders.MinPartSeconds || split < 0 {
+		return usageError{fmt.Errorf("invalid_option: --split-seconds %g: accepted: 0 (never split) or %d and more", split, encoders.MinPartSeconds)}
+	}
+	if splitMin < steps.CountFramesFrom {
+		return usageError{fmt.Errorf("invalid_option: --split-min-seconds %g: accepted: %g and more (the agents count the frames of sources that long)", splitMin, steps.CountFramesFrom)}
+	}
 	cfg := server.Config{
+		SplitSeconds: split, SplitMinSeconds: splitMin,
 		NodeID: f.NodeID, HTTPAddr: f.HTTP, HTTPAdvertise: f.HTTPAdvertise, RaftAddr: f.Raft, RaftAdvertise: f.RaftAdvertise,
 		DataDir: f.Data, Bootstrap: f.Bootstrap, Join: f.Join, APIKeyHashes: f.APIKeys, NodeTokenHashes: f.NodeTokens,
 		JoinToken: f.NodeToken, AllowPrivateInputs: f.AllowPrivateInputs, RateLimit: rate, Logger: logger,

@@ -7,9 +7,12 @@ package encoderstest
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,4 +249,63 @@ func Rate(s string) float64 {
 		return 0
 	}
 	return n / d
+}
+
+// Ends reads a file's packets: how many video frames it holds, where its
+// picture and sound end (the last packet's time plus its duration), and
+// whether the picture's timestamps strictly increase (in presentation
+// order).
+func Ends(tb testing.TB, path string) (frames int, video, audio float64, increasing bool) {
+	tb.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=codec_type,pts_time,duration_time", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		tb.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var pts []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 3 {
+			continue
+		}
+		p, _ := strconv.ParseFloat(f[1], 64)
+		d, _ := strconv.ParseFloat(f[2], 64)
+		switch f[0] {
+		case "video":
+			pts = append(pts, p)
+			video = max(video, p+d)
+		case "audio":
+			audio = max(audio, p+d)
+		}
+	}
+	slices.Sort(pts)
+	increasing = true
+	for i := 1; i < len(pts); i++ {
+		if pts[i] <= pts[i-1] {
+			increasing = false
+		}
+	}
+	return len(pts), video, audio, increasing
+}
+
+var psnrAverage = regexp.MustCompile(`average:([0-9.]+|inf)`)
+
+// PSNR is a result's mean PSNR against the source, frames paired by
+// index (so that a container's rounded timestamps pair nothing wrong).
+func PSNR(tb testing.TB, result, source string) float64 {
+	tb.Helper()
+	const pair = "settb=1/1000000,setpts=N*1000"
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-i", result, "-i", source,
+		"-lavfi", "[0:v]"+pair+"[a];[1:v]"+pair+"[b];[a][b]psnr", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("psnr: %v\n%s", err, out)
+	}
+	m := psnrAverage.FindSubmatch(out)
+	if m == nil {
+		tb.Fatalf("psnr printed no average:\n%s", out)
+	}
+	if string(m[1]) == "inf" {
+		return math.Inf(1)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
 }

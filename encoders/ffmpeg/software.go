@@ -55,6 +55,9 @@ type argsFunc func(p encoders.Plan, input, output string) ([]string, error)
 // encode runs job with the arguments args builds, writing a temporary file
 // beside the output and publishing it once probed.
 func encode(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args argsFunc, progress func(encoders.Progress)) (encoders.File, error) {
+	if job.Plan.Part != nil {
+		return encodePart(ctx, r, pr, job, args, progress)
+	}
 	if job.Plan.Kind == encoders.KindAdaptive {
 		return encodeHLS(ctx, r, job, args, progress)
 	}

@@ -34,13 +34,17 @@ const partFormat = "nut"
 // plan (see encoders.Split) from input to output, on dev for a hardware
 // plan.
 func PartArgs(plan encoders.Plan, dev Device, part encoders.Part, input, output string) ([]string, error) {
+	return partArgs(plan, part, input, output, func(p encoders.Plan, in, out string) ([]string, error) { return DeviceArgs(p, dev, in, out) })
+}
+
+func partArgs(plan encoders.Plan, part encoders.Part, input, output string, args argsFunc) ([]string, error) {
 	if part.Kind != encoders.PartVideo || part.Frames <= 0 {
 		return nil, fmt.Errorf("part %d is not a video part with frames", part.Index)
 	}
 	p := plan
-	p.Audio, p.Format = nil, partFormat
+	p.Audio, p.Format, p.Part = nil, partFormat, nil
 	p.Start, p.Trim, p.Duration = part.Start, false, float64(part.Frames)/plan.Source.FPS
-	a, err := DeviceArgs(p, dev, input, output)
+	a, err := args(p, input, output)
 	if err != nil {
 		return nil, err
 	}
@@ -60,8 +64,55 @@ func AudioPartArgs(plan encoders.Plan, input, output string) ([]string, error) {
 		return nil, fmt.Errorf("the plan has no sound")
 	}
 	p := plan
-	p.Kind, p.Video, p.Backend = encoders.KindAudio, nil, encoders.BackendSoftware
+	p.Kind, p.Video, p.Backend, p.Part = encoders.KindAudio, nil, encoders.BackendSoftware, nil
 	return DeviceArgs(p, Device{}, input, output)
+}
+
+// encodePart runs one part of a split plan (job.Plan.Part) and checks it:
+// a video part must hold exactly its frames and decode cleanly, the audio
+// part must be readable. The file appears at job.Output only then.
+func encodePart(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args argsFunc, progress func(encoders.Progress)) (encoders.File, error) {
+	part := *job.Plan.Part
+	plan := job.Plan
+	plan.Part = nil
+	dir := filepath.Dir(job.Output)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create the part's folder: %v", err)
+	}
+	tmp := filepath.Join(dir, "."+filepath.Base(job.Output)+".part")
+	defer os.Remove(tmp)
+	var argv []string
+	var err error
+	if part.Kind == encoders.PartAudio {
+		argv, err = AudioPartArgs(plan, job.Input, tmp)
+	} else {
+		argv, err = partArgs(plan, part, job.Input, tmp, args)
+	}
+	if err != nil {
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "build ffmpeg arguments: %v", err)
+	}
+	if err := r.Run(ctx, argv, part.End-part.Start, part.Frames, progress); err != nil {
+		return encoders.File{}, err
+	}
+	if part.Kind == encoders.PartVideo {
+		fc, ok := pr.(FrameCounter)
+		if !ok {
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "the prober cannot count frames")
+		}
+		if err := CheckPart(ctx, r, fc, part, tmp); err != nil {
+			return encoders.File{}, err
+		}
+	} else if _, err := pr.Probe(ctx, tmp); err != nil {
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "the audio part is not readable: %v", err)
+	}
+	st, err := os.Stat(tmp)
+	if err != nil {
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "the part: %v", err)
+	}
+	if err := os.Rename(tmp, job.Output); err != nil {
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish the part: %v", err)
+	}
+	return encoders.File{Object: "file", Kind: string(part.Kind), URL: job.Output, Format: plan.Format, Filesize: st.Size()}, nil
 }
 
 // StitchArgs returns the ffmpeg arguments that join the video parts listed
@@ -150,18 +201,38 @@ func PartName(part encoders.Part) string {
 	return fmt.Sprintf("part-%05d.%s", part.Index, partFormat)
 }
 
-// Stitch joins the video parts in dir (named as the split names them) and
-// the audio part into output, then checks the whole: as many frames as
-// the parts, no decode error.
-func Stitch(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, dir, audio, output string) error {
-	names := make([]string, len(parts))
+// Stitch joins the parts of a split plan, whose files are files (in the
+// parts' order; the video parts in one folder), into output, then checks
+// the whole: as many frames as the parts, no decode error.
+func Stitch(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, files []string, output string) error {
+	if len(files) != len(parts) {
+		return ittybit.Errorf(ittybit.ErrInternal, "stitch: %d files for %d parts", len(files), len(parts))
+	}
+	var video, names []string
+	var vparts []encoders.Part
+	audio := ""
 	var frames int64
 	for i, p := range parts {
-		names[i] = PartName(p)
+		if p.Kind == encoders.PartAudio {
+			audio = files[i]
+			continue
+		}
+		video = append(video, files[i])
+		names = append(names, filepath.Base(files[i]))
+		vparts = append(vparts, p)
 		frames += p.Frames
 	}
+	if len(video) == 0 {
+		return ittybit.Errorf(ittybit.ErrInternal, "stitch: no video parts")
+	}
+	dir := filepath.Dir(video[0])
+	for _, f := range video {
+		if filepath.Dir(f) != dir {
+			return ittybit.Errorf(ittybit.ErrInternal, "stitch: the video parts are not in one folder")
+		}
+	}
 	list := filepath.Join(dir, "parts.ffconcat")
-	if err := WriteConcatList(list, plan, parts, names); err != nil {
+	if err := WriteConcatList(list, plan, vparts, names); err != nil {
 		return ittybit.Errorf(ittybit.ErrInternal, "stitch: %v", err)
 	}
 	argv, err := StitchArgs(plan, list, audio, output)

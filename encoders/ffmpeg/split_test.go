@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,67 +34,6 @@ func splitSource(t *testing.T, rate string, offset float64, ext string) string {
 		t.Fatalf("make source: %v\n%s", err, out)
 	}
 	return out
-}
-
-// streamEnds reads a file's video and audio stream ends (start + duration)
-// and its video frame count, and checks the video's timestamps increase.
-func streamEnds(t *testing.T, path string) (video, audio float64, frames int) {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=codec_type,pts_time,duration_time", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var pts []float64
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, ",")
-		if len(f) < 3 {
-			continue
-		}
-		p, _ := strconv.ParseFloat(f[1], 64)
-		d, _ := strconv.ParseFloat(f[2], 64)
-		switch f[0] {
-		case "video":
-			pts = append(pts, p)
-			video = max(video, p+d)
-		case "audio":
-			audio = max(audio, p+d)
-		}
-	}
-	sorted := append([]float64(nil), pts...)
-	for i := 1; i < len(sorted); i++ {
-		for j := i; j > 0 && sorted[j] < sorted[j-1]; j-- {
-			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
-		}
-	}
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i] <= sorted[i-1] {
-			t.Errorf("%s: video pts %.6f repeats", filepath.Base(path), sorted[i])
-		}
-	}
-	return video, audio, len(pts)
-}
-
-var psnrAverage = regexp.MustCompile(`average:([0-9.]+|inf)`)
-
-// psnr is the mean PSNR of a result's frames against the source's, paired
-// by index (so that a container's rounded timestamps pair nothing wrong).
-func psnr(t *testing.T, result, source string) float64 {
-	t.Helper()
-	const pair = "settb=1/1000000,setpts=N*1000"
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-i", result, "-i", source,
-		"-lavfi", "[0:v]"+pair+"[a];[1:v]"+pair+"[b];[a][b]psnr", "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		t.Fatalf("psnr: %v\n%s", err, out)
-	}
-	m := psnrAverage.FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("psnr printed no average:\n%s", out)
-	}
-	if string(m[1]) == "inf" {
-		return math.Inf(1)
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
 }
 
 // TestSplitAndStitch encodes sources whole and split into parts, in each
@@ -175,12 +113,22 @@ func TestSplitAndStitch(t *testing.T) {
 				}
 			}
 			split := filepath.Join(dir, "split."+tc.format)
-			if err := ffmpeg.Stitch(ctx, r, pr, plan, parts, partDir, audio, split); err != nil {
+			files := make([]string, len(parts))
+			for i, p := range parts {
+				files[i] = filepath.Join(partDir, ffmpeg.PartName(p))
+				if p.Kind == encoders.PartAudio {
+					files[i] = audio
+				}
+			}
+			if err := ffmpeg.Stitch(ctx, r, pr, plan, parts, files, split); err != nil {
 				t.Fatal(err)
 			}
 
-			wv, wa, wn := streamEnds(t, whole)
-			sv, sa, sn := streamEnds(t, split)
+			wn, wv, wa, _ := encoderstest.Ends(t, whole)
+			sn, sv, sa, increasing := encoderstest.Ends(t, split)
+			if !increasing {
+				t.Errorf("the split result's video timestamps repeat")
+			}
 			fps, _ := encoders.ParseRatio(info.FrameRate)
 			if int64(sn) != frames || sn != wn {
 				t.Errorf("split has %d frames, whole %d, source %d", sn, wn, frames)
@@ -194,7 +142,7 @@ func TestSplitAndStitch(t *testing.T) {
 			if err := r.Decode(ctx, split); err != nil {
 				t.Errorf("split result does not decode cleanly: %v", err)
 			}
-			ws, ss := psnr(t, whole, tc.source), psnr(t, split, tc.source)
+			ws, ss := encoderstest.PSNR(t, whole, tc.source), encoderstest.PSNR(t, split, tc.source)
 			if ss < ws-0.5 {
 				t.Errorf("PSNR %.2f dB split against %.2f dB whole", ss, ws)
 			}

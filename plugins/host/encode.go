@@ -24,6 +24,9 @@ func (h *Host) Encode(ctx context.Context, req encoders.Request, progress func(e
 	defer cancel()
 	log := h.log.With(req.LogArgs...)
 	codec := codecOf(req.Spec)
+	if req.Part != nil && req.Part.Kind == encoders.PartAudio {
+		codec = "" // the sound track: the software plugin
+	}
 	var res encoders.Result
 	var first *encoders.Fallback
 	for _, c := range candidates(h.plugins, codec) {
@@ -76,6 +79,7 @@ func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan 
 	if plan.Backend == encoders.BackendSoftware {
 		plan.Threads = h.cfg.EncodeThreads
 	}
+	plan.Part = req.Part
 	res := encoders.Result{Plan: plan, Encoder: plan.Encoder, Plugin: c.cap.Plugin}
 	enc, gen, err := c.in.running(ctx, h)
 	if errors.Is(err, ErrClosed) || ctx.Err() != nil {

@@ -18,7 +18,11 @@ const ManagedScheme = "managed://"
 func (a *API) view(r *http.Request, t *api.Task) {
 	for i := range t.Steps {
 		s := &t.Steps[i]
-		if s.Status == api.StepProcessing && a.cfg.Scheduler != nil {
+		switch {
+		case s.Status != api.StepProcessing || a.cfg.Scheduler == nil:
+		case s.Parts != nil && !partsDone(s.Parts):
+			a.partsProgress(s)
+		default:
 			if p, ok := a.cfg.Scheduler.Progress(s.ID); ok {
 				s.Progress = &p
 			}
@@ -32,6 +36,42 @@ func (a *API) view(r *http.Request, t *api.Task) {
 		u := a.cfg.FileURL(r, strings.TrimPrefix(*t.Output, ManagedScheme))
 		t.Output = &u
 	}
+}
+
+// partsProgress fills in a split step's progress while its parts run:
+// each running part's from the leader's memory, and the step's as the
+// frames done over all video parts.
+func (a *API) partsProgress(s *api.Step) {
+	s.Parts = append([]api.Part(nil), s.Parts...)
+	var done, total float64
+	for k := range s.Parts {
+		p := &s.Parts[k]
+		if p.Status == api.StepProcessing {
+			if v, ok := a.cfg.Scheduler.Progress(p.ID); ok {
+				p.Progress = &v
+			}
+		}
+		if p.Kind != api.PartVideo || p.Frames <= 0 {
+			continue
+		}
+		total += float64(p.Frames)
+		if p.Progress != nil {
+			done += *p.Progress * float64(p.Frames)
+		}
+	}
+	if total > 0 {
+		v := done / total
+		s.Progress = &v
+	}
+}
+
+func partsDone(parts []api.Part) bool {
+	for _, p := range parts {
+		if p.Status != api.StepCompleted {
+			return false
+		}
+	}
+	return true
 }
 
 // signURLs rewrites every "url" under an output object.

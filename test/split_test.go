@@ -1,0 +1,136 @@
+package test
+
+import (
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/client"
+	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+)
+
+// TestSplitAcrossAgents runs a 20 s video through one server that splits
+// it into 4 s parts and two agents, and checks the task and its result
+// against the same task run whole by the CLI's local mode: the parts ran
+// on both agents, the result has the source's frames, ends with the whole
+// one (the picture within a frame, the sound within an audio frame),
+// decodes without a word from ffmpeg, and is as good (PSNR within 0.5 dB)
+// and as large (within 3 %).
+func TestSplitAcrossAgents(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "clip.mp4")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30000/1001:duration=20",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=20.2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac", src).CombinedOutput(); err != nil {
+		t.Fatalf("make the source: %v\n%s", err, out)
+	}
+	files := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(files.Close)
+	storageDir := filepath.Join(t.TempDir(), "files")
+	srv := mustServer(t, "s", append([]string{"--bootstrap", "--allow-private-inputs", "--storage", storageDir,
+		"--split-seconds", "4", "--split-min-seconds", "10"}, schedFlags...)...)
+	mustReady(t, srv)
+	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
+	for _, name := range []string{"x", "y"} {
+		p := &proc{name: name, dir: t.TempDir(), env: env}
+		p.args = []string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", storageDir,
+			"--server", srv.URL(), "--allow-private-inputs", "--slots", "2", "--encode-threads", "1"}
+		p.mustStart(t)
+	}
+	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), 2)
+	users := client.New(srv.URL(), testAPIKey)
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: files.URL + "/clip.mp4", Options: encoders.Options{Codec: encoders.CodecH264, Format: "mp4"}}
+	created, err := users.Create(context.Background(), req, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	task, err := users.Wait(ctx, created.ID, 200*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Status != api.TaskCompleted || task.Output == nil {
+		t.Fatalf("task %s %+v", task.Status, task.Error)
+	}
+	enc := task.Steps[2]
+	nodes := map[string]int{}
+	for _, p := range enc.Parts {
+		if p.Status != api.StepCompleted || p.Node == nil || p.Attempt < 1 || p.StartedAt == nil || p.FinishedAt == nil || p.Object != "part" {
+			t.Errorf("part %d: %+v", p.Index, p)
+			continue
+		}
+		nodes[*p.Node]++
+	}
+	if len(enc.Parts) != 6 || enc.Parts[5].Kind != api.PartAudio || len(nodes) != 2 {
+		t.Errorf("encode step: %d parts on %v, want 5 video parts and the audio on both agents", len(enc.Parts), nodes)
+	}
+
+	split := filepath.Join(t.TempDir(), "split.mp4")
+	resp, err := http.Get(*task.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the result: %s %v", resp.Status, err)
+	}
+	if err := os.WriteFile(split, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := runLocal(t, req)
+	if local.Status != api.TaskCompleted || local.Output == nil {
+		t.Fatalf("local: %s", local.Status)
+	}
+	whole := strings.TrimPrefix(*local.Output, "file://")
+
+	sf, sv, sa, increasing := encoderstest.Ends(t, split)
+	wf, wv, wa, _ := encoderstest.Ends(t, whole)
+	if !increasing {
+		t.Errorf("the split result's video timestamps repeat")
+	}
+	if sf != wf || sf != 600 {
+		t.Errorf("frames: split %d, whole %d, source 600", sf, wf)
+	}
+	if math.Abs(sv-wv) > 1001.0/30000+1e-6 {
+		t.Errorf("the picture ends at %.4f split, %.4f whole", sv, wv)
+	}
+	if math.Abs(sa-wa) > 1024.0/48000+1e-6 {
+		t.Errorf("the sound ends at %.4f split, %.4f whole", sa, wa)
+	}
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", split, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg -v error on the split result: %v %s", err, out)
+	}
+	ps, pw := encoderstest.PSNR(t, split, src), encoderstest.PSNR(t, whole, src)
+	if ps < pw-0.5 {
+		t.Errorf("PSNR against the source: split %.2f dB, whole %.2f dB", ps, pw)
+	}
+	ss, ws := fileSize(t, split), fileSize(t, whole)
+	if r := float64(ss) / float64(ws); r < 0.97 || r > 1.03 {
+		t.Errorf("size: split %d, whole %d (%.3f×)", ss, ws, r)
+	}
+	t.Logf("parts on %v; frames %d; picture ends %.4f/%.4f; sound %.4f/%.4f; PSNR %.2f/%.2f dB; size %.3f×",
+		nodes, sf, sv, wv, sa, wa, ps, pw, float64(ss)/float64(ws))
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
