@@ -223,7 +223,7 @@ func (a *Agent) runningCount() int {
 
 // register announces the agent until the leader accepts it.
 func (a *Agent) register(ctx context.Context) error {
-	reg := api.NodeRegistration{Name: a.cfg.Name, Capabilities: a.cfg.Encoder.Capabilities(), Slots: a.cfg.Slots, Version: a.cfg.Version}
+	reg := api.NodeRegistration{Name: a.cfg.Name, Capabilities: a.cfg.Encoder.Capabilities(), Slots: a.cfg.Slots, Version: a.cfg.Version, Parts: true}
 	wait := 200 * time.Millisecond
 	for {
 		out, err := a.client().RegisterNode(ctx, reg)

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // TestSplitAcrossAgents runs a 20 s video through one server that splits
@@ -133,4 +136,108 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// TestSplitAgentKilledMidPart kills the agent running a part: that part
+// (and no part already done) runs again on the other agent, and the task
+// completes with the source's every frame.
+func TestSplitAgentKilledMidPart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "clip.mp4")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=480x270:rate=30000/1001:duration=24",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=24",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac", src).CombinedOutput(); err != nil {
+		t.Fatalf("make the source: %v\n%s", err, out)
+	}
+	files := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(files.Close)
+	storageDir := filepath.Join(t.TempDir(), "files")
+	srv := mustServer(t, "s", append([]string{"--bootstrap", "--allow-private-inputs", "--storage", storageDir,
+		"--split-seconds", "4", "--split-min-seconds", "10"}, schedFlags...)...)
+	mustReady(t, srv)
+	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
+	agents := map[string]*proc{}
+	for _, name := range []string{"x", "y"} {
+		p := &proc{name: name, dir: t.TempDir(), env: env}
+		p.args = []string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", storageDir,
+			"--server", srv.URL(), "--allow-private-inputs", "--slots", "2", "--encode-threads", "1"}
+		p.mustStart(t)
+		agents[name] = p
+	}
+	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), 2)
+	users := client.New(srv.URL(), testAPIKey)
+	// A slow encode, so that parts are caught running.
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: files.URL + "/clip.mp4",
+		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityHigh}}
+	created, err := users.Create(context.Background(), req, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim string
+	var killed []int      // the parts running on the victim when it died
+	done := map[int]int{} // part → attempt, of the parts completed before
+	wait.For(t, "a part running on an agent", 2*time.Minute, func() error {
+		cur, err := users.Get(context.Background(), created.ID)
+		if err != nil {
+			return err
+		}
+		for _, p := range cur.Steps[2].Parts {
+			if p.Status == api.StepProcessing && p.Node != nil && p.Kind == api.PartVideo && p.Progress != nil && *p.Progress > 0 {
+				victim = *p.Node
+			}
+		}
+		if victim == "" {
+			return fmt.Errorf("no video part running yet (encode step %s)", cur.Steps[2].Status)
+		}
+		for _, p := range cur.Steps[2].Parts {
+			switch {
+			case p.Status == api.StepProcessing && p.Node != nil && *p.Node == victim:
+				killed = append(killed, p.Index)
+			case p.Status == api.StepCompleted:
+				done[p.Index] = p.Attempt
+			}
+		}
+		return nil
+	})
+	agents[victim].Kill(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	task, err := users.Wait(ctx, created.ID, 200*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Status != api.TaskCompleted || task.Output == nil {
+		t.Fatalf("task %s %+v", task.Status, task.Error)
+	}
+	for _, p := range task.Steps[2].Parts {
+		switch {
+		case slices.Contains(killed, p.Index):
+			if p.Attempt < 2 || p.Node == nil || *p.Node == victim {
+				t.Errorf("part %d, killed on %s: attempt %d on %v, want a second attempt elsewhere", p.Index, victim, p.Attempt, p.Node)
+			}
+		case done[p.Index] > 0:
+			if p.Attempt != done[p.Index] {
+				t.Errorf("part %d, done before the kill, ran again (attempt %d)", p.Index, p.Attempt)
+			}
+		}
+	}
+	resp, err := http.Get(*task.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the result: %s %v", resp.Status, err)
+	}
+	out := filepath.Join(t.TempDir(), "split.mp4")
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if frames, _, _, increasing := encoderstest.Ends(t, out); frames != 720 || !increasing {
+		t.Errorf("the result has %d frames (want 720), increasing %v", frames, increasing)
+	}
+	t.Logf("killed %s with parts %v running and %d done; the task completed", victim, killed, len(done))
 }

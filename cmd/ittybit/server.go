@@ -97,7 +97,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.StringArrayVar(&f.Join, "join", nil, "URL of a node of the cluster to join (repeatable)")
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "accept inputs on loopback, private and link-local addresses")
 	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
-	fl.Float64Var(&splitSeconds, "split-seconds", 0, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
+	fl.Float64Var(&splitSeconds, "split-seconds", 30, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
 	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
@@ -148,7 +148,7 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if f.RateLimit != nil {
 		rate = *f.RateLimit
 	}
-	split, splitMin := 0.0, 120.0
+	split, splitMin := 30.0, 120.0
 	if f.SplitSeconds != nil {
 		split = *f.SplitSeconds
 	}

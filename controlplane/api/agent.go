@@ -15,6 +15,9 @@ type NodeRegistration struct {
 	// Slots is how many steps the agent runs at once.
 	Slots   int    `json:"slots"`
 	Version string `json:"version,omitempty"`
+	// Parts is set by an agent that runs the parts of split steps (and
+	// stitches them); the leader gives parts to no other.
+	Parts bool `json:"parts,omitempty"`
 }
 
 // NodeRegistered answers a registration: how often to send heartbeats.

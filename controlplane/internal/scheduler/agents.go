@@ -21,7 +21,7 @@ func (d *Dispatcher) Register(ctx context.Context, reg api.NodeRegistration) (ap
 	if slots <= 0 {
 		slots = 1
 	}
-	n := state.Node{Name: reg.Name, Capabilities: reg.Capabilities, Slots: slots, Version: reg.Version, RegisteredAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
+	n := state.Node{Name: reg.Name, Capabilities: reg.Capabilities, Slots: slots, Version: reg.Version, Parts: reg.Parts, RegisteredAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
 	if err := d.cfg.Store.RegisterNode(ctx, n); err != nil {
 		return api.NodeRegistered{}, err
 	}
@@ -323,10 +323,13 @@ func (d *Dispatcher) split(l *lease, output json.RawMessage, now time.Time) *sta
 	if json.Unmarshal(output, &info) != nil || !info.FramesCounted || info.Duration < d.cfg.SplitMinSeconds {
 		return nil
 	}
-	free := 1 // the probe's own slot, free once this report is in
+	free := 0 // on agents that run parts; the probe's slot counts, free once this report is in
 	for _, ns := range d.nodes {
-		if ns.node.Status == state.NodeReady {
+		if ns.node.Status == state.NodeReady && ns.node.Parts {
 			free += max(0, ns.node.Slots-len(ns.running))
+			if ns.node.Name == l.node {
+				free++
+			}
 		}
 	}
 	if free < 2 {

@@ -313,7 +313,7 @@ func readyOf(t *state.Task, i, k int) Ready {
 	failedOn := s.Node
 	if k >= 0 {
 		p := s.Parts[k]
-		r.StepID, r.Attempt, failedOn = p.ID, p.Attempt, p.Node
+		r.StepID, r.Attempt, failedOn, r.Part = p.ID, p.Attempt, p.Node, true
 		if p.Error == nil {
 			failedOn = nil
 		}
@@ -346,7 +346,7 @@ func readyOf(t *state.Task, i, k int) Ready {
 		switch {
 		case !r.IsEncode():
 		case k < 0 && s.Parts != nil:
-			r.Prefer = mostParts(t, i) // the stitch: where most parts are
+			r.Prefer, r.Part = mostParts(t, i), true // the stitch: where most parts are
 		default:
 			r.Prefer = t.Holder(api.StepProbe)
 		}

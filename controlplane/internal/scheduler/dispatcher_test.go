@@ -69,7 +69,7 @@ func register(t *testing.T, d *Dispatcher, name string, caps ...encoders.Capabil
 	if len(caps) == 0 {
 		caps = sw("h264", "h265", "vp9", "av1")
 	}
-	if _, err := d.Register(context.Background(), api.NodeRegistration{Name: name, Slots: 2, Capabilities: caps}); err != nil {
+	if _, err := d.Register(context.Background(), api.NodeRegistration{Name: name, Slots: 2, Capabilities: caps, Parts: true}); err != nil {
 		t.Fatal(err)
 	}
 }

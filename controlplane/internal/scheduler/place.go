@@ -35,6 +35,9 @@ type Ready struct {
 	// ReadyAt orders the queue (epoch ms); NotBefore holds back a retry.
 	ReadyAt   int64
 	NotBefore int64
+	// Part marks a part of a split step: only a node that runs parts
+	// (NodeView.Parts) takes it.
+	Part bool
 }
 
 // IsEncode reports whether the step encodes.
@@ -52,6 +55,8 @@ type NodeView struct {
 	HardwareInUse map[encoders.Backend]int
 	// Running is the number of steps it runs (for spreading load).
 	Running int
+	// Parts is set when the agent runs the parts of split steps.
+	Parts bool
 }
 
 // Placement puts a step on a node.
@@ -125,6 +130,7 @@ type nodeClass struct {
 	software    map[string]bool
 	anySoftware bool
 	hwCodecs    []string // codecs with a hardware encoder
+	parts       bool     // the class's agents run parts of split steps
 	all         ladder   // the class's nodes with free slots, by load
 	hwFree      map[string]*ladder
 }
@@ -140,9 +146,13 @@ func newPlacer(nodes []NodeView) *placer {
 			p.free += n.Free
 		}
 		key := capsKey(n.Capabilities)
+		if n.Parts {
+			key += "+parts"
+		}
 		c := byKey[key]
 		if c == nil {
 			c = newNodeClass(n.Capabilities)
+			c.parts = n.Parts
 			byKey[key] = c
 			p.classes = append(p.classes, c)
 		}
@@ -256,6 +266,9 @@ func (p *placer) fitNode(i int, r Ready) (encoders.Backend, bool) {
 // fits is what node n offers r: for an encode, the hardware backend with
 // a free session, else software; ok false when it cannot run r at all.
 func fits(n *NodeView, r Ready) (encoders.Backend, bool) {
+	if r.Part && !n.Parts {
+		return "", false
+	}
 	if !r.IsEncode() {
 		return "", true
 	}
@@ -296,6 +309,9 @@ func (p *placer) place(r Ready) (Placement, bool) {
 		}
 	}
 	for _, c := range p.classes {
+		if r.Part && !c.parts {
+			continue
+		}
 		if r.IsEncode() && r.Codec != "" {
 			if l := c.hwFree[r.Codec]; l != nil {
 				if i := l.best(avoid, func(i int) bool { return hardwareFor(&p.nodes[i], r.Codec) != "" }, p.nodes); i >= 0 {

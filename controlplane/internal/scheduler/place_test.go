@@ -232,3 +232,27 @@ func BenchmarkPlace(b *testing.B) {
 		}
 	}
 }
+
+// TestPlacePartsOnlyOnPartNodes: the part of a split step goes only to an
+// agent that runs parts, however idle the others.
+func TestPlacePartsOnlyOnPartNodes(t *testing.T) {
+	nodes := []NodeView{
+		{Name: "old", Free: 4, Capabilities: sw("h264")},
+		{Name: "new", Free: 1, Running: 3, Capabilities: sw("h264"), Parts: true},
+	}
+	ready := []Ready{
+		{TaskID: "t", StepID: "s.p0", Kind: "video", Codec: "h264", Part: true, ReadyAt: 1},
+		{TaskID: "t", StepID: "s.p1", Kind: "video", Codec: "h264", Part: true, ReadyAt: 2},
+		{TaskID: "u", StepID: "u.s0", Kind: "probe", ReadyAt: 3},
+	}
+	got := map[string]string{}
+	for _, p := range Place(ready, nodes, 10) {
+		got[p.StepID] = p.Node
+	}
+	if got["s.p0"] != "new" || got["s.p1"] != "" || got["u.s0"] != "old" {
+		t.Errorf("placements %v: want s.p0 on new, s.p1 waiting (new is full), the probe on old", got)
+	}
+	if supportedBy(nodes[:1])(ready[0]) {
+		t.Error("a fleet without part agents takes parts")
+	}
+}

@@ -95,7 +95,9 @@ type codecSet map[string]bool
 
 func supportedBy(nodes []NodeView) func(Ready) bool {
 	have := codecSet{}
+	parts := false
 	for _, n := range nodes {
+		parts = parts || n.Parts
 		if len(n.Capabilities) == 0 {
 			have[""] = true
 		}
@@ -108,5 +110,5 @@ func supportedBy(nodes []NodeView) func(Ready) bool {
 			}
 		}
 	}
-	return func(r Ready) bool { return !r.IsEncode() || have[r.Codec] }
+	return func(r Ready) bool { return (!r.Part || parts) && (!r.IsEncode() || have[r.Codec]) }
 }

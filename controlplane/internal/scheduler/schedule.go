@@ -29,7 +29,7 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 		if ns.node.Status != state.NodeReady || ns.node.Slots <= len(ns.running) {
 			continue
 		}
-		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities, Running: len(ns.running)}
+		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities, Running: len(ns.running), Parts: ns.node.Parts}
 		for _, l := range ns.running {
 			if l.backend != "" && l.backend != encoders.BackendSoftware {
 				if v.HardwareInUse == nil {

@@ -92,20 +92,23 @@ func TestSplitRunsParts(t *testing.T) {
 }
 
 // TestSplitNotWhenShortOrAlone: a short source, a source whose frames
-// were not counted, or a fleet with one free slot runs unsplit.
+// were not counted, a fleet with one free slot, or one whose agents do
+// not run parts (an older version) runs unsplit.
 func TestSplitNotWhenShortOrAlone(t *testing.T) {
 	for name, tc := range map[string]struct {
-		output string
-		nodes  []string
+		output   string
+		nodes    []string
+		oldAgent bool // the agents run no parts
 	}{
-		"short":       {`{"duration":8,"fps":25,"frame_rate":"25/1","has_video":true,"frames":200,"frames_counted":true}`, []string{"a", "b"}},
-		"not counted": {`{"duration":12,"fps":25,"frame_rate":"25/1","has_video":true,"frames":300}`, []string{"a", "b"}},
-		"one slot":    {probed, []string{"a"}},
+		"short":       {`{"duration":8,"fps":25,"frame_rate":"25/1","has_video":true,"frames":200,"frames_counted":true}`, []string{"a", "b"}, false},
+		"not counted": {`{"duration":12,"fps":25,"frame_rate":"25/1","has_video":true,"frames":300}`, []string{"a", "b"}, false},
+		"one slot":    {probed, []string{"a"}, false},
+		"old agents":  {probed, []string{"a", "b"}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d, st := mustDispatcher(t, Config{SplitSeconds: 4, SplitMinSeconds: 10})
 			for _, n := range tc.nodes {
-				d.Register(context.Background(), api.NodeRegistration{Name: n, Slots: 1, Capabilities: sw("h264")})
+				d.Register(context.Background(), api.NodeRegistration{Name: n, Slots: 1, Capabilities: sw("h264"), Parts: !tc.oldAgent})
 			}
 			id := addTask(t, st, d, encoders.KindVideo, "")
 			complete(t, d, pollOne(t, d, tc.nodes...), tc.output)

@@ -87,8 +87,10 @@ type Node struct {
 	Name         string                `json:"name"`
 	Capabilities []encoders.Capability `json:"capabilities"`
 	// Slots is how many steps the agent runs at once.
-	Slots        int        `json:"slots"`
-	Version      string     `json:"version,omitempty"`
+	Slots   int    `json:"slots"`
+	Version string `json:"version,omitempty"`
+	// Parts: the agent runs the parts of split steps.
+	Parts        bool       `json:"parts,omitempty"`
 	Status       NodeStatus `json:"status"`
 	RegisteredAt int64      `json:"registered_at"`
 	UpdatedAt    int64      `json:"updated_at"`
