@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,30 +32,9 @@ import (
 // and as large (within 3 %).
 func TestSplitAcrossAgents(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "clip.mp4")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30000/1001:duration=20",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=20.2",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac", src).CombinedOutput(); err != nil {
-		t.Fatalf("make the source: %v\n%s", err, out)
-	}
-	files := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	t.Cleanup(files.Close)
-	storageDir := filepath.Join(t.TempDir(), "files")
-	srv := mustServer(t, "s", append([]string{"--bootstrap", "--allow-private-inputs", "--storage", storageDir,
-		"--split-seconds", "4", "--split-min-seconds", "10"}, schedFlags...)...)
-	mustReady(t, srv)
-	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
-	for _, name := range []string{"x", "y"} {
-		p := &proc{name: name, dir: t.TempDir(), env: env}
-		p.args = []string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", storageDir,
-			"--server", srv.URL(), "--allow-private-inputs", "--slots", "2", "--encode-threads", "1"}
-		p.mustStart(t)
-	}
-	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), 2)
-	users := client.New(srv.URL(), testAPIKey)
-	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: files.URL + "/clip.mp4", Options: encoders.Options{Codec: encoders.CodecH264, Format: "mp4"}}
+	src := splitSource(t, "320x240", 20)
+	users, _, input := splitCluster(t, src)
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input, Options: encoders.Options{Codec: encoders.CodecH264, Format: "mp4"}}
 	created, err := users.Create(context.Background(), req, client.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -143,33 +123,9 @@ func fileSize(t *testing.T, path string) int64 {
 // completes with the source's every frame.
 func TestSplitAgentKilledMidPart(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "clip.mp4")
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=480x270:rate=30000/1001:duration=24",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=24",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac", src).CombinedOutput(); err != nil {
-		t.Fatalf("make the source: %v\n%s", err, out)
-	}
-	files := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	t.Cleanup(files.Close)
-	storageDir := filepath.Join(t.TempDir(), "files")
-	srv := mustServer(t, "s", append([]string{"--bootstrap", "--allow-private-inputs", "--storage", storageDir,
-		"--split-seconds", "4", "--split-min-seconds", "10"}, schedFlags...)...)
-	mustReady(t, srv)
-	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
-	agents := map[string]*proc{}
-	for _, name := range []string{"x", "y"} {
-		p := &proc{name: name, dir: t.TempDir(), env: env}
-		p.args = []string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", storageDir,
-			"--server", srv.URL(), "--allow-private-inputs", "--slots", "2", "--encode-threads", "1"}
-		p.mustStart(t)
-		agents[name] = p
-	}
-	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), 2)
-	users := client.New(srv.URL(), testAPIKey)
+	users, agents, input := splitCluster(t, splitSource(t, "480x270", 24))
 	// A slow encode, so that parts are caught running.
-	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: files.URL + "/clip.mp4",
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input,
 		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityHigh}}
 	created, err := users.Create(context.Background(), req, client.CreateOptions{})
 	if err != nil {
@@ -240,4 +196,97 @@ func TestSplitAgentKilledMidPart(t *testing.T) {
 		t.Errorf("the result has %d frames (want 720), increasing %v", frames, increasing)
 	}
 	t.Logf("killed %s with parts %v running and %d done; the task completed", victim, killed, len(done))
+}
+
+// splitCluster starts one server that splits videos of 10 s or more into
+// 4 s parts and two agents (x, y; two slots, one encode thread each) on
+// folder storage, and serves src; it returns the task API, the agents and
+// the source's URL.
+func splitCluster(t *testing.T, src string) (*client.Client, map[string]*proc, string) {
+	t.Helper()
+	files := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(src))))
+	t.Cleanup(files.Close)
+	storageDir := filepath.Join(t.TempDir(), "files")
+	srv := mustServer(t, "s", append([]string{"--bootstrap", "--allow-private-inputs", "--storage", storageDir,
+		"--split-seconds", "4", "--split-min-seconds", "10"}, schedFlags...)...)
+	mustReady(t, srv)
+	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
+	agents := map[string]*proc{}
+	for _, name := range []string{"x", "y"} {
+		p := &proc{name: name, dir: t.TempDir(), env: env}
+		p.args = []string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", storageDir,
+			"--server", srv.URL(), "--allow-private-inputs", "--slots", "2", "--encode-threads", "1"}
+		p.mustStart(t)
+		agents[name] = p
+	}
+	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), 2)
+	return client.New(srv.URL(), testAPIKey), agents, files.URL + "/" + filepath.Base(src)
+}
+
+// splitSource writes a test source with a tone: seconds long at 29.97
+// fps, of the given size.
+func splitSource(t *testing.T, size string, seconds int) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "clip.mp4")
+	d := strconv.Itoa(seconds)
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30000/1001:duration="+d,
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+d+".2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac", src).CombinedOutput(); err != nil {
+		t.Fatalf("make the source: %v\n%s", err, out)
+	}
+	return src
+}
+
+// TestSplitCancel cancels a split task while its parts encode on both
+// agents: no ffmpeg is left under either agent soon after (the agents
+// hear of it at their next heartbeat, a second apart while they work).
+func TestSplitCancel(t *testing.T) {
+	t.Parallel()
+	users, agents, input := splitCluster(t, splitSource(t, "480x270", 24))
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input,
+		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityHigh}}
+	created, err := users.Create(context.Background(), req, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ffmpegs := func() map[string]int {
+		all := processes(t)
+		n := map[string]int{}
+		for name, a := range agents {
+			for _, p := range descendants(all, a.cmd.Process.Pid) {
+				if p.comm == "ffmpeg" {
+					n[name]++
+				}
+			}
+		}
+		return n
+	}
+	wait.For(t, "ffmpeg encoding parts under both agents", 2*time.Minute, func() error {
+		if n := ffmpegs(); n["x"] == 0 || n["y"] == 0 {
+			return fmt.Errorf("ffmpeg processes per agent: %v", n)
+		}
+		return nil
+	})
+	start := time.Now()
+	if _, err := users.Cancel(context.Background(), created.ID); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, "no ffmpeg left under the agents", 30*time.Second, func() error {
+		if n := ffmpegs(); n["x"]+n["y"] > 0 {
+			return fmt.Errorf("ffmpeg processes per agent: %v", n)
+		}
+		return nil
+	})
+	gone := time.Since(start)
+	task, err := users.Get(context.Background(), created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range task.Steps[2].Parts {
+		if p.Status != api.StepCompleted && p.Status != api.StepCancelled {
+			t.Errorf("part %d is %s after the cancel", p.Index, p.Status)
+		}
+	}
+	t.Logf("every part's ffmpeg gone %.2f s after the cancel", gone.Seconds())
 }
