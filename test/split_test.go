@@ -123,14 +123,7 @@ func fileSize(t *testing.T, path string) int64 {
 // completes with the source's every frame.
 func TestSplitAgentKilledMidPart(t *testing.T) {
 	t.Parallel()
-	users, agents, input := splitCluster(t, splitSource(t, "480x270", 24))
-	// A slow encode, so that parts are caught running.
-	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input,
-		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityHigh}}
-	created, err := users.Create(context.Background(), req, client.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	users, agents, created := slowSplitTask(t)
 	var victim string
 	var killed []int      // the parts running on the victim when it died
 	done := map[int]int{} // part → attempt, of the parts completed before
@@ -243,13 +236,7 @@ func splitSource(t *testing.T, size string, seconds int) string {
 // hear of it at their next heartbeat, a second apart while they work).
 func TestSplitCancel(t *testing.T) {
 	t.Parallel()
-	users, agents, input := splitCluster(t, splitSource(t, "480x270", 24))
-	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input,
-		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityHigh}}
-	created, err := users.Create(context.Background(), req, client.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	users, agents, created := slowSplitTask(t)
 	ffmpegs := func() map[string]int {
 		all := processes(t)
 		n := map[string]int{}
@@ -289,4 +276,18 @@ func TestSplitCancel(t *testing.T) {
 		}
 	}
 	t.Logf("every part's ffmpeg gone %.2f s after the cancel", gone.Seconds())
+}
+
+// slowSplitTask starts a split cluster and creates a task slow enough to
+// catch its parts running: 24 s to AV1 at high quality, one thread a part.
+func slowSplitTask(t *testing.T) (*client.Client, map[string]*proc, *api.Task) {
+	t.Helper()
+	users, agents, input := splitCluster(t, splitSource(t, "480x270", 24))
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input,
+		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityHigh}}
+	created, err := users.Create(context.Background(), req, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return users, agents, created
 }
