@@ -83,14 +83,24 @@ type proc struct {
 // start runs `ittybit args…` with the benchmark credentials and waits for
 // its "server started" or "registered" log line.
 func (e *env) start(ctx context.Context, name string, extraEnv []string, args ...string) (*proc, error) {
+	var wrap []string
+	if len(args) > 0 && args[0] == "server" {
+		wrap = serverWrap
+	}
+	return e.startWrapped(ctx, name, wrap, extraEnv, args...)
+}
+
+// startWrapped is start with the process run under wrap (taskset …) when
+// wrap is not empty.
+func (e *env) startWrapped(ctx context.Context, name string, wrap, extraEnv []string, args ...string) (*proc, error) {
 	p := &proc{log: filepath.Join(e.dir, name+".log"), done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if len(serverWrap) > 0 && len(args) > 0 && args[0] == "server" {
-		p.cmd = exec.Command(serverWrap[0], append(append(serverWrap[1:], e.bin), args...)...)
+	if len(wrap) > 0 {
+		p.cmd = exec.Command(wrap[0], append(append(wrap[1:len(wrap):len(wrap)], e.bin), args...)...)
 	} else {
 		p.cmd = exec.Command(e.bin, args...)
 	}

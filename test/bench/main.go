@@ -45,13 +45,14 @@ type config struct {
 	fleetPin  string
 	stepTime  time.Duration
 	encSecs   int
+	splitSecs int
 }
 
 func run(ctx context.Context, args []string) error {
 	var c config
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fl.StringVar(&c.out, "out", "BENCHMARKS.md", "where to write the report")
-	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders")
+	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders,split")
 	fl.IntVar(&c.runs, "runs", 5, "runs of each side of the overhead comparison")
 	fl.IntVar(&c.clipSecs, "clip-seconds", 10, "length of the 1080p30 clip of the overhead test")
 	fl.DurationVar(&c.window, "window", 8*time.Second, "how long each throughput measurement posts")
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string) error {
 	fl.StringVar(&c.fleetPin, "fleet-pin", "", "FLEET:SERVERS: pin the simulated fleet (this process) and the servers of the fleet test to these CPU lists (taskset), e.g. 0:1")
 	fl.DurationVar(&c.stepTime, "step-time", 20*time.Millisecond, "how long a simulated agent takes per step")
 	fl.IntVar(&c.encSecs, "encoder-seconds", 4, "length of the clip of the encoder table")
+	fl.IntVar(&c.splitSecs, "split-seconds", 120, "length of the video of the split benchmark")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -98,6 +100,7 @@ func run(ctx context.Context, args []string) error {
 		{"dispatch", benchDispatch},
 		{"fleet", benchFleet},
 		{"encoders", benchEncoders},
+		{"split", benchSplit},
 	} {
 		if !want(s.name) {
 			continue
