@@ -62,6 +62,8 @@ type Agent struct {
 	clients []*client.Client
 	// steps does the work of the steps this agent runs.
 	steps *steps.Runner
+	// countFrom is the leader's CountFramesFrom (guarded by mu).
+	countFrom float64
 
 	mu         sync.Mutex
 	cur        int // index of the server in use
@@ -231,6 +233,7 @@ func (a *Agent) register(ctx context.Context) error {
 			a.mu.Lock()
 			a.registered = true
 			a.interval = time.Duration(out.IntervalMillis) * time.Millisecond
+			a.countFrom = out.CountFramesFrom
 			a.mu.Unlock()
 			a.log.Info("registered", "server", a.cfg.Servers[a.cur], "heartbeat_interval", a.interval)
 			return nil

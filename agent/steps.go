@@ -130,8 +130,11 @@ func (a *Agent) runStep(ctx context.Context, r *run) (steps.Outcome, error) {
 	if err := os.MkdirAll(a.taskDir(as.TaskID), 0o700); err != nil {
 		return steps.Outcome{}, ittybit.Errorf(ittybit.ErrInternal, "create work folder: %v", err)
 	}
+	a.mu.Lock()
+	countFrom := a.countFrom
+	a.mu.Unlock()
 	return a.steps.Run(ctx, steps.Step{
-		Task: as.Task, Kind: as.Step, Attempt: as.Attempt, Part: as.Part,
+		Task: as.Task, Kind: as.Step, Attempt: as.Attempt, Part: as.Part, CountFramesFrom: countFrom,
 		Progress: func(p encoders.Progress) { a.setProgress(as.StepID, p) },
 		LogArgs:  append(a.stepAttrs(as), "node_id", a.cfg.Name),
 	})

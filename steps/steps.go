@@ -33,9 +33,10 @@ type Stitcher interface {
 	Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) error
 }
 
-// CountFramesFrom is the shortest video source whose frames the probe
-// step counts (a split needs the exact count; a header can be wrong).
-const CountFramesFrom = 10.0
+// MinCountFramesFrom is the shortest video source whose frames a probe
+// step may be asked to count (Step.CountFramesFrom): a cluster splits no
+// shorter source.
+const MinCountFramesFrom = 10.0
 
 // Encoder runs an encode: it picks an encoder plugin, plans for its
 // backend and encodes, falling back to software; *host.Host is one.
@@ -102,6 +103,11 @@ type Step struct {
 	// Part, when set, is the part of the encode step to run, not the
 	// whole step.
 	Part *api.Part
+	// CountFramesFrom, when above 0, has the probe step count the frames
+	// of a video source of at least this many seconds, which a split needs
+	// exactly (and refuse one that holds far fewer than it says); the
+	// leader tells its agents, 0 where nothing is split.
+	CountFramesFrom float64
 }
 
 // Outcome is what a completed step leaves on its task: the step's output
@@ -173,7 +179,7 @@ func (r *Runner) probe(ctx context.Context, s Step) (encoders.MediaInfo, error) 
 	if _, err := encoders.NewPlan(Spec(s.Task), info, encoders.BackendSoftware); err != nil {
 		return encoders.MediaInfo{}, err
 	}
-	if s.Task.Kind == encoders.KindVideo && info.HasVideo && !info.Still && info.Duration >= CountFramesFrom {
+	if from := s.CountFramesFrom; from > 0 && s.Task.Kind == encoders.KindVideo && info.HasVideo && !info.Still && info.Duration >= from {
 		if err := r.countFrames(ctx, src, &info); err != nil {
 			return encoders.MediaInfo{}, err
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -290,4 +291,38 @@ func slowSplitTask(t *testing.T) (*client.Client, map[string]*proc, *api.Task) {
 		t.Fatal(err)
 	}
 	return users, agents, created
+}
+
+// TestSplitTruncatedSource: a source cut short on its way, whose header
+// still says it lasts 24 s, fails its probe with invalid_media in a
+// cluster that splits, rather than making a short result called complete.
+func TestSplitTruncatedSource(t *testing.T) {
+	t.Parallel()
+	whole := splitSource(t, "320x240", 24)
+	faststart := filepath.Join(t.TempDir(), "clip.mp4")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", whole, "-c", "copy", "-movflags", "+faststart", faststart).CombinedOutput(); err != nil {
+		t.Fatalf("faststart: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(faststart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(faststart, data[:len(data)*2/5], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	users, _, input := splitCluster(t, faststart)
+	created, err := users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input}, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	task, err := users.Wait(ctx, created.ID, 200*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != ittybit.ErrInvalidMedia || task.Steps[0].Status != api.StepFailed {
+		t.Fatalf("task %s, error %+v, probe %s: want the probe failed with invalid_media", task.Status, task.Error, task.Steps[0].Status)
+	}
+	t.Logf("refused: %s", task.Error.Message)
 }

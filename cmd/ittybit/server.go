@@ -158,8 +158,8 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if split != 0 && split < encoders.MinPartSeconds || split < 0 {
 		return usageError{fmt.Errorf("invalid_option: --split-seconds %g: accepted: 0 (never split) or %d and more", split, encoders.MinPartSeconds)}
 	}
-	if splitMin < steps.CountFramesFrom {
-		return usageError{fmt.Errorf("invalid_option: --split-min-seconds %g: accepted: %g and more (the agents count the frames of sources that long)", splitMin, steps.CountFramesFrom)}
+	if splitMin < steps.MinCountFramesFrom {
+		return usageError{fmt.Errorf("invalid_option: --split-min-seconds %g: accepted: %g and more (the agents count the frames of sources that long)", splitMin, steps.MinCountFramesFrom)}
 	}
 	cfg := server.Config{
 		SplitSeconds: split, SplitMinSeconds: splitMin,

@@ -66,7 +66,11 @@ func (d *Dispatcher) progressEvery(nodes int) time.Duration {
 // d.mu.
 func (d *Dispatcher) timing(ns *nodeState) api.NodeRegistered {
 	ttl := d.ttl(len(d.nodes))
-	return api.NodeRegistered{Name: ns.node.Name, IntervalMillis: (ttl / 3).Milliseconds(), TTLMillis: ttl.Milliseconds()}
+	reply := api.NodeRegistered{Name: ns.node.Name, IntervalMillis: (ttl / 3).Milliseconds(), TTLMillis: ttl.Milliseconds()}
+	if d.cfg.SplitSeconds > 0 {
+		reply.CountFramesFrom = d.cfg.SplitMinSeconds
+	}
+	return reply
 }
 
 // Heartbeat records that an agent lives and what its steps have done, and
