@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -126,6 +127,9 @@ type Part struct {
 
 // PartID is the id of part index of a step.
 func PartID(stepID string, index int) string { return stepID + ".p" + strconv.Itoa(index) }
+
+// IsPartID reports whether id names a part (step ids hold no dot).
+func IsPartID(id string) bool { return strings.Contains(id, ".p") }
 
 // CreateTaskRequest is the body of POST /tasks.
 type CreateTaskRequest struct {

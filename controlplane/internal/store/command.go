@@ -24,6 +24,11 @@ const (
 	// cmdCreateSeeds replaces cmdCreateTasks for new entries: tasks as
 	// seeds, built by the FSM. cmdCreateTasks still applies in old logs.
 	cmdCreateSeeds commandType = 9
+	// cmdSplitUpdates is a step_updates batch that splits a step or moves
+	// one of its parts: a node of a version before parts would ignore such
+	// updates and fork the state, so they travel under a type it stops at.
+	// Applied exactly as cmdStepUpdates.
+	cmdSplitUpdates commandType = 10
 )
 
 func (c commandType) String() string {
@@ -46,6 +51,8 @@ func (c commandType) String() string {
 		return "set_meta"
 	case cmdCreateSeeds:
 		return "create_seeds"
+	case cmdSplitUpdates:
+		return "split_updates"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }

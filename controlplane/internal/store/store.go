@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 )
 
@@ -321,7 +322,7 @@ func (s *Store) StepUpdates(ctx context.Context, ups []state.StepUpdate) ([]stat
 func (s *Store) commitStepUpdates(ups []state.StepUpdate) ([]state.StepResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	res, err := s.apply(ctx, cmdStepUpdates, stepUpdatesCmd{Updates: ups})
+	res, err := s.apply(ctx, updatesCommand(ups), stepUpdatesCmd{Updates: ups})
 	if err != nil {
 		return nil, err
 	}
@@ -467,4 +468,16 @@ type logWriter struct{ log *slog.Logger }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.log.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// updatesCommand is the entry type of a batch of step updates: split
+// updates when any splits a step or moves a part, which a node of an
+// earlier version must not apply.
+func updatesCommand(ups []state.StepUpdate) commandType {
+	for _, u := range ups {
+		if u.Op == state.OpSplit || api.IsPartID(u.StepID) {
+			return cmdSplitUpdates
+		}
+	}
+	return cmdStepUpdates
 }
