@@ -212,12 +212,7 @@ func (r *Runner) countFrames(ctx context.Context, src string, info *encoders.Med
 // split and every part has completed (its run is the stitch); nil else.
 func splitStep(t api.AssignedTask, kind string) []api.Part {
 	for _, s := range t.Steps {
-		if s.Kind == kind && len(s.Parts) > 0 {
-			for _, p := range s.Parts {
-				if p.Status != api.StepCompleted {
-					return nil
-				}
-			}
+		if s.Kind == kind && len(s.Parts) > 0 && api.PartsDone(s.Parts) {
 			return s.Parts
 		}
 	}

@@ -128,6 +128,17 @@ type Part struct {
 // PartID is the id of part index of a step.
 func PartID(stepID string, index int) string { return stepID + ".p" + strconv.Itoa(index) }
 
+// PartsDone reports whether every one of a split step's parts has
+// completed (then the step's own run stitches them).
+func PartsDone(parts []Part) bool {
+	for _, p := range parts {
+		if p.Status != StepCompleted {
+			return false
+		}
+	}
+	return true
+}
+
 // IsPartID reports whether id names a part (step ids hold no dot).
 func IsPartID(id string) bool { return strings.Contains(id, ".p") }
 

@@ -20,7 +20,7 @@ func (a *API) view(r *http.Request, t *api.Task) {
 		s := &t.Steps[i]
 		switch {
 		case s.Status != api.StepProcessing || a.cfg.Scheduler == nil:
-		case s.Parts != nil && !partsDone(s.Parts):
+		case s.Parts != nil && !api.PartsDone(s.Parts):
 			a.partsProgress(s)
 		default:
 			if p, ok := a.cfg.Scheduler.Progress(s.ID); ok {
@@ -63,15 +63,6 @@ func (a *API) partsProgress(s *api.Step) {
 		v := done / total
 		s.Progress = &v
 	}
-}
-
-func partsDone(parts []api.Part) bool {
-	for _, p := range parts {
-		if p.Status != api.StepCompleted {
-			return false
-		}
-	}
-	return true
 }
 
 // signURLs rewrites every "url" under an output object.

@@ -266,7 +266,7 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 		return
 	}
 	s := t.Steps[i]
-	if s.Parts != nil && !partsDone(s) {
+	if s.Parts != nil && !api.PartsDone(s.Parts) {
 		// A split step runs its parts; once they are all in, it is queued
 		// for its own run, the stitch.
 		for k, p := range s.Parts {
@@ -352,16 +352,6 @@ func readyOf(t *state.Task, i, k int) Ready {
 		}
 	}
 	return r
-}
-
-// partsDone reports whether every part of split step s has completed.
-func partsDone(s api.Step) bool {
-	for _, p := range s.Parts {
-		if p.Status != api.StepCompleted {
-			return false
-		}
-	}
-	return true
 }
 
 // mostParts is the node that ran most of step i's parts.

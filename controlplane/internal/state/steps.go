@@ -168,7 +168,7 @@ func (s *Store) applyStep(t *Task, u StepUpdate) string {
 		if i != t.Current() || (st.Status != api.StepWaiting && st.Status != api.StepQueued) || u.Attempt != st.Attempt+1 {
 			return "stale"
 		}
-		if st.Parts != nil && !allDone(st.Parts) {
+		if st.Parts != nil && !api.PartsDone(st.Parts) {
 			return "stale" // its parts run first; the step's own run stitches them
 		}
 		st.Status, st.Attempt, st.Node = api.StepProcessing, u.Attempt, s.node(u.Node)
@@ -333,7 +333,7 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 		if p.Node != nil {
 			run.Holder = *p.Node
 		}
-		if allDone(st.Parts) {
+		if api.PartsDone(st.Parts) {
 			// Every part is in: the step's own run stitches them.
 			st.Status = api.StepQueued
 			t.Runs[i].ReadyAt = now
@@ -366,15 +366,6 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 	}
 	st.UpdatedAt, t.UpdatedAt = now, now
 	return ""
-}
-
-func allDone(parts []api.Part) bool {
-	for _, p := range parts {
-		if p.Status != api.StepCompleted {
-			return false
-		}
-	}
-	return true
 }
 
 // cancelParts cancels a step's parts that have not ended.
