@@ -242,12 +242,14 @@ func (d *Dispatcher) observeDone(u state.StepUpdate, t *state.Task) {
 // the task's end. l is the step's lease, if this leader had one.
 func (d *Dispatcher) logOutcome(u state.StepUpdate, t *state.Task, l *lease) {
 	node, kind := "", ""
-	for _, s := range t.Steps {
-		if s.ID == u.StepID {
-			kind = s.Kind
-			if s.Node != nil {
-				node = *s.Node
-			}
+	if i, k := unitIndex(t, u.StepID); i >= 0 {
+		at := t.Steps[i].Node
+		if k >= 0 {
+			at = t.Steps[i].Parts[k].Node
+		}
+		kind = t.Steps[i].Kind
+		if at != nil {
+			node = *at
 		}
 	}
 	if l != nil {
