@@ -82,12 +82,7 @@ func TestLocalMatchesCluster(t *testing.T) {
 	for i, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			local := runLocal(t, reqs[i])
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			cluster, err := users.Wait(ctx, ids[i], 100*time.Millisecond, nil)
-			if err != nil {
-				t.Fatalf("wait for %s: %v", ids[i], err)
-			}
+			cluster := waitTask(t, users, ids[i], 3*time.Minute)
 			if cluster.Status != api.TaskCompleted || local.Status != api.TaskCompleted {
 				t.Fatalf("cluster %s %+v; local %s %+v", cluster.Status, cluster.Error, local.Status, local.Error)
 			}

@@ -119,6 +119,12 @@ func (f *fleet) fetch(t *testing.T, url, dst string) {
 		}
 		return
 	}
+	download(t, url, dst)
+}
+
+// download GETs url into the file dst.
+func download(t *testing.T, url, dst string) {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)

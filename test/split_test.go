@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -40,12 +39,7 @@ func TestSplitAcrossAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	task, err := users.Wait(ctx, created.ID, 200*time.Millisecond, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	task := waitTask(t, users, created.ID, 4*time.Minute)
 	if task.Status != api.TaskCompleted || task.Output == nil {
 		t.Fatalf("task %s %+v", task.Status, task.Error)
 	}
@@ -63,18 +57,7 @@ func TestSplitAcrossAgents(t *testing.T) {
 	}
 
 	split := filepath.Join(t.TempDir(), "split.mp4")
-	resp, err := http.Get(*task.Output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET the result: %s %v", resp.Status, err)
-	}
-	if err := os.WriteFile(split, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	download(t, *task.Output, split)
 	local := runLocal(t, req)
 	if local.Status != api.TaskCompleted || local.Output == nil {
 		t.Fatalf("local: %s", local.Status)
@@ -152,12 +135,7 @@ func TestSplitAgentKilledMidPart(t *testing.T) {
 		return nil
 	})
 	agents[victim].Kill(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	task, err := users.Wait(ctx, created.ID, 200*time.Millisecond, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	task := waitTask(t, users, created.ID, 4*time.Minute)
 	if task.Status != api.TaskCompleted || task.Output == nil {
 		t.Fatalf("task %s %+v", task.Status, task.Error)
 	}
@@ -173,19 +151,8 @@ func TestSplitAgentKilledMidPart(t *testing.T) {
 			}
 		}
 	}
-	resp, err := http.Get(*task.Output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET the result: %s %v", resp.Status, err)
-	}
 	out := filepath.Join(t.TempDir(), "split.mp4")
-	if err := os.WriteFile(out, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	download(t, *task.Output, out)
 	if frames, _, _, increasing := encoderstest.Ends(t, out); frames != 720 || !increasing {
 		t.Errorf("the result has %d frames (want 720), increasing %v", frames, increasing)
 	}
@@ -315,12 +282,7 @@ func TestSplitTruncatedSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	task, err := users.Wait(ctx, created.ID, 200*time.Millisecond, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	task := waitTask(t, users, created.ID, 2*time.Minute)
 	if task.Status != api.TaskFailed || task.Error == nil || task.Error.Kind != ittybit.ErrInvalidMedia || task.Steps[0].Status != api.StepFailed {
 		t.Fatalf("task %s, error %+v, probe %s: want the probe failed with invalid_media", task.Status, task.Error, task.Steps[0].Status)
 	}
