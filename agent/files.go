@@ -254,20 +254,17 @@ func (a *Agent) store(ctx context.Context, key, localPath string) error {
 
 // partPath is where an attempt's part lives on this node.
 func (f nodeFiles) partPath(t api.AssignedTask, part api.Part, attempt int) string {
-	return filepath.Join(f.a.taskDir(t.ID), "parts", strconv.Itoa(attempt)+"-"+steps.PartFile(part, resultFormat(t)))
+	return filepath.Join(f.a.taskDir(t.ID), "parts", strconv.Itoa(attempt)+"-"+partFile(t, part))
 }
 
 // partKey is where an attempt's part is kept in managed storage.
 func partKey(t api.AssignedTask, part api.Part, attempt int) string {
-	return fmt.Sprintf("tasks/%s/parts/%d/%s", t.ID, attempt, steps.PartFile(part, resultFormat(t)))
+	return fmt.Sprintf("tasks/%s/parts/%d/%s", t.ID, attempt, partFile(t, part))
 }
 
-func resultFormat(t api.AssignedTask) string {
-	out := ""
-	if t.Output != nil {
-		out = *t.Output
-	}
-	return encoders.Defaults(t.Kind, t.Options, out).Format
+// partFile is the file name of a part of the task's split step.
+func partFile(t api.AssignedTask, p api.Part) string {
+	return encoders.PartFile(encoders.Part{Index: p.Index, Kind: encoders.PartKind(p.Kind)}, steps.ResultFormat(t))
 }
 
 // PartTo is the part's file in this node's work folder.

@@ -105,3 +105,14 @@ func frameBound(n int64, fps, offset float64) float64 {
 	}
 	return offset + (float64(n)-0.5)/fps
 }
+
+// PartFile is the file name a part is kept under: its index, zero-padded
+// (even a lexical sort keeps the order); a video part in NUT, the audio
+// part in the container of the result's format.
+func PartFile(p Part, format string) string {
+	ext := ".nut"
+	if p.Kind == PartAudio {
+		ext = Extension(format)
+	}
+	return fmt.Sprintf("part-%05d%s", p.Index, ext)
+}

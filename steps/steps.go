@@ -9,7 +9,6 @@ package steps
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path"
 	"path/filepath"
 	"strings"
@@ -274,7 +273,7 @@ func (r *Runner) stitch(ctx context.Context, s Step, parts []api.Part) (Outcome,
 	files := make([]string, len(parts))
 	for i, p := range parts {
 		mparts[i] = mediaPart(p)
-		files[i] = filepath.Join(dir, PartFile(p, plan.Format))
+		files[i] = filepath.Join(dir, encoders.PartFile(mparts[i], plan.Format))
 		if err := r.Files.GetPart(ctx, s.Task, p, files[i]); err != nil {
 			return Outcome{}, err
 		}
@@ -296,17 +295,6 @@ func (r *Runner) stitch(ctx context.Context, s Step, parts []api.Part) (Outcome,
 	opts["parts"] = len(parts)
 	delete(opts, "plugin")
 	return Outcome{Output: file, Options: opts}, nil
-}
-
-// PartFile is the file name a part is kept under: its index, zero-padded
-// (a lexical sort keeps the order); a video part in NUT, the audio part
-// in the result's container.
-func PartFile(p api.Part, format string) string {
-	ext := ".nut"
-	if p.Kind == api.PartAudio {
-		ext = encoders.Extension(format)
-	}
-	return fmt.Sprintf("part-%05d%s", p.Index, ext)
 }
 
 // ingest keeps the source, so that a retry or another node never goes
@@ -420,11 +408,16 @@ func ResultName(t api.AssignedTask) string {
 	if t.Kind == encoders.KindAdaptive {
 		return "master.m3u8"
 	}
+	return "output" + encoders.Extension(ResultFormat(t))
+}
+
+// ResultFormat is the format of a task's result.
+func ResultFormat(t api.AssignedTask) string {
 	out := ""
 	if t.Output != nil {
 		out = *t.Output
 	}
-	return "output" + encoders.Extension(encoders.Defaults(t.Kind, t.Options, out).Format)
+	return encoders.Defaults(t.Kind, t.Options, out).Format
 }
 
 // SourceName is the file name a fetched input is kept under: "source"

@@ -195,12 +195,6 @@ type FrameCounter interface {
 	CountFrames(ctx context.Context, path string) (int64, error)
 }
 
-// PartName is a video part's file name: its index, zero-padded, so that
-// even a lexical sort keeps the order.
-func PartName(part encoders.Part) string {
-	return fmt.Sprintf("part-%05d.%s", part.Index, partFormat)
-}
-
 // Stitch joins the parts of a split plan, whose files are files (in the
 // parts' order; the video parts in one folder), into output, then checks
 // the whole: as many frames as the parts, no decode error.

@@ -98,7 +98,7 @@ func TestSplitAndStitch(t *testing.T) {
 				if part.Kind == encoders.PartAudio {
 					argv, err = ffmpeg.AudioPartArgs(plan, tc.source, audio)
 				} else {
-					argv, err = ffmpeg.PartArgs(plan, ffmpeg.Device{}, part, tc.source, filepath.Join(partDir, ffmpeg.PartName(part)))
+					argv, err = ffmpeg.PartArgs(plan, ffmpeg.Device{}, part, tc.source, filepath.Join(partDir, encoders.PartFile(part, plan.Format)))
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -107,7 +107,7 @@ func TestSplitAndStitch(t *testing.T) {
 					t.Fatalf("part %d: %v", part.Index, err)
 				}
 				if part.Kind == encoders.PartVideo {
-					if err := ffmpeg.CheckPart(ctx, r, pr, part, filepath.Join(partDir, ffmpeg.PartName(part))); err != nil {
+					if err := ffmpeg.CheckPart(ctx, r, pr, part, filepath.Join(partDir, encoders.PartFile(part, plan.Format))); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -115,7 +115,7 @@ func TestSplitAndStitch(t *testing.T) {
 			split := filepath.Join(dir, "split."+tc.format)
 			files := make([]string, len(parts))
 			for i, p := range parts {
-				files[i] = filepath.Join(partDir, ffmpeg.PartName(p))
+				files[i] = filepath.Join(partDir, encoders.PartFile(p, plan.Format))
 				if p.Kind == encoders.PartAudio {
 					files[i] = audio
 				}
@@ -176,7 +176,7 @@ func TestPartChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	out := filepath.Join(dir, ffmpeg.PartName(parts[1]))
+	out := filepath.Join(dir, encoders.PartFile(parts[1], plan.Format))
 	argv, err := ffmpeg.PartArgs(plan, ffmpeg.Device{}, parts[1], src, out)
 	if err != nil {
 		t.Fatal(err)
