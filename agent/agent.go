@@ -70,8 +70,11 @@ type Agent struct {
 	running    map[string]*run
 	registered bool
 	interval   time.Duration
-	// progressEvery is the heartbeat period while steps run.
+	// progressEvery is the heartbeat period while steps run; busy wakes
+	// an idle heartbeat loop when steps arrive, so that their progress
+	// (and a cancel, in the answer) need not wait out the idle period.
 	progressEvery time.Duration
+	busy          chan struct{}
 	// received is what the agent has taken in of the leader's
 	// assignments, told back on every poll and heartbeat.
 	received api.Received
@@ -125,7 +128,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("create work folder: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("component", "agent", "node_id", cfg.Name), running: map[string]*run{}, interval: time.Second, progressEvery: time.Second,
-		slots: make(chan struct{}, cfg.Slots)}
+		slots: make(chan struct{}, cfg.Slots), busy: make(chan struct{}, 1)}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -272,9 +275,32 @@ func (a *Agent) handleErr(ctx context.Context, what string, err error) {
 // heartbeats reports liveness and progress until ctx ends; it stops the
 // steps the leader says to stop.
 func (a *Agent) heartbeats(ctx context.Context) {
+	last := time.Now()
 	for {
 		a.mu.Lock()
-		every := a.interval
+		every, idle := a.interval, len(a.running) == 0
+		if !idle {
+			every = min(every, a.progressEvery) // progress stays fresh while working
+		}
+		a.mu.Unlock()
+		var busy chan struct{}
+		if idle {
+			busy = a.busy
+		}
+		timer := time.NewTimer(every - time.Since(last))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-busy:
+			// Work arrived while idle: beat at the working pace, counted
+			// from the last beat.
+			timer.Stop()
+			continue
+		case <-timer.C:
+		}
+		last = time.Now()
+		a.mu.Lock()
 		hb := api.Heartbeat{Received: a.received}
 		for _, r := range a.running {
 			rs := r.progress
@@ -284,14 +310,6 @@ func (a *Agent) heartbeats(ctx context.Context) {
 			hb.Running = append(hb.Running, rs)
 		}
 		a.mu.Unlock()
-		if len(hb.Running) > 0 {
-			every = min(every, a.progressEvery) // progress stays fresh while working
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
 		reply, err := a.client().Heartbeat(ctx, a.cfg.Name, hb)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -358,6 +376,12 @@ func (a *Agent) take(ctx context.Context, out api.Assignments) []*run {
 			progress: api.RunningStep{StepID: as.StepID, Attempt: as.Attempt}}
 		a.running[as.StepID] = r
 		started = append(started, r)
+	}
+	if len(started) > 0 {
+		select {
+		case a.busy <- struct{}{}:
+		default:
+		}
 	}
 	return started
 }

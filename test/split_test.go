@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ import (
 func TestSplitAcrossAgents(t *testing.T) {
 	t.Parallel()
 	src := splitSource(t, "320x240", 20)
-	users, _, input := splitCluster(t, src)
+	f := splitCluster(t, src)
+	users, input := f.users, f.input
 	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input, Options: encoders.Options{Codec: encoders.CodecH264, Format: "mp4"}}
 	created, err := users.Create(context.Background(), req, client.CreateOptions{})
 	if err != nil {
@@ -107,33 +109,9 @@ func fileSize(t *testing.T, path string) int64 {
 // completes with the source's every frame.
 func TestSplitAgentKilledMidPart(t *testing.T) {
 	t.Parallel()
-	users, agents, created := slowSplitTask(t)
-	var victim string
-	var killed []int      // the parts running on the victim when it died
-	done := map[int]int{} // part → attempt, of the parts completed before
-	wait.For(t, "a part running on an agent", 2*time.Minute, func() error {
-		cur, err := users.Get(context.Background(), created.ID)
-		if err != nil {
-			return err
-		}
-		for _, p := range cur.Steps[2].Parts {
-			if p.Status == api.StepProcessing && p.Node != nil && p.Kind == api.PartVideo && p.Progress != nil && *p.Progress > 0 {
-				victim = *p.Node
-			}
-		}
-		if victim == "" {
-			return fmt.Errorf("no video part running yet (encode step %s)", cur.Steps[2].Status)
-		}
-		for _, p := range cur.Steps[2].Parts {
-			switch {
-			case p.Status == api.StepProcessing && p.Node != nil && *p.Node == victim:
-				killed = append(killed, p.Index)
-			case p.Status == api.StepCompleted:
-				done[p.Index] = p.Attempt
-			}
-		}
-		return nil
-	})
+	f, created := slowSplitTask(t)
+	users, agents := f.users, f.agents
+	victim, killed, done := catchPart(t, users, created.ID)
 	agents[victim].Kill(t)
 	task := waitTask(t, users, created.ID, 4*time.Minute)
 	if task.Status != api.TaskCompleted || task.Output == nil {
@@ -159,17 +137,94 @@ func TestSplitAgentKilledMidPart(t *testing.T) {
 	t.Logf("killed %s with parts %v running and %d done; the task completed", victim, killed, len(done))
 }
 
+// catchPart waits for a video part of the task to run with progress on
+// an agent, and returns that agent, the parts it runs, and the attempts
+// of the parts already done, by index.
+func catchPart(t *testing.T, users *client.Client, id string) (node string, running []int, done map[int]int) {
+	t.Helper()
+	wait.For(t, "a part running on an agent", 2*time.Minute, func() error {
+		cur, err := users.Get(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		node, running, done = "", nil, map[int]int{}
+		for _, p := range cur.Steps[2].Parts {
+			if p.Status == api.StepProcessing && p.Node != nil && p.Kind == api.PartVideo && p.Progress != nil && *p.Progress > 0 {
+				node = *p.Node
+			}
+		}
+		if node == "" {
+			return fmt.Errorf("no video part running yet (encode step %s)", cur.Steps[2].Status)
+		}
+		for _, p := range cur.Steps[2].Parts {
+			switch {
+			case p.Status == api.StepProcessing && p.Node != nil && *p.Node == node:
+				running = append(running, p.Index)
+			case p.Status == api.StepCompleted:
+				done[p.Index] = p.Attempt
+			}
+		}
+		return nil
+	})
+	return node, running, done
+}
+
+// TestSplitAgentStopped stops (SIGSTOP) an agent while it encodes a part,
+// in a cluster that would not call it down for two minutes: its parts get
+// backup copies on the other agent, which win, and the task completes
+// with a whole result while the stopped agent still holds its copies.
+func TestSplitAgentStopped(t *testing.T) {
+	t.Parallel()
+	f, created := slowSplitTask(t, "--min-heartbeat-ttl", "2m")
+	victim, stopped, _ := catchPart(t, f.users, created.ID)
+	pid := f.agents[victim].cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	start := time.Now()
+	task := waitTask(t, f.users, created.ID, 4*time.Minute)
+	if task.Status != api.TaskCompleted || task.Output == nil {
+		t.Fatalf("task %s %+v", task.Status, task.Error)
+	}
+	took := time.Since(start)
+	for _, p := range task.Steps[2].Parts {
+		if slices.Contains(stopped, p.Index) && (p.Node == nil || *p.Node == victim || p.Attempt < 2) {
+			t.Errorf("part %d, stopped on %s: completed by attempt %d on %v, want a backup elsewhere", p.Index, victim, p.Attempt, p.Node)
+		}
+	}
+	m := scrape(t, f.server.URL()+"/metrics")
+	if won := m.samples["ittybit_part_backups_won_total"]; won < float64(len(stopped)) {
+		t.Errorf("backups won: %v, want at least %d (the parts stopped)", won, len(stopped))
+	}
+	out := filepath.Join(t.TempDir(), "split.mp4")
+	download(t, *task.Output, out)
+	if frames, _, _, increasing := encoderstest.Ends(t, out); frames != 720 || !increasing {
+		t.Errorf("the result has %d frames (want 720), increasing %v", frames, increasing)
+	}
+	t.Logf("stopped %s with parts %v; the task completed %.1f s later, the agent still stopped (backups started %v, won %v)",
+		victim, stopped, took.Seconds(), m.samples["ittybit_part_backups_started_total"], m.samples["ittybit_part_backups_won_total"])
+}
+
+// splitFleet is a cluster that splits: the task API, its server, its
+// agents by name, and the URL of the source it serves.
+type splitFleet struct {
+	users  *client.Client
+	server *proc
+	agents map[string]*proc
+	input  string
+}
+
 // splitCluster starts one server that splits videos of 10 s or more into
 // 4 s parts and two agents (x, y; two slots, one encode thread each) on
-// folder storage, and serves src; it returns the task API, the agents and
-// the source's URL.
-func splitCluster(t *testing.T, src string) (*client.Client, map[string]*proc, string) {
+// folder storage, and serves src. Extra server flags come last.
+func splitCluster(t *testing.T, src string, extra ...string) *splitFleet {
 	t.Helper()
 	files := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(src))))
 	t.Cleanup(files.Close)
 	storageDir := filepath.Join(t.TempDir(), "files")
 	srv := mustServer(t, "s", append([]string{"--bootstrap", "--allow-private-inputs", "--storage", storageDir,
-		"--split-seconds", "4", "--split-min-seconds", "10"}, schedFlags...)...)
+		"--split-seconds", "4", "--split-min-seconds", "10"}, append(schedFlags, extra...)...)...)
 	mustReady(t, srv)
 	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
 	agents := map[string]*proc{}
@@ -181,7 +236,7 @@ func splitCluster(t *testing.T, src string) (*client.Client, map[string]*proc, s
 		agents[name] = p
 	}
 	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), 2)
-	return client.New(srv.URL(), testAPIKey), agents, files.URL + "/" + filepath.Base(src)
+	return &splitFleet{users: client.New(srv.URL(), testAPIKey), server: srv, agents: agents, input: files.URL + "/" + filepath.Base(src)}
 }
 
 // splitSource writes a test source with a tone: seconds long at 29.97
@@ -204,7 +259,8 @@ func splitSource(t *testing.T, size string, seconds int) string {
 // hear of it at their next heartbeat, a second apart while they work).
 func TestSplitCancel(t *testing.T) {
 	t.Parallel()
-	users, agents, created := slowSplitTask(t)
+	f, created := slowSplitTask(t)
+	users, agents := f.users, f.agents
 	ffmpegs := func() map[string]int {
 		all := processes(t)
 		n := map[string]int{}
@@ -246,18 +302,19 @@ func TestSplitCancel(t *testing.T) {
 	t.Logf("every part's ffmpeg gone %.2f s after the cancel", gone.Seconds())
 }
 
-// slowSplitTask starts a split cluster and creates a task slow enough to
-// catch its parts running: 24 s to AV1 at high quality, one thread a part.
-func slowSplitTask(t *testing.T) (*client.Client, map[string]*proc, *api.Task) {
+// slowSplitTask starts a split cluster (with the extra server flags) and
+// creates a task slow enough to catch its parts running: 24 s to AV1 at
+// high quality, one thread a part.
+func slowSplitTask(t *testing.T, extra ...string) (*splitFleet, *api.Task) {
 	t.Helper()
-	users, agents, input := splitCluster(t, splitSource(t, "480x270", 24))
-	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input,
+	f := splitCluster(t, splitSource(t, "480x270", 24), extra...)
+	req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: f.input,
 		Options: encoders.Options{Codec: encoders.CodecAV1, Quality: encoders.QualityHigh}}
-	created, err := users.Create(context.Background(), req, client.CreateOptions{})
+	created, err := f.users.Create(context.Background(), req, client.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return users, agents, created
+	return f, created
 }
 
 // TestSplitTruncatedSource: a source cut short on its way, whose header
@@ -277,8 +334,9 @@ func TestSplitTruncatedSource(t *testing.T) {
 	if err := os.WriteFile(faststart, data[:len(data)*2/5], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	users, _, input := splitCluster(t, faststart)
-	created, err := users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindVideo, Input: input}, client.CreateOptions{})
+	f := splitCluster(t, faststart)
+	users := f.users
+	created, err := users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindVideo, Input: f.input}, client.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

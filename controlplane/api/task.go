@@ -120,9 +120,22 @@ type Part struct {
 	StartedAt  *int64     `json:"started_at"`
 	FinishedAt *int64     `json:"finished_at"`
 	Error      *Error     `json:"error,omitempty"`
+	// Backup is a second copy of the part, started on another node
+	// because this one ran far longer than the others: the first of the
+	// two to finish wins, and the part then shows the winner's node and
+	// attempt. Absent when none runs.
+	Backup *PartCopy `json:"backup,omitempty"`
 	// FirstFrame and Frames place a video part among the picture's frames.
 	FirstFrame int64 `json:"first_frame,omitempty"`
 	Frames     int64 `json:"frames,omitempty"`
+}
+
+// PartCopy is a backup copy of a part: where it runs, its attempt (its
+// fencing token) and when it began.
+type PartCopy struct {
+	Node      string `json:"node"`
+	Attempt   int    `json:"attempt"`
+	StartedAt int64  `json:"started_at"`
 }
 
 // PartID is the id of part index of a step.

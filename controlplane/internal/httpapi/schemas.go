@@ -10,6 +10,12 @@ func obj(required []string, props map[string]any) map[string]any {
 	return o
 }
 
+// describe adds a description to a schema.
+func describe(schema map[string]any, desc string) map[string]any {
+	schema["description"] = desc
+	return schema
+}
+
 func typ(t string, desc string) map[string]any {
 	return map[string]any{"type": t, "description": desc}
 }
@@ -97,6 +103,11 @@ func schemas() map[string]any {
 			"started_at":  msTime("When it started"),
 			"finished_at": msTime("When it ended"),
 			"error":       ref("Error"),
+			"backup": describe(obj([]string{"node", "attempt", "started_at"}, map[string]any{
+				"node":       typ("string", "The agent running the backup."),
+				"attempt":    typ("integer", "The backup's attempt: the part's next."),
+				"started_at": map[string]any{"type": "integer", "description": "When the backup started (epoch ms)."},
+			}), "A second copy of the part, started on another agent because this one ran far longer than the step's other parts; the first to finish wins and the part then shows its node and attempt. Absent when none runs."),
 			"first_frame": typ("integer", "A video part: the index of its first frame."),
 			"frames":      typ("integer", "A video part: how many frames it holds."),
 		}),

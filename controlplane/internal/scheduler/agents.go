@@ -220,7 +220,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, name string, wait time.Dur
 func (d *Dispatcher) deliver(ns *nodeState) []api.Assignment {
 	var out []api.Assignment
 	for _, l := range ns.pending {
-		if !l.queued || d.leases[l.stepID] != l || l.releasing {
+		if !l.queued || d.leaseOf(l.stepID, l.attempt) != l || l.releasing {
 			continue // handed out, ended, released or cancelled meanwhile
 		}
 		l.queued = false
@@ -259,12 +259,14 @@ func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepRepo
 		return reply, ErrNotActive
 	}
 	taskID := rep.TaskID
-	l := d.leases[stepID]
+	l := d.leaseOf(stepID, rep.Attempt)
 	if l != nil {
 		taskID = l.taskID
+	} else if o := d.leases[stepID]; o != nil {
+		taskID = o.taskID
 	}
 	var next, split *state.StepUpdate
-	if l != nil && l.attempt == rep.Attempt && rep.Outcome == api.OutcomeCompleted {
+	if l != nil && rep.Outcome == api.OutcomeCompleted {
 		if rep.Continue {
 			next = d.continuation(l, now)
 		}

@@ -34,9 +34,12 @@ func (d *Dispatcher) Applied(c state.Change) {
 		d.cancelled(t)
 	}
 	for _, sc := range c.Steps {
-		if sc.Update.Op == state.OpAssign {
+		switch sc.Update.Op {
+		case state.OpAssign:
 			d.leased(sc.Update, sc.Task, now)
-		} else {
+		case state.OpBackup:
+			d.backedUp(sc.Update, sc.Task, now)
+		default:
 			d.stepEnded(sc.Update, sc.Task, now)
 		}
 	}
@@ -79,6 +82,28 @@ func (d *Dispatcher) leased(u state.StepUpdate, t *state.Task, now time.Time) {
 	ns.offer(l)
 }
 
+// backedUp records an applied backup copy of a part as a lease and queues
+// it for its node's long-poll.
+func (d *Dispatcher) backedUp(u state.StepUpdate, t *state.Task, now time.Time) {
+	if d.leaseOf(u.StepID, u.Attempt) != nil {
+		return
+	}
+	i, k := unitIndex(t, u.StepID)
+	if i < 0 || k < 0 {
+		return
+	}
+	part := t.Steps[i].Parts[k]
+	l := &lease{taskID: t.ID, stepID: u.StepID, kind: t.Steps[i].Kind, node: u.Node, attempt: u.Attempt, task: t,
+		part: &part, backup: true, offeredAt: now, progressAt: now}
+	d.backups[u.StepID] = l
+	d.cfg.Metrics.BackupsStarted.Inc()
+	d.log.Info("backup copy started", append(taskAttrs(t.ID, u.StepID, u.Node), "attempt", u.Attempt)...)
+	if ns := d.nodes[u.Node]; ns != nil {
+		ns.running[u.StepID] = l
+		ns.offer(l)
+	}
+}
+
 // offer queues a lease for the node's next long-poll and wakes it.
 func (ns *nodeState) offer(l *lease) {
 	if l.queued {
@@ -98,20 +123,70 @@ func (ns *nodeState) signal() {
 // stepEnded follows an applied outcome (completed, failed, released): the
 // lease ends, and the task's next step, or the same step again, is queued.
 func (d *Dispatcher) stepEnded(u state.StepUpdate, t *state.Task, now time.Time) {
-	l := d.leases[u.StepID]
-	if l != nil && l.attempt == u.Attempt {
+	l := d.leaseOf(u.StepID, u.Attempt)
+	if l != nil {
 		d.dropLease(l)
-	} else {
-		l = nil
+	}
+	if i, k := unitIndex(t, u.StepID); k >= 0 {
+		d.partEnded(u, t.Steps[i].Parts[k], l)
 	}
 	d.observeDone(u, t)
 	d.logOutcome(u, t, l)
+	if t.Status.Finished() {
+		d.stop(t) // a part that failed for good ends its task: the others stop
+		return
+	}
 	d.track(t, now)
+}
+
+// partEnded settles a part's other copy after one copy's outcome: the
+// loser of a race is stopped, and a backup whose first copy ended runs on
+// as the part's lease. l is the ended copy's lease, if this leader had
+// it. Callers hold d.mu.
+func (d *Dispatcher) partEnded(u state.StepUpdate, p api.Part, l *lease) {
+	if u.Op == state.OpComplete && l != nil && l.backup {
+		d.cfg.Metrics.BackupsWon.Inc()
+		d.log.Info("backup copy won", append(taskAttrs(l.taskID, l.stepID, l.node), "attempt", l.attempt)...)
+	}
+	if (u.Op == state.OpFail || u.Op == state.OpRelease) && p.Status == api.StepQueued {
+		d.cfg.Metrics.PartRetries.Inc()
+	}
+	for _, other := range []*lease{d.leases[p.ID], d.backups[p.ID]} {
+		switch {
+		case other == nil:
+		case p.Status == api.StepProcessing && runsAttempt(p, other.attempt):
+			if other.backup && other.attempt == p.Attempt {
+				// The first copy ended: the backup is the part's run now.
+				delete(d.backups, p.ID)
+				other.backup = false
+				d.leases[p.ID] = other
+			}
+		default:
+			// The part ended (the other copy won) or moved on: this copy's
+			// work is discarded.
+			d.dropLease(other)
+			if ns := d.nodes[other.node]; ns != nil {
+				ns.cancel[p.ID] = true
+			}
+		}
+	}
+}
+
+// runsAttempt reports whether attempt is one of the copies of running
+// part p.
+func runsAttempt(p api.Part, attempt int) bool {
+	return attempt == p.Attempt || (p.Backup != nil && attempt == p.Backup.Attempt)
 }
 
 // dropLease forgets a lease.
 func (d *Dispatcher) dropLease(l *lease) {
-	delete(d.leases, l.stepID)
+	if l.backup {
+		if d.backups[l.stepID] == l {
+			delete(d.backups, l.stepID)
+		}
+	} else if d.leases[l.stepID] == l {
+		delete(d.leases, l.stepID)
+	}
 	if ns := d.nodes[l.node]; ns != nil && ns.running[l.stepID] == l {
 		delete(ns.running, l.stepID)
 	}
@@ -129,13 +204,21 @@ func (d *Dispatcher) cancelled(t *state.Task) {
 		}
 	}
 	d.log.Info("task cancelled", taskAttrs(t.ID, step, node)...)
+	d.stop(t)
+}
+
+// stop drops an ended task's queued steps and tells the agents running
+// its steps and parts to stop. Callers hold d.mu.
+func (d *Dispatcher) stop(t *state.Task) {
 	for _, s := range t.Steps {
 		for _, id := range append(partIDs(s), s.ID) {
 			d.ready.remove(id)
-			if l := d.leases[id]; l != nil {
-				d.dropLease(l)
-				if ns := d.nodes[l.node]; ns != nil {
-					ns.cancel[id] = true
+			for _, l := range []*lease{d.leases[id], d.backups[id]} {
+				if l != nil {
+					d.dropLease(l)
+					if ns := d.nodes[l.node]; ns != nil {
+						ns.cancel[id] = true
+					}
 				}
 			}
 		}

@@ -65,6 +65,12 @@ type Config struct {
 	// fleet has more than one free slot. The leader decides when the
 	// probe's report arrives.
 	SplitSeconds, SplitMinSeconds float64
+	// StragglerFactor and StragglerMin say when a running part gets a
+	// backup copy on an idle agent: once most of its step's parts are
+	// done and it has run StragglerFactor times their median time (default
+	// 2; below 0, never) and at least StragglerMin (default 3 s).
+	StragglerFactor float64
+	StragglerMin    time.Duration
 	// Backoff is the wait before retry n (1-based); default 1 s, 4 s, 16 s.
 	Backoff func(n int) time.Duration
 	Metrics *Metrics
@@ -92,6 +98,9 @@ type Dispatcher struct {
 	ready  *queue                // steps that can run, oldest first
 	nodes  map[string]*nodeState // by name
 	leases map[string]*lease     // step id → lease
+	// backups holds the backup copies of parts (part id → its lease),
+	// which run beside the part's lease in leases.
+	backups map[string]*lease
 	// chained holds the steps leased in a report's commit, to be handed
 	// over in its answer rather than by long-poll, with the backend
 	// counted for them.
@@ -121,8 +130,10 @@ type lease struct {
 	taskID, stepID, kind, node string
 	attempt                    int
 	// part is the part of a split step this lease runs (stepID is then
-	// the part's id); nil for a whole step.
+	// the part's id); nil for a whole step. backup: this lease is the
+	// part's backup copy, in backups.
 	part    *api.Part
+	backup  bool
 	backend encoders.Backend
 	// task is the task as it was assigned: what the agent is sent.
 	task *state.Task
@@ -144,7 +155,8 @@ type lease struct {
 	progressAt       time.Time
 	reportingSince   time.Time
 	// releasing: a release or failure is proposed; do not propose another.
-	releasing bool
+	// backingUp: a backup copy of this part is being proposed.
+	releasing, backingUp bool
 }
 
 // New returns an inactive Dispatcher, following cfg.Store's changes.
@@ -160,6 +172,12 @@ func New(cfg Config) *Dispatcher {
 	}
 	if cfg.SplitMinSeconds == 0 {
 		cfg.SplitMinSeconds = 120
+	}
+	if cfg.StragglerFactor == 0 {
+		cfg.StragglerFactor = defaultStragglerFactor
+	}
+	if cfg.StragglerMin == 0 {
+		cfg.StragglerMin = defaultStragglerMin
 	}
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = 10 * time.Minute
@@ -214,6 +232,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-d.kick:
 		case <-tick.C:
 			d.checkTimers(ctx)
+			d.backupStragglers(ctx)
 		}
 	}
 }
@@ -229,6 +248,7 @@ func (d *Dispatcher) rebuild() (ready, running, nodes int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ready, d.nodes, d.leases, d.chained = newQueue(), map[string]*nodeState{}, map[string]*lease{}, map[string]encoders.Backend{}
+	d.backups = map[string]*lease{}
 	d.epoch, d.hwCodecs = newEpoch(), nil
 	for _, n := range st.Nodes() {
 		if n.Status == state.NodeDown {
@@ -271,6 +291,9 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 		// for its own run, the stitch.
 		for k, p := range s.Parts {
 			d.trackUnit(t, i, k, p.ID, p.Status, p.Attempt, p.Node, now)
+			if p.Backup != nil && p.Status == api.StepProcessing {
+				d.trackBackup(t, i, k, now)
+			}
 		}
 		return
 	}
@@ -306,6 +329,45 @@ func (d *Dispatcher) trackUnit(t *state.Task, i, k int, id string, status api.St
 	}
 }
 
+// trackBackup records the backup copy of part k of step i, leased by an
+// earlier leader. Callers hold d.mu.
+func (d *Dispatcher) trackBackup(t *state.Task, i, k int, now time.Time) {
+	p := t.Steps[i].Parts[k]
+	if l := d.backups[p.ID]; l != nil && l.attempt == p.Backup.Attempt {
+		return
+	}
+	part := p
+	l := &lease{taskID: t.ID, stepID: p.ID, kind: t.Steps[i].Kind, node: p.Backup.Node, attempt: p.Backup.Attempt, task: t,
+		part: &part, backup: true, offeredAt: now, progressAt: now, inherited: true}
+	d.backups[p.ID] = l
+	if ns := d.nodes[l.node]; ns != nil {
+		ns.running[p.ID] = l
+	}
+}
+
+// leaseOf is the lease of a step or part held by attempt: the part's own
+// or its backup copy's; nil when neither.
+func (d *Dispatcher) leaseOf(id string, attempt int) *lease {
+	if l := d.leases[id]; l != nil && l.attempt == attempt {
+		return l
+	}
+	if l := d.backups[id]; l != nil && l.attempt == attempt {
+		return l
+	}
+	return nil
+}
+
+// eachLease calls f with every lease: steps, parts and backup copies.
+// Callers hold d.mu.
+func (d *Dispatcher) eachLease(f func(*lease)) {
+	for _, l := range d.leases {
+		f(l)
+	}
+	for _, l := range d.backups {
+		f(l)
+	}
+}
+
 // readyOf describes step i of t, or its part k (k ≥ 0), for placement.
 func readyOf(t *state.Task, i, k int) Ready {
 	s := t.Steps[i]
@@ -314,6 +376,9 @@ func readyOf(t *state.Task, i, k int) Ready {
 	if k >= 0 {
 		p := s.Parts[k]
 		r.StepID, r.Attempt, failedOn, r.Part = p.ID, p.Attempt, p.Node, true
+		if run := runOf(t, i, k); run != nil {
+			r.Attempt = max(r.Attempt, run.Issued) // a backup copy's attempt is never given again
+		}
 		if p.Error == nil {
 			failedOn = nil
 		}
@@ -376,7 +441,7 @@ func (d *Dispatcher) deactivate() {
 	for _, ns := range d.nodes {
 		close(ns.wake) // release long-polls: they retry on the new leader
 	}
-	d.ready, d.nodes, d.leases, d.chained = nil, nil, nil, nil
+	d.ready, d.nodes, d.leases, d.chained, d.backups = nil, nil, nil, nil, nil
 }
 
 // Active reports whether this dispatcher leads.

@@ -18,12 +18,16 @@ type Metrics struct {
 	StepDuration  *prometheus.HistogramVec
 	TasksFinished *prometheus.CounterVec
 	StepFailures  *prometheus.CounterVec
-	// Splits counts encode steps split into parts.
-	Splits prometheus.Counter
+	// Splits counts encode steps split into parts; PartRetries the part
+	// attempts that ended without the part, which then ran again;
+	// BackupsStarted and BackupsWon the backup copies of straggling parts
+	// started, and those that finished first.
+	Splits, PartRetries        prometheus.Counter
+	BackupsStarted, BackupsWon prometheus.Counter
 
-	queueDesc, nodesDesc *prometheus.Desc
-	mu                   sync.Mutex
-	source               func() (queue, nodes map[string]float64)
+	queueDesc, nodesDesc, partsDesc *prometheus.Desc
+	mu                              sync.Mutex
+	source                          func() (queue, nodes, parts map[string]float64)
 }
 
 // encodeBuckets span sub-second probes to multi-hour encodes: about three
@@ -61,6 +65,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Splits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ittybit_step_splits_total", Help: "Encode steps split into parts that run on several agents.",
 		}),
+		PartRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ittybit_part_retries_total", Help: "Attempts at parts of split steps that failed or were handed back, the part then running again.",
+		}),
+		BackupsStarted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ittybit_part_backups_started_total", Help: "Backup copies of straggling parts started on another agent.",
+		}),
+		BackupsWon: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ittybit_part_backups_won_total", Help: "Backup copies of parts that finished before the copy they backed up.",
+		}),
+		partsDesc: prometheus.NewDesc("ittybit_parts", "Parts of split steps, by state: queued (ready, waiting for an agent) or running (copies running, backups included); 0 on followers.", []string{"state"}, nil),
 		queueDesc: prometheus.NewDesc("ittybit_queue_depth", "Steps ready to run and waiting for a node, by step kind (0 on followers).", []string{"step_kind"}, nil),
 		nodesDesc: prometheus.NewDesc("ittybit_nodes", "Agents known to the leader, by state: ready, draining, down (0 on followers).", []string{"state"}, nil),
 	}
@@ -72,7 +86,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.StepWait, m.StepDuration, m.TasksFinished, m.StepFailures, m.Splits, m)
+		reg.MustRegister(m.StepWait, m.StepDuration, m.TasksFinished, m.StepFailures, m.Splits, m.PartRetries, m.BackupsStarted, m.BackupsWon, m)
 	}
 	return m
 }
@@ -81,6 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.queueDesc
 	ch <- m.nodesDesc
+	ch <- m.partsDesc
 }
 
 // Collect implements prometheus.Collector: the gauges, as the dispatcher
@@ -89,9 +104,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	src := m.source
 	m.mu.Unlock()
-	queue, nodes := map[string]float64{}, map[string]float64{}
+	queue, nodes, parts := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	if src != nil {
-		queue, nodes = src()
+		queue, nodes, parts = src()
+	}
+	for _, s := range []string{"queued", "running"} {
+		ch <- prometheus.MustNewConstMetric(m.partsDesc, prometheus.GaugeValue, parts[s], s)
 	}
 	for _, k := range stepKinds {
 		ch <- prometheus.MustNewConstMetric(m.queueDesc, prometheus.GaugeValue, queue[k], k)
@@ -101,19 +119,27 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// gauges counts the ready queue by step kind and the agents by state; a
-// dispatcher that does not lead reports nothing.
-func (d *Dispatcher) gauges() (queue, nodes map[string]float64) {
-	queue, nodes = map[string]float64{}, map[string]float64{}
+// gauges counts the ready queue by step kind, the agents by state and the
+// parts by state; a dispatcher that does not lead reports nothing.
+func (d *Dispatcher) gauges() (queue, nodes, parts map[string]float64) {
+	queue, nodes, parts = map[string]float64{}, map[string]float64{}, map[string]float64{}
 	recorded := d.cfg.Store.State().Nodes()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.active {
-		return queue, nodes
+		return queue, nodes, parts
 	}
-	for _, r := range d.ready.items {
+	for id, r := range d.ready.items {
 		queue[r.Kind]++
+		if api.IsPartID(id) {
+			parts["queued"]++
+		}
 	}
+	d.eachLease(func(l *lease) {
+		if l.part != nil {
+			parts["running"]++
+		}
+	})
 	for _, ns := range d.nodes {
 		nodes[string(ns.node.Status)]++
 	}
@@ -122,5 +148,5 @@ func (d *Dispatcher) gauges() (queue, nodes map[string]float64) {
 			nodes[string(state.NodeDown)]++
 		}
 	}
-	return queue, nodes
+	return queue, nodes, parts
 }

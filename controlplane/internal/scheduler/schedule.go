@@ -23,24 +23,7 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 		d.mu.Unlock()
 		return
 	}
-	views := make([]NodeView, 0, len(d.nodes))
-	free := 0
-	for _, ns := range d.nodes {
-		if ns.node.Status != state.NodeReady || ns.node.Slots <= len(ns.running) {
-			continue
-		}
-		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities, Running: len(ns.running), Parts: ns.node.Parts}
-		for _, l := range ns.running {
-			if l.backend != "" && l.backend != encoders.BackendSoftware {
-				if v.HardwareInUse == nil {
-					v.HardwareInUse = map[encoders.Backend]int{}
-				}
-				v.HardwareInUse[l.backend]++
-			}
-		}
-		views = append(views, v)
-		free += v.Free
-	}
+	views, free := d.freeViews()
 	if free == 0 {
 		d.mu.Unlock()
 		return
@@ -110,6 +93,30 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 	}
 }
 
+// freeViews describes the ready nodes with free slots, for placement, and
+// counts their free slots. Callers hold d.mu.
+func (d *Dispatcher) freeViews() ([]NodeView, int) {
+	views := make([]NodeView, 0, len(d.nodes))
+	free := 0
+	for _, ns := range d.nodes {
+		if ns.node.Status != state.NodeReady || ns.node.Slots <= len(ns.running) {
+			continue
+		}
+		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities, Running: len(ns.running), Parts: ns.node.Parts}
+		for _, l := range ns.running {
+			if l.backend != "" && l.backend != encoders.BackendSoftware {
+				if v.HardwareInUse == nil {
+					v.HardwareInUse = map[encoders.Backend]int{}
+				}
+				v.HardwareInUse[l.backend]++
+			}
+		}
+		views = append(views, v)
+		free += v.Free
+	}
+	return views, free
+}
+
 // checkTimers declares silent nodes down and releases or fails the steps
 // that stopped moving: leases their agent never took in, reports that
 // never arrived, progress that stalled.
@@ -137,20 +144,20 @@ func (d *Dispatcher) checkTimers(ctx context.Context) {
 		delete(d.nodes, name)
 		d.hwCodecs = nil
 	}
-	for _, l := range d.leases {
+	d.eachLease(func(l *lease) {
 		if l.releasing || slices.Contains(down, l.node) {
-			continue
+			return
 		}
 		ns := d.nodes[l.node]
 		if ns == nil {
 			if l.seq == 0 && !l.inherited {
 				ups = append(ups, d.release(l, now, "node "+l.node+" is gone"))
-				continue
+				return
 			}
 			// Its node went down before this leader: fail it now.
 			l.releasing = true
 			ups = append(ups, failUpdate(l, now, "stalled", "node "+l.node+" is gone", true, d.cfg.Backoff(1)))
-			continue
+			return
 		}
 		half := max(ns.ttl/2, time.Second)
 		switch {
@@ -165,7 +172,7 @@ func (d *Dispatcher) checkTimers(ctx context.Context) {
 			ups = append(ups, failUpdate(l, now, "stalled", "no progress for "+d.cfg.StallTimeout.String(), true, d.cfg.Backoff(1)))
 			ns.cancel[l.stepID] = true
 		}
-	}
+	})
 	if d.ready.len() > 0 {
 		d.Kick() // a backoff may have ended; a pass with nothing to place is cheap
 	}
@@ -198,7 +205,7 @@ func (d *Dispatcher) propose(ctx context.Context, ups []state.StepUpdate) {
 		d.log.Warn("commit step updates", "err", err, "count", len(ups))
 		d.mu.Lock()
 		for _, u := range ups {
-			if l := d.leases[u.StepID]; l != nil && l.attempt == u.Attempt {
+			if l := d.leaseOf(u.StepID, u.Attempt); l != nil {
 				l.releasing = false
 			}
 		}

@@ -126,3 +126,65 @@ func TestCancelSplitTask(t *testing.T) {
 		t.Errorf("a late part report: %q, want finished", err)
 	}
 }
+
+// TestPartBackup: a backup copy runs beside its part with the next
+// attempt; the first copy to complete wins, a copy that fails or is
+// released while the other runs ends alone, and no attempt number is
+// given twice.
+func TestPartBackup(t *testing.T) {
+	s := New()
+	enc := splitTask(t, s)
+	p0, p1 := api.PartID(enc, 0), api.PartID(enc, 1)
+	for _, id := range []string{p0, p1} {
+		mustApply(t, s, StepUpdate{Op: OpAssign, TaskID: "t1", StepID: id, Attempt: 1, Node: "a", Now: 3000})
+	}
+	for name, u := range map[string]StepUpdate{
+		"on its own node":   {Op: OpBackup, TaskID: "t1", StepID: p0, Attempt: 2, Node: "a", Now: 3500},
+		"a reused attempt":  {Op: OpBackup, TaskID: "t1", StepID: p0, Attempt: 1, Node: "b", Now: 3500},
+		"of a queued part":  {Op: OpBackup, TaskID: "t1", StepID: api.PartID(enc, 2), Attempt: 1, Node: "b", Now: 3500},
+		"a report of other": {Op: OpComplete, TaskID: "t1", StepID: p0, Attempt: 2, Now: 3500},
+	} {
+		if err := applyOne(s, u); err != "stale" {
+			t.Errorf("%s: %q, want stale", name, err)
+		}
+	}
+	mustApply(t, s, StepUpdate{Op: OpBackup, TaskID: "t1", StepID: p0, Attempt: 2, Node: "b", Now: 3500})
+	mustApply(t, s, StepUpdate{Op: OpBackup, TaskID: "t1", StepID: p1, Attempt: 2, Node: "c", Now: 3500})
+	if err := applyOne(s, StepUpdate{Op: OpBackup, TaskID: "t1", StepID: p0, Attempt: 3, Node: "c", Now: 3600}); err != "stale" {
+		t.Errorf("a second backup: %q, want stale", err)
+	}
+	task, _ := s.TaskRecord("t1")
+	if b := task.Steps[2].Parts[0].Backup; b == nil || b.Node != "b" || b.Attempt != 2 || b.StartedAt != 3500 || *task.Steps[2].Parts[0].Node != "a" {
+		t.Fatalf("part 0 with its backup: %+v, backup %+v", task.Steps[2].Parts[0], b)
+	}
+
+	// Part 0: the backup wins; the first copy's late report is stale.
+	mustApply(t, s, StepUpdate{Op: OpComplete, TaskID: "t1", StepID: p0, Attempt: 2, Now: 4000})
+	if err := applyOne(s, StepUpdate{Op: OpComplete, TaskID: "t1", StepID: p0, Attempt: 1, Now: 4100}); err != "stale" {
+		t.Errorf("the loser's report: %q, want stale", err)
+	}
+	// Part 1: the first copy fails; the backup runs on and is the part.
+	mustApply(t, s, StepUpdate{Op: OpFail, TaskID: "t1", StepID: p1, Attempt: 1, Now: 4000, Retryable: true, Error: &api.Error{Kind: "stalled", Message: "node a is gone"}})
+	task, _ = s.TaskRecord("t1")
+	parts, runs := task.Steps[2].Parts, task.Runs[2].Parts
+	if parts[0].Status != api.StepCompleted || *parts[0].Node != "b" || parts[0].Attempt != 2 || parts[0].Backup != nil || runs[0].Holder != "b" {
+		t.Errorf("part 0 after its backup won: %+v (holder %q)", parts[0], runs[0].Holder)
+	}
+	if parts[1].Status != api.StepProcessing || *parts[1].Node != "c" || parts[1].Attempt != 2 || parts[1].Backup != nil || runs[1].Failures != 0 {
+		t.Errorf("part 1 after its first copy failed: %+v (failures %d)", parts[1], runs[1].Failures)
+	}
+
+	// A backup that fails: the part runs on as it was, and its next
+	// attempt comes after the backup's.
+	mustApply(t, s, StepUpdate{Op: OpBackup, TaskID: "t1", StepID: p1, Attempt: 3, Node: "a", Now: 4500})
+	mustApply(t, s, StepUpdate{Op: OpRelease, TaskID: "t1", StepID: p1, Attempt: 3, Now: 4600})
+	mustApply(t, s, StepUpdate{Op: OpFail, TaskID: "t1", StepID: p1, Attempt: 2, Now: 4700, Retryable: true, Error: &api.Error{Kind: "encode_failed", Message: "x"}})
+	if err := applyOne(s, StepUpdate{Op: OpAssign, TaskID: "t1", StepID: p1, Attempt: 3, Node: "a", Now: 5000}); err != "stale" {
+		t.Errorf("an attempt number given twice: %q, want stale", err)
+	}
+	mustApply(t, s, StepUpdate{Op: OpAssign, TaskID: "t1", StepID: p1, Attempt: 4, Node: "a", Now: 5000})
+	task, _ = s.TaskRecord("t1")
+	if p := task.Steps[2].Parts[1]; p.Attempt != 4 || task.Runs[2].Parts[1].Failures != 1 {
+		t.Errorf("part 1 after its backup was released and it failed: %+v (failures %d)", p, task.Runs[2].Parts[1].Failures)
+	}
+}

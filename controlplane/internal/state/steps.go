@@ -33,6 +33,12 @@ const (
 	// attempt and failures. When every part has completed, the step is
 	// queued again: its own run stitches them.
 	OpSplit StepOp = "split"
+	// OpBackup starts a second copy of a running part on another node (a
+	// backup of a straggler), with the next attempt number, while the
+	// first keeps running. The first copy to complete wins; a copy that
+	// fails or is released while the other runs just ends, counting no
+	// failure.
+	OpBackup StepOp = "backup"
 )
 
 // StepUpdate is one step transition, stamped by the leader.
@@ -311,7 +317,7 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 	now := u.Now
 	switch u.Op {
 	case OpAssign:
-		if (p.Status != api.StepWaiting && p.Status != api.StepQueued) || u.Attempt != p.Attempt+1 {
+		if (p.Status != api.StepWaiting && p.Status != api.StepQueued) || u.Attempt != max(p.Attempt, run.Issued)+1 {
 			return "stale"
 		}
 		p.Status, p.Attempt, p.Node = api.StepProcessing, u.Attempt, s.node(u.Node)
@@ -325,10 +331,21 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 			t.StartedAt = &now
 		}
 		t.Status = api.TaskProcessing
-	case OpComplete:
-		if p.Status != api.StepProcessing || u.Attempt != p.Attempt {
+	case OpBackup:
+		if p.Status != api.StepProcessing || p.Backup != nil || (p.Node != nil && *p.Node == u.Node) ||
+			u.Attempt != max(p.Attempt, run.Issued)+1 {
 			return "stale"
 		}
+		p.Backup = &api.PartCopy{Node: u.Node, Attempt: u.Attempt, StartedAt: now}
+		run.Issued = u.Attempt
+	case OpComplete:
+		if p.Status != api.StepProcessing || !runsAttempt(p, u.Attempt) {
+			return "stale"
+		}
+		if p.Attempt != u.Attempt {
+			s.promoteBackup(p) // the backup won
+		}
+		p.Backup = nil
 		p.Status, p.Progress, p.Error, p.FinishedAt = api.StepCompleted, &progressDone, nil, &now
 		if p.Node != nil {
 			run.Holder = *p.Node
@@ -339,8 +356,12 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 			t.Runs[i].ReadyAt = now
 		}
 	case OpFail:
-		if p.Status != api.StepProcessing || u.Attempt != p.Attempt {
+		if p.Status != api.StepProcessing || !runsAttempt(p, u.Attempt) {
 			return "stale"
+		}
+		if p.Backup != nil {
+			s.endCopy(p, u.Attempt) // the other copy runs on
+			break
 		}
 		run.Failures++
 		p.Error = u.Error
@@ -353,8 +374,12 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 			failTask(t, i, u.Error, now)
 		}
 	case OpRelease:
-		if p.Status != api.StepProcessing || u.Attempt != p.Attempt {
+		if p.Status != api.StepProcessing || !runsAttempt(p, u.Attempt) {
 			return "stale"
+		}
+		if p.Backup != nil {
+			s.endCopy(p, u.Attempt)
+			break
 		}
 		p.Status, p.Progress = api.StepQueued, nil
 		run.ReadyAt = now
@@ -366,6 +391,28 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 	}
 	st.UpdatedAt, t.UpdatedAt = now, now
 	return ""
+}
+
+// runsAttempt reports whether attempt is one of the copies of running
+// part p: the part's own, or its backup's.
+func runsAttempt(p *api.Part, attempt int) bool {
+	return attempt == p.Attempt || (p.Backup != nil && attempt == p.Backup.Attempt)
+}
+
+// endCopy ends one of the two copies of a part, by attempt: the part goes
+// on as the other.
+func (s *Store) endCopy(p *api.Part, attempt int) {
+	if attempt == p.Attempt {
+		s.promoteBackup(p)
+	}
+	p.Backup = nil
+}
+
+// promoteBackup makes a part's backup copy the part's run: its node,
+// attempt and start.
+func (s *Store) promoteBackup(p *api.Part) {
+	b := *p.Backup
+	p.Node, p.Attempt, p.StartedAt = s.node(b.Node), b.Attempt, &b.StartedAt
 }
 
 // cancelParts cancels a step's parts that have not ended.
@@ -380,7 +427,7 @@ func cancelParts(st *api.Step, now int64) {
 		case api.StepCompleted, api.StepFailed, api.StepCancelled:
 			continue
 		}
-		p.Status = api.StepCancelled
+		p.Status, p.Backup = api.StepCancelled, nil
 		if p.StartedAt != nil {
 			p.FinishedAt = &now
 		}

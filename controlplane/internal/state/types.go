@@ -34,6 +34,10 @@ type StepRun struct {
 	// Avoid is the node a release asked the next attempt to keep away
 	// from (StepUpdate.Avoid); cleared by the next assignment.
 	Avoid string `json:"avoid,omitempty"`
+	// Issued is the highest attempt number given to a part, when above
+	// its Attempt (a backup copy that failed): the next attempt comes
+	// after it, so no two copies ever share a fencing token.
+	Issued int `json:"issued,omitempty"`
 	// Parts is the scheduling state of each part of a split step.
 	Parts []StepRun `json:"parts,omitempty"`
 }

@@ -27,8 +27,13 @@ const (
 	// cmdSplitUpdates is a step_updates batch that splits a step or moves
 	// one of its parts: a node of a version before parts would ignore such
 	// updates and fork the state, so they travel under a type it stops at.
-	// Applied exactly as cmdStepUpdates.
+	// Applied exactly as cmdStepUpdates; old logs still hold them.
 	cmdSplitUpdates commandType = 10
+	// cmdPartUpdates replaces cmdSplitUpdates for new entries: a part may
+	// run as two copies at once (a backup of a straggler), whose updates
+	// a node of the split_updates version would refuse and so fork the
+	// state. Applied exactly as cmdStepUpdates.
+	cmdPartUpdates commandType = 11
 )
 
 func (c commandType) String() string {
@@ -53,6 +58,8 @@ func (c commandType) String() string {
 		return "create_seeds"
 	case cmdSplitUpdates:
 		return "split_updates"
+	case cmdPartUpdates:
+		return "part_updates"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }

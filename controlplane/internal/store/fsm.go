@@ -73,7 +73,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c setNodeStatusCmd
 		mustDecode(t, payload, &c)
 		res = f.state.SetNodeStatus(c.Name, c.Status, c.Now)
-	case cmdStepUpdates, cmdSplitUpdates:
+	case cmdStepUpdates, cmdSplitUpdates, cmdPartUpdates:
 		var c stepUpdatesCmd
 		mustDecode(t, payload, &c)
 		res = f.state.ApplyStepUpdates(c.Updates)

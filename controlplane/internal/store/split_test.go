@@ -8,7 +8,7 @@ import (
 )
 
 // TestSplitUpdatesEntryType: updates that split a step or move a part
-// travel as split_updates, which a node of an earlier version stops at;
+// travel as part_updates, which a node of an earlier version stops at;
 // the others stay step_updates, which every version applies.
 func TestSplitUpdatesEntryType(t *testing.T) {
 	plain := []state.StepUpdate{{Op: state.OpAssign, StepID: "step_1"}, {Op: state.OpComplete, StepID: "step_2"}}
@@ -18,7 +18,7 @@ func TestSplitUpdatesEntryType(t *testing.T) {
 	split := append(plain, state.StepUpdate{Op: state.OpSplit, StepID: "step_3"})
 	part := append(plain, state.StepUpdate{Op: state.OpComplete, StepID: api.PartID("step_3", 2)})
 	for name, ups := range map[string][]state.StepUpdate{"split": split, "part": part} {
-		if got := updatesCommand(ups); got != cmdSplitUpdates || got.String() != "split_updates" {
+		if got := updatesCommand(ups); got != cmdPartUpdates || got.String() != "part_updates" {
 			t.Errorf("%s: %s", name, got)
 		}
 	}

@@ -470,13 +470,13 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// updatesCommand is the entry type of a batch of step updates: split
+// updatesCommand is the entry type of a batch of step updates: part
 // updates when any splits a step or moves a part, which a node of an
 // earlier version must not apply.
 func updatesCommand(ups []state.StepUpdate) commandType {
 	for _, u := range ups {
 		if u.Op == state.OpSplit || api.IsPartID(u.StepID) {
-			return cmdSplitUpdates
+			return cmdPartUpdates
 		}
 	}
 	return cmdStepUpdates
