@@ -161,9 +161,14 @@ func (a *Agent) stepAttrs(as api.Assignment) []any {
 	return []any{"task_id", as.TaskID, "step_id", as.StepID}
 }
 
-// stitcher joins a split step's parts with ffmpeg (a stream copy, no
-// encoder: it runs in the agent, not in a plugin).
+// stitcher checks a split step's parts as they land and joins them with
+// ffmpeg (a stream copy, no encoder: it runs in the agent, not in a
+// plugin, so that no plugin vouches for its own output).
 type stitcher struct{ prober Prober }
+
+func (s stitcher) Check(ctx context.Context, part encoders.Part, path string) error {
+	return ffmpeg.CheckPart(ctx, &ffmpeg.Runner{}, s.prober, part, path)
+}
 
 func (s stitcher) Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) error {
 	return ffmpeg.Stitch(ctx, &ffmpeg.Runner{}, s.prober, plan, parts, files, output)

@@ -9,6 +9,7 @@ package steps
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -25,10 +26,12 @@ type Prober interface {
 	CountFrames(ctx context.Context, path string) (int64, error)
 }
 
-// Stitcher joins the parts of a split encode, whose files are files (in
-// the parts' order), into output, and checks the whole; the agent's runs
-// ffmpeg.Stitch.
+// Stitcher checks each part of a split encode as it lands, whatever
+// plugin encoded it, and joins the parts, whose files are files (in the
+// parts' order), into output, checking the whole; the agent's runs
+// ffmpeg.CheckPart and ffmpeg.Stitch.
 type Stitcher interface {
+	Check(ctx context.Context, part encoders.Part, path string) error
 	Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) error
 }
 
@@ -226,6 +229,9 @@ func mediaPart(p api.Part) encoders.Part {
 // encodePart encodes one part of a split step and keeps its file for the
 // stitch. The part's output is its frame count and size.
 func (r *Runner) encodePart(ctx context.Context, s Step) (Outcome, error) {
+	if r.Stitcher == nil {
+		return Outcome{}, ittybit.Errorf(ittybit.ErrInternal, "this runner cannot run parts of a split step")
+	}
 	info, src, err := r.source(ctx, s)
 	if err != nil {
 		return Outcome{}, err
@@ -243,6 +249,10 @@ func (r *Runner) encodePart(ctx context.Context, s Step) (Outcome, error) {
 	res, err := r.Encoder.Encode(ctx, req, progress)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if err := r.Stitcher.Check(ctx, part, out); err != nil {
+		os.Remove(out)
+		return Outcome{}, err // encode_failed: the part runs again
 	}
 	if err := r.Files.KeepPart(ctx, s.Task, *s.Part, s.Attempt, out); err != nil {
 		return Outcome{}, err

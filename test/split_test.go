@@ -206,6 +206,43 @@ func TestSplitAgentStopped(t *testing.T) {
 		victim, stopped, took.Seconds(), m.samples["ittybit_part_backups_started_total"], m.samples["ittybit_part_backups_won_total"])
 }
 
+// TestSplitCorruptPart runs a split task on agents whose H.264 encoder
+// is a plugin that cuts part 1 short the first time it encodes it and
+// says nothing: the agent's check of the part as it lands catches it, the
+// part runs again, and the result is whole.
+func TestSplitCorruptPart(t *testing.T) {
+	t.Parallel()
+	plugins := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "corruptpart"), "./test/plugins/corruptpart")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the plugin: %v\n%s", err, out)
+	}
+	f := splitClusterWith(t, splitSource(t, "320x240", 20), nil, []string{"--plugin-dir", plugins})
+	created, err := f.users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindVideo, Input: f.input}, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := waitTask(t, f.users, created.ID, 4*time.Minute)
+	if task.Status != api.TaskCompleted || task.Output == nil {
+		t.Fatalf("task %s %+v", task.Status, task.Error)
+	}
+	if _, err := os.Stat(filepath.Join(plugins, "corruptpart.cut-1")); err != nil {
+		t.Fatalf("the plugin never cut part 1: %v", err)
+	}
+	if p := task.Steps[2].Parts[1]; p.Attempt < 2 {
+		t.Errorf("part 1, cut short: completed by attempt %d, want a second", p.Attempt)
+	}
+	if n := scrape(t, f.server.URL()+"/metrics").samples["ittybit_part_retries_total"]; n < 1 {
+		t.Errorf("part retries %v, want at least 1", n)
+	}
+	out := filepath.Join(t.TempDir(), "split.mp4")
+	download(t, *task.Output, out)
+	if frames, _, _, increasing := encoderstest.Ends(t, out); frames != 600 || !increasing {
+		t.Errorf("the result has %d frames (want 600), increasing %v", frames, increasing)
+	}
+}
+
 // splitFleet is a cluster that splits: the task API, its server, its
 // agents by name, and the URL of the source it serves.
 type splitFleet struct {
@@ -220,11 +257,18 @@ type splitFleet struct {
 // folder storage, and serves src. Extra server flags come last.
 func splitCluster(t *testing.T, src string, extra ...string) *splitFleet {
 	t.Helper()
+	return splitClusterWith(t, src, extra, nil)
+}
+
+// splitClusterWith is splitCluster with extra flags for the server and
+// for each agent.
+func splitClusterWith(t *testing.T, src string, serverFlags, agentFlags []string) *splitFleet {
+	t.Helper()
 	files := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(src))))
 	t.Cleanup(files.Close)
 	storageDir := filepath.Join(t.TempDir(), "files")
 	srv := mustServer(t, "s", append([]string{"--bootstrap", "--allow-private-inputs", "--storage", storageDir,
-		"--split-seconds", "4", "--split-min-seconds", "10"}, append(schedFlags, extra...)...)...)
+		"--split-seconds", "4", "--split-min-seconds", "10"}, append(schedFlags, serverFlags...)...)...)
 	mustReady(t, srv)
 	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
 	agents := map[string]*proc{}
@@ -232,6 +276,7 @@ func splitCluster(t *testing.T, src string, extra ...string) *splitFleet {
 		p := &proc{name: name, dir: t.TempDir(), env: env}
 		p.args = []string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", storageDir,
 			"--server", srv.URL(), "--allow-private-inputs", "--slots", "2", "--encode-threads", "1"}
+		p.args = append(p.args, agentFlags...)
 		p.mustStart(t)
 		agents[name] = p
 	}

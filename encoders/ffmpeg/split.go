@@ -68,9 +68,10 @@ func AudioPartArgs(plan encoders.Plan, input, output string) ([]string, error) {
 	return DeviceArgs(p, Device{}, input, output)
 }
 
-// encodePart runs one part of a split plan (job.Plan.Part) and checks it:
-// a video part must hold exactly its frames and decode cleanly, the audio
-// part must be readable. The file appears at job.Output only then.
+// encodePart runs one part of a split plan (job.Plan.Part); the file
+// appears at job.Output once ffmpeg has written it whole. Whoever asked
+// for the part checks it as it lands (CheckPart): the host, whatever
+// plugin encoded it.
 func encodePart(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args argsFunc, progress func(encoders.Progress)) (encoders.File, error) {
 	part := *job.Plan.Part
 	plan := job.Plan
@@ -93,17 +94,6 @@ func encodePart(ctx context.Context, r *Runner, pr Prober, job encoders.Job, arg
 	}
 	if err := r.Run(ctx, argv, part.End-part.Start, part.Frames, progress); err != nil {
 		return encoders.File{}, err
-	}
-	if part.Kind == encoders.PartVideo {
-		fc, ok := pr.(FrameCounter)
-		if !ok {
-			return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "the prober cannot count frames")
-		}
-		if err := CheckPart(ctx, r, fc, part, tmp); err != nil {
-			return encoders.File{}, err
-		}
-	} else if _, err := pr.Probe(ctx, tmp); err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "the audio part is not readable: %v", err)
 	}
 	st, err := os.Stat(tmp)
 	if err != nil {
@@ -173,10 +163,25 @@ func WriteConcatList(list string, plan encoders.Plan, parts []encoders.Part, nam
 	return os.WriteFile(list, []byte(b.String()), 0o600)
 }
 
-// CheckPart checks an encoded video part against its plan: it must hold
-// exactly the part's frames and decode without an error. A part that does
-// not is encode_failed, to be encoded again.
-func CheckPart(ctx context.Context, r *Runner, pr FrameCounter, part encoders.Part, path string) error {
+// CheckPart checks an encoded part against its plan: a video part must
+// hold exactly the part's frames and decode without an error; the audio
+// part must hold sound lasting the part's length (within a second) and
+// decode without an error. A part that does not is encode_failed, to be
+// encoded again.
+func CheckPart(ctx context.Context, r *Runner, pr PartProber, part encoders.Part, path string) error {
+	if part.Kind == encoders.PartAudio {
+		info, err := pr.Probe(ctx, path)
+		if err != nil {
+			return ittybit.Errorf(ittybit.ErrEncodeFailed, "the audio part is not readable: %v", err)
+		}
+		if !info.HasAudio || info.Duration <= 0 {
+			return ittybit.Errorf(ittybit.ErrEncodeFailed, "the audio part holds no sound")
+		}
+		if err := r.Decode(ctx, path); err != nil {
+			return ittybit.Errorf(ittybit.ErrEncodeFailed, "the audio part does not decode: %v", err)
+		}
+		return nil
+	}
 	n, err := pr.CountFrames(ctx, path)
 	if err != nil {
 		return ittybit.Errorf(ittybit.ErrEncodeFailed, "part %d: %v", part.Index, err)
@@ -193,6 +198,13 @@ func CheckPart(ctx context.Context, r *Runner, pr FrameCounter, part encoders.Pa
 // FrameCounter counts the video frames of a file; *probe.Prober is one.
 type FrameCounter interface {
 	CountFrames(ctx context.Context, path string) (int64, error)
+}
+
+// PartProber reads a part's file and counts its frames; *probe.Prober is
+// one.
+type PartProber interface {
+	Prober
+	FrameCounter
 }
 
 // Stitch joins the parts of a split plan, whose files are files (in the
