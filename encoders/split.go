@@ -67,6 +67,16 @@ func Splittable(p Plan) (bool, string) {
 // the plan cannot be split (see Splittable) or seconds is below
 // MinPartSeconds.
 func Split(p Plan, frames int64, seconds float64) ([]Part, error) {
+	return SplitBalanced(p, frames, seconds, 0)
+}
+
+// SplitBalanced is Split for a fleet with slots free encode slots: the
+// count of parts (the sound's included) moves to the nearest whole multiple
+// of slots when that changes the parts' length by at most a quarter, so
+// that the parts fill the slots in whole rounds and the agents finish
+// together rather than one running a last part alone. With slots below 2
+// it is Split.
+func SplitBalanced(p Plan, frames int64, seconds float64, slots int) ([]Part, error) {
 	if ok, why := Splittable(p); !ok {
 		return nil, fmt.Errorf("not split: %s", why)
 	}
@@ -82,6 +92,9 @@ func Split(p Plan, frames int64, seconds float64) ([]Part, error) {
 	if n < 2 {
 		return nil, fmt.Errorf("not split: %d frames make fewer than two parts of %g s", frames, seconds)
 	}
+	if slots > 1 {
+		n = balance(n, p.Audio != nil, int64(slots), frames, int64(math.Ceil(MinPartSeconds*fps)))
+	}
 	var parts []Part
 	for i := range n {
 		first := i * frames / n
@@ -95,6 +108,24 @@ func Split(p Plan, frames int64, seconds float64) ([]Part, error) {
 		parts = append(parts, Part{Index: len(parts), Kind: PartAudio, Start: 0, End: float64(frames) / fps})
 	}
 	return parts, nil
+}
+
+// balance moves n video parts (plus one for the sound, when audio) to
+// the nearest count that fills slots in whole rounds, within a quarter of
+// n either way, with parts of at least minFrames; n when none is.
+func balance(n int64, audio bool, slots, frames, minFrames int64) int64 {
+	extra := int64(0)
+	if audio {
+		extra = 1
+	}
+	for d := int64(0); d <= n/4; d++ {
+		for _, m := range []int64{n + d, n - d} {
+			if m >= 2 && frames/m >= minFrames && (m+extra)%slots == 0 {
+				return m
+			}
+		}
+	}
+	return n
 }
 
 // frameBound is the time, from the file's start, halfway before frame n

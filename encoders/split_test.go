@@ -75,3 +75,44 @@ func TestSplitRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitBalanced: the count of parts moves to fill the free slots in
+// whole rounds, by at most a quarter, never below the shortest part.
+func TestSplitBalanced(t *testing.T) {
+	for _, tc := range []struct {
+		frames    int64
+		seconds   float64
+		slots     int
+		audio     bool
+		wantVideo int
+	}{
+		{3600, 30, 2, true, 5},       // 4 video + sound = 5 on 2 slots: 5 + sound = 6
+		{3600, 30, 2, false, 4},      // 4 on 2 slots: whole rounds already
+		{3600, 30, 0, true, 4},       // no slots given: as Split
+		{3600, 30, 5, true, 4},       // 4 + sound = 5
+		{3600, 30, 7, true, 4},       // 6 or 13 are more than a quarter away
+		{215760, 30, 100, true, 199}, // 2 h: 240 + sound → 200 units, two whole rounds
+		{3600, 10, 4, true, 11},      // 12 + sound = 13 on 4 slots → 11 + sound
+	} {
+		p := splitPlan()
+		if !tc.audio {
+			p.Audio = nil
+		}
+		parts, err := SplitBalanced(p, tc.frames, tc.seconds, tc.slots)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		video := 0
+		for _, part := range parts {
+			if part.Kind == PartVideo {
+				video++
+				if float64(part.Frames)/p.Source.FPS < MinPartSeconds {
+					t.Errorf("%+v: part %d lasts %d frames", tc, part.Index, part.Frames)
+				}
+			}
+		}
+		if video != tc.wantVideo {
+			t.Errorf("%+v: %d video parts, want %d", tc, video, tc.wantVideo)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,7 +84,35 @@ func (r *Runner) command(ctx context.Context, args []string) (*exec.Cmd, *tailBu
 // ffmpeg printed, when ffmpeg prints anything at all: a clean file decodes
 // in silence at -v error.
 func (r *Runner) Decode(ctx context.Context, path string) error {
-	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-i", path, "-f", "null", "-"}
+	return r.decode(ctx, []string{"-hide_banner", "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-i", path, "-f", "null", "-"})
+}
+
+// DecodeAt decodes the picture of the file at path for seconds from each
+// of starts (seconds from the file's start; each window begins at the
+// key frame at or before its start), and fails as Decode does. A dozen
+// windows share one ffmpeg.
+func (r *Runner) DecodeAt(ctx context.Context, path string, starts []float64, seconds float64) error {
+	const batch = 12
+	dur := strconv.FormatFloat(seconds, 'f', 6, 64)
+	for len(starts) > 0 {
+		n := min(batch, len(starts))
+		args := []string{"-hide_banner", "-nostdin", "-v", "error", "-protocol_whitelist", "file"}
+		for _, at := range starts[:n] {
+			args = append(args, "-ss", strconv.FormatFloat(max(at, 0), 'f', 6, 64), "-t", dur, "-i", path)
+		}
+		for i := range n {
+			args = append(args, "-map", strconv.Itoa(i)+":v:0", "-f", "null", "-")
+		}
+		if err := r.decode(ctx, args); err != nil {
+			return err
+		}
+		starts = starts[n:]
+	}
+	return nil
+}
+
+// decode runs a decoding ffmpeg that must print nothing at -v error.
+func (r *Runner) decode(ctx context.Context, args []string) error {
 	cmd, stderr := r.command(ctx, args)
 	err := cmd.Run()
 	if ctx.Err() != nil {

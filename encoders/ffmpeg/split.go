@@ -209,7 +209,9 @@ type PartProber interface {
 
 // Stitch joins the parts of a split plan, whose files are files (in the
 // parts' order; the video parts in one folder), into output, then checks
-// the whole: as many frames as the parts, no decode error.
+// the whole: as many frames as the parts, and a clean decode across every
+// join (the parts themselves were decoded whole as they landed, and the
+// stitch copies them).
 func Stitch(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, files []string, output string) error {
 	if len(files) != len(parts) {
 		return ittybit.Errorf(ittybit.ErrInternal, "stitch: %d files for %d parts", len(files), len(parts))
@@ -255,8 +257,20 @@ func Stitch(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan,
 	if n != frames {
 		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result has %d frames, want %d", n, frames)
 	}
-	if err := r.Decode(ctx, output); err != nil {
-		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result does not decode: %v", err)
+	// Every part was decoded whole as it landed, and the stitch copies its
+	// packets as they are: what is left to check is each join, where a
+	// part's first key frame must decode after the previous part.
+	fps, _ := encoders.ParseRatio(plan.Source.FrameRate)
+	var joins []float64
+	for _, p := range vparts {
+		joins = append(joins, plan.Source.VideoStart+(float64(p.First)-0.5)/fps)
+	}
+	if err := r.DecodeAt(ctx, output, joins, joinCheckSeconds); err != nil {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result does not decode across its joins: %v", err)
 	}
 	return nil
 }
+
+// joinCheckSeconds is how much of the picture the stitch decodes from each
+// join.
+const joinCheckSeconds = 1.0

@@ -243,3 +243,55 @@ func TestEncodeThreads(t *testing.T) {
 		}
 	}
 }
+
+// TestStitchChecksJoins: a part from another encode (half the size, the
+// right frames), stitched in, is caught where it joins the others.
+func TestStitchChecksJoins(t *testing.T) {
+	ctx := context.Background()
+	src := splitSource(t, "25", 0, ".mp4")
+	pr, r := &probe.Prober{}, &ffmpeg.Runner{}
+	info, err := pr.Probe(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans := map[bool]encoders.Plan{}
+	for _, small := range []bool{false, true} {
+		spec := encoders.Spec{Kind: encoders.KindVideo, Input: src}
+		if small {
+			spec.Options.Width = encoders.Px(160)
+		}
+		if plans[small], err = encoders.NewPlan(spec, info, encoders.BackendSoftware); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := plans[false]
+	parts, err := encoders.Split(plan, 300, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := make([]string, len(parts))
+	for i, part := range parts {
+		files[i] = filepath.Join(dir, encoders.PartFile(part, plan.Format))
+		var argv []string
+		if part.Kind == encoders.PartAudio {
+			argv, err = ffmpeg.AudioPartArgs(plan, src, files[i])
+		} else {
+			argv, err = ffmpeg.PartArgs(plans[part.Index == 1], ffmpeg.Device{}, part, src, files[i])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(ctx, argv, 0, part.Frames, func(encoders.Progress) {}); err != nil {
+			t.Fatalf("part %d: %v", part.Index, err)
+		}
+		if err := ffmpeg.CheckPart(ctx, r, pr, part, files[i]); err != nil {
+			t.Fatalf("part %d on its own: %v", part.Index, err)
+		}
+	}
+	err = ffmpeg.Stitch(ctx, r, pr, plan, parts, files, filepath.Join(dir, "out.mp4"))
+	if ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
+		t.Fatalf("a part of another size stitched in: %v, want encode_failed", err)
+	}
+	t.Logf("refused: %v", err)
+}

@@ -45,6 +45,16 @@ type Config struct {
 	// Capabilities every agent advertises (default: software, every video
 	// codec).
 	Capabilities []encoders.Capability
+	// Parts: the agents run the parts of split steps, each taking
+	// PartTime per second of the part's media (the sound's part:
+	// AudioPartTime per second), with progress told in heartbeats.
+	Parts                   bool
+	PartTime, AudioPartTime time.Duration
+	// ProbeOutput, when set, is what every probe step reports (a media
+	// description, so that the leader may split the task).
+	ProbeOutput json.RawMessage
+	// Slow makes the named agents this many times slower at everything.
+	Slow map[string]float64
 }
 
 // Fleet is a running simulated fleet.
@@ -87,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			reg, err := registerRetrying(ctx, cfg.Client, api.NodeRegistration{Name: name, Slots: cfg.Slots, Capabilities: cfg.Capabilities})
+			reg, err := registerRetrying(ctx, cfg.Client, api.NodeRegistration{Name: name, Slots: cfg.Slots, Capabilities: cfg.Capabilities, Parts: cfg.Parts})
 			regs[i] = reg
 			errs <- err
 		}()
@@ -102,7 +112,8 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	run, cancel := context.WithCancel(ctx)
 	f.cancel = cancel
 	for i, name := range f.names {
-		a := &agent{f: f, name: name, interval: time.Duration(regs[i].IntervalMillis) * time.Millisecond, progressEvery: time.Second, held: map[string]*api.RunningStep{}, reporting: map[string]time.Time{}}
+		a := &agent{f: f, name: name, interval: time.Duration(regs[i].IntervalMillis) * time.Millisecond, progressEvery: time.Second, held: map[string]*api.RunningStep{},
+			reporting: map[string]time.Time{}, started: map[string]time.Time{}, takes: map[string]time.Duration{}}
 		f.wg.Add(2)
 		go func() { defer f.wg.Done(); a.heartbeats(run) }()
 		go func() { defer f.wg.Done(); a.poll(run) }()
@@ -193,8 +204,11 @@ type agent struct {
 	progressEvery time.Duration // the period while it holds steps
 	received      api.Received
 	held          map[string]*api.RunningStep
-	// reporting holds when each held step's report began.
+	// reporting holds when each held step's report began; started and
+	// takes when it began and how long it takes, for its progress.
 	reporting map[string]time.Time
+	started   map[string]time.Time
+	takes     map[string]time.Duration
 }
 
 // heartbeats reports what the agent holds, at the leader's interval.
@@ -206,6 +220,8 @@ func (a *agent) heartbeats(ctx context.Context) {
 			r := *rs
 			if r.Reporting {
 				r.ReportingMillis = time.Since(a.reporting[id]).Milliseconds()
+			} else if d := a.takes[id]; d > 0 {
+				r.Progress = min(1, float64(time.Since(a.started[id]))/float64(d))
 			}
 			hb.Running = append(hb.Running, r)
 		}
@@ -233,8 +249,7 @@ func (a *agent) heartbeats(ctx context.Context) {
 		a.progressEvery = time.Duration(reply.ProgressMillis) * time.Millisecond
 		a.adoptEpoch(reply.Epoch)
 		for _, id := range reply.Cancel {
-			delete(a.held, id) // the simulated step just stops
-			delete(a.reporting, id)
+			a.drop(id) // the simulated step just stops
 		}
 		a.mu.Unlock()
 	}
@@ -293,21 +308,64 @@ func (a *agent) accept(ctx context.Context, got api.Assignments) {
 // output is every simulated step's output.
 var output, _ = json.Marshal(encoders.File{Object: "file", Kind: "video", URL: "s3://sim/out.mp4"})
 
-// work takes StepTime, then reports the step done until the report is
-// answered (or, with GiveUpReports, after one failure); the task's next
-// step may come back in the answer.
+// drop forgets a held step. Callers hold a.mu.
+func (a *agent) drop(id string) {
+	delete(a.held, id)
+	delete(a.reporting, id)
+	delete(a.started, id)
+	delete(a.takes, id)
+}
+
+// duration is how long an assignment runs on this agent.
+func (a *agent) duration(as api.Assignment) time.Duration {
+	d := a.f.cfg.StepTime
+	if p := as.Part; p != nil {
+		per := a.f.cfg.PartTime
+		if p.Kind == api.PartAudio {
+			per = a.f.cfg.AudioPartTime
+		}
+		d = time.Duration((p.End - p.Start) * float64(per))
+	}
+	if f := a.f.cfg.Slow[a.name]; f > 0 {
+		d = time.Duration(float64(d) * f)
+	}
+	return d
+}
+
+// work takes its time (StepTime, or a part's), then reports the step
+// done until the report is answered (or, with GiveUpReports, after one
+// failure); the task's next step may come back in the answer. A step the
+// leader stops ends at once.
 func (a *agent) work(ctx context.Context, as api.Assignment) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(a.f.cfg.StepTime):
+	d := a.duration(as)
+	a.mu.Lock()
+	a.started[as.StepID], a.takes[as.StepID] = time.Now(), d
+	a.mu.Unlock()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(d)
+	for wait := true; wait; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-end:
+			wait = false
+		case <-tick.C:
+			if !a.holds(as) {
+				return // stopped by the leader
+			}
+		}
 	}
 	a.mu.Lock()
 	if h := a.held[as.StepID]; h != nil && h.Attempt == as.Attempt {
 		h.Reporting, a.reporting[as.StepID] = true, time.Now()
 	}
 	a.mu.Unlock()
-	rep := api.StepReport{TaskID: as.TaskID, Attempt: as.Attempt, Outcome: api.OutcomeCompleted, Output: output, Continue: true}
+	out := output
+	if as.Step == api.StepProbe && a.f.cfg.ProbeOutput != nil {
+		out = a.f.cfg.ProbeOutput
+	}
+	rep := api.StepReport{TaskID: as.TaskID, Attempt: as.Attempt, Outcome: api.OutcomeCompleted, Output: out, Continue: true}
 	var next api.Assignments
 	for ctx.Err() == nil {
 		reply, err := a.f.cfg.Client.ReportStep(ctx, as.StepID, rep)
@@ -333,8 +391,7 @@ func (a *agent) work(ctx context.Context, as api.Assignment) {
 	}
 	a.mu.Lock()
 	if h := a.held[as.StepID]; h != nil && h.Attempt == as.Attempt {
-		delete(a.held, as.StepID)
-		delete(a.reporting, as.StepID)
+		a.drop(as.StepID)
 	}
 	a.mu.Unlock()
 	a.accept(ctx, next)

@@ -349,7 +349,7 @@ func (d *Dispatcher) split(l *lease, output json.RawMessage, now time.Time) *sta
 	if err != nil {
 		return nil // the probe refused it already; nothing to split
 	}
-	parts, err := encoders.Split(plan, info.Frames, d.cfg.SplitSeconds)
+	parts, err := encoders.SplitBalanced(plan, info.Frames, d.cfg.SplitSeconds, free)
 	if err != nil {
 		d.log.Debug("not split", append(taskAttrs(t.ID, l.stepID, l.node), "reason", err.Error())...)
 		return nil

@@ -1,11 +1,14 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -288,8 +291,11 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 	s := t.Steps[i]
 	if s.Parts != nil && !api.PartsDone(s.Parts) {
 		// A split step runs its parts; once they are all in, it is queued
-		// for its own run, the stitch.
-		for k, p := range s.Parts {
+		// for its own run, the stitch. They queue longest first (the
+		// sound's part, the whole track, leads), so that the last to start
+		// are short and the agents finish together.
+		for _, k := range longestFirst(s.Parts) {
+			p := s.Parts[k]
 			d.trackUnit(t, i, k, p.ID, p.Status, p.Attempt, p.Node, now)
 			if p.Backup != nil && p.Status == api.StepProcessing {
 				d.trackBackup(t, i, k, now)
@@ -327,6 +333,19 @@ func (d *Dispatcher) trackUnit(t *state.Task, i, k int, id string, status api.St
 			ns.running[id] = l
 		}
 	}
+}
+
+// longestFirst orders parts' indexes by media length to a tenth of a
+// second, longest first; parts as long as each other (the picture's, a
+// frame apart at most) keep their order.
+func longestFirst(parts []api.Part) []int {
+	order := make([]int, len(parts))
+	for k := range order {
+		order[k] = k
+	}
+	tenths := func(p api.Part) float64 { return math.Round((p.End - p.Start) * 10) }
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(tenths(parts[b]), tenths(parts[a])) })
+	return order
 }
 
 // trackBackup records the backup copy of part k of step i, leased by an

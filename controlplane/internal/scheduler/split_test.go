@@ -137,3 +137,29 @@ func pollOne(t *testing.T, d *Dispatcher, nodes ...string) api.Assignment {
 	t.Fatalf("no assignment for %v", nodes)
 	return api.Assignment{}
 }
+
+// TestPartsLongestFirst: the sound's part, the whole track, is placed
+// before the picture's parts, which keep their order.
+func TestPartsLongestFirst(t *testing.T) {
+	if got := longestFirst([]api.Part{{End: 4}, {Start: 4, End: 8.04}, {Start: 8.04, End: 12}, {Kind: api.PartAudio, End: 12}}); !slices.Equal(got, []int{3, 0, 1, 2}) {
+		t.Errorf("order %v, want [3 0 1 2]", got)
+	}
+	d, st := mustDispatcher(t, Config{SplitSeconds: 4, SplitMinSeconds: 10})
+	register(t, d, "a") // two slots: the first two parts to run
+	id := addTask(t, st, d, encoders.KindVideo, "")
+	complete(t, d, poll(t, d, "a"), probed)
+	complete(t, d, poll(t, d, "a"), `{"url":"managed://tasks/x/source"}`)
+	var got []int
+	for len(got) < 2 {
+		out, err := d.Assignments(context.Background(), "a", time.Second, api.Received{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range out.Assignments {
+			got = append(got, a.Part.Index)
+		}
+	}
+	if task, _ := st.TaskRecord(id); !slices.Equal(got, []int{3, 0}) || task.Steps[2].Parts[3].Kind != api.PartAudio {
+		t.Errorf("first parts placed %v, want the audio (3) then part 0", got)
+	}
+}
