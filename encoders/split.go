@@ -71,11 +71,11 @@ func Split(p Plan, frames int64, seconds float64) ([]Part, error) {
 }
 
 // SplitBalanced is Split for a fleet with slots free encode slots: the
-// count of parts (the sound's included) moves to the nearest whole multiple
-// of slots when that changes the parts' length by at most a quarter, so
-// that the parts fill the slots in whole rounds and the agents finish
-// together rather than one running a last part alone. With slots below 2
-// it is Split.
+// count of parts (the sound's included) grows to the next whole multiple
+// of slots when that shortens the parts by at most a quarter, so that the
+// parts fill the slots in whole rounds and the agents finish together
+// rather than a few running the last parts alone. Parts never grow longer
+// than asked. With slots below 2 it is Split.
 func SplitBalanced(p Plan, frames int64, seconds float64, slots int) ([]Part, error) {
 	if ok, why := Splittable(p); !ok {
 		return nil, fmt.Errorf("not split: %s", why)
@@ -110,19 +110,20 @@ func SplitBalanced(p Plan, frames int64, seconds float64, slots int) ([]Part, er
 	return parts, nil
 }
 
-// balance moves n video parts (plus one for the sound, when audio) to
-// the nearest count that fills slots in whole rounds, within a quarter of
-// n either way, with parts of at least minFrames; n when none is.
+// balance grows n video parts (plus one for the sound, when audio) to
+// the least count that fills slots in whole rounds, by at most a quarter,
+// with parts of at least minFrames; n when none does.
 func balance(n int64, audio bool, slots, frames, minFrames int64) int64 {
 	extra := int64(0)
 	if audio {
 		extra = 1
 	}
-	for d := int64(0); d <= n/4; d++ {
-		for _, m := range []int64{n + d, n - d} {
-			if m >= 2 && frames/m >= minFrames && (m+extra)%slots == 0 {
-				return m
-			}
+	for m := n; m <= n+n/4; m++ {
+		if frames/m < minFrames {
+			break
+		}
+		if (m+extra)%slots == 0 {
+			return m
 		}
 	}
 	return n

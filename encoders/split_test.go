@@ -76,7 +76,7 @@ func TestSplitRefuses(t *testing.T) {
 	}
 }
 
-// TestSplitBalanced: the count of parts moves to fill the free slots in
+// TestSplitBalanced: the count of parts grows to fill the free slots in
 // whole rounds, by at most a quarter, never below the shortest part.
 func TestSplitBalanced(t *testing.T) {
 	for _, tc := range []struct {
@@ -90,9 +90,9 @@ func TestSplitBalanced(t *testing.T) {
 		{3600, 30, 2, false, 4},      // 4 on 2 slots: whole rounds already
 		{3600, 30, 0, true, 4},       // no slots given: as Split
 		{3600, 30, 5, true, 4},       // 4 + sound = 5
-		{3600, 30, 7, true, 4},       // 6 or 13 are more than a quarter away
-		{215760, 30, 100, true, 199}, // 2 h: 240 + sound → 200 units, two whole rounds
-		{3600, 10, 4, true, 11},      // 12 + sound = 13 on 4 slots → 11 + sound
+		{3600, 30, 7, true, 4},       // 6 + sound is more than a quarter away
+		{215760, 30, 100, true, 299}, // 2 h: 240 + sound → 300 units, three whole rounds
+		{3600, 10, 4, true, 15},      // 12 + sound = 13 on 4 slots → 15 + sound
 	} {
 		p := splitPlan()
 		if !tc.audio {

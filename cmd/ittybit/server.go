@@ -110,6 +110,7 @@ are accepted too. The node token also authenticates joins.`,
 // shorten them.
 type schedTiming struct {
 	minTTL, grace, failover, stall time.Duration
+	stragglerFactor                float64
 	pprof, peerProxy               string
 }
 
@@ -119,16 +120,17 @@ func (t *schedTiming) flags(cmd *cobra.Command) {
 	fl.DurationVar(&t.grace, "heartbeat-grace", 0, "extra time before an agent is declared down (default 5s)")
 	fl.DurationVar(&t.failover, "failover-ttl", 0, "heartbeat TTL right after a leader change (default 30s)")
 	fl.DurationVar(&t.stall, "stall-timeout", 0, "fail a running step without progress for this long (default 10m)")
+	fl.Float64Var(&t.stragglerFactor, "straggler-factor", 0, "start a backup copy of a part that has run this many times the median of its step's parts done, on an idle agent (default 2; below 0 never)")
 	fl.StringVar(&t.pprof, "pprof", "", "serve Go's profiler on this address")
 	fl.StringVar(&t.peerProxy, "peer-proxy", "", "send Raft and server-to-server HTTP through this HTTP CONNECT proxy (host:port); the fault tests cut links with it")
-	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "pprof", "peer-proxy"} {
+	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "straggler-factor", "pprof", "peer-proxy"} {
 		_ = fl.MarkHidden(n)
 	}
 }
 
 func (t schedTiming) apply(cfg *server.Config) {
 	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace, cfg.FailoverTTL, cfg.StallTimeout = t.minTTL, t.grace, t.failover, t.stall
-	cfg.PeerProxy = t.peerProxy
+	cfg.PeerProxy, cfg.StragglerFactor = t.peerProxy, t.stragglerFactor
 }
 
 func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.Writer) error {

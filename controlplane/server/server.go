@@ -80,6 +80,9 @@ type Config struct {
 	// encode on several agents (see scheduler.Config); 0 SplitSeconds
 	// never splits.
 	SplitSeconds, SplitMinSeconds float64
+	// StragglerFactor: when a part gets a backup copy (see
+	// scheduler.Config); below 0, never.
+	StragglerFactor float64
 	// PeerProxy, when set, is an HTTP CONNECT proxy (host:port) that all
 	// traffic to other servers goes through: Raft, forwarded requests,
 	// joins. The fault tests cut links with it.
@@ -176,7 +179,7 @@ func Open(cfg Config) (*Server, error) {
 	s.sched = scheduler.New(scheduler.Config{
 		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
-		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds,
+		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds, StragglerFactor: cfg.StragglerFactor,
 		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger,
 	})
 	st.OnLeader(s.sched.Run)

@@ -263,7 +263,9 @@ func Stitch(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan,
 	fps, _ := encoders.ParseRatio(plan.Source.FrameRate)
 	var joins []float64
 	for _, p := range vparts {
-		joins = append(joins, plan.Source.VideoStart+(float64(p.First)-0.5)/fps)
+		// A quarter frame after the part's first frame: the seek lands on
+		// that key frame, never on the previous part's last one.
+		joins = append(joins, plan.Source.VideoStart+(float64(p.First)+0.25)/fps)
 	}
 	if err := r.DecodeAt(ctx, output, joins, joinCheckSeconds); err != nil {
 		return ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result does not decode across its joins: %v", err)

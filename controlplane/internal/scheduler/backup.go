@@ -16,10 +16,11 @@ import (
 // finish wins (each has its own attempt, the fencing token) and the other
 // is stopped, its output discarded.
 
-// A part is a straggler when, with most of its step's parts done, it has
-// run longer than StragglerFactor × the median time of the parts done
-// (and at least StragglerMin), and its progress says it will not finish
-// before a fresh copy would. Defaults, for Config's zero values.
+// A part is a straggler when, with most of its step's parts done and at
+// least StragglerMin run, its progress says it will finish well after a
+// fresh copy would (one taking the median time of the parts done); or,
+// when it tells no progress (none yet, or it stopped moving), once it has
+// run StragglerFactor × that median. Defaults, for Config's zero values.
 const (
 	defaultStragglerFactor = 2.0
 	defaultStragglerMin    = 3 * time.Second
@@ -131,16 +132,16 @@ func (d *Dispatcher) straggles(parts []api.Part, l *lease, now time.Time) bool {
 	slices.Sort(done)
 	median := done[len(done)/2]
 	ran := now.Sub(l.offeredAt)
-	if ran < max(d.cfg.StragglerMin, time.Duration(d.cfg.StragglerFactor*float64(median))) {
+	if ran < d.cfg.StragglerMin {
 		return false
 	}
-	// A copy that reports progress and will be done before a fresh copy
-	// would be is left alone.
-	if pr := l.progress.Progress; pr > 0 && pr < 1 {
+	// A copy that reports progress is judged by when it will be done: a
+	// backup when a fresh copy, taking the median, would be done well
+	// before it. One that reports none yet, or has stopped, by how long it
+	// has run.
+	if pr := l.progress.Progress; pr > 0 && pr < 1 && now.Sub(l.progressAt) < 3*d.progressEvery(len(d.nodes)) {
 		left := time.Duration(float64(ran) * (1 - pr) / pr)
-		if left < median {
-			return false
-		}
+		return left > median*5/4
 	}
-	return true
+	return ran >= time.Duration(d.cfg.StragglerFactor*float64(median))
 }
