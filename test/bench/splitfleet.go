@@ -21,13 +21,13 @@ import (
 // ffmpeg. The agents are fleetsim's, each part taking a set time per
 // second of its media.
 const (
-	splitFleetAgents  = 50
-	splitFleetSource  = 3600.0                 // seconds of media
-	splitFleetFPS     = 30                     // frames a second
-	splitFleetPerSec  = time.Second / 15       // a video part's time per media second: 2 s for 30 s
-	splitFleetAudio   = splitFleetPerSec / 100 // the sound's part, per media second
-	splitFleetSlow    = 5.0                    // how much slower the slow agent is
-	splitFleetStepLen = 50 * time.Millisecond
+	splitFleetAgents   = 50
+	splitFleetSource   = 3600.0                   // seconds of media
+	splitFleetFPS      = 30                       // frames a second
+	splitFleetPartTime = time.Second / 15         // a video part's time per media second: 2 s for 30 s
+	splitFleetAudio    = splitFleetPartTime / 100 // the sound's part, per media second
+	splitFleetSlow     = 5.0                      // how much slower the slow agent is
+	splitFleetStepLen  = 50 * time.Millisecond
 )
 
 // benchSplitFleet runs a one-hour video split into 30 s parts through 50
@@ -37,12 +37,11 @@ const (
 // of the same speeds.
 func benchSplitFleet(ctx context.Context, e *env, c config, rep *report) error {
 	type result struct {
-		name                 string
-		parts                int
-		makespan, task       time.Duration
-		ideal, fluid         time.Duration
-		backups, backupsWon  int
-		slowParts, slowTaken int
+		name               string
+		parts              int
+		makespan, task     time.Duration
+		ideal, fluid       time.Duration
+		backups, slowTaken int
 	}
 	var results []result
 	for _, backups := range []bool{true, false} {
@@ -67,7 +66,7 @@ func benchSplitFleet(ctx context.Context, e *env, c config, rep *report) error {
 				first = *p.StartedAt
 			}
 			last = max(last, *p.FinishedAt)
-			per := splitFleetPerSec
+			per := splitFleetPartTime
 			if p.Kind == api.PartAudio {
 				per = splitFleetAudio
 			}
@@ -95,7 +94,7 @@ func benchSplitFleet(ctx context.Context, e *env, c config, rep *report) error {
 			"*ideal* is the best schedule of the same parts on agents of the same speeds (each part, longest first, where it would end soonest), "+
 			"*fluid* the work over the fleet's capacity, as if parts could be cut at will. With backups off (`--straggler-factor -1`) the slow agent's part "+
 			"is waited for.",
-			splitFleetAgents, splitFleetPerSec, splitFleetAudio, splitFleetStepLen, splitFleetSlow, splitFleetSource),
+			splitFleetAgents, splitFleetPartTime, splitFleetAudio, splitFleetStepLen, splitFleetSlow, splitFleetSource),
 		header: []string{"run", "parts", "makespan s", "ideal s", "ratio to ideal", "fluid s", "task s", "parts run again"},
 		target: "makespan ≤ 1.15 × ideal with backups on",
 		met:    verdict(secs(on.makespan) <= 1.15*secs(on.ideal)),
@@ -130,7 +129,7 @@ func splitFleetOnce(ctx context.Context, e *env, name string, flags []string) (*
 	slow := "sim-0007"
 	nodes := client.New(srv.url, nodeToken, client.WithHTTPClient(&http.Client{Timeout: time.Minute}), client.WithRetries(20))
 	fleet, err := fleetsim.Start(ctx, fleetsim.Config{Client: nodes, Agents: splitFleetAgents, Slots: 1, StepTime: splitFleetStepLen,
-		Parts: true, PartTime: splitFleetPerSec, AudioPartTime: splitFleetAudio, ProbeOutput: probe, Slow: map[string]float64{slow: splitFleetSlow}})
+		Parts: true, PartTime: splitFleetPartTime, AudioPartTime: splitFleetAudio, ProbeOutput: probe, Slow: map[string]float64{slow: splitFleetSlow}})
 	if err != nil {
 		return nil, "", err
 	}
