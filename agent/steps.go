@@ -166,11 +166,11 @@ func (a *Agent) stepAttrs(as api.Assignment) []any {
 // plugin, so that no plugin vouches for its own output).
 type stitcher struct{ prober Prober }
 
-func (s stitcher) Check(ctx context.Context, part encoders.Part, path string) error {
-	return ffmpeg.CheckPart(ctx, &ffmpeg.Runner{}, s.prober, part, path)
+func (s stitcher) Check(ctx context.Context, plan encoders.Plan, part encoders.Part, path string) error {
+	return ffmpeg.CheckPart(ctx, &ffmpeg.Runner{}, s.prober, plan, part, path)
 }
 
-func (s stitcher) Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) error {
+func (s stitcher) Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) (encoders.File, error) {
 	return ffmpeg.Stitch(ctx, &ffmpeg.Runner{}, s.prober, plan, parts, files, output)
 }
 

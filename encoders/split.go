@@ -15,6 +15,10 @@ const (
 	// PartAudio is the whole sound track, encoded once: never per part,
 	// where each encoder's priming samples would click at every join.
 	PartAudio PartKind = "audio"
+	// PartRendition is one rendition of an HLS ladder, whole: its own
+	// playlist, init segment and segments, key frames at the same times
+	// as every other rendition's.
+	PartRendition PartKind = "rendition"
 )
 
 // Part is one piece of a split encode: the parts of a task encode on
@@ -32,6 +36,31 @@ type Part struct {
 	// picture's first frame; Frames is how many frames it holds.
 	First  int64 `json:"first_frame,omitempty"`
 	Frames int64 `json:"frames,omitempty"`
+	// Rendition is a rendition part's index among the plan's HLS
+	// renditions.
+	Rendition int `json:"rendition,omitempty"`
+}
+
+// SplitRenditions fans an adaptive plan out into parts: each rendition of
+// its ladder whole, and its sound, so that they encode on several nodes
+// at once. Every rendition keeps its key frames at the same times, as the
+// plan forces them, so the segments stay aligned across renditions. It
+// returns an error when the plan has fewer than two such parts.
+func SplitRenditions(p Plan) ([]Part, error) {
+	if p.Kind != KindAdaptive || p.HLS == nil || p.Video == nil {
+		return nil, fmt.Errorf("not split: only adaptive tasks fan out by rendition")
+	}
+	var parts []Part
+	for i := range p.HLS.Renditions {
+		parts = append(parts, Part{Index: i, Kind: PartRendition, Rendition: i, Start: p.Start, End: p.Start + p.Duration})
+	}
+	if p.Audio != nil {
+		parts = append(parts, Part{Index: len(parts), Kind: PartAudio, Start: p.Start, End: p.Start + p.Duration})
+	}
+	if len(parts) < 2 {
+		return nil, fmt.Errorf("not split: one rendition and no sound")
+	}
+	return parts, nil
 }
 
 // MinPartSeconds is the shortest part a split may ask for: below it, the
@@ -140,10 +169,14 @@ func frameBound(n int64, fps, offset float64) float64 {
 
 // PartFile is the file name a part is kept under: its index, zero-padded
 // (even a lexical sort keeps the order); a video part in NUT, the audio
-// part in the container of the result's format.
+// part in the container of the result's format; the parts of an HLS
+// ladder (its renditions and its sound), each a folder, as a tar archive.
 func PartFile(p Part, format string) string {
 	ext := ".nut"
-	if p.Kind == PartAudio {
+	switch {
+	case format == "hls" || p.Kind == PartRendition:
+		ext = ".tar"
+	case p.Kind == PartAudio:
 		ext = Extension(format)
 	}
 	return fmt.Sprintf("part-%05d%s", p.Index, ext)

@@ -31,8 +31,9 @@ type Prober interface {
 // parts' order), into output, checking the whole; the agent's runs
 // ffmpeg.CheckPart and ffmpeg.Stitch.
 type Stitcher interface {
-	Check(ctx context.Context, part encoders.Part, path string) error
-	Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) error
+	Check(ctx context.Context, plan encoders.Plan, part encoders.Part, path string) error
+	// Stitch returns the result, described as an unsplit encode's is.
+	Stitch(ctx context.Context, plan encoders.Plan, parts []encoders.Part, files []string, output string) (encoders.File, error)
 }
 
 // MinCountFramesFrom is the shortest video source whose frames a probe
@@ -223,7 +224,11 @@ func splitStep(t api.AssignedTask, kind string) []api.Part {
 
 // mediaPart is a part as encoders plans it.
 func mediaPart(p api.Part) encoders.Part {
-	return encoders.Part{Index: p.Index, Kind: encoders.PartKind(p.Kind), Start: p.Start, End: p.End, First: p.FirstFrame, Frames: p.Frames}
+	mp := encoders.Part{Index: p.Index, Kind: encoders.PartKind(p.Kind), Start: p.Start, End: p.End, First: p.FirstFrame, Frames: p.Frames}
+	if p.Rendition != nil {
+		mp.Rendition = *p.Rendition
+	}
+	return mp
 }
 
 // encodePart encodes one part of a split step and keeps its file for the
@@ -250,7 +255,11 @@ func (r *Runner) encodePart(ctx context.Context, s Step) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	if err := r.Stitcher.Check(ctx, part, out); err != nil {
+	plan, err := encoders.NewPlan(Spec(s.Task), info, encoders.BackendSoftware)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := r.Stitcher.Check(ctx, plan, part, out); err != nil {
 		os.Remove(out)
 		return Outcome{}, err // encode_failed: the part runs again
 	}
@@ -278,7 +287,10 @@ func (r *Runner) stitch(ctx context.Context, s Step, parts []api.Part) (Outcome,
 	if err != nil {
 		return Outcome{}, err
 	}
-	dir := filepath.Join(filepath.Dir(out), "parts")
+	// The parts gather beside the encode's folder, not in it: what is in
+	// it is the result (an HLS ladder is staged whole).
+	dir := filepath.Dir(out) + ".parts"
+	defer os.RemoveAll(dir)
 	mparts := make([]encoders.Part, len(parts))
 	files := make([]string, len(parts))
 	for i, p := range parts {
@@ -288,15 +300,10 @@ func (r *Runner) stitch(ctx context.Context, s Step, parts []api.Part) (Outcome,
 			return Outcome{}, err
 		}
 	}
-	if err := r.Stitcher.Stitch(ctx, plan, mparts, files, out); err != nil {
+	res, err := r.Stitcher.Stitch(ctx, plan, mparts, files, out)
+	if err != nil {
 		return Outcome{}, err
 	}
-	info2, err := r.Prober.Probe(ctx, out)
-	if err != nil {
-		return Outcome{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result is not readable: %v", err)
-	}
-	res := encoders.File{Object: "file", Kind: string(s.Task.Kind), URL: out, Format: plan.Format, Codec: plan.Video.Codec,
-		Width: info2.Width, Height: info2.Height, Duration: info2.Duration, FPS: info2.FPS, Filesize: info2.Filesize, Bitrate: info2.Bitrate}
 	file, err := r.Files.Stage(ctx, s.Task, s.Attempt, res)
 	if err != nil {
 		return Outcome{}, err

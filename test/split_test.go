@@ -21,6 +21,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/encoders/ffmpeg"
 	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
@@ -218,7 +219,7 @@ func TestSplitCorruptPart(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the plugin: %v\n%s", err, out)
 	}
-	f := splitClusterWith(t, splitSource(t, "320x240", 20), nil, []string{"--plugin-dir", plugins})
+	f := splitClusterWith(t, splitSource(t, "320x240", 20), []string{"x", "y"}, nil, []string{"--plugin-dir", plugins})
 	created, err := f.users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindVideo, Input: f.input}, client.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -246,10 +247,11 @@ func TestSplitCorruptPart(t *testing.T) {
 // splitFleet is a cluster that splits: the task API, its server, its
 // agents by name, and the URL of the source it serves.
 type splitFleet struct {
-	users  *client.Client
-	server *proc
-	agents map[string]*proc
-	input  string
+	users   *client.Client
+	server  *proc
+	agents  map[string]*proc
+	input   string
+	storage string // the managed storage folder
 }
 
 // splitCluster starts one server that splits videos of 10 s or more into
@@ -257,12 +259,12 @@ type splitFleet struct {
 // folder storage, and serves src. Extra server flags come last.
 func splitCluster(t *testing.T, src string, extra ...string) *splitFleet {
 	t.Helper()
-	return splitClusterWith(t, src, extra, nil)
+	return splitClusterWith(t, src, []string{"x", "y"}, extra, nil)
 }
 
-// splitClusterWith is splitCluster with extra flags for the server and
-// for each agent.
-func splitClusterWith(t *testing.T, src string, serverFlags, agentFlags []string) *splitFleet {
+// splitClusterWith is splitCluster with the agents named, and extra flags
+// for the server and for each agent.
+func splitClusterWith(t *testing.T, src string, names, serverFlags, agentFlags []string) *splitFleet {
 	t.Helper()
 	files := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(src))))
 	t.Cleanup(files.Close)
@@ -272,7 +274,7 @@ func splitClusterWith(t *testing.T, src string, serverFlags, agentFlags []string
 	mustReady(t, srv)
 	env := append(os.Environ(), "ITTYBIT_NODE_TOKEN="+testNodeToken)
 	agents := map[string]*proc{}
-	for _, name := range []string{"x", "y"} {
+	for _, name := range names {
 		p := &proc{name: name, dir: t.TempDir(), env: env}
 		p.args = []string{"agent", "--name", name, "--work-dir", filepath.Join(p.dir, "work"), "--storage", storageDir,
 			"--server", srv.URL(), "--allow-private-inputs", "--slots", "2", "--encode-threads", "1"}
@@ -280,8 +282,8 @@ func splitClusterWith(t *testing.T, src string, serverFlags, agentFlags []string
 		p.mustStart(t)
 		agents[name] = p
 	}
-	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), 2)
-	return &splitFleet{users: client.New(srv.URL(), testAPIKey), server: srv, agents: agents, input: files.URL + "/" + filepath.Base(src)}
+	waitReadyAgents(t, client.New(srv.URL(), testNodeToken), len(names))
+	return &splitFleet{users: client.New(srv.URL(), testAPIKey), server: srv, agents: agents, input: files.URL + "/" + filepath.Base(src), storage: storageDir}
 }
 
 // splitSource writes a test source with a tone: seconds long at 29.97
@@ -390,4 +392,83 @@ func TestSplitTruncatedSource(t *testing.T) {
 		t.Fatalf("task %s, error %+v, probe %s: want the probe failed with invalid_media", task.Status, task.Error, task.Steps[0].Status)
 	}
 	t.Logf("refused: %s", task.Error.Message)
+}
+
+// TestHLSFanOutAcrossAgents runs an adaptive task on three agents: its
+// renditions and its sound are parts of their own, run on several agents
+// at once, and the ladder they make has every segment of every rendition
+// starting on a key frame, at the same times in all of them, and plays in
+// Chromium through hls.js.
+func TestHLSFanOutAcrossAgents(t *testing.T) {
+	t.Parallel()
+	f := splitClusterWith(t, splitSource(t, "640x360", 20), []string{"x", "y", "z"}, nil, nil)
+	created, err := f.users.Create(context.Background(), api.CreateTaskRequest{Kind: encoders.KindAdaptive, Input: f.input,
+		Options: encoders.Options{Quality: encoders.QualityLow}}, client.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := waitTask(t, f.users, created.ID, 4*time.Minute)
+	if task.Status != api.TaskCompleted || task.Output == nil {
+		t.Fatalf("task %s %+v", task.Status, task.Error)
+	}
+	enc := task.Steps[2]
+	if len(enc.Parts) != 3 || enc.Parts[0].Kind != api.PartRendition || enc.Parts[0].Rendition == nil || enc.Parts[2].Kind != api.PartAudio {
+		t.Fatalf("encode step parts %+v, want two renditions and the sound", enc.Parts)
+	}
+	// At least two parts on different agents ran at the same time.
+	together := false
+	for _, a := range enc.Parts {
+		for _, b := range enc.Parts {
+			if *a.Node != *b.Node && *a.StartedAt < *b.FinishedAt && *b.StartedAt < *a.FinishedAt {
+				together = true
+			}
+		}
+	}
+	if !together {
+		t.Errorf("no two parts ran on different agents at once: %+v", enc.Parts)
+	}
+	dir := filepath.Join(f.storage, "tasks", task.ID)
+	master, err := os.ReadFile(filepath.Join(dir, "master.m3u8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts [][]float64
+	lines := strings.Split(string(master), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "#EXT-X-STREAM-INF:") || i+1 >= len(lines) {
+			continue
+		}
+		playlist := filepath.Join(dir, lines[i+1])
+		data, err := os.ReadFile(playlist)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := ffmpeg.ParseMediaPlaylist(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := encoderstest.Keyframes(t, playlist)
+		var at []float64
+		next := keys[0]
+		for _, seg := range pl.Segments {
+			if !slices.ContainsFunc(keys, func(k float64) bool { return math.Abs(k-next) < 0.002 }) {
+				t.Errorf("%s: segment %s starts at %.3f, not on a key frame", lines[i+1], seg.URI, next)
+			}
+			at = append(at, next)
+			next += seg.Duration
+		}
+		starts = append(starts, at)
+	}
+	if len(starts) != 2 {
+		t.Fatalf("%d variants in the master, want 2:\n%s", len(starts), master)
+	}
+	if !slices.EqualFunc(starts[0], starts[1], func(a, b float64) bool { return math.Abs(a-b) < 0.002 }) {
+		t.Errorf("segments start at %v in one rendition, %v in the other", starts[0], starts[1])
+	}
+	nodes := map[string]bool{}
+	for _, p := range enc.Parts {
+		nodes[*p.Node] = true
+	}
+	t.Logf("parts on %d agents; %d segments a rendition, aligned", len(nodes), len(starts[0]))
+	checkPlays(t, dir, 2, 3)
 }

@@ -97,6 +97,8 @@ type Step struct {
 const (
 	PartVideo = "video" // a run of the picture's frames, without sound
 	PartAudio = "audio" // the whole sound track, encoded once
+	// PartRendition is one rendition of an HLS ladder, whole.
+	PartRendition = "rendition"
 )
 
 // Part is one piece of a split encode step: a run of the picture's frames

@@ -298,6 +298,15 @@ func TestEncodeHLS(t *testing.T) {
 	t.Parallel()
 	f, progress := encode(t, encoderstest.Long, encoders.KindAdaptive, `{"quality":"low"}`)
 	checkProgress(t, progress)
+	checkLadder(t, f)
+}
+
+// checkLadder checks the HLS result of the Long clip: two variants fully
+// described in the master, an audio rendition, every segment of every
+// rendition starting on a key frame at the same time in all of them. It
+// returns the segments' start times.
+func checkLadder(t *testing.T, f encoders.File) []float64 {
+	t.Helper()
 	dir := filepath.Dir(f.URL)
 	master, err := os.ReadFile(f.URL)
 	if err != nil {
@@ -365,6 +374,7 @@ func TestEncodeHLS(t *testing.T) {
 	if len(f.Renditions) != 3 || f.Format != "hls" || f.Width != 640 || f.Height != 360 {
 		t.Errorf("result %+v", f)
 	}
+	return boundaries[0]
 }
 
 type variant struct {

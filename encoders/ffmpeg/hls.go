@@ -21,6 +21,9 @@ const hlsAudioName = "audio"
 // keyframes where they ignore those.
 func hlsArgs(p encoders.Plan, dir string, hw *hardware) ([]string, error) {
 	v, h := p.Video, p.HLS
+	if v == nil && h != nil && len(h.Renditions) == 0 && p.Audio != nil {
+		return hlsAudioArgs(p, dir), nil
+	}
 	if v == nil || h == nil || len(h.Renditions) == 0 {
 		return nil, fmt.Errorf("adaptive plan missing")
 	}
@@ -103,6 +106,25 @@ func hlsArgs(p encoders.Plan, dir string, hw *hardware) ([]string, error) {
 		filepath.Join(dir, "%v", "index.m3u8"),
 	)
 	return a, nil
+}
+
+// hlsAudioArgs encodes the sound alone as the audio rendition of a
+// ladder (the sound's part of a ladder fanned out): the same encoder,
+// segments and playlist as hlsArgs gives it beside the picture.
+func hlsAudioArgs(p encoders.Plan, dir string) []string {
+	a := []string{"-map", "0:a:0", "-vn", "-sn", "-dn"}
+	a = append(a, audioStreamArgs(p.Audio, "")...)
+	return append(a,
+		"-f", "hls",
+		"-hls_time", strconv.FormatFloat(p.HLS.SegmentSeconds, 'f', -1, 64),
+		"-hls_playlist_type", "vod",
+		"-hls_segment_type", "fmp4",
+		"-hls_flags", "independent_segments",
+		"-hls_fmp4_init_filename", "init.mp4",
+		"-hls_segment_filename", filepath.Join(dir, "%v", "seg_%03d.m4s"),
+		"-var_stream_map", fmt.Sprintf("a:0,name:%s", hlsAudioName),
+		filepath.Join(dir, "%v", "index.m3u8"),
+	)
 }
 
 // rungFilters turns the split top frame into one rendition: scaled (on the

@@ -34,8 +34,17 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 	if err := r.Run(ctx, argv, p.Duration, expectedFrames(p), progress); err != nil {
 		return encoders.File{}, err
 	}
+	return publishHLS(p, stage, job.Output)
+}
 
-	result := encoders.File{Object: "file", Kind: string(p.Kind), URL: job.Output, Format: "hls", Codec: p.Video.Codec}
+// publishHLS writes the master playlist of the renditions encoded into
+// stage, from what they measure, then moves them beside output and the
+// master to output, last, so a player that finds the master finds
+// everything it names.
+func publishHLS(p encoders.Plan, stage, output string) (encoders.File, error) {
+	dir := filepath.Dir(output)
+	var err error
+	result := encoders.File{Object: "file", Kind: string(p.Kind), URL: output, Format: "hls", Codec: p.Video.Codec}
 	var master Master
 	var audio *renditionReport
 	if p.Audio != nil {
@@ -87,7 +96,7 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 	if err := WriteMaster(&buf, master); err != nil {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "write master playlist: %v", err)
 	}
-	stagedMaster := filepath.Join(stage, filepath.Base(job.Output))
+	stagedMaster := filepath.Join(stage, filepath.Base(output))
 	if err := os.WriteFile(stagedMaster, []byte(buf.String()), 0o644); err != nil {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "write master playlist: %v", err)
 	}
@@ -109,7 +118,7 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 			return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish rendition %s: %v", n, err)
 		}
 	}
-	if err := os.Rename(stagedMaster, job.Output); err != nil {
+	if err := os.Rename(stagedMaster, output); err != nil {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish master playlist: %v", err)
 	}
 	return result, nil

@@ -163,12 +163,17 @@ func WriteConcatList(list string, plan encoders.Plan, parts []encoders.Part, nam
 	return os.WriteFile(list, []byte(b.String()), 0o600)
 }
 
-// CheckPart checks an encoded part against its plan: a video part must
+// CheckPart checks an encoded part against its plan: a part of a ladder
+// fanned out must be its rendition's whole folder, lasting the plan and
+// decoding cleanly (checkHLSPart); a video part must
 // hold exactly the part's frames and decode without an error; the audio
 // part must hold sound lasting the part's length (within a second) and
 // decode without an error. A part that does not is encode_failed, to be
 // encoded again.
-func CheckPart(ctx context.Context, r *Runner, pr PartProber, part encoders.Part, path string) error {
+func CheckPart(ctx context.Context, r *Runner, pr PartProber, plan encoders.Plan, part encoders.Part, path string) error {
+	if plan.Kind == encoders.KindAdaptive {
+		return checkHLSPart(ctx, r, plan, part, path)
+	}
 	if part.Kind == encoders.PartAudio {
 		info, err := pr.Probe(ctx, path)
 		if err != nil {
@@ -208,14 +213,33 @@ type PartProber interface {
 }
 
 // Stitch joins the parts of a split plan, whose files are files (in the
-// parts' order; the video parts in one folder), into output, then checks
-// the whole: as many frames as the parts, and a clean decode across every
+// parts' order; the video parts in one folder), into output and describes
+// it. A ladder fanned out is unpacked and published with its master
+// playlist (assembleHLS). A video is checked as a whole: as many frames as the parts, and a clean decode across every
 // join (the parts themselves were decoded whole as they landed, and the
 // stitch copies them).
-func Stitch(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, files []string, output string) error {
+func Stitch(ctx context.Context, r *Runner, pr PartProber, plan encoders.Plan, parts []encoders.Part, files []string, output string) (encoders.File, error) {
 	if len(files) != len(parts) {
-		return ittybit.Errorf(ittybit.ErrInternal, "stitch: %d files for %d parts", len(files), len(parts))
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "stitch: %d files for %d parts", len(files), len(parts))
 	}
+	if plan.Kind == encoders.KindAdaptive {
+		return assembleHLS(plan, files, output)
+	}
+	if err := os.MkdirAll(filepath.Dir(output), 0o755); err != nil {
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)
+	}
+	if err := stitchVideo(ctx, r, pr, plan, parts, files, output); err != nil {
+		return encoders.File{}, err
+	}
+	info, err := pr.Probe(ctx, output)
+	if err != nil {
+		return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "the stitched result is not readable: %v", err)
+	}
+	return fileFromInfo(plan, info, output), nil
+}
+
+// stitchVideo is Stitch for the parts of a video.
+func stitchVideo(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, files []string, output string) error {
 	var video, names []string
 	var vparts []encoders.Part
 	audio := ""

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,7 +108,7 @@ func TestSplitAndStitch(t *testing.T) {
 					t.Fatalf("part %d: %v", part.Index, err)
 				}
 				if part.Kind == encoders.PartVideo {
-					if err := ffmpeg.CheckPart(ctx, r, pr, part, filepath.Join(partDir, encoders.PartFile(part, plan.Format))); err != nil {
+					if err := ffmpeg.CheckPart(ctx, r, pr, plan, part, filepath.Join(partDir, encoders.PartFile(part, plan.Format))); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -120,7 +121,7 @@ func TestSplitAndStitch(t *testing.T) {
 					files[i] = audio
 				}
 			}
-			if err := ffmpeg.Stitch(ctx, r, pr, plan, parts, files, split); err != nil {
+			if _, err := ffmpeg.Stitch(ctx, r, pr, plan, parts, files, split); err != nil {
 				t.Fatal(err)
 			}
 
@@ -184,7 +185,7 @@ func TestPartChecks(t *testing.T) {
 	if err := r.Run(ctx, argv, 0, parts[1].Frames, func(encoders.Progress) {}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ffmpeg.CheckPart(ctx, r, pr, parts[1], out); err != nil {
+	if err := ffmpeg.CheckPart(ctx, r, pr, plan, parts[1], out); err != nil {
 		t.Fatalf("a whole part: %v", err)
 	}
 	data, err := os.ReadFile(out)
@@ -194,7 +195,7 @@ func TestPartChecks(t *testing.T) {
 	if err := os.WriteFile(out, data[:len(data)*2/3], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := ffmpeg.CheckPart(ctx, r, pr, parts[1], out); ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
+	if err := ffmpeg.CheckPart(ctx, r, pr, plan, parts[1], out); ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
 		t.Errorf("a part cut short: %v, want encode_failed", err)
 	}
 
@@ -285,13 +286,91 @@ func TestStitchChecksJoins(t *testing.T) {
 		if err := r.Run(ctx, argv, 0, part.Frames, func(encoders.Progress) {}); err != nil {
 			t.Fatalf("part %d: %v", part.Index, err)
 		}
-		if err := ffmpeg.CheckPart(ctx, r, pr, part, files[i]); err != nil {
+		if err := ffmpeg.CheckPart(ctx, r, pr, plan, part, files[i]); err != nil {
 			t.Fatalf("part %d on its own: %v", part.Index, err)
 		}
 	}
-	err = ffmpeg.Stitch(ctx, r, pr, plan, parts, files, filepath.Join(dir, "out.mp4"))
+	_, err = ffmpeg.Stitch(ctx, r, pr, plan, parts, files, filepath.Join(dir, "out.mp4"))
 	if ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
 		t.Fatalf("a part of another size stitched in: %v, want encode_failed", err)
 	}
 	t.Logf("refused: %v", err)
+}
+
+// TestHLSFanOut encodes a ladder fanned out, each rendition and the sound
+// a part of its own, checks every part as it would land, and assembles
+// them: the result is a ladder like the one encoded in one run, its
+// segments starting on key frames at the same times in every rendition,
+// and the same times as the one-run ladder's.
+func TestHLSFanOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	in := clips.Path(t, encoderstest.Long)
+	pr := &probe.Prober{}
+	info, err := pr.Probe(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := encoders.NewPlan(encoders.Spec{Kind: encoders.KindAdaptive, Input: in, Options: encoders.Options{Quality: encoders.QualityLow}}, info, encoders.BackendSoftware)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := encoders.SplitRenditions(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 3 || parts[0].Kind != encoders.PartRendition || parts[1].Rendition != 1 || parts[2].Kind != encoders.PartAudio {
+		t.Fatalf("parts %+v, want two renditions and the sound", parts)
+	}
+	dir := t.TempDir()
+	sw := &ffmpeg.Software{Runner: &ffmpeg.Runner{}, Prober: pr}
+	files := make([]string, len(parts))
+	for i, part := range parts {
+		files[i] = filepath.Join(dir, "parts", encoders.PartFile(part, plan.Format))
+		job := plan
+		job.Part = &parts[i]
+		f, err := sw.Encode(ctx, encoders.Job{Plan: job, Input: in, Output: files[i]}, func(encoders.Progress) {})
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		if f.URL != files[i] || f.Filesize == 0 {
+			t.Errorf("part %d: %+v", i, f)
+		}
+		if err := ffmpeg.CheckPart(ctx, sw.Runner, pr, plan, part, files[i]); err != nil {
+			t.Fatalf("part %d as it lands: %v", i, err)
+		}
+	}
+	// A part of another rendition, or cut short, is refused as it lands.
+	if err := ffmpeg.CheckPart(ctx, sw.Runner, pr, plan, parts[0], files[1]); ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
+		t.Errorf("rendition 1's part as rendition 0: %v, want encode_failed", err)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.tar")
+	if err := os.WriteFile(short, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ffmpeg.CheckPart(ctx, sw.Runner, pr, plan, parts[0], short); ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
+		t.Errorf("a part cut short: %v, want encode_failed", err)
+	}
+
+	out := filepath.Join(dir, "stream", "master.m3u8")
+	f, err := ffmpeg.Stitch(ctx, sw.Runner, pr, plan, parts, files, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanned := checkLadder(t, f)
+	whole, _ := encode(t, encoderstest.Long, encoders.KindAdaptive, `{"quality":"low"}`)
+	oneRun := checkLadder(t, whole)
+	if !slices.EqualFunc(fanned, oneRun, func(a, b float64) bool { return math.Abs(a-b) < 0.002 }) {
+		t.Errorf("segments start at %v fanned out, %v in one run", fanned, oneRun)
+	}
+	for i, r := range f.Renditions {
+		w := whole.Renditions[i]
+		if ratio := float64(r.Filesize) / float64(w.Filesize); ratio < 0.97 || ratio > 1.03 {
+			t.Errorf("rendition %d: %d bytes fanned out, %d in one run", i, r.Filesize, w.Filesize)
+		}
+	}
 }

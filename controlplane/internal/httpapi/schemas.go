@@ -92,7 +92,7 @@ func schemas() map[string]any {
 		"Part": obj([]string{"id", "object", "index", "kind", "rendition", "start", "end", "status", "progress", "node", "attempt", "started_at", "finished_at"}, map[string]any{
 			"id": typ("string", "The step's id and .p<index>."), "object": enum("Always part.", []string{"part"}),
 			"index":       typ("integer", "Its place among the step's parts, from 0."),
-			"kind":        enum("video: a run of the picture's frames; audio: the whole sound track, encoded once.", []string{"video", "audio"}),
+			"kind":        enum("video: a run of the picture's frames; audio: the whole sound track, encoded once; rendition: one rendition of an HLS ladder, whole.", []string{"video", "audio", "rendition"}),
 			"rendition":   nullable("integer", "The HLS rendition it encodes; null for the parts of one file."),
 			"start":       typ("number", "Where it starts, in seconds of the source."),
 			"end":         typ("number", "Where it ends, in seconds of the source."),

@@ -40,7 +40,8 @@ func (a *API) view(r *http.Request, t *api.Task) {
 
 // partsProgress fills in a split step's progress while its parts run:
 // each running part's from the leader's memory, and the step's as the
-// frames done over all video parts.
+// frames done over all video parts (for a ladder fanned out, the mean of
+// its renditions').
 func (a *API) partsProgress(s *api.Step) {
 	s.Parts = append([]api.Part(nil), s.Parts...)
 	var done, total float64
@@ -51,12 +52,19 @@ func (a *API) partsProgress(s *api.Step) {
 				p.Progress = &v
 			}
 		}
-		if p.Kind != api.PartVideo || p.Frames <= 0 {
+		var weight float64
+		switch p.Kind {
+		case api.PartVideo:
+			weight = float64(p.Frames)
+		case api.PartRendition:
+			weight = p.End - p.Start // a ladder's renditions count alike
+		}
+		if weight <= 0 {
 			continue
 		}
-		total += float64(p.Frames)
+		total += weight
 		if p.Progress != nil {
-			done += *p.Progress * float64(p.Frames)
+			done += *p.Progress * weight
 		}
 	}
 	if total > 0 {

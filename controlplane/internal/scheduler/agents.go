@@ -322,11 +322,13 @@ func (d *Dispatcher) Report(ctx context.Context, stepID string, rep api.StepRepo
 // not). Callers hold d.mu.
 func (d *Dispatcher) split(l *lease, output json.RawMessage, now time.Time) *state.StepUpdate {
 	t := l.task
-	if d.cfg.SplitSeconds <= 0 || l.kind != api.StepProbe || l.part != nil || t == nil || t.Kind != encoders.KindVideo {
+	if d.cfg.SplitSeconds <= 0 || l.kind != api.StepProbe || l.part != nil || t == nil ||
+		(t.Kind != encoders.KindVideo && t.Kind != encoders.KindAdaptive) {
 		return nil
 	}
 	var info encoders.MediaInfo
-	if json.Unmarshal(output, &info) != nil || !info.FramesCounted || info.Duration < d.cfg.SplitMinSeconds {
+	if json.Unmarshal(output, &info) != nil || info.Duration < d.cfg.SplitMinSeconds ||
+		(t.Kind == encoders.KindVideo && !info.FramesCounted) {
 		return nil
 	}
 	free := 0 // on agents that run parts; the probe's slot counts, free once this report is in
@@ -349,7 +351,12 @@ func (d *Dispatcher) split(l *lease, output json.RawMessage, now time.Time) *sta
 	if err != nil {
 		return nil // the probe refused it already; nothing to split
 	}
-	parts, err := encoders.SplitBalanced(plan, info.Frames, d.cfg.SplitSeconds, free)
+	var parts []encoders.Part
+	if t.Kind == encoders.KindAdaptive {
+		parts, err = encoders.SplitRenditions(plan) // each rendition whole, and the sound
+	} else {
+		parts, err = encoders.SplitBalanced(plan, info.Frames, d.cfg.SplitSeconds, free)
+	}
 	if err != nil {
 		d.log.Debug("not split", append(taskAttrs(t.ID, l.stepID, l.node), "reason", err.Error())...)
 		return nil
@@ -368,6 +375,10 @@ func (d *Dispatcher) split(l *lease, output json.RawMessage, now time.Time) *sta
 	for k, p := range parts {
 		out[k] = api.Part{ID: api.PartID(stepID, p.Index), Index: p.Index, Kind: string(p.Kind), Start: p.Start, End: p.End,
 			FirstFrame: p.First, Frames: p.Frames}
+		if p.Kind == encoders.PartRendition {
+			r := p.Rendition
+			out[k].Rendition = &r
+		}
 	}
 	d.cfg.Metrics.Splits.Inc()
 	d.log.Info("step split", append(taskAttrs(t.ID, stepID, ""), "parts", len(out), "frames", info.Frames)...)
