@@ -59,7 +59,18 @@ func TestSplitAcrossAgents(t *testing.T) {
 		t.Errorf("encode step: %d parts on %v, want 5 video parts and the audio on both agents", len(enc.Parts), nodes)
 	}
 
-	split := filepath.Join(t.TempDir(), "split.mp4")
+	got := compareWithWhole(t, task, req, src, 600, 30000.0/1001)
+	t.Logf("parts on %v; %s", nodes, got)
+}
+
+// compareWithWhole downloads a split task's result and checks it against
+// the same request run whole by the CLI's local mode: frames (frames of
+// the source), the picture's end within a frame (at fps), the sound's
+// within an AAC frame, a silent decode, timestamps increasing, PSNR
+// against src within 0.5 dB and size within 3 %. It returns a summary.
+func compareWithWhole(t *testing.T, task *api.Task, req api.CreateTaskRequest, src string, frames int, fps float64) string {
+	t.Helper()
+	split := filepath.Join(t.TempDir(), "split"+encoders.Extension(encoders.Defaults(req.Kind, req.Options, "").Format))
 	download(t, *task.Output, split)
 	local := runLocal(t, req)
 	if local.Status != api.TaskCompleted || local.Output == nil {
@@ -72,10 +83,10 @@ func TestSplitAcrossAgents(t *testing.T) {
 	if !increasing {
 		t.Errorf("the split result's video timestamps repeat")
 	}
-	if sf != wf || sf != 600 {
-		t.Errorf("frames: split %d, whole %d, source 600", sf, wf)
+	if sf != wf || sf != frames {
+		t.Errorf("frames: split %d, whole %d, source %d", sf, wf, frames)
 	}
-	if math.Abs(sv-wv) > 1001.0/30000+1e-6 {
+	if math.Abs(sv-wv) > 1/fps+1e-6 {
 		t.Errorf("the picture ends at %.4f split, %.4f whole", sv, wv)
 	}
 	if math.Abs(sa-wa) > 1024.0/48000+1e-6 {
@@ -92,8 +103,8 @@ func TestSplitAcrossAgents(t *testing.T) {
 	if r := float64(ss) / float64(ws); r < 0.97 || r > 1.03 {
 		t.Errorf("size: split %d, whole %d (%.3f×)", ss, ws, r)
 	}
-	t.Logf("parts on %v; frames %d; picture ends %.4f/%.4f; sound %.4f/%.4f; PSNR %.2f/%.2f dB; size %.3f×",
-		nodes, sf, sv, wv, sa, wa, ps, pw, float64(ss)/float64(ws))
+	return fmt.Sprintf("frames %d; picture ends %.4f/%.4f; sound %.4f/%.4f; PSNR %.2f/%.2f dB; size %.3f×",
+		sf, sv, wv, sa, wa, ps, pw, float64(ss)/float64(ws))
 }
 
 func fileSize(t *testing.T, path string) int64 {
@@ -471,4 +482,68 @@ func TestHLSFanOutAcrossAgents(t *testing.T) {
 	}
 	t.Logf("parts on %d agents; %d segments a rendition, aligned", len(nodes), len(starts[0]))
 	checkPlays(t, dir, 2, 3)
+}
+
+// TestSplitSourceMatrix splits sources of every kind the field sends, in
+// each codec and container, on one cluster, and checks each result
+// against the same task run whole: h265 in mov, VP9 in webm and AV1 in
+// mp4 from 29.97 fps with sound longer than the picture; a 25 fps MKV
+// whose timestamps start at 10 s; a phone-style clip stored rotated. A
+// source whose frame rate varies is encoded whole, and as correctly.
+func TestSplitSourceMatrix(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	gen := func(name string, args ...string) string {
+		out := filepath.Join(dir, name)
+		base := []string{"-hide_banner", "-loglevel", "error", "-y"}
+		if b, err := exec.Command("ffmpeg", append(append(base, args...), out)...).CombinedOutput(); err != nil {
+			t.Fatalf("make %s: %v\n%s", name, err, b)
+		}
+		return out
+	}
+	tone := []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=20.2"}
+	picture := func(rate string) []string {
+		return []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=" + rate + ":duration=20"}
+	}
+	x264 := []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac"}
+	ntsc := gen("ntsc.mp4", append(append(picture("30000/1001"), tone...), x264...)...)
+	late := gen("late.mkv", append(append(append(picture("25"), tone...), x264...), "-output_ts_offset", "10")...)
+	rotated := gen("phone.mp4", append(append(append(picture("30000/1001"), tone...), x264...), "-metadata:s:v:0", "rotate=90")...)
+	vfr := gen("vfr.mp4", append(append(append(picture("30"), tone...), x264...), "-vf", "select='lt(t\\,10)+not(mod(n\\,2))'", "-fps_mode", "vfr")...)
+
+	f := splitClusterWith(t, ntsc, []string{"x", "y"}, nil, nil)
+	base := strings.TrimSuffix(f.input, "ntsc.mp4")
+	cases := []struct {
+		name, source string
+		opts         encoders.Options
+		frames       int
+		fps          float64
+		split        bool
+	}{
+		{"h265 mov", ntsc, encoders.Options{Codec: encoders.CodecH265, Format: "mov"}, 600, 30000.0 / 1001, true},
+		{"vp9 webm", ntsc, encoders.Options{Codec: encoders.CodecVP9, Format: "webm"}, 600, 30000.0 / 1001, true},
+		{"av1 mp4", ntsc, encoders.Options{Codec: encoders.CodecAV1, Format: "mp4"}, 600, 30000.0 / 1001, true},
+		{"25 fps mkv from 10 s", late, encoders.Options{}, 500, 25, true},
+		{"rotated phone clip", rotated, encoders.Options{}, 600, 30000.0 / 1001, true},
+		{"variable frame rate", vfr, encoders.Options{}, 450, 30, false},
+	}
+	// One task at a time: a task is split only when free slots wait for
+	// its parts.
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := api.CreateTaskRequest{Kind: encoders.KindVideo, Input: base + filepath.Base(tc.source), Options: tc.opts}
+			created, err := f.users.Create(context.Background(), req, client.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			task := waitTask(t, f.users, created.ID, 6*time.Minute)
+			if task.Status != api.TaskCompleted || task.Output == nil {
+				t.Fatalf("task %s %+v", task.Status, task.Error)
+			}
+			if split := task.Steps[2].Parts != nil; split != tc.split {
+				t.Errorf("split %v (%d parts), want %v", split, len(task.Steps[2].Parts), tc.split)
+			}
+			t.Log(compareWithWhole(t, task, req, tc.source, tc.frames, tc.fps))
+		})
+	}
 }

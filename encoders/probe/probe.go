@@ -175,6 +175,12 @@ func Convert(d *ffprobe.ProbeData) (encoders.MediaInfo, error) {
 	}
 	f := d.Format
 	m := encoders.MediaInfo{Format: firstName(f.FormatName), Duration: nonNeg(f.DurationSeconds)}
+	if strings.Contains(f.FormatName, "matroska") && f.StartTimeSeconds > 0 && m.Duration > f.StartTimeSeconds {
+		// A Matroska segment's duration runs from timestamp 0: a file
+		// whose timestamps start late (a capture cut from a broadcast)
+		// lasts that much less.
+		m.Duration -= f.StartTimeSeconds
+	}
 	fmt.Sscan(f.BitRate, &m.Bitrate)
 	fmt.Sscan(f.Size, &m.Filesize)
 	var video, audio *ffprobe.Stream

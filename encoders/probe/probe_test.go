@@ -202,3 +202,22 @@ func mustWrite(tb testing.TB, path, content string) {
 		tb.Fatal(err)
 	}
 }
+
+// TestProbeLateMatroska: a Matroska file whose timestamps start at 10 s
+// (as ffmpeg writes a capture cut from a broadcast) says it lasts until
+// its last timestamp; the probe reports how long it runs.
+func TestProbeLateMatroska(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "late.mkv")
+	if b, err := exec("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=6", "-c:v", "libx264", "-preset", "ultrafast",
+		"-output_ts_offset", "10", out); err != nil {
+		t.Fatalf("make the file: %v\n%s", err, b)
+	}
+	m, err := (&probe.Prober{}).Probe(t.Context(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Duration < 5.9 || m.Duration > 6.1 {
+		t.Errorf("duration %.3f s, want 6", m.Duration)
+	}
+}
