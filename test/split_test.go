@@ -314,7 +314,8 @@ func splitSource(t *testing.T, size string, seconds int) string {
 
 // TestSplitCancel cancels a split task while its parts encode on both
 // agents: no ffmpeg is left under either agent soon after (the agents
-// hear of it at their next heartbeat, a second apart while they work).
+// hear of it at their next heartbeat, a second apart while they work),
+// and the parts already kept in managed storage are removed.
 func TestSplitCancel(t *testing.T) {
 	t.Parallel()
 	f, created := slowSplitTask(t)
@@ -331,7 +332,11 @@ func TestSplitCancel(t *testing.T) {
 		}
 		return n
 	}
-	wait.For(t, "ffmpeg encoding parts under both agents", 2*time.Minute, func() error {
+	kept := filepath.Join(f.storage, "tasks", created.ID, "parts")
+	wait.For(t, "a part kept, and ffmpeg encoding parts under both agents", 2*time.Minute, func() error {
+		if entries, _ := os.ReadDir(kept); len(entries) == 0 {
+			return fmt.Errorf("no part kept in managed storage yet")
+		}
 		if n := ffmpegs(); n["x"] == 0 || n["y"] == 0 {
 			return fmt.Errorf("ffmpeg processes per agent: %v", n)
 		}
@@ -357,7 +362,14 @@ func TestSplitCancel(t *testing.T) {
 			t.Errorf("part %d is %s after the cancel", p.Index, p.Status)
 		}
 	}
-	t.Logf("every part's ffmpeg gone %.2f s after the cancel", gone.Seconds())
+	// The parts kept so far go too, once the agents have stopped.
+	wait.For(t, "the kept parts removed", 30*time.Second, func() error {
+		if _, err := os.Stat(kept); !os.IsNotExist(err) {
+			return fmt.Errorf("%s is still there (%v)", kept, err)
+		}
+		return nil
+	})
+	t.Logf("every part's ffmpeg gone %.2f s after the cancel; the kept parts %.1f s after", gone.Seconds(), time.Since(start).Seconds())
 }
 
 // slowSplitTask starts a split cluster (with the extra server flags) and

@@ -100,8 +100,11 @@ type Server struct {
 	api   *httpapi.API
 	reg   *prometheus.Registry
 
+	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool // Close has begun: no more background work
 }
 
 // Open starts a node: it binds the HTTP port, opens the store (bootstrapping
@@ -176,8 +179,14 @@ func Open(cfg Config) (*Server, error) {
 	reg.MustRegister(applySeconds, leader)
 
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server", "node_id", cfg.NodeID), ln: ln, store: st, reg: reg}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var ended func(string)
+	if cfg.Storage != nil {
+		ended = s.dropTaskFiles
+	}
 	s.sched = scheduler.New(scheduler.Config{
-		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
+		OnEnded: ended,
+		Store:   st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
 		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds, StragglerFactor: cfg.StragglerFactor,
 		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger,
@@ -202,8 +211,7 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.api.Handle("GET /metrics", httpapi.AuthNone, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	ctx := s.ctx
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -220,6 +228,36 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.log.Info("server started", "http", ln.Addr().String(), "raft", st.RaftAddr(), "bootstrap", cfg.Bootstrap)
 	return s, nil
+}
+
+// taskFilesGrace is how long after a task failed or was cancelled its
+// leftover files are removed: time for its agents to stop, so that no
+// upload in flight lands after.
+const taskFilesGrace = 5 * time.Second
+
+// dropTaskFiles removes, a little later, what a task that failed or was
+// cancelled left in managed storage: the parts of a split step and staged
+// results, which no upload step will clear.
+func (s *Server) dropTaskFiles(taskID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(taskFilesGrace):
+		}
+		for _, dir := range []string{"parts", "staging"} {
+			if err := s.cfg.Storage.DeletePrefix(s.ctx, "tasks/"+taskID+"/"+dir); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("remove a finished task's leftover files", "task_id", taskID, "err", err)
+			}
+		}
+	}()
 }
 
 // ensureSecret makes the cluster's file-signing secret, once, on the first
@@ -356,6 +394,9 @@ func (s *Server) Close() error {
 	if _, err := s.store.HandOff(); err != nil {
 		s.log.Warn("stopping without a hand-off: the followers elect a leader when its heartbeats stop", "err", err)
 	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

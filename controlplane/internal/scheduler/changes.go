@@ -210,6 +210,9 @@ func (d *Dispatcher) cancelled(t *state.Task) {
 // stop drops an ended task's queued steps and tells the agents running
 // its steps and parts to stop. Callers hold d.mu.
 func (d *Dispatcher) stop(t *state.Task) {
+	if (t.Status == api.TaskFailed || t.Status == api.TaskCancelled) && d.cfg.OnEnded != nil {
+		d.cfg.OnEnded(t.ID)
+	}
 	for _, s := range t.Steps {
 		for _, id := range append(partIDs(s), s.ID) {
 			d.ready.remove(id)

@@ -74,6 +74,10 @@ type Config struct {
 	// 2; below 0, never) and at least StragglerMin (default 3 s).
 	StragglerFactor float64
 	StragglerMin    time.Duration
+	// OnEnded, when set, is called on the leader with the id of each task
+	// that failed or was cancelled, whose leftover files (kept parts,
+	// staged results) no upload step will clear. It must not block.
+	OnEnded func(taskID string)
 	// Backoff is the wait before retry n (1-based); default 1 s, 4 s, 16 s.
 	Backoff func(n int) time.Duration
 	Metrics *Metrics
