@@ -124,6 +124,10 @@ type nodeState struct {
 	running  map[string]*lease // step id → its lease on this node
 	pending  []*lease          // to deliver on the next long-poll
 	seq      uint64            // the last delivery sequence number given
+	// placed is when a scheduling pass last placed a step here: equally
+	// loaded nodes are offered least recently placed first, so that ties
+	// go round the fleet.
+	placed time.Time
 	// cancel holds steps the agent must stop: told in the next heartbeat
 	// reply.
 	cancel map[string]bool

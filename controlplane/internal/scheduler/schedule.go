@@ -52,6 +52,9 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 			continue
 		}
 		d.ready.remove(p.StepID)
+		if ns := d.nodes[p.Node]; ns != nil {
+			ns.placed = now
+		}
 		placed = append(placed, p)
 		ups = append(ups, state.StepUpdate{Op: state.OpAssign, TaskID: p.TaskID, StepID: p.StepID, Attempt: p.Attempt + 1, Node: p.Node, Now: now.UnixMilli()})
 	}
@@ -94,14 +97,17 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 }
 
 // freeViews describes the ready nodes with free slots, for placement, and
-// counts their free slots. Callers hold d.mu.
+// counts their free slots: least recently placed first (Place gives ties
+// to the node listed first). Callers hold d.mu.
 func (d *Dispatcher) freeViews() ([]NodeView, int) {
 	views := make([]NodeView, 0, len(d.nodes))
+	var placed []time.Time
 	free := 0
 	for _, ns := range d.nodes {
 		if ns.node.Status != state.NodeReady || ns.node.Slots <= len(ns.running) {
 			continue
 		}
+		placed = append(placed, ns.placed)
 		v := NodeView{Name: ns.node.Name, Free: ns.node.Slots - len(ns.running), Capabilities: ns.node.Capabilities, Running: len(ns.running), Parts: ns.node.Parts}
 		for _, l := range ns.running {
 			if l.backend != "" && l.backend != encoders.BackendSoftware {
@@ -114,7 +120,21 @@ func (d *Dispatcher) freeViews() ([]NodeView, int) {
 		views = append(views, v)
 		free += v.Free
 	}
-	return views, free
+	order := make([]int, len(views))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := placed[a].Compare(placed[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(views[a].Name, views[b].Name)
+	})
+	sorted := make([]NodeView, len(views))
+	for i, k := range order {
+		sorted[i] = views[k]
+	}
+	return sorted, free
 }
 
 // checkTimers declares silent nodes down and releases or fails the steps
