@@ -140,6 +140,12 @@ type PartCopy struct {
 	StartedAt int64  `json:"started_at"`
 }
 
+// RunsAttempt reports whether attempt is one of the copies of a running
+// part: its own, or its backup's.
+func (p Part) RunsAttempt(attempt int) bool {
+	return attempt == p.Attempt || (p.Backup != nil && attempt == p.Backup.Attempt)
+}
+
 // PartID is the id of part index of a step.
 func PartID(stepID string, index int) string { return stepID + ".p" + strconv.Itoa(index) }
 

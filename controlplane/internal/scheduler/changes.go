@@ -154,7 +154,7 @@ func (d *Dispatcher) partEnded(u state.StepUpdate, p api.Part, l *lease) {
 	for _, other := range []*lease{d.leases[p.ID], d.backups[p.ID]} {
 		switch {
 		case other == nil:
-		case p.Status == api.StepProcessing && runsAttempt(p, other.attempt):
+		case p.Status == api.StepProcessing && p.RunsAttempt(other.attempt):
 			if other.backup && other.attempt == p.Attempt {
 				// The first copy ended: the backup is the part's run now.
 				delete(d.backups, p.ID)
@@ -170,12 +170,6 @@ func (d *Dispatcher) partEnded(u state.StepUpdate, p api.Part, l *lease) {
 			}
 		}
 	}
-}
-
-// runsAttempt reports whether attempt is one of the copies of running
-// part p.
-func runsAttempt(p api.Part, attempt int) bool {
-	return attempt == p.Attempt || (p.Backup != nil && attempt == p.Backup.Attempt)
 }
 
 // dropLease forgets a lease.

@@ -339,7 +339,7 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 		p.Backup = &api.PartCopy{Node: u.Node, Attempt: u.Attempt, StartedAt: now}
 		run.Issued = u.Attempt
 	case OpComplete:
-		if p.Status != api.StepProcessing || !runsAttempt(p, u.Attempt) {
+		if p.Status != api.StepProcessing || !p.RunsAttempt(u.Attempt) {
 			return "stale"
 		}
 		if p.Attempt != u.Attempt {
@@ -356,7 +356,7 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 			t.Runs[i].ReadyAt = now
 		}
 	case OpFail:
-		if p.Status != api.StepProcessing || !runsAttempt(p, u.Attempt) {
+		if p.Status != api.StepProcessing || !p.RunsAttempt(u.Attempt) {
 			return "stale"
 		}
 		if p.Backup != nil {
@@ -374,7 +374,7 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 			failTask(t, i, u.Error, now)
 		}
 	case OpRelease:
-		if p.Status != api.StepProcessing || !runsAttempt(p, u.Attempt) {
+		if p.Status != api.StepProcessing || !p.RunsAttempt(u.Attempt) {
 			return "stale"
 		}
 		if p.Backup != nil {
@@ -391,12 +391,6 @@ func (s *Store) applyPart(t *Task, i, k int, u StepUpdate) string {
 	}
 	st.UpdatedAt, t.UpdatedAt = now, now
 	return ""
-}
-
-// runsAttempt reports whether attempt is one of the copies of running
-// part p: the part's own, or its backup's.
-func runsAttempt(p *api.Part, attempt int) bool {
-	return attempt == p.Attempt || (p.Backup != nil && attempt == p.Backup.Attempt)
 }
 
 // endCopy ends one of the two copies of a part, by attempt: the part goes
