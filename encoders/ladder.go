@@ -16,6 +16,10 @@ type HLSPlan struct {
 	// rendition so that players can switch at any segment (Apple: 2 s).
 	KeyframeSeconds float64     `json:"keyframe_seconds"`
 	Renditions      []Rendition `json:"renditions"`
+	// FirstFrame is the index of the first frame encoded in the ladder's
+	// frames: non-zero for a run of a ladder split in time (SplitLadder),
+	// whose key frames fall where the ladder's would, not on its own times.
+	FirstFrame int64 `json:"first_frame,omitempty"`
 }
 
 // Rendition is one rung of an HLS ladder.

@@ -37,8 +37,16 @@ type Part struct {
 	First  int64 `json:"first_frame,omitempty"`
 	Frames int64 `json:"frames,omitempty"`
 	// Rendition is a rendition part's index among the plan's HLS
-	// renditions.
+	// renditions. A rendition part with Frames is a run of whole segments
+	// of that rendition (a ladder split in time, SplitLadder), encoded like
+	// a video part; without, the whole rendition.
 	Rendition int `json:"rendition,omitempty"`
+}
+
+// Chunk says whether a part is a run of frames encoded on its own: a
+// video part, or a rendition part of a ladder split in time.
+func (p Part) Chunk() bool {
+	return p.Kind == PartVideo || (p.Kind == PartRendition && p.Frames > 0)
 }
 
 // SplitRenditions fans an adaptive plan out into parts: each rendition of
@@ -59,6 +67,85 @@ func SplitRenditions(p Plan) ([]Part, error) {
 	}
 	if len(parts) < 2 {
 		return nil, fmt.Errorf("not split: one rendition and no sound")
+	}
+	return parts, nil
+}
+
+// LadderSplittable says whether an adaptive plan can be split in time as
+// well as by rendition, and why not: a picture of a constant, known frame
+// rate that every rendition keeps, from the source's start to its end.
+func LadderSplittable(p Plan) (bool, string) {
+	switch {
+	case p.Kind != KindAdaptive || p.HLS == nil || p.Video == nil || len(p.HLS.Renditions) == 0:
+		return false, "only adaptive tasks are split by rendition and time"
+	case p.Source.VariableFrameRate:
+		return false, "the source's frame rate is variable"
+	case p.Video.FPS != "":
+		return false, "the output changes the frame rate"
+	case p.Start > 0 || p.Trim:
+		return false, "the output is cut from part of the source"
+	case p.HLS.SegmentSeconds <= 0:
+		return false, "the ladder has no segment length"
+	}
+	for _, r := range p.HLS.Renditions {
+		if r.FPS != "" {
+			return false, "rendition " + r.Name + " changes the frame rate"
+		}
+	}
+	if fps, ok := ParseRatio(p.Source.FrameRate); !ok || fps <= 0 {
+		return false, "the source's frame rate is unknown"
+	}
+	return true, ""
+}
+
+// SplitLadder splits an adaptive plan by rendition and in time: every
+// rendition is cut into the same runs of whole segments, of about seconds
+// each (at least one segment), and the sound is one part, whole. frames
+// is the exact number of the source picture's frames. A run starts on the
+// frame where the one-run ladder would start a segment (the first at or
+// after a multiple of the segment length), so its key frames, and the
+// segments cut at them, fall where they would in one run; the last run
+// takes what is left. The parts are numbered rendition by rendition, each
+// rendition's runs in time order, the sound last. It returns an error
+// when the ladder cannot be split in time (see LadderSplittable) or makes
+// fewer than two runs.
+func SplitLadder(p Plan, frames int64, seconds float64) ([]Part, error) {
+	if ok, why := LadderSplittable(p); !ok {
+		return nil, fmt.Errorf("not split in time: %s", why)
+	}
+	if seconds < MinPartSeconds {
+		return nil, fmt.Errorf("parts of %g s: the least is %d s", seconds, MinPartSeconds)
+	}
+	if frames <= 0 {
+		return nil, fmt.Errorf("the source has no frames to split")
+	}
+	fps, _ := ParseRatio(p.Source.FrameRate)
+	seg := p.HLS.SegmentSeconds
+	per := max(1, math.Round(seconds/seg)) * seg // a run's length: whole segments
+	var bounds []int64                           // the first frame of each run
+	for k := 0; ; k++ {
+		first := int64(math.Ceil(float64(k)*per*fps - 1e-6))
+		if k > 0 && first+int64(math.Ceil(MinPartSeconds*fps)) > frames {
+			break // what is left joins the run before
+		}
+		bounds = append(bounds, first)
+	}
+	if len(bounds) < 2 {
+		return nil, fmt.Errorf("not split in time: %d frames make fewer than two runs of %g s", frames, per)
+	}
+	bounds = append(bounds, frames)
+	var parts []Part
+	for r := range p.HLS.Renditions {
+		for k := range len(bounds) - 1 {
+			first, last := bounds[k], bounds[k+1]
+			parts = append(parts, Part{
+				Index: len(parts), Kind: PartRendition, Rendition: r, First: first, Frames: last - first,
+				Start: frameBound(first, fps, p.Source.VideoStart), End: frameBound(last, fps, p.Source.VideoStart),
+			})
+		}
+	}
+	if p.Audio != nil {
+		parts = append(parts, Part{Index: len(parts), Kind: PartAudio, Start: p.Start, End: p.Start + p.Duration})
 	}
 	return parts, nil
 }
@@ -169,11 +256,13 @@ func frameBound(n int64, fps, offset float64) float64 {
 
 // PartFile is the file name a part is kept under: its index, zero-padded
 // (even a lexical sort keeps the order); a video part in NUT, the audio
-// part in the container of the result's format; the parts of an HLS
-// ladder (its renditions and its sound), each a folder, as a tar archive.
+// part in the container of the result's format; a run of a rendition
+// (SplitLadder) in NUT too; the other parts of an HLS ladder (whole
+// renditions and the sound), each a folder, as a tar archive.
 func PartFile(p Part, format string) string {
 	ext := ".nut"
 	switch {
+	case p.Chunk():
 	case format == "hls" || p.Kind == PartRendition:
 		ext = ".tar"
 	case p.Kind == PartAudio:

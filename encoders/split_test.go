@@ -116,3 +116,76 @@ func TestSplitBalanced(t *testing.T) {
 		}
 	}
 }
+
+func ladderPlan() Plan {
+	p := splitPlan()
+	p.Kind, p.Format = KindAdaptive, "hls"
+	p.HLS = &HLSPlan{SegmentSeconds: 6, KeyframeSeconds: 2, Renditions: []Rendition{{Name: "360p"}, {Name: "240p"}}}
+	p.Duration = 120
+	return p
+}
+
+// TestSplitLadder: every rendition is cut into the same runs of whole
+// segments, each starting on the frame where the ladder in one run starts
+// a segment; a short rest joins the last run.
+func TestSplitLadder(t *testing.T) {
+	fps := 30000.0 / 1001
+	p := ladderPlan()
+	parts, err := SplitLadder(p, 3596, 30) // 119.98 s: runs of 30 s (five segments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFirst := []int64{0, 900, 1799, 2698} // the first frame at or after 0, 30, 60, 90 s
+	if len(parts) != 2*len(wantFirst)+1 || parts[len(parts)-1].Kind != PartAudio || parts[len(parts)-1].Index != len(parts)-1 {
+		t.Fatalf("%+v, want %d runs of each rendition and the sound", parts, len(wantFirst))
+	}
+	for i, part := range parts[:len(parts)-1] {
+		r, k := i/len(wantFirst), i%len(wantFirst)
+		last := int64(3596)
+		if k+1 < len(wantFirst) {
+			last = wantFirst[k+1]
+		}
+		if part.Index != i || part.Kind != PartRendition || part.Rendition != r || part.First != wantFirst[k] || part.Frames != last-wantFirst[k] || !part.Chunk() {
+			t.Errorf("part %d: %+v, want run %d of rendition %d: frames [%d, %d)", i, part, k, r, wantFirst[k], last)
+		}
+		if k > 0 && (float64(part.First)/fps < float64(k)*30 || float64(part.First-1)/fps >= float64(k)*30) {
+			t.Errorf("part %d starts on frame %d (%.4f s), not the first at or after %d s", i, part.First, float64(part.First)/fps, k*30)
+		}
+		if PartFile(part, "hls") != PartFile(Part{Index: i, Kind: PartVideo}, "hls") {
+			t.Errorf("a run is kept as %s, want NUT", PartFile(part, "hls"))
+		}
+	}
+	// Runs of whole segments: 8 s asked makes runs of one 6 s segment;
+	// a rest under 2 s joins the run before it.
+	parts, err = SplitLadder(p, 30*6*3+50, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(parts); n != 7 || parts[1].First != 180 || parts[2].First != 360 || parts[2].Frames != 30*6*3+50-360 {
+		t.Errorf("%+v, want three runs a rendition, the last with the 50 frames left", parts)
+	}
+}
+
+func TestSplitLadderRefuses(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit    func(*Plan)
+		seconds float64
+		frames  int64
+		want    string
+	}{
+		"video task":         {func(p *Plan) { p.Kind = KindVideo }, 30, 3600, "only adaptive"},
+		"variable rate":      {func(p *Plan) { p.Source.VariableFrameRate = true }, 30, 3600, "variable"},
+		"rendition rate":     {func(p *Plan) { p.HLS.Renditions[1].FPS = "30" }, 30, 3600, "rendition 240p changes the frame rate"},
+		"cut":                {func(p *Plan) { p.Trim = true }, 30, 3600, "part of the source"},
+		"unknown rate":       {func(p *Plan) { p.Source.FrameRate = "" }, 30, 3600, "unknown"},
+		"short parts":        {func(*Plan) {}, 1, 3600, "the least is 2 s"},
+		"one segment":        {func(*Plan) {}, 30, 200, "fewer than two runs"},
+		"no segment lengths": {func(p *Plan) { p.HLS.SegmentSeconds = 0 }, 30, 3600, "no segment length"},
+	} {
+		p := ladderPlan()
+		tc.edit(&p)
+		if _, err := SplitLadder(p, tc.frames, tc.seconds); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+		}
+	}
+}

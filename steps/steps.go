@@ -182,7 +182,7 @@ func (r *Runner) probe(ctx context.Context, s Step) (encoders.MediaInfo, error) 
 	if _, err := encoders.NewPlan(Spec(s.Task), info, encoders.BackendSoftware); err != nil {
 		return encoders.MediaInfo{}, err
 	}
-	if from := s.CountFramesFrom; from > 0 && s.Task.Kind == encoders.KindVideo && info.HasVideo && !info.Still && info.Duration >= from {
+	if from := s.CountFramesFrom; from > 0 && (s.Task.Kind == encoders.KindVideo || s.Task.Kind == encoders.KindAdaptive) && info.HasVideo && !info.Still && info.Duration >= from {
 		if err := r.countFrames(ctx, src, &info); err != nil {
 			return encoders.MediaInfo{}, err
 		}

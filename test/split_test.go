@@ -418,10 +418,12 @@ func TestSplitTruncatedSource(t *testing.T) {
 }
 
 // TestHLSFanOutAcrossAgents runs an adaptive task on three agents: its
-// renditions and its sound are parts of their own, run on several agents
-// at once, and the ladder they make has every segment of every rendition
-// starting on a key frame, at the same times in all of them, and plays in
-// Chromium through hls.js.
+// renditions, each cut in time into runs of whole segments, and its sound
+// are parts of their own, run on several agents at once, and the ladder
+// they make has one init segment per rendition, every frame once with
+// timestamps increasing, every segment of every rendition starting on a
+// key frame, at the same times in all of them, and plays in Chromium
+// through hls.js.
 func TestHLSFanOutAcrossAgents(t *testing.T) {
 	t.Parallel()
 	f := splitClusterWith(t, splitSource(t, "640x360", 20), []string{"x", "y", "z"}, nil, nil)
@@ -435,8 +437,21 @@ func TestHLSFanOutAcrossAgents(t *testing.T) {
 		t.Fatalf("task %s %+v", task.Status, task.Error)
 	}
 	enc := task.Steps[2]
-	if len(enc.Parts) != 3 || enc.Parts[0].Kind != api.PartRendition || enc.Parts[0].Rendition == nil || enc.Parts[2].Kind != api.PartAudio {
-		t.Fatalf("encode step parts %+v, want two renditions and the sound", enc.Parts)
+	// 20 s in segments of 6 s: runs of one segment (parts of 4 s asked),
+	// the last with the rest; two renditions, then the sound.
+	runs := (len(enc.Parts) - 1) / 2
+	if runs < 3 || len(enc.Parts) != 2*runs+1 || enc.Parts[2*runs].Kind != api.PartAudio {
+		t.Fatalf("encode step parts %+v, want runs of each of two renditions and the sound", enc.Parts)
+	}
+	var frames int64
+	for i, p := range enc.Parts[:2*runs] {
+		if p.Kind != api.PartRendition || p.Rendition == nil || *p.Rendition != i/runs || p.Frames == 0 ||
+			p.FirstFrame != enc.Parts[i%runs].FirstFrame {
+			t.Fatalf("part %d: %+v, want run %d of rendition %d", i, p, i%runs, i/runs)
+		}
+		if i < runs {
+			frames += p.Frames
+		}
 	}
 	// At least two parts on different agents ran at the same time.
 	together := false
@@ -471,6 +486,12 @@ func TestHLSFanOutAcrossAgents(t *testing.T) {
 			t.Fatal(err)
 		}
 		keys := encoderstest.Keyframes(t, playlist)
+		if n, _, _, increasing := encoderstest.Ends(t, playlist); int64(n) != frames || !increasing {
+			t.Errorf("%s: %d frames (want %d), timestamps increasing %v", lines[i+1], n, frames, increasing)
+		}
+		if inits, _ := filepath.Glob(filepath.Join(filepath.Dir(playlist), "init*.mp4")); len(inits) != 1 {
+			t.Errorf("%s: init segments %v, want one", lines[i+1], inits)
+		}
 		var at []float64
 		next := keys[0]
 		for _, seg := range pl.Segments {

@@ -27,9 +27,10 @@ type NodeRegistered struct {
 	// when none arrives for TTLMillis.
 	IntervalMillis int64 `json:"interval_ms"`
 	TTLMillis      int64 `json:"ttl_ms"`
-	// CountFramesFrom asks the agent to count the frames of video sources
-	// of at least this many seconds when it probes them (a split needs the
-	// exact count); 0 when the cluster splits nothing.
+	// CountFramesFrom asks the agent to count the frames of the sources of
+	// video and adaptive tasks of at least this many seconds when it probes
+	// them (a split needs the exact count); 0 when the cluster splits
+	// nothing.
 	CountFramesFrom float64 `json:"count_frames_from,omitempty"`
 }
 

@@ -97,7 +97,9 @@ type Step struct {
 const (
 	PartVideo = "video" // a run of the picture's frames, without sound
 	PartAudio = "audio" // the whole sound track, encoded once
-	// PartRendition is one rendition of an HLS ladder, whole.
+	// PartRendition is one rendition of an HLS ladder: whole, or, with
+	// FirstFrame and Frames, a run of its whole segments (a long ladder is
+	// split in time as well).
 	PartRendition = "rendition"
 )
 
@@ -127,7 +129,8 @@ type Part struct {
 	// two to finish wins, and the part then shows the winner's node and
 	// attempt. Absent when none runs.
 	Backup *PartCopy `json:"backup,omitempty"`
-	// FirstFrame and Frames place a video part among the picture's frames.
+	// FirstFrame and Frames place a video part, or a run of a rendition,
+	// among the picture's frames.
 	FirstFrame int64 `json:"first_frame,omitempty"`
 	Frames     int64 `json:"frames,omitempty"`
 }

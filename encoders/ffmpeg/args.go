@@ -78,7 +78,7 @@ func DeviceArgs(plan encoders.Plan, dev Device, input, output string) ([]string,
 		return nil, err
 	}
 	a = append(a, rest...)
-	if plan.Kind != encoders.KindAdaptive {
+	if plan.Kind != encoders.KindAdaptive || plan.Format == partFormat {
 		a = append(a, output)
 	}
 	return a, nil

@@ -75,6 +75,16 @@ func hlsArgs(p encoders.Plan, dir string, hw *hardware) ([]string, error) {
 	// Keyframes at the same times in every rung, and no others from scene
 	// cuts, so that every segment of every rung starts with an IDR frame.
 	keyframes := fmt.Sprintf("expr:gte(t,n_forced*%s)", strconv.FormatFloat(h.KeyframeSeconds, 'f', -1, 64))
+	if h.FirstFrame > 0 {
+		// A run of the ladder split in time: the frames are counted from
+		// the ladder's first, and the key frames before the run's are
+		// counted as forced, so they fall where one run would put them.
+		kf, err := runKeyframes(p)
+		if err != nil {
+			return nil, err
+		}
+		keyframes = kf
+	}
 	if hw != nil {
 		a = append(a, hw.keyframeArgs(keyframes)...)
 	} else {
@@ -94,18 +104,52 @@ func hlsArgs(p encoders.Plan, dir string, hw *hardware) ([]string, error) {
 	if p.Audio != nil {
 		vsm = append(vsm, fmt.Sprintf("a:0,agroup:%s,name:%s", hlsAudioName, hlsAudioName))
 	}
-	a = append(a,
+	if p.Format == partFormat {
+		// A run of one rendition (encoders.SplitLadder): its frames alone,
+		// cut into segments with the other runs' at the stitch.
+		return append(a, "-f", partFormat), nil
+	}
+	return append(a, hlsMuxArgs(h.SegmentSeconds, dir, vsm)...), nil
+}
+
+// hlsMuxArgs writes the streams mapped (as -var_stream_map names them)
+// as fMP4 renditions of a ladder under dir, one folder each: segments of
+// about seconds, cut at key frames, an init segment and a playlist.
+func hlsMuxArgs(seconds float64, dir string, streams []string) []string {
+	return []string{
 		"-f", "hls",
-		"-hls_time", strconv.FormatFloat(h.SegmentSeconds, 'f', -1, 64),
+		"-hls_time", strconv.FormatFloat(seconds, 'f', -1, 64),
 		"-hls_playlist_type", "vod",
 		"-hls_segment_type", "fmp4",
 		"-hls_flags", "independent_segments",
 		"-hls_fmp4_init_filename", "init.mp4",
 		"-hls_segment_filename", filepath.Join(dir, "%v", "seg_%03d.m4s"),
-		"-var_stream_map", strings.Join(vsm, " "),
+		"-var_stream_map", strings.Join(streams, " "),
 		filepath.Join(dir, "%v", "index.m3u8"),
-	)
-	return a, nil
+	}
+}
+
+// runKeyframes is the -force_key_frames expression of a run of a ladder
+// split in time, starting at frame h.FirstFrame of the source: a key frame
+// on the first frame at or after each multiple of the key frame interval
+// in the ladder's time, as gte(t,n_forced*K) gives the ladder in one run.
+// It counts frames rather than reading timestamps, which a seek offsets.
+func runKeyframes(p encoders.Plan) (string, error) {
+	h := p.HLS
+	num, den, ok := strings.Cut(p.Source.FrameRate, "/")
+	if !ok {
+		den = "1"
+	}
+	n, err1 := strconv.ParseInt(num, 10, 64)
+	d, err2 := strconv.ParseInt(den, 10, 64)
+	if err1 != nil || err2 != nil || n <= 0 || d <= 0 || h.KeyframeSeconds <= 0 {
+		return "", fmt.Errorf("a run of a ladder needs a constant frame rate, not %q", p.Source.FrameRate)
+	}
+	// The key frames before the run: one at each of 0, K, 2K, … before its
+	// first frame, which falls on the next (SplitLadder cuts there).
+	before := int64(math.Floor(float64(h.FirstFrame)*float64(d)/float64(n)/h.KeyframeSeconds + 1e-6))
+	k := strconv.FormatFloat(h.KeyframeSeconds, 'f', -1, 64)
+	return fmt.Sprintf("expr:gte((n+%d)*%d/%d,(n_forced+%d)*%s)", h.FirstFrame, d, n, before, k), nil
 }
 
 // hlsAudioArgs encodes the sound alone as the audio rendition of a
@@ -114,17 +158,7 @@ func hlsArgs(p encoders.Plan, dir string, hw *hardware) ([]string, error) {
 func hlsAudioArgs(p encoders.Plan, dir string) []string {
 	a := []string{"-map", "0:a:0", "-vn", "-sn", "-dn"}
 	a = append(a, audioStreamArgs(p.Audio, "")...)
-	return append(a,
-		"-f", "hls",
-		"-hls_time", strconv.FormatFloat(p.HLS.SegmentSeconds, 'f', -1, 64),
-		"-hls_playlist_type", "vod",
-		"-hls_segment_type", "fmp4",
-		"-hls_flags", "independent_segments",
-		"-hls_fmp4_init_filename", "init.mp4",
-		"-hls_segment_filename", filepath.Join(dir, "%v", "seg_%03d.m4s"),
-		"-var_stream_map", fmt.Sprintf("a:0,name:%s", hlsAudioName),
-		filepath.Join(dir, "%v", "index.m3u8"),
-	)
+	return append(a, hlsMuxArgs(p.HLS.SegmentSeconds, dir, []string{"a:0,name:" + hlsAudioName})...)
 }
 
 // rungFilters turns the split top frame into one rendition: scaled (on the

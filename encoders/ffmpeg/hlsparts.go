@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ittybit-oss/ittybit"
@@ -38,6 +40,16 @@ func HLSPartPlan(plan encoders.Plan, part encoders.Part) (encoders.Plan, error) 
 		}
 		h.Renditions = []encoders.Rendition{plan.HLS.Renditions[part.Rendition]}
 		p.Audio = nil
+		if part.Chunk() {
+			// A run of the rendition: its frames from the seek before
+			// them, key frames where the whole ladder's fall, in NUT.
+			fps, ok := encoders.ParseRatio(plan.Source.FrameRate)
+			if !ok || fps <= 0 {
+				return encoders.Plan{}, fmt.Errorf("the source's frame rate %q is unknown", plan.Source.FrameRate)
+			}
+			h.FirstFrame = part.First
+			p.Start, p.Trim, p.Duration, p.Format = part.Start, false, float64(part.Frames)/fps, partFormat
+		}
 	case encoders.PartAudio:
 		if plan.Audio == nil {
 			return encoders.Plan{}, fmt.Errorf("the plan has no sound")
@@ -49,6 +61,35 @@ func HLSPartPlan(plan encoders.Plan, part encoders.Part) (encoders.Plan, error) 
 	}
 	p.HLS = &h
 	return p, nil
+}
+
+// renditionPartArgs returns the ffmpeg arguments that encode a run of one
+// rendition of a ladder split in time (encoders.SplitLadder) from input to
+// output: exactly its frames, in NUT.
+func renditionPartArgs(plan encoders.Plan, part encoders.Part, input, output string, args argsFunc) ([]string, error) {
+	if part.Kind != encoders.PartRendition || part.Frames <= 0 {
+		return nil, fmt.Errorf("part %d is not a run of a rendition", part.Index)
+	}
+	p, err := HLSPartPlan(plan, part)
+	if err != nil {
+		return nil, err
+	}
+	a, err := args(p, input, output)
+	if err != nil {
+		return nil, err
+	}
+	return withFrames(a, part.Frames), nil
+}
+
+// withFrames drops the tag an MP4 muxer would take from a part's
+// arguments (NUT takes the codec's own; the stitch tags for MP4) and
+// keeps exactly frames of the picture.
+func withFrames(a []string, frames int64) []string {
+	if i := slices.Index(a, "-tag:v"); i >= 0 {
+		a = slices.Delete(a, i, i+2)
+	}
+	out := a[len(a)-1]
+	return append(a[:len(a)-1:len(a)-1], "-frames:v", strconv.FormatInt(frames, 10), out)
 }
 
 // hlsPartFolder is the folder a part of a ladder writes: its rendition's
@@ -280,11 +321,12 @@ func joinSegments(dir, out string) error {
 	return f.Close()
 }
 
-// assembleHLS unpacks the parts of a ladder fanned out beside output,
-// checks that every rendition was cut into the same segments (their key
-// frames fell at the same times), and publishes them with the master
-// playlist at output, as encodeHLS does.
-func assembleHLS(plan encoders.Plan, files []string, output string) (encoders.File, error) {
+// assembleHLS unpacks the parts of a ladder fanned out beside output (the
+// runs of a ladder split in time are joined and cut into segments first,
+// packageRuns), checks that every rendition was cut into the same segments
+// (their key frames fell at the same times), and publishes them with the
+// master playlist at output, as encodeHLS does.
+func assembleHLS(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, files []string, output string) (encoders.File, error) {
 	dir := filepath.Dir(output)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)
@@ -294,15 +336,113 @@ func assembleHLS(plan encoders.Plan, files []string, output string) (encoders.Fi
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create staging folder: %v", err)
 	}
 	defer os.RemoveAll(stage)
-	for _, f := range files {
-		if _, err := unpackPart(f, stage); err != nil {
-			return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "unpack %s: %v", filepath.Base(f), err)
+	var runs []int
+	for i, part := range parts {
+		if part.Chunk() {
+			runs = append(runs, i)
+			continue
+		}
+		if _, err := unpackPart(files[i], stage); err != nil {
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "unpack %s: %v", filepath.Base(files[i]), err)
+		}
+	}
+	if len(runs) > 0 {
+		if err := packageRuns(ctx, r, pr, plan, parts, files, stage); err != nil {
+			return encoders.File{}, err
 		}
 	}
 	if err := alignedSegments(plan, stage); err != nil {
 		return encoders.File{}, err
 	}
 	return publishHLS(plan, stage, output)
+}
+
+// packageRuns joins each rendition's runs (a ladder split in time), in
+// order, and cuts them into segments under stage in one ffmpeg process
+// that copies every packet: one init segment per rendition, timestamps
+// continuous across the runs, segments cut at the key frames the runs
+// put where the ladder's fall. Each rendition is then checked whole: as
+// many frames as the source, and a clean decode across every join.
+func packageRuns(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, files []string, stage string) error {
+	fail := func(format string, args ...any) error {
+		return ittybit.Errorf(ittybit.ErrEncodeFailed, "stitch: %s", fmt.Sprintf(format, args...))
+	}
+	fps, ok := encoders.ParseRatio(plan.Source.FrameRate)
+	if !ok || fps <= 0 {
+		return fail("the source's frame rate %q is unknown", plan.Source.FrameRate)
+	}
+	n := len(plan.HLS.Renditions)
+	byRendition := make([][]encoders.Part, n)
+	names := make([][]string, n)
+	folder := ""
+	for i, part := range parts {
+		if !part.Chunk() {
+			continue
+		}
+		if part.Kind != encoders.PartRendition || part.Rendition < 0 || part.Rendition >= n {
+			return fail("part %d is not a run of this ladder's renditions", part.Index)
+		}
+		if d := filepath.Dir(files[i]); folder == "" {
+			folder = d
+		} else if d != folder {
+			return ittybit.Errorf(ittybit.ErrInternal, "stitch: the runs are not in one folder")
+		}
+		byRendition[part.Rendition] = append(byRendition[part.Rendition], part)
+		names[part.Rendition] = append(names[part.Rendition], filepath.Base(files[i]))
+	}
+	a := []string{"-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-protocol_whitelist", "file"}
+	var frames int64
+	for k, rend := range plan.HLS.Renditions {
+		if len(byRendition[k]) == 0 {
+			return fail("rendition %s has no runs", rend.Name)
+		}
+		list := filepath.Join(folder, fmt.Sprintf("rendition-%d.ffconcat", k))
+		if err := WriteConcatList(list, plan, byRendition[k], names[k]); err != nil {
+			return fail("rendition %s: %v", rend.Name, err)
+		}
+		var total int64
+		for _, p := range byRendition[k] {
+			total += p.Frames
+		}
+		if k > 0 && total != frames {
+			return fail("rendition %s has %d frames in its runs, %s %d", rend.Name, total, plan.HLS.Renditions[0].Name, frames)
+		}
+		frames = total
+		a = append(a, "-f", "concat", "-safe", "1", "-i", list)
+	}
+	var streams []string
+	for k, rend := range plan.HLS.Renditions {
+		a = append(a, "-map", fmt.Sprintf("%d:v:0", k))
+		streams = append(streams, fmt.Sprintf("v:%d,name:%s", k, rend.Name))
+	}
+	a = append(a, "-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1")
+	a = append(a, hlsMuxArgs(plan.HLS.SegmentSeconds, stage, streams)...)
+	if err := r.Run(ctx, a, 0, frames*int64(n), func(encoders.Progress) {}); err != nil {
+		return err
+	}
+	for k, rend := range plan.HLS.Renditions {
+		joined := filepath.Join(stage, fmt.Sprintf(".joined-%d.mp4", k))
+		if err := joinSegments(filepath.Join(stage, rend.Name), joined); err != nil {
+			return fail("rendition %s: %v", rend.Name, err)
+		}
+		got, err := pr.CountFrames(ctx, joined)
+		if err != nil {
+			return fail("rendition %s: %v", rend.Name, err)
+		}
+		if got != frames {
+			return fail("rendition %s has %d frames, want %d", rend.Name, got, frames)
+		}
+		var joins []float64
+		for _, p := range byRendition[k][1:] {
+			joins = append(joins, (float64(p.First)+0.25)/fps)
+		}
+		err = r.DecodeAt(ctx, joined, joins, joinCheckSeconds)
+		os.Remove(joined)
+		if err != nil {
+			return fail("rendition %s does not decode across its joins: %v", rend.Name, err)
+		}
+	}
+	return nil
 }
 
 // alignedSegments checks that the renditions in stage were cut into

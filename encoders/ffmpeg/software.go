@@ -56,7 +56,7 @@ type argsFunc func(p encoders.Plan, input, output string) ([]string, error)
 // beside the output and publishing it once probed.
 func encode(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args argsFunc, progress func(encoders.Progress)) (encoders.File, error) {
 	if job.Plan.Part != nil {
-		if job.Plan.Kind == encoders.KindAdaptive {
+		if job.Plan.Kind == encoders.KindAdaptive && !job.Plan.Part.Chunk() {
 			return encodeHLSPart(ctx, r, job, args, progress)
 		}
 		return encodePart(ctx, r, pr, job, args, progress)

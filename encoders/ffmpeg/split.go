@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -48,12 +47,7 @@ func partArgs(plan encoders.Plan, part encoders.Part, input, output string, args
 	if err != nil {
 		return nil, err
 	}
-	// NUT takes the codec's own tag; the stitch sets hvc1 for MP4.
-	if i := slices.Index(a, "-tag:v"); i >= 0 {
-		a = slices.Delete(a, i, i+2)
-	}
-	out := a[len(a)-1]
-	return append(a[:len(a)-1:len(a)-1], "-frames:v", strconv.FormatInt(part.Frames, 10), out), nil
+	return withFrames(a, part.Frames), nil
 }
 
 // AudioPartArgs returns the ffmpeg arguments that encode the audio part of
@@ -84,9 +78,12 @@ func encodePart(ctx context.Context, r *Runner, pr Prober, job encoders.Job, arg
 	defer os.Remove(tmp)
 	var argv []string
 	var err error
-	if part.Kind == encoders.PartAudio {
+	switch {
+	case part.Kind == encoders.PartAudio:
 		argv, err = AudioPartArgs(plan, job.Input, tmp)
-	} else {
+	case plan.Kind == encoders.KindAdaptive:
+		argv, err = renditionPartArgs(plan, part, job.Input, tmp, args)
+	default:
 		argv, err = partArgs(plan, part, job.Input, tmp, args)
 	}
 	if err != nil {
@@ -147,7 +144,7 @@ func WriteConcatList(list string, plan encoders.Plan, parts []encoders.Part, nam
 	b.WriteString("ffconcat version 1.0\n")
 	next := int64(0)
 	for i, part := range parts {
-		if part.Kind != encoders.PartVideo {
+		if !part.Chunk() {
 			continue
 		}
 		if part.First != next {
@@ -163,15 +160,15 @@ func WriteConcatList(list string, plan encoders.Plan, parts []encoders.Part, nam
 	return os.WriteFile(list, []byte(b.String()), 0o600)
 }
 
-// CheckPart checks an encoded part against its plan: a part of a ladder
-// fanned out must be its rendition's whole folder, lasting the plan and
-// decoding cleanly (checkHLSPart); a video part must
-// hold exactly the part's frames and decode without an error; the audio
+// CheckPart checks an encoded part against its plan: a whole rendition
+// of a ladder fanned out, or its sound, must be its folder, lasting the
+// plan and decoding cleanly (checkHLSPart); a video part, or a run of a
+// rendition, must hold exactly the part's frames and decode without an error; the audio
 // part must hold sound lasting the part's length (within a second) and
 // decode without an error. A part that does not is encode_failed, to be
 // encoded again.
 func CheckPart(ctx context.Context, r *Runner, pr PartProber, plan encoders.Plan, part encoders.Part, path string) error {
-	if plan.Kind == encoders.KindAdaptive {
+	if plan.Kind == encoders.KindAdaptive && !part.Chunk() {
 		return checkHLSPart(ctx, r, plan, part, path)
 	}
 	if part.Kind == encoders.PartAudio {
@@ -223,7 +220,7 @@ func Stitch(ctx context.Context, r *Runner, pr PartProber, plan encoders.Plan, p
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "stitch: %d files for %d parts", len(files), len(parts))
 	}
 	if plan.Kind == encoders.KindAdaptive {
-		return assembleHLS(plan, files, output)
+		return assembleHLS(ctx, r, pr, plan, parts, files, output)
 	}
 	if err := os.MkdirAll(filepath.Dir(output), 0o755); err != nil {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)

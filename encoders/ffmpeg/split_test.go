@@ -374,3 +374,97 @@ func TestHLSFanOut(t *testing.T) {
 		}
 	}
 }
+
+// TestHLSTimeSplit splits a ladder in time as well as by rendition: each
+// rendition in runs of whole segments, each run encoded apart, then joined
+// and cut into segments at the stitch. The result has one init segment per
+// rendition, every frame of the source once with timestamps increasing
+// across the joins, segments starting on key frames at the same times in
+// every rendition and as the ladder encoded in one run, and renditions of
+// about its size.
+func TestHLSTimeSplit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	in := clips.Path(t, encoderstest.Long)
+	pr := &probe.Prober{}
+	info, err := pr.Probe(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, err := pr.CountFrames(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := encoders.NewPlan(encoders.Spec{Kind: encoders.KindAdaptive, Input: in, Options: encoders.Options{Quality: encoders.QualityLow}}, info, encoders.BackendSoftware)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.HLS.SegmentSeconds = 2 // an 8 s clip in four segments, each a run
+	parts, err := encoders.SplitLadder(plan, frames, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 9 || parts[3].Rendition != 0 || parts[4].Rendition != 1 || parts[4].First != 0 || parts[5].First != 60 ||
+		parts[7].Frames != frames-180 || parts[8].Kind != encoders.PartAudio {
+		t.Fatalf("parts %+v, want four runs of each of two renditions and the sound", parts)
+	}
+	dir := t.TempDir()
+	sw := &ffmpeg.Software{Runner: &ffmpeg.Runner{}, Prober: pr}
+	files := make([]string, len(parts))
+	for i, part := range parts {
+		files[i] = filepath.Join(dir, "parts", encoders.PartFile(part, plan.Format))
+		job := plan
+		job.Part = &parts[i]
+		if _, err := sw.Encode(ctx, encoders.Job{Plan: job, Input: in, Output: files[i]}, func(encoders.Progress) {}); err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		if err := ffmpeg.CheckPart(ctx, sw.Runner, pr, plan, part, files[i]); err != nil {
+			t.Fatalf("part %d as it lands: %v", i, err)
+		}
+		if part.Kind == encoders.PartRendition {
+			if keys := encoderstest.Keyframes(t, files[i]); len(keys) != int(part.Frames/60) && len(keys) != int(part.Frames+59)/60 {
+				t.Errorf("part %d (%d frames) has key frames at %v, want one every 2 s", i, part.Frames, keys)
+			}
+		}
+	}
+	// A run shorter than its plan is refused as it lands.
+	longer := parts[3]
+	longer.Frames += 30
+	if err := ffmpeg.CheckPart(ctx, sw.Runner, pr, plan, longer, files[3]); ittybit.KindOf(err) != ittybit.ErrEncodeFailed {
+		t.Errorf("a run of %d frames as one of %d: %v, want encode_failed", parts[3].Frames, longer.Frames, err)
+	}
+
+	out := filepath.Join(dir, "stream", "master.m3u8")
+	f, err := ffmpeg.Stitch(ctx, sw.Runner, pr, plan, parts, files, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := checkLadder(t, f)
+	whole := plan
+	wf, err := sw.Encode(ctx, encoders.Job{Plan: whole, Input: in, Output: filepath.Join(dir, "whole", "master.m3u8")}, func(encoders.Progress) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneRun := checkLadder(t, wf)
+	if !slices.EqualFunc(split, oneRun, func(a, b float64) bool { return math.Abs(a-b) < 0.002 }) {
+		t.Errorf("segments start at %v split in time, %v in one run", split, oneRun)
+	}
+	for i, rend := range plan.HLS.Renditions {
+		r := f.Renditions[i]
+		folder := filepath.Join(filepath.Dir(out), rend.Name)
+		inits, _ := filepath.Glob(filepath.Join(folder, "init*.mp4"))
+		if len(inits) != 1 {
+			t.Errorf("rendition %d has init segments %v, want one", i, inits)
+		}
+		n, _, _, increasing := encoderstest.Ends(t, filepath.Join(folder, "index.m3u8"))
+		if int64(n) != frames || !increasing {
+			t.Errorf("rendition %d: %d frames (want %d), timestamps increasing %v", i, n, frames, increasing)
+		}
+		w := wf.Renditions[i]
+		ratio := float64(r.Filesize) / float64(w.Filesize)
+		if ratio < 0.97 || ratio > 1.03 {
+			t.Errorf("rendition %d: %d bytes split in time, %d in one run", i, r.Filesize, w.Filesize)
+		}
+		t.Logf("rendition %d: %d bytes split in time, %.3f× one run", i, r.Filesize, ratio)
+	}
+}

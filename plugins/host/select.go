@@ -117,9 +117,10 @@ func (s *sessions) acquire(key string, n, max int) (release func(), ok bool) {
 }
 
 // sessionsNeeded is how many encoder sessions a plan opens: one per video
-// stream, so one per rendition of an HLS ladder.
+// stream, so one per rendition of an HLS ladder, and one for a part of a
+// split encode (a rendition, a run of one, or a run of the picture).
 func sessionsNeeded(p encoders.Plan) int {
-	if p.HLS != nil {
+	if p.HLS != nil && p.Part == nil {
 		return max(len(p.HLS.Renditions), 1)
 	}
 	return 1

@@ -92,7 +92,7 @@ func schemas() map[string]any {
 		"Part": obj([]string{"id", "object", "index", "kind", "rendition", "start", "end", "status", "progress", "node", "attempt", "started_at", "finished_at"}, map[string]any{
 			"id": typ("string", "The step's id and .p<index>."), "object": enum("Always part.", []string{"part"}),
 			"index":       typ("integer", "Its place among the step's parts, from 0."),
-			"kind":        enum("video: a run of the picture's frames; audio: the whole sound track, encoded once; rendition: one rendition of an HLS ladder, whole.", []string{"video", "audio", "rendition"}),
+			"kind":        enum("video: a run of the picture's frames; audio: the whole sound track, encoded once; rendition: one rendition of an HLS ladder, whole, or (with first_frame and frames) a run of its whole segments when a long ladder is also split in time.", []string{"video", "audio", "rendition"}),
 			"rendition":   nullable("integer", "The HLS rendition it encodes; null for the parts of one file."),
 			"start":       typ("number", "Where it starts, in seconds of the source."),
 			"end":         typ("number", "Where it ends, in seconds of the source."),
@@ -108,8 +108,8 @@ func schemas() map[string]any {
 				"attempt":    typ("integer", "The backup's attempt: the part's next."),
 				"started_at": map[string]any{"type": "integer", "description": "When the backup started (epoch ms)."},
 			}), "A second copy of the part, started on another agent because this one ran far longer than the step's other parts; the first to finish wins and the part then shows its node and attempt. Absent when none runs."),
-			"first_frame": typ("integer", "A video part: the index of its first frame."),
-			"frames":      typ("integer", "A video part: how many frames it holds."),
+			"first_frame": typ("integer", "A video part, or a run of a rendition: the index of its first frame in the source."),
+			"frames":      typ("integer", "A video part, or a run of a rendition: how many frames it holds."),
 		}),
 		"Step": obj([]string{"id", "object", "kind", "input", "options", "output", "status", "progress", "error", "created_at", "started_at", "finished_at", "updated_at", "node", "attempt", "parts"}, map[string]any{
 			"id": typ("string", "step_…"), "object": enum("Always step.", []string{"step"}),

@@ -352,9 +352,17 @@ func (d *Dispatcher) split(l *lease, output json.RawMessage, now time.Time) *sta
 		return nil // the probe refused it already; nothing to split
 	}
 	var parts []encoders.Part
-	if t.Kind == encoders.KindAdaptive {
+	switch {
+	case t.Kind == encoders.KindAdaptive && info.FramesCounted:
+		// Each rendition in runs of whole segments, and the sound; each
+		// rendition whole where the ladder cannot be cut in time.
+		if parts, err = encoders.SplitLadder(plan, info.Frames, d.cfg.SplitSeconds); err != nil {
+			d.log.Debug("not split in time", append(taskAttrs(t.ID, l.stepID, l.node), "reason", err.Error())...)
+			parts, err = encoders.SplitRenditions(plan)
+		}
+	case t.Kind == encoders.KindAdaptive:
 		parts, err = encoders.SplitRenditions(plan) // each rendition whole, and the sound
-	} else {
+	default:
 		parts, err = encoders.SplitBalanced(plan, info.Frames, d.cfg.SplitSeconds, free)
 	}
 	if err != nil {
