@@ -51,6 +51,9 @@ const (
 	ErrPayloadTooLarge     ErrorKind = "payload_too_large"
 	ErrRateLimited         ErrorKind = "rate_limited"
 	ErrUnavailable         ErrorKind = "unavailable"
+	// ErrCursorExpired: a cursor of GET /events names an event older
+	// than the retention: the events after it are gone.
+	ErrCursorExpired ErrorKind = "cursor_expired"
 	// Agent routes: the agent must register again; a report from an
 	// attempt that no longer holds its step.
 	ErrUnknownNode  ErrorKind = "unknown_node"

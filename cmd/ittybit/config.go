@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -26,7 +27,9 @@ type serverFile struct {
 	// the shortest source split.
 	SplitSeconds    *float64 `yaml:"split_seconds"`
 	SplitMinSeconds *float64 `yaml:"split_min_seconds"`
-	LogLevel        string   `yaml:"log_level"`
+	// EventRetention is how long events are kept ("720h"; "0": forever).
+	EventRetention *time.Duration `yaml:"event_retention"`
+	LogLevel       string         `yaml:"log_level"`
 	// APIKeys and NodeTokens are SHA-256 hashes (hex) of the accepted
 	// credentials: `ittybit hash-key` prints one.
 	APIKeys    []string `yaml:"api_keys"`

@@ -24,12 +24,17 @@ import (
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
+// defaultEventRetention is how long a server keeps events: 30 days, as
+// Stripe's events API.
+const defaultEventRetention = 30 * 24 * time.Hour
+
 func newServerCmd(stderr io.Writer) *cobra.Command {
 	var (
 		configPath             string
 		f                      serverFile
 		rateLimit              float64
 		splitSeconds, splitMin float64
+		eventRetention         time.Duration
 		timing                 schedTiming
 	)
 	cmd := &cobra.Command{
@@ -82,6 +87,9 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("split-min-seconds") {
 				file.SplitMinSeconds = &splitMin
 			}
+			if fl.Changed("event-retention") {
+				file.EventRetention = &eventRetention
+			}
 			return runServer(cmd, file, timing, stderr)
 		},
 	}
@@ -99,6 +107,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
 	fl.Float64Var(&splitSeconds, "split-seconds", 30, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
 	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
+	fl.DurationVar(&eventRetention, "event-retention", defaultEventRetention, "how long events are kept for GET /events and the live feed (0: forever)")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
 	timing.flags(cmd)
@@ -163,8 +172,15 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if splitMin < steps.MinCountFramesFrom {
 		return usageError{fmt.Errorf("invalid_option: --split-min-seconds %g: accepted: %g and more (the agents count the frames of sources that long)", splitMin, steps.MinCountFramesFrom)}
 	}
+	retention := defaultEventRetention
+	if f.EventRetention != nil {
+		retention = *f.EventRetention
+	}
+	if retention < 0 {
+		return usageError{fmt.Errorf("invalid_option: --event-retention %s: accepted: 0 (keep every event) or a positive duration such as 720h", retention)}
+	}
 	cfg := server.Config{
-		SplitSeconds: split, SplitMinSeconds: splitMin,
+		SplitSeconds: split, SplitMinSeconds: splitMin, EventRetention: retention,
 		NodeID: f.NodeID, HTTPAddr: f.HTTP, HTTPAdvertise: f.HTTPAdvertise, RaftAddr: f.Raft, RaftAdvertise: f.RaftAdvertise,
 		DataDir: f.Data, Bootstrap: f.Bootstrap, Join: f.Join, APIKeyHashes: f.APIKeys, NodeTokenHashes: f.NodeTokens,
 		JoinToken: f.NodeToken, AllowPrivateInputs: f.AllowPrivateInputs, RateLimit: rate, Logger: logger,
@@ -253,7 +269,7 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdou
 	// is still being built here.
 	var embedded atomic.Pointer[agent.Agent]
 	cfg := server.Config{
-		NodeID: "dev", HTTPAddr: httpAddr, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
+		NodeID: "dev", HTTPAddr: httpAddr, EventRetention: defaultEventRetention, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
 		Bootstrap: true, AllowPrivateInputs: true, Logger: logger, Storage: managed, Registry: reg,
 		NodeTokens: []string{nodeToken},
 		Ready: func() error {

@@ -22,6 +22,8 @@ func Status(kind ittybit.ErrorKind) int {
 		return http.StatusMethodNotAllowed
 	case ittybit.ErrIdempotencyConflict, ittybit.ErrTaskFinished, ittybit.ErrStaleAttempt:
 		return http.StatusConflict
+	case ittybit.ErrCursorExpired:
+		return http.StatusGone
 	case ittybit.ErrPayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case ittybit.ErrRateLimited:

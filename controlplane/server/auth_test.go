@@ -223,7 +223,7 @@ func wantAuth(pattern string) httpapi.Auth {
 	switch {
 	case strings.HasPrefix(path, "/internal/"):
 		return httpapi.AuthNodeToken
-	case path == "/tasks" || strings.HasPrefix(path, "/tasks/"):
+	case path == "/tasks" || strings.HasPrefix(path, "/tasks/") || path == "/events" || strings.HasPrefix(path, "/events/"):
 		return httpapi.AuthAPIKey
 	case path == "/files/":
 		return httpapi.AuthSigned

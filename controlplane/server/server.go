@@ -80,6 +80,8 @@ type Config struct {
 	// encode on several agents (see scheduler.Config); 0 SplitSeconds
 	// never splits.
 	SplitSeconds, SplitMinSeconds float64
+	// EventRetention is how long events are kept (0: forever).
+	EventRetention time.Duration
 	// StragglerFactor: when a part gets a backup copy (see
 	// scheduler.Config); below 0, never.
 	StragglerFactor float64
@@ -161,6 +163,7 @@ func Open(cfg Config) (*Server, error) {
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		LeaderLeaseTimeout: min(cfg.HeartbeatTimeout, 500*time.Millisecond),
 		ApplyObserver:      func(d time.Duration) { applySeconds.Observe(d.Seconds()) },
+		EventRetention:     cfg.EventRetention,
 		Dial:               peerDial,
 	})
 	if err != nil {
@@ -199,7 +202,7 @@ func Open(cfg Config) (*Server, error) {
 	}
 	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
-		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial,
+		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(),
 	}
 	if cfg.Storage != nil {
 		apiCfg.FileURL = s.fileURL

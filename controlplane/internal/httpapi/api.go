@@ -64,6 +64,12 @@ type Config struct {
 	// proxy); nil dials TCP.
 	PeerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger   *slog.Logger
+	// KeepAlive is how often the live feed sends a comment while no event
+	// comes; 0 means 15 seconds.
+	KeepAlive time.Duration
+	// Done, when closed, ends the live feeds being served (the server is
+	// stopping); nil never.
+	Done <-chan struct{}
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -125,6 +131,9 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
 	if cfg.Keys == nil {
 		cfg.Keys = &Keys{}
 	}
@@ -162,7 +171,10 @@ func (a *API) routes() {
 	a.route("POST /tasks/{id}/cancel", AuthAPIKey, a.leader(a.cancelTask))
 	// Other methods on these paths: 405 with the Allow header HTTP
 	// requires, from the routes above.
-	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel"} {
+	// Events: answered by any node, from its own copy of the log.
+	a.route("GET /events", AuthAPIKey, a.handle(a.listEvents))
+	a.route("GET /events/stream", AuthAPIKey, a.handle(a.streamEvents))
+	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel", "/events", "/events/stream"} {
 		a.mux.Handle(p, a.handle(methodNotAllowed(a.allowed(p))))
 	}
 

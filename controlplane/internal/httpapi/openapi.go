@@ -56,6 +56,22 @@ func operations() []operation {
 			"", with(errs("401", "404", "429", "503"), "200", "Task")},
 		{"POST", "/tasks/{id}/cancel", "cancelTask", "Cancel a task; running steps are stopped.", true, []map[string]any{idParam},
 			"", with(errs("401", "404", "409", "429", "503"), "200", "Task")},
+		{"GET", "/events", "listEvents", "List events, oldest first, after a cursor; any node answers.", true,
+			[]map[string]any{
+				queryParam("limit", "Page size, 1–100 (default 20).", map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+				queryParam("after", "An event id: the page starts after it. Older than the retention: 410 cursor_expired.", map[string]any{"type": "string"}),
+				queryParam("type", "Only events of this type.", map[string]any{"type": "string", "enum": eventTypes()}),
+				queryParam("task", "Only the events of this task.", map[string]any{"type": "string"}),
+			},
+			"", with(errs("400", "401", "410", "429"), "200", "EventList")},
+		{"GET", "/events/stream", "streamEvents", "The live feed: Server-Sent Events, each with its id; resume with Last-Event-ID. Any node serves it.", true,
+			[]map[string]any{
+				{"name": "Last-Event-ID", "in": "header", "required": false, "description": "The last event id received: the feed resumes after it (overrides after).", "schema": map[string]any{"type": "string"}},
+				queryParam("after", "An event id: the feed starts after it (default: from the oldest kept).", map[string]any{"type": "string"}),
+				queryParam("type", "Only events of this type.", map[string]any{"type": "string", "enum": eventTypes()}),
+				queryParam("task", "Only the events of this task.", map[string]any{"type": "string"}),
+			},
+			"", with(errs("400", "401", "410", "429"), "200", "")},
 		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health", "4XX": ""}},
 		{"GET", "/readyz", "ready", "200 once a leader is known (and, in ittybit dev, the agent has registered).", false, nil, "",
 			map[string]string{"200": "Health", "4XX": "", "503": "Error"}},
@@ -74,6 +90,7 @@ var statusText = map[string]string{
 	"401": "No API key, or a wrong one.", "404": "No such task.", "409": "An idempotency conflict, or the task already ended.",
 	"413": "The body is over the size limit.", "429": "Too many requests for this API key; see Retry-After.",
 	"503": "No leader is available; see Retry-After.",
+	"410": "The cursor names an event older than the retention (cursor_expired): list again from the oldest.",
 	// The routes without a 4xx of their own: what Go's HTTP server answers,
 	// in plain text, before ittybit sees the request.
 	"4XX": "A malformed request, refused by the HTTP server before ittybit reads it: 400 (a bad request line or Host header) or 431 (headers over the size limit), in plain text.",
@@ -111,6 +128,9 @@ func openAPIDocument() map[string]any {
 			}
 			if s := op.responses[c]; s != "" {
 				r["content"] = map[string]any{"application/json": map[string]any{"schema": ref(s)}}
+			} else if op.path == "/events/stream" && c == "200" {
+				r["description"] = "text/event-stream: per event the lines id, event (its type) and data (the Event as JSON); a comment every 15 s."
+				r["content"] = map[string]any{"text/event-stream": map[string]any{"schema": map[string]any{"type": "string"}}}
 			} else if op.path == "/openapi.json" && c == "200" {
 				r["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 			}

@@ -1,6 +1,9 @@
 package httpapi
 
-import "github.com/ittybit-oss/ittybit/encoders"
+import (
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
 
 func obj(required []string, props map[string]any) map[string]any {
 	o := map[string]any{"type": "object", "properties": props}
@@ -75,7 +78,7 @@ func schemas() map[string]any {
 			"metadata": map[string]any{"type": "object", "description": "Arbitrary key-value pairs, returned as given."},
 		}),
 		"Error": obj([]string{"kind", "message"}, map[string]any{
-			"kind":    typ("string", "What went wrong, for programs: input_required, invalid_input, invalid_kind, invalid_format, invalid_codec, invalid_option, invalid_output, invalid_json, token_missing, token_invalid, not_found, idempotency_conflict, task_finished, payload_too_large, rate_limited, unavailable; on steps also input_blocked, fetch_failed, input_too_large, invalid_media, unsupported_media, encode_failed, upload_failed, stalled, cancelled, internal."),
+			"kind":    typ("string", "What went wrong, for programs: input_required, invalid_input, invalid_kind, invalid_format, invalid_codec, invalid_option, invalid_output, invalid_json, token_missing, token_invalid, not_found, cursor_expired, idempotency_conflict, task_finished, payload_too_large, rate_limited, unavailable; on steps also input_blocked, fetch_failed, input_too_large, invalid_media, unsupported_media, encode_failed, upload_failed, stalled, cancelled, internal."),
 			"message": typ("string", "What was wrong and what is accepted, for people."),
 			"errors": map[string]any{"type": "array", "description": "Each problem, when there were several.", "items": obj([]string{"kind", "message"}, map[string]any{
 				"kind": typ("string", "The problem's kind."), "field": typ("string", "The field or option at fault."), "message": typ("string", "The problem."),
@@ -139,6 +142,20 @@ func schemas() map[string]any {
 			"created_at": typ("integer", "Epoch milliseconds."), "started_at": msTime("When its first step started"),
 			"finished_at": msTime("When it ended"), "updated_at": typ("integer", "Epoch milliseconds."),
 		}),
+		"Event": obj([]string{"id", "object", "type", "created_at", "data"}, map[string]any{
+			"id":         typ("string", "evt_ and 16 hex digits; ids sort in the order events happened (the replicated log's)."),
+			"object":     enum("Always event.", []string{"event"}),
+			"type":       enum("What happened.", eventTypes()),
+			"created_at": typ("integer", "When it happened, epoch milliseconds."),
+			"step": obj([]string{"id", "kind", "attempt"}, map[string]any{
+				"id": typ("string", "The step."), "kind": typ("string", "Its kind."), "attempt": typ("integer", "The attempt that completed, failed or will be retried."),
+			}),
+			"data": ref("Task"),
+		}),
+		"EventList": obj([]string{"object", "data", "has_more"}, map[string]any{
+			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Event")},
+			"has_more": typ("boolean", "Whether more events follow: ask again with after set to the last id."),
+		}),
 		"TaskList": obj([]string{"object", "data", "has_more"}, map[string]any{
 			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Task")},
 			"has_more": typ("boolean", "Whether more tasks follow in the direction of travel."),
@@ -147,4 +164,13 @@ func schemas() map[string]any {
 			"status": typ("string", "ok or ready."), "node": typ("string", "This server's node id."), "leader": typ("string", "The leader's node id."),
 		}),
 	}
+}
+
+// eventTypes lists the event types' names.
+func eventTypes() []string {
+	var out []string
+	for _, t := range api.EventTypes {
+		out = append(out, string(t))
+	}
+	return out
 }

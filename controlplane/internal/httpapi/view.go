@@ -75,6 +75,13 @@ func (a *API) partsProgress(s *api.Step) {
 
 // signURLs rewrites every "url" under an output object.
 func (a *API) signURLs(r *http.Request, raw json.RawMessage) json.RawMessage {
+	return rewriteManaged(raw, func(key string) (string, bool) { return a.cfg.FileURL(r, key), true })
+}
+
+// rewriteManaged replaces each "url" in raw that names managed storage
+// with what fn makes of its key, or removes it where fn says not to keep
+// it. raw comes back as it was when it names none.
+func rewriteManaged(raw json.RawMessage, fn func(key string) (string, bool)) json.RawMessage {
 	if len(raw) == 0 || !strings.Contains(string(raw), ManagedScheme) {
 		return raw
 	}
@@ -88,7 +95,11 @@ func (a *API) signURLs(r *http.Request, raw json.RawMessage) json.RawMessage {
 		case map[string]any:
 			for k, val := range t {
 				if s, ok := val.(string); ok && k == "url" && strings.HasPrefix(s, ManagedScheme) {
-					t[k] = a.cfg.FileURL(r, strings.TrimPrefix(s, ManagedScheme))
+					if u, keep := fn(strings.TrimPrefix(s, ManagedScheme)); keep {
+						t[k] = u
+					} else {
+						delete(t, k)
+					}
 					continue
 				}
 				walk(val)

@@ -11,6 +11,7 @@ const (
 	tableServers  = "servers"
 	tableNodes    = "nodes"
 	tableMeta     = "meta"
+	tableEvents   = "events"
 )
 
 func schema() *memdb.DBSchema {
@@ -45,6 +46,12 @@ func schema() *memdb.DBSchema {
 			Name: tableMeta,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			},
+		},
+		tableEvents: {
+			Name: tableEvents,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: uintIndex[Event]{func(e *Event) uint64 { return e.Seq }}},
 			},
 		},
 		tableServers: {

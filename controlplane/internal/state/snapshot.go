@@ -39,7 +39,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := enc.Encode(record{Type: "version", Version: snapshotVersion}); err != nil {
 		return cw.n, err
 	}
-	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks} {
+	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents} {
 		idx := "id"
 		if table == tableTasks {
 			idx = "seq"
@@ -116,6 +116,8 @@ func (s *Store) Restore(r io.Reader) error {
 			obj = &Node{}
 		case tableMeta:
 			obj = &Meta{}
+		case tableEvents:
+			obj = &Event{}
 		default:
 			return fmt.Errorf("snapshot: unknown record type %q", rec.Type)
 		}
@@ -131,7 +133,9 @@ func (s *Store) Restore(r io.Reader) error {
 	if first {
 		return fmt.Errorf("empty snapshot")
 	}
+	last := lastEventSeq(txn)
 	txn.Commit()
 	s.db.Store(db)
+	s.lastEvent = last
 	return nil
 }

@@ -34,6 +34,15 @@ type Store struct {
 	db       atomic.Pointer[memdb.MemDB]
 	observer atomic.Pointer[func(Change)]
 	names    sync.Map // node name → *string (Store.node)
+
+	// Events (events.go), touched only by the writer: the Raft index of
+	// the entry being applied, the last event's sequence number, and
+	// whether the write under way added events.
+	index       uint64
+	lastEvent   uint64
+	eventsAdded bool
+	// eventWake is closed and replaced when events are committed.
+	eventWake atomic.Pointer[chan struct{}]
 }
 
 // New returns an empty Store.
@@ -99,10 +108,12 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 		}
 		mustInsert(txn, tableTasks, t)
 		mustInsert(txn, tableRequests, &Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
+		s.addEvent(txn, api.EventTaskCreated, t, t.CreatedAt, "", 0)
 		out[i] = CreateResult{Task: &t.Task}
 		created = append(created, t)
 	}
 	txn.Commit()
+	s.eventsCommitted()
 	s.notify(Change{Created: created})
 	return out
 }
@@ -183,7 +194,9 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 		cancelParts(st, now)
 	}
 	mustInsert(txn, tableTasks, t)
+	s.addEvent(txn, api.EventTaskCancelled, t, now, "", 0)
 	txn.Commit()
+	s.eventsCommitted()
 	s.notify(Change{Cancelled: t})
 	return &t.Task, nil
 }

@@ -112,11 +112,13 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 		touched[u.TaskID] = t
 		out[i].Task = t
 		applied = append(applied, StepChange{Update: u, Task: t})
+		s.stepEvents(txn, u, cur, t)
 	}
 	for _, id := range order {
 		mustInsert(txn, tableTasks, touched[id])
 	}
 	txn.Commit()
+	s.eventsCommitted()
 	s.notify(Change{Steps: applied})
 	return out
 }

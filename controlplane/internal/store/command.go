@@ -83,6 +83,10 @@ type (
 	}
 	expireRequestsCmd struct {
 		Now int64 `json:"now"`
+		// EventsBefore, when set, trims the events created before it
+		// (epoch ms: now less the leader's retention). A node of a
+		// version before events ignores it.
+		EventsBefore int64 `json:"events_before,omitempty"`
 	}
 	registerNodeCmd struct {
 		Node state.Node `json:"node"`

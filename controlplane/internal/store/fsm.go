@@ -38,6 +38,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	t := commandType(l.Data[0])
 	payload := l.Data[1:]
+	f.state.SetIndex(l.Index)
 	var res any
 	switch t {
 	case cmdCreateTasks:
@@ -65,6 +66,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c expireRequestsCmd
 		mustDecode(t, payload, &c)
 		res = f.state.ExpireRequests(c.Now)
+		if c.EventsBefore > 0 {
+			f.state.TrimEvents(c.EventsBefore)
+		}
 	case cmdRegisterNode:
 		var c registerNodeCmd
 		mustDecode(t, payload, &c)

@@ -65,6 +65,9 @@ type Config struct {
 	// followers that lag a little). Zero values take Raft's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// EventRetention is how long events are kept (0: forever); the
+	// leader trims older ones every few minutes.
+	EventRetention time.Duration
 	// ApplyObserver, when set, is told how long each write took to commit
 	// and apply (for metrics).
 	ApplyObserver func(d time.Duration)
@@ -370,9 +373,14 @@ func (s *Store) UpsertServer(ctx context.Context, srv state.Server) error {
 	return err
 }
 
-// ExpireRequests forgets request keys older than their time to live.
+// ExpireRequests forgets request keys older than their time to live, and
+// events older than Config.EventRetention.
 func (s *Store) ExpireRequests(ctx context.Context, now int64) (int, error) {
-	res, err := s.apply(ctx, cmdExpireRequests, expireRequestsCmd{Now: now})
+	cmd := expireRequestsCmd{Now: now}
+	if s.cfg.EventRetention > 0 {
+		cmd.EventsBefore = now - s.cfg.EventRetention.Milliseconds()
+	}
+	res, err := s.apply(ctx, cmdExpireRequests, cmd)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,137 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ittybit-oss/ittybit"
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+// EventOptions select events: after a cursor (an event id), of a type, of
+// a task. Limit is the page size of Events (1–100; 0: the server's 20).
+type EventOptions struct {
+	After  string
+	Limit  int
+	Type   api.EventType
+	TaskID string
+}
+
+func (o EventOptions) query(list bool) string {
+	v := url.Values{}
+	if o.After != "" {
+		v.Set("after", o.After)
+	}
+	if list && o.Limit > 0 {
+		v.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Type != "" {
+		v.Set("type", string(o.Type))
+	}
+	if o.TaskID != "" {
+		v.Set("task", o.TaskID)
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// Events lists events, oldest first (GET /events). A cursor older than
+// the server's retention is the error kind cursor_expired.
+func (c *Client) Events(ctx context.Context, o EventOptions) (*api.List[api.Event], error) {
+	var l api.List[api.Event]
+	if err := c.do(ctx, http.MethodGet, "/events"+o.query(true), nil, nil, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// Follow reads the live feed (GET /events/stream) from o.After and calls
+// fn with each event, in order, until ctx ends or fn returns an error
+// (which Follow returns). A dropped connection is resumed with the last
+// event id seen, so no event is lost or seen twice; an error answer (a
+// bad query, an expired cursor, a wrong key) ends it.
+func (c *Client) Follow(ctx context.Context, o EventOptions, fn func(api.Event) error) error {
+	stream := &http.Client{Transport: c.http.Transport} // no timeout: a feed lasts
+	backoff := 100 * time.Millisecond
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/events/stream"+o.query(false), nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		if c.key != "" {
+			req.Header.Set("Authorization", "Bearer "+c.key)
+		}
+		if o.After != "" {
+			req.Header.Set("Last-Event-ID", o.After)
+		}
+		resp, err := stream.Do(req)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			var ae api.Error
+			if json.Unmarshal(data, &ae) != nil || ae.Kind == "" {
+				ae = api.Error{Kind: ittybit.ErrInternal, Message: fmt.Sprintf("GET /events/stream answered %s: %s", resp.Status, bytes.TrimSpace(data))}
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
+				return &ae
+			}
+		} else if err == nil {
+			backoff = 100 * time.Millisecond
+			err = readFeed(resp.Body, func(e api.Event) error {
+				o.After = e.ID
+				return fn(e)
+			})
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// readFeed parses Server-Sent Events from r and calls fn with each event's
+// data; it returns fn's error, or nil when the stream ends.
+func readFeed(r io.Reader, fn func(api.Event) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if len(data) > 0 {
+				var e api.Event
+				if err := json.Unmarshal(data, &e); err != nil {
+					return fmt.Errorf("decode an event of the feed: %w", err)
+				}
+				if e.ID != "" {
+					if err := fn(e); err != nil {
+						return err
+					}
+				}
+			}
+			data = data[:0]
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")...)
+		}
+	}
+	return nil
+}

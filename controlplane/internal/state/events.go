@@ -1,0 +1,202 @@
+package state
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+// Events are derived from the writes that cause them, in the same
+// transaction, by every node as it applies the log: every node holds the
+// same events in the same order, and an event's sequence number comes from
+// the Raft index of the entry that caused it (index<<16 | its place among
+// that entry's events), so the order of ids is the order of the log.
+
+// ErrCursorExpired is the error of a cursor that names an event older than the retention,
+// already trimmed.
+var ErrCursorExpired = errors.New("cursor expired")
+
+// metaEventsTrimmed is the meta key under which the sequence number of the
+// last event trimmed is kept: a cursor before it has expired.
+const metaEventsTrimmed = "events_trimmed_seq"
+
+// Event is one thing that happened to a task, with the task as it was then.
+type Event struct {
+	Seq       uint64        `json:"seq"`
+	Type      api.EventType `json:"type"`
+	CreatedAt int64         `json:"created_at"`
+	// Step and Attempt name the step of a step.* event.
+	Step    string `json:"step,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	// Task is the task as the write left it. Task versions are immutable,
+	// so it shares their steps.
+	Task api.Task `json:"task"`
+}
+
+// SetIndex tells the store the Raft index of the entry it applies next:
+// the events that entry causes take their sequence numbers from it. The
+// FSM calls it before each entry.
+func (s *Store) SetIndex(index uint64) { s.index = index }
+
+// addEvent inserts an event of type typ about t at time now, numbered
+// after every earlier one.
+func (s *Store) addEvent(txn *memdb.Txn, typ api.EventType, t *Task, now int64, step string, attempt int) {
+	seq := s.index << 16
+	if seq <= s.lastEvent {
+		seq = s.lastEvent + 1
+	}
+	s.lastEvent = seq
+	mustInsert(txn, tableEvents, &Event{Seq: seq, Type: typ, CreatedAt: now, Step: step, Attempt: attempt, Task: t.Task})
+	s.eventsAdded = true
+}
+
+// eventsCommitted wakes whoever waits for new events, once the write that
+// added them has committed.
+func (s *Store) eventsCommitted() {
+	if !s.eventsAdded {
+		return
+	}
+	s.eventsAdded = false
+	ch := make(chan struct{})
+	if old := s.eventWake.Swap(&ch); old != nil {
+		close(*old)
+	}
+}
+
+// EventsChanged returns a channel closed when the next events are
+// committed: read the events after the last one seen, then wait on it.
+// Take the channel before reading, so no event falls between.
+func (s *Store) EventsChanged() <-chan struct{} {
+	for {
+		if ch := s.eventWake.Load(); ch != nil {
+			return *ch
+		}
+		ch := make(chan struct{})
+		s.eventWake.CompareAndSwap(nil, &ch)
+	}
+}
+
+// stepEvents adds the events of one applied step update: before is the
+// task as it was, after as the update left it.
+func (s *Store) stepEvents(txn *memdb.Txn, u StepUpdate, before, after *Task) {
+	now := u.Now
+	if before.Status == api.TaskQueued && after.Status == api.TaskProcessing {
+		s.addEvent(txn, api.EventTaskProcessing, after, now, "", 0)
+	}
+	if i := stepIndex(after, u.StepID); i >= 0 { // a step, not a part
+		st, was := after.Steps[i], before.Steps[i]
+		switch {
+		case u.Op == OpComplete && st.Status == api.StepCompleted && was.Status != api.StepCompleted:
+			s.addEvent(txn, api.EventStepCompleted, after, now, st.ID, u.Attempt)
+		case u.Op == OpFail && st.Status == api.StepFailed:
+			s.addEvent(txn, api.EventStepFailed, after, now, st.ID, u.Attempt)
+		case u.Op == OpFail && st.Status == api.StepQueued:
+			s.addEvent(txn, api.EventStepRetrying, after, now, st.ID, u.Attempt)
+		}
+	}
+	if before.Status != after.Status {
+		switch after.Status {
+		case api.TaskCompleted:
+			s.addEvent(txn, api.EventTaskCompleted, after, now, "", 0)
+		case api.TaskFailed:
+			s.addEvent(txn, api.EventTaskFailed, after, now, "", 0)
+		}
+	}
+}
+
+// EventQuery selects a page of events, oldest first.
+type EventQuery struct {
+	// After is the sequence number of the last event seen (0: from the
+	// oldest kept).
+	After uint64
+	Limit int
+	// Type and TaskID filter when set.
+	Type   api.EventType
+	TaskID string
+}
+
+// Events returns the events after q.After that match q, oldest first, at
+// most q.Limit, and whether more follow. A cursor before the last event
+// trimmed is ErrCursorExpired: the events after it are gone, and a silent
+// jump would lose them.
+func (s *Store) Events(q EventQuery) ([]*Event, bool, error) {
+	txn := s.db.Load().Txn(false)
+	if q.After > 0 && q.After < eventsTrimmed(txn) {
+		return nil, false, ErrCursorExpired
+	}
+	it, err := txn.LowerBound(tableEvents, "id", q.After+1)
+	if err != nil {
+		return nil, false, err
+	}
+	var page []*Event
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		e := raw.(*Event)
+		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.Task.ID != q.TaskID) {
+			continue
+		}
+		if len(page) == q.Limit {
+			return page, true, nil
+		}
+		page = append(page, e)
+	}
+	return page, false, nil
+}
+
+// eventsTrimmed is the sequence number of the last event trimmed, 0 when
+// none was.
+func eventsTrimmed(txn *memdb.Txn) uint64 {
+	raw, err := txn.First(tableMeta, "id", metaEventsTrimmed)
+	if err != nil || raw == nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(raw.(*Meta).Value, 10, 64)
+	return n
+}
+
+// maxTrim bounds the events one entry trims, so that trimming a long
+// backlog never stalls the writes behind it; the rest go with the next.
+const maxTrim = 5000
+
+// TrimEvents forgets events created before before (epoch ms, decided by
+// the leader from its retention), oldest first, at most maxTrim, and
+// returns how many it forgot.
+func (s *Store) TrimEvents(before int64) int {
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
+	it, err := txn.Get(tableEvents, "id")
+	if err != nil {
+		return 0
+	}
+	var old []*Event
+	for raw := it.Next(); raw != nil && len(old) < maxTrim; raw = it.Next() {
+		e := raw.(*Event)
+		if e.CreatedAt >= before {
+			break
+		}
+		old = append(old, e)
+	}
+	if len(old) == 0 {
+		return 0
+	}
+	for _, e := range old {
+		_ = txn.Delete(tableEvents, e)
+	}
+	mustInsert(txn, tableMeta, &Meta{Key: metaEventsTrimmed, Value: strconv.FormatUint(old[len(old)-1].Seq, 10)})
+	txn.Commit()
+	return len(old)
+}
+
+// lastEventSeq is the highest event sequence number in db (0 when none).
+func lastEventSeq(txn *memdb.Txn) uint64 {
+	it, err := txn.GetReverse(tableEvents, "id")
+	if err != nil {
+		return 0
+	}
+	if raw := it.Next(); raw != nil {
+		return raw.(*Event).Seq
+	}
+	return max(0, eventsTrimmed(txn))
+}
