@@ -305,6 +305,14 @@ func TestMonitoringWithPrometheus(t *testing.T) {
 			t.Errorf("%s missing after the tasks", name)
 		}
 	}
+	// A step taken back and run again (an agent slow to take it in, on a
+	// loaded machine) encodes some frames twice, and the counters say so:
+	// exact counts hold only when no step was run twice.
+	media, frames := within(tasks*8-0.5, tasks*8+0.5), within(tasks*240-30, tasks*240+30)
+	if after.value(t, "ittybit_step_wait_seconds_count") > 4*tasks {
+		media, frames = within(tasks*8-0.5, tasks*8*2+0.5), within(tasks*240-30, tasks*240*2+30)
+		t.Log("a step ran twice: the encoded media and frames may count both runs")
+	}
 	for _, c := range []struct {
 		what string
 		got  float64
@@ -315,8 +323,8 @@ func TestMonitoringWithPrometheus(t *testing.T) {
 		// One per step; a redelivered step waits once more.
 		{"step waits", after.value(t, "ittybit_step_wait_seconds_count"), within(4*tasks, 8*tasks)},
 		{"video step durations", after.value(t, "ittybit_step_duration_seconds_count", "step_kind", "video", "encoder", "libx265"), eq(tasks)},
-		{"media seconds", after.value(t, "ittybit_agent_encoded_media_seconds_total", "kind", "video", "codec", "h265", "encoder", "libx265"), within(tasks*8-0.5, tasks*8+0.5)},
-		{"frames", after.value(t, "ittybit_agent_encoded_frames_total", "codec", "h265", "encoder", "libx265"), within(tasks*240-30, tasks*240+30)},
+		{"media seconds", after.value(t, "ittybit_agent_encoded_media_seconds_total", "kind", "video", "codec", "h265", "encoder", "libx265"), media},
+		{"frames", after.value(t, "ittybit_agent_encoded_frames_total", "codec", "h265", "encoder", "libx265"), frames},
 		{"sessions after", after.value(t, "ittybit_agent_sessions_active", "encoder", "libx265"), eq(0)},
 		{"encode steps", after.value(t, "ittybit_agent_steps_total", "step_kind", "encode", "result", "completed"), eq(tasks)},
 		{"ingest bytes", after.value(t, "ittybit_agent_bytes_total", "direction", "ingest"), positive},

@@ -13,6 +13,9 @@ const (
 	EventStepCompleted  EventType = "step.completed"
 	EventStepFailed     EventType = "step.failed"
 	EventStepRetrying   EventType = "step.retrying"
+	// EventWebhookTest is the type of the message POST
+	// /webhooks/{id}/test sends; it is not in the event log.
+	EventWebhookTest EventType = "webhook.test"
 )
 
 // EventTypes lists every event type, in the order a task meets them.
@@ -39,4 +42,57 @@ type EventStep struct {
 	ID      string `json:"id"`
 	Kind    string `json:"kind"`
 	Attempt int    `json:"attempt"`
+}
+
+// Webhook is a webhook endpoint. Secret is shown only when it is made: in
+// the answers of POST /webhooks and POST /webhooks/{id}/rotate.
+type Webhook struct {
+	ID          string   `json:"id"`     // "wh_…"
+	Object      string   `json:"object"` // "webhook"
+	URL         string   `json:"url"`
+	Events      []string `json:"events"` // event types, or "*"
+	Description string   `json:"description"`
+	// Status is enabled or disabled; DisabledReason says why.
+	Status         string `json:"status"`
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	Secret         string `json:"secret,omitempty"`
+	// FailingSince is the first failed attempt since the last delivered
+	// one; null while it delivers.
+	FailingSince *int64 `json:"failing_since"`
+	CreatedAt    int64  `json:"created_at"`
+	UpdatedAt    int64  `json:"updated_at"`
+}
+
+// WebhookRequest creates (POST /webhooks: url and events required) or
+// changes (PATCH /webhooks/{id}: what is given) an endpoint.
+type WebhookRequest struct {
+	URL         *string  `json:"url,omitempty"`
+	Events      []string `json:"events,omitempty"`
+	Description *string  `json:"description,omitempty"`
+	// Status enabled or disabled (PATCH only).
+	Status *string `json:"status,omitempty"`
+}
+
+// Delivery is one message on its way to an endpoint, with its attempts.
+type Delivery struct {
+	ID        string    `json:"id"`     // "dlv_…"
+	Object    string    `json:"object"` // "delivery"
+	Webhook   string    `json:"webhook"`
+	EventID   string    `json:"event_id"` // the webhook-id header of every attempt
+	EventType EventType `json:"event_type"`
+	// Status is pending, delivered or failed; NextAttemptAt is when a
+	// pending one is tried next.
+	Status        string            `json:"status"`
+	NextAttemptAt *int64            `json:"next_attempt_at"`
+	CreatedAt     int64             `json:"created_at"`
+	Attempts      []DeliveryAttempt `json:"attempts"`
+}
+
+// DeliveryAttempt is one attempt of a delivery.
+type DeliveryAttempt struct {
+	At         int64  `json:"at"`
+	StatusCode int    `json:"status_code"` // 0 when no answer came
+	LatencyMs  int64  `json:"latency_ms"`
+	Result     string `json:"result"` // delivered, failed, throttled, gone, blocked
+	Error      string `json:"error,omitempty"`
 }

@@ -135,3 +135,50 @@ func readFeed(r io.Reader, fn func(api.Event) error) error {
 	}
 	return nil
 }
+
+// CreateWebhook creates a webhook endpoint; the answer holds its secret,
+// shown only this once.
+func (c *Client) CreateWebhook(ctx context.Context, req api.WebhookRequest) (*api.Webhook, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var w api.Webhook
+	if err := c.do(ctx, http.MethodPost, "/webhooks", body, nil, &w); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// Webhooks lists the webhook endpoints.
+func (c *Client) Webhooks(ctx context.Context) (*api.List[api.Webhook], error) {
+	var l api.List[api.Webhook]
+	if err := c.do(ctx, http.MethodGet, "/webhooks", nil, nil, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// RotateWebhook makes a new secret for an endpoint; the answer holds it,
+// and the old one keeps signing beside it for 24 h.
+func (c *Client) RotateWebhook(ctx context.Context, id string) (*api.Webhook, error) {
+	var w api.Webhook
+	if err := c.do(ctx, http.MethodPost, "/webhooks/"+url.PathEscape(id)+"/rotate", nil, nil, &w); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// Deliveries lists an endpoint's deliveries, newest first (limit 0: the
+// server's 20).
+func (c *Client) Deliveries(ctx context.Context, id string, limit int) (*api.List[api.Delivery], error) {
+	path := "/webhooks/" + url.PathEscape(id) + "/deliveries"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	var l api.List[api.Delivery]
+	if err := c.do(ctx, http.MethodGet, path, nil, nil, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}

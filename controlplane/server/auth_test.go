@@ -223,7 +223,8 @@ func wantAuth(pattern string) httpapi.Auth {
 	switch {
 	case strings.HasPrefix(path, "/internal/"):
 		return httpapi.AuthNodeToken
-	case path == "/tasks" || strings.HasPrefix(path, "/tasks/") || path == "/events" || strings.HasPrefix(path, "/events/"):
+	case path == "/tasks" || strings.HasPrefix(path, "/tasks/") || path == "/events" || strings.HasPrefix(path, "/events/") ||
+		path == "/webhooks" || strings.HasPrefix(path, "/webhooks/"):
 		return httpapi.AuthAPIKey
 	case path == "/files/":
 		return httpapi.AuthSigned

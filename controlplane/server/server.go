@@ -27,6 +27,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/tunnel"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/webhooks"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
@@ -82,6 +83,13 @@ type Config struct {
 	SplitSeconds, SplitMinSeconds float64
 	// EventRetention is how long events are kept (0: forever).
 	EventRetention time.Duration
+	// WebhookDelays replaces the webhook retry schedule and
+	// WebhookThrottle the least delay after a 429 or a timeout (tests:
+	// seconds, not hours); WebhookResolver the resolver webhook deliveries use
+	// (tests: names that resolve to what a test says).
+	WebhookDelays   []time.Duration
+	WebhookThrottle time.Duration
+	WebhookResolver webhooks.Resolver
 	// StragglerFactor: when a part gets a backup copy (see
 	// scheduler.Config); below 0, never.
 	StragglerFactor float64
@@ -196,13 +204,18 @@ func Open(cfg Config) (*Server, error) {
 	})
 	st.OnLeader(s.sched.Run)
 	st.OnLeader(s.ensureSecret)
+	sender := &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs, Resolver: cfg.WebhookResolver}
+	outbox := &webhooks.Outbox{Store: st, Sender: sender, Render: httpapi.EventJSON, Delays: cfg.WebhookDelays,
+		Throttle: cfg.WebhookThrottle,
+		Metrics:  webhooks.NewMetrics(reg), Logger: cfg.Logger.With("component", "webhooks")}
+	st.OnLeader(outbox.Run)
 	if cfg.FilesTTL == 0 {
 		cfg.FilesTTL = 24 * time.Hour
 		s.cfg.FilesTTL = cfg.FilesTTL
 	}
 	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
-		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(),
+		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(), WebhookSender: sender,
 	}
 	if cfg.Storage != nil {
 		apiCfg.FileURL = s.fileURL

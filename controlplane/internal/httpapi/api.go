@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/webhooks"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/storage"
 )
@@ -31,6 +32,7 @@ type Store interface {
 	Leader() (id, httpAddr string, ok bool)
 	CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error)
 	CancelTask(ctx context.Context, id string, now int64) (*state.Task, error)
+	WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error)
 	Join(ctx context.Context, id, raftAddr, httpAddr string) error
 }
 
@@ -64,6 +66,10 @@ type Config struct {
 	// proxy); nil dials TCP.
 	PeerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Logger   *slog.Logger
+	// WebhookSender checks webhook endpoint URLs as deliveries will reach
+	// them; nil makes one that allows private addresses only with
+	// AllowPrivateInputs.
+	WebhookSender *webhooks.Sender
 	// KeepAlive is how often the live feed sends a comment while no event
 	// comes; 0 means 15 seconds.
 	KeepAlive time.Duration
@@ -85,6 +91,8 @@ type API struct {
 	proxy   *forwarder
 	// policy is what POST /tasks accepts of inputs and outputs.
 	policy encoders.Policy
+	// sender checks webhook endpoint URLs.
+	sender *webhooks.Sender
 	// patterns are the public routes, as registered.
 	patterns []string
 	// table is every route, with who may call it.
@@ -134,10 +142,13 @@ func New(cfg Config) *API {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 15 * time.Second
 	}
+	if cfg.WebhookSender == nil {
+		cfg.WebhookSender = &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs}
+	}
 	if cfg.Keys == nil {
 		cfg.Keys = &Keys{}
 	}
-	a := &API{cfg: cfg, log: cfg.Logger.With("component", "httpapi"), mux: http.NewServeMux()}
+	a := &API{cfg: cfg, log: cfg.Logger.With("component", "httpapi"), mux: http.NewServeMux(), sender: cfg.WebhookSender}
 	if !cfg.AllowPrivateInputs {
 		a.policy.InputHost = storage.CheckInputHost
 	}
@@ -174,7 +185,18 @@ func (a *API) routes() {
 	// Events: answered by any node, from its own copy of the log.
 	a.route("GET /events", AuthAPIKey, a.handle(a.listEvents))
 	a.route("GET /events/stream", AuthAPIKey, a.handle(a.streamEvents))
-	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel", "/events", "/events/stream"} {
+	// Webhook endpoints: answered by the leader.
+	a.route("POST /webhooks", AuthAPIKey, a.leader(a.createWebhook))
+	a.route("GET /webhooks", AuthAPIKey, a.leader(a.listWebhooks))
+	a.route("GET /webhooks/{id}", AuthAPIKey, a.leader(a.getWebhook))
+	a.route("PATCH /webhooks/{id}", AuthAPIKey, a.leader(a.updateWebhook))
+	a.route("DELETE /webhooks/{id}", AuthAPIKey, a.leader(a.deleteWebhook))
+	a.route("POST /webhooks/{id}/rotate", AuthAPIKey, a.leader(a.rotateWebhook))
+	a.route("POST /webhooks/{id}/test", AuthAPIKey, a.leader(a.testWebhook))
+	a.route("GET /webhooks/{id}/deliveries", AuthAPIKey, a.leader(a.listDeliveries))
+	a.route("POST /webhooks/{id}/deliveries/{delivery}/retry", AuthAPIKey, a.leader(a.retryDelivery))
+	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel", "/events", "/events/stream",
+		"/webhooks", "/webhooks/{id}", "/webhooks/{id}/rotate", "/webhooks/{id}/test", "/webhooks/{id}/deliveries", "/webhooks/{id}/deliveries/{delivery}/retry"} {
 		a.mux.Handle(p, a.handle(methodNotAllowed(a.allowed(p))))
 	}
 

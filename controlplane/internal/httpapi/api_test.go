@@ -322,6 +322,9 @@ func (noLeader) CreateTasks(context.Context, []state.SeedRequest) ([]state.Creat
 func (noLeader) CancelTask(context.Context, string, int64) (*state.Task, error) {
 	return nil, store.ErrNotLeader
 }
+func (noLeader) WebhookOps(context.Context, []state.WebhookOp) ([]state.WebhookResult, error) {
+	return nil, store.ErrNotLeader
+}
 
 func TestNoLeader(t *testing.T) {
 	keys := &Keys{}

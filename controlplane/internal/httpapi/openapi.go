@@ -26,6 +26,8 @@ func queryParam(name, desc string, schema map[string]any) map[string]any {
 	return map[string]any{"name": name, "in": "query", "required": false, "description": desc, "schema": schema}
 }
 
+var webhookParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The webhook endpoint id (wh_…).", "schema": map[string]any{"type": "string"}}
+
 var idParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The task id (task_…).", "schema": map[string]any{"type": "string"}}
 
 // operations is the public API.
@@ -72,6 +74,25 @@ func operations() []operation {
 				queryParam("task", "Only the events of this task.", map[string]any{"type": "string"}),
 			},
 			"", with(errs("400", "401", "410", "429"), "200", "")},
+		{"POST", "/webhooks", "createWebhook", "Create a webhook endpoint; the answer shows its secret, once.", true, nil,
+			"WebhookRequest", with(errs("400", "401", "429", "503"), "201", "Webhook")},
+		{"GET", "/webhooks", "listWebhooks", "List the webhook endpoints.", true, nil, "", with(errs("401", "429", "503"), "200", "WebhookList")},
+		{"GET", "/webhooks/{id}", "getWebhook", "Get a webhook endpoint (without its secret).", true, []map[string]any{webhookParam},
+			"", with(errs("401", "404", "429", "503"), "200", "Webhook")},
+		{"PATCH", "/webhooks/{id}", "updateWebhook", "Change a webhook endpoint's url, events, description or status (enabled, disabled).", true, []map[string]any{webhookParam},
+			"WebhookRequest", with(errs("400", "401", "404", "429", "503"), "200", "Webhook")},
+		{"DELETE", "/webhooks/{id}", "deleteWebhook", "Delete a webhook endpoint and its deliveries.", true, []map[string]any{webhookParam},
+			"", with(errs("401", "404", "429", "503"), "200", "Webhook")},
+		{"POST", "/webhooks/{id}/rotate", "rotateWebhook", "Make a new secret, shown once; the old one still signs, beside it, for 24 h.", true, []map[string]any{webhookParam},
+			"", with(errs("401", "404", "429", "503"), "200", "Webhook")},
+		{"POST", "/webhooks/{id}/test", "testWebhook", "Send a test message (type webhook.test) to the endpoint.", true, []map[string]any{webhookParam},
+			"", with(errs("401", "404", "429", "503"), "202", "Delivery")},
+		{"GET", "/webhooks/{id}/deliveries", "listDeliveries", "The endpoint's deliveries, newest first, with their attempts.", true,
+			[]map[string]any{webhookParam, queryParam("limit", "Page size, 1–100 (default 20).", map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20})},
+			"", with(errs("400", "401", "404", "429", "503"), "200", "DeliveryList")},
+		{"POST", "/webhooks/{id}/deliveries/{delivery}/retry", "retryDelivery", "Deliver again now, with the same webhook-id; not scheduled again if it fails.", true,
+			[]map[string]any{webhookParam, {"name": "delivery", "in": "path", "required": true, "description": "The delivery id (dlv_… or msg_…).", "schema": map[string]any{"type": "string"}}},
+			"", with(errs("401", "404", "429", "503"), "202", "Delivery")},
 		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health", "4XX": ""}},
 		{"GET", "/readyz", "ready", "200 once a leader is known (and, in ittybit dev, the agent has registered).", false, nil, "",
 			map[string]string{"200": "Health", "4XX": "", "503": "Error"}},
@@ -86,7 +107,7 @@ var (
 )
 
 var statusText = map[string]string{
-	"200": "OK", "201": "Created", "400": "The request is invalid; kind and message say what to change.",
+	"200": "OK", "201": "Created", "202": "Accepted: the delivery is queued.", "400": "The request is invalid; kind and message say what to change.",
 	"401": "No API key, or a wrong one.", "404": "No such task.", "409": "An idempotency conflict, or the task already ended.",
 	"413": "The body is over the size limit.", "429": "Too many requests for this API key; see Retry-After.",
 	"503": "No leader is available; see Retry-After.",

@@ -49,7 +49,9 @@ func (s *Store) addEvent(txn *memdb.Txn, typ api.EventType, t *Task, now int64, 
 		seq = s.lastEvent + 1
 	}
 	s.lastEvent = seq
-	mustInsert(txn, tableEvents, &Event{Seq: seq, Type: typ, CreatedAt: now, Step: step, Attempt: attempt, Task: t.Task})
+	e := &Event{Seq: seq, Type: typ, CreatedAt: now, Step: step, Attempt: attempt, Task: t.Task}
+	mustInsert(txn, tableEvents, e)
+	s.outboxEvent(txn, e)
 	s.eventsAdded = true
 }
 
@@ -183,6 +185,18 @@ func (s *Store) TrimEvents(before int64) int {
 	}
 	for _, e := range old {
 		_ = txn.Delete(tableEvents, e)
+	}
+	// Deliveries done before the cutoff go with the events.
+	if it, err := txn.Get(tableDeliveries, "id"); err == nil {
+		var done []*Delivery
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if d := raw.(*Delivery); d.Status != DeliveryPending && d.CreatedAt < before {
+				done = append(done, d)
+			}
+		}
+		for _, d := range done {
+			_ = txn.Delete(tableDeliveries, d)
+		}
 	}
 	mustInsert(txn, tableMeta, &Meta{Key: metaEventsTrimmed, Value: strconv.FormatUint(old[len(old)-1].Seq, 10)})
 	txn.Commit()

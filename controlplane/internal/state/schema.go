@@ -12,6 +12,9 @@ const (
 	tableNodes    = "nodes"
 	tableMeta     = "meta"
 	tableEvents   = "events"
+	// Webhook endpoints and their outbox.
+	tableWebhooks   = "webhooks"
+	tableDeliveries = "deliveries"
 )
 
 func schema() *memdb.DBSchema {
@@ -52,6 +55,22 @@ func schema() *memdb.DBSchema {
 			Name: tableEvents,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: uintIndex[Event]{func(e *Event) uint64 { return e.Seq }}},
+			},
+		},
+		tableWebhooks: {
+			Name: tableWebhooks,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			},
+		},
+		tableDeliveries: {
+			Name: tableDeliveries,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":       {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"endpoint": {Name: "endpoint", Indexer: &memdb.StringFieldIndex{Field: "EndpointID"}},
+				// pending holds only the deliveries still to make, by when
+				// they are due.
+				"pending": {Name: "pending", Unique: true, AllowMissing: true, Indexer: stringIndex[Delivery]{func(d *Delivery) string { return d.PendingKey }}},
 			},
 		},
 		tableServers: {

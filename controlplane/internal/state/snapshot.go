@@ -39,7 +39,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := enc.Encode(record{Type: "version", Version: snapshotVersion}); err != nil {
 		return cw.n, err
 	}
-	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents} {
+	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries} {
 		idx := "id"
 		if table == tableTasks {
 			idx = "seq"
@@ -118,6 +118,10 @@ func (s *Store) Restore(r io.Reader) error {
 			obj = &Meta{}
 		case tableEvents:
 			obj = &Event{}
+		case tableWebhooks:
+			obj = &Endpoint{}
+		case tableDeliveries:
+			obj = &Delivery{}
 		default:
 			return fmt.Errorf("snapshot: unknown record type %q", rec.Type)
 		}
@@ -125,6 +129,9 @@ func (s *Store) Restore(r io.Reader) error {
 			if err := json.Unmarshal(rec.Data, obj); err != nil {
 				return fmt.Errorf("snapshot %s: %w", rec.Type, err)
 			}
+		}
+		if d, ok := obj.(*Delivery); ok {
+			d.setPending()
 		}
 		if err := txn.Insert(rec.Type, obj); err != nil {
 			return fmt.Errorf("snapshot %s: %w", rec.Type, err)

@@ -34,6 +34,10 @@ const (
 	// a node of the split_updates version would refuse and so fork the
 	// state. Applied exactly as cmdStepUpdates.
 	cmdPartUpdates commandType = 11
+	// cmdWebhookOps changes webhook endpoints and their outbox
+	// (state.WebhookOp): ids, secrets, attempt results and the next
+	// attempt's time decided by the leader.
+	cmdWebhookOps commandType = 12
 )
 
 func (c commandType) String() string {
@@ -60,6 +64,8 @@ func (c commandType) String() string {
 		return "split_updates"
 	case cmdPartUpdates:
 		return "part_updates"
+	case cmdWebhookOps:
+		return "webhook_ops"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }
@@ -80,6 +86,9 @@ type (
 	}
 	upsertServerCmd struct {
 		Server state.Server `json:"server"`
+	}
+	webhookOpsCmd struct {
+		Ops []state.WebhookOp `json:"ops"`
 	}
 	expireRequestsCmd struct {
 		Now int64 `json:"now"`

@@ -81,6 +81,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c stepUpdatesCmd
 		mustDecode(t, payload, &c)
 		res = f.state.ApplyStepUpdates(c.Updates)
+	case cmdWebhookOps:
+		var c webhookOpsCmd
+		mustDecode(t, payload, &c)
+		res = f.state.ApplyWebhookOps(c.Ops)
 	case cmdSetMeta:
 		var c setMetaCmd
 		mustDecode(t, payload, &c)

@@ -367,6 +367,16 @@ func (s *Store) CancelTask(ctx context.Context, id string, now int64) (*state.Ta
 	return &state.Task{Task: *r.Task}, r.Err
 }
 
+// WebhookOps applies changes of webhook endpoints and their outbox. It
+// must run on the leader.
+func (s *Store) WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error) {
+	res, err := s.apply(ctx, cmdWebhookOps, webhookOpsCmd{Ops: ops})
+	if err != nil {
+		return nil, err
+	}
+	return res.([]state.WebhookResult), nil
+}
+
 // UpsertServer records a control-plane server's addresses.
 func (s *Store) UpsertServer(ctx context.Context, srv state.Server) error {
 	_, err := s.apply(ctx, cmdUpsertServer, upsertServerCmd{Server: srv})

@@ -1,0 +1,410 @@
+package state
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+)
+
+// Webhook endpoints and their outbox live in the replicated state: an
+// event committed makes a delivery for each enabled endpoint that wants
+// its type, in the same apply, so every node holds the same outbox and a
+// new leader resumes it after a failover. Whatever needs a clock, a random
+// draw or the network (ids, secrets, when the next attempt is, what an
+// attempt came to) the leader decides before it writes the op.
+
+// Endpoint is a webhook endpoint.
+type Endpoint struct {
+	ID          string   `json:"id"`
+	URL         string   `json:"url"`
+	Events      []string `json:"events"` // event types, or "*"
+	Description string   `json:"description,omitempty"`
+	// Secrets sign each delivery: the current one first (Until 0), then
+	// old ones until their Until (epoch ms), so that receivers have time
+	// to change.
+	Secrets []Secret `json:"secrets"`
+	// Disabled says why the endpoint gets nothing ("" while enabled).
+	Disabled  string `json:"disabled,omitempty"`
+	CreatedAt int64  `json:"created_at"`
+	UpdatedAt int64  `json:"updated_at"`
+	// FailingSince is the first failed attempt since the last delivered
+	// one (epoch ms; 0 while the endpoint delivers).
+	FailingSince int64 `json:"failing_since,omitempty"`
+}
+
+// Secret is one signing secret of an endpoint, "whsec_…".
+type Secret struct {
+	Secret string `json:"secret"`
+	Until  int64  `json:"until,omitempty"`
+}
+
+// Wants says whether the endpoint takes events of type t.
+func (e *Endpoint) Wants(t api.EventType) bool {
+	return e.Disabled == "" && (slices.Contains(e.Events, "*") || slices.Contains(e.Events, string(t)))
+}
+
+// SigningSecrets are the secrets that sign a delivery at time now: the
+// current one and those still in their grace period.
+func (e *Endpoint) SigningSecrets(now int64) []string {
+	var out []string
+	for _, s := range e.Secrets {
+		if s.Until == 0 || s.Until > now {
+			out = append(out, s.Secret)
+		}
+	}
+	return out
+}
+
+// Delivery is one event on its way to one endpoint: its attempts so far,
+// and when the next is due.
+type Delivery struct {
+	ID         string `json:"id"`
+	EndpointID string `json:"endpoint_id"`
+	// EventSeq is the event delivered; a test message has none and carries
+	// its Payload.
+	EventSeq  uint64          `json:"event_seq,omitempty"`
+	EventType api.EventType   `json:"event_type"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+	CreatedAt int64           `json:"created_at"`
+	Attempts  []Attempt       `json:"attempts,omitempty"`
+	// Status is pending, delivered or failed; NextAt (epoch ms) is when a
+	// pending delivery's next attempt is due.
+	Status DeliveryStatus `json:"status"`
+	NextAt int64          `json:"next_at,omitempty"`
+	// Manual marks a retry asked for by hand: if it fails, it is not
+	// scheduled again.
+	Manual bool `json:"manual,omitempty"`
+	// PendingKey indexes pending deliveries by when they are due ("" once
+	// done, so the index holds only pending ones).
+	PendingKey string `json:"-"`
+}
+
+// DeliveryStatus says where a delivery stands.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+)
+
+// Attempt is one attempt at a delivery, as the leader saw it.
+type Attempt struct {
+	At        int64  `json:"at"`
+	Status    int    `json:"status_code,omitempty"`
+	LatencyMs int64  `json:"latency_ms"`
+	Result    string `json:"result"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (d *Delivery) setPending() {
+	d.PendingKey = ""
+	if d.Status == DeliveryPending {
+		d.PendingKey = fmt.Sprintf("%020d|%s", d.NextAt, d.ID)
+	}
+}
+
+// DeliveryID names the delivery of an event to an endpoint.
+func DeliveryID(eventSeq uint64, endpointID string) string {
+	return fmt.Sprintf("dlv_%016x_%s", eventSeq, endpointID)
+}
+
+// WebhookOpKind names a change of the webhooks' state.
+type WebhookOpKind string
+
+// Webhook ops.
+const (
+	// WebhookCreate adds Endpoint (id, secret and times made by the
+	// leader).
+	WebhookCreate WebhookOpKind = "create"
+	// WebhookUpdate replaces Endpoint's URL, events, description and
+	// Disabled (re-enabling clears its failing streak).
+	WebhookUpdate WebhookOpKind = "update"
+	// WebhookDelete removes endpoint ID and its deliveries.
+	WebhookDelete WebhookOpKind = "delete"
+	// WebhookRotate makes Secret endpoint ID's current secret; the old one
+	// signs too until Until.
+	WebhookRotate WebhookOpKind = "rotate"
+	// WebhookAttempt records Attempt on delivery Delivery: delivered, due
+	// again at NextAt, or failed for good (NextAt 0); Disable, when set,
+	// disables its endpoint with that reason.
+	WebhookAttempt WebhookOpKind = "attempt"
+	// WebhookRetry makes delivery Delivery due now again, by hand.
+	WebhookRetry WebhookOpKind = "retry"
+	// WebhookTest queues Test, a test message, to endpoint ID.
+	WebhookTest WebhookOpKind = "test"
+)
+
+// WebhookOp is one change of the webhooks' state, stamped by the leader.
+type WebhookOp struct {
+	Op       WebhookOpKind `json:"op"`
+	Now      int64         `json:"now"`
+	ID       string        `json:"id,omitempty"` // an endpoint
+	Endpoint *Endpoint     `json:"endpoint,omitempty"`
+	Secret   string        `json:"secret,omitempty"`
+	Until    int64         `json:"until,omitempty"`
+	Delivery string        `json:"delivery,omitempty"`
+	Attempt  *Attempt      `json:"attempt,omitempty"`
+	NextAt   int64         `json:"next_at,omitempty"`
+	Disable  string        `json:"disable,omitempty"`
+	Test     *Delivery     `json:"test,omitempty"`
+}
+
+// WebhookResult is what became of one op: the endpoint or delivery it
+// left, or why it was refused ("not_found").
+type WebhookResult struct {
+	Endpoint *Endpoint `json:"-"`
+	Delivery *Delivery `json:"-"`
+	Err      string    `json:"err,omitempty"`
+}
+
+// ApplyWebhookOps applies ops in order.
+func (s *Store) ApplyWebhookOps(ops []WebhookOp) []WebhookResult {
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
+	out := make([]WebhookResult, len(ops))
+	for i, op := range ops {
+		out[i] = s.applyWebhookOp(txn, op)
+	}
+	txn.Commit()
+	return out
+}
+
+func getEndpoint(txn *memdb.Txn, id string) *Endpoint {
+	raw, err := txn.First(tableWebhooks, "id", id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Endpoint)
+}
+
+func getDelivery(txn *memdb.Txn, id string) *Delivery {
+	raw, err := txn.First(tableDeliveries, "id", id)
+	if err != nil || raw == nil {
+		return nil
+	}
+	return raw.(*Delivery)
+}
+
+func (s *Store) applyWebhookOp(txn *memdb.Txn, op WebhookOp) WebhookResult {
+	notFound := WebhookResult{Err: "not_found"}
+	switch op.Op {
+	case WebhookCreate:
+		if op.Endpoint == nil || getEndpoint(txn, op.Endpoint.ID) != nil {
+			return WebhookResult{Err: "exists"}
+		}
+		e := *op.Endpoint
+		mustInsert(txn, tableWebhooks, &e)
+		return WebhookResult{Endpoint: &e}
+	case WebhookUpdate:
+		cur := getEndpoint(txn, op.ID)
+		if cur == nil || op.Endpoint == nil {
+			return notFound
+		}
+		e := *cur
+		e.URL, e.Events, e.Description, e.UpdatedAt = op.Endpoint.URL, op.Endpoint.Events, op.Endpoint.Description, op.Now
+		if e.Disabled != "" && op.Endpoint.Disabled == "" {
+			e.FailingSince = 0
+		}
+		e.Disabled = op.Endpoint.Disabled
+		mustInsert(txn, tableWebhooks, &e)
+		return WebhookResult{Endpoint: &e}
+	case WebhookDelete:
+		cur := getEndpoint(txn, op.ID)
+		if cur == nil {
+			return notFound
+		}
+		_ = txn.Delete(tableWebhooks, cur)
+		_, _ = txn.DeleteAll(tableDeliveries, "endpoint", op.ID)
+		return WebhookResult{Endpoint: cur}
+	case WebhookRotate:
+		cur := getEndpoint(txn, op.ID)
+		if cur == nil || op.Secret == "" {
+			return notFound
+		}
+		e := *cur
+		secrets := []Secret{{Secret: op.Secret}}
+		for _, old := range cur.Secrets {
+			switch {
+			case old.Until == 0:
+				secrets = append(secrets, Secret{Secret: old.Secret, Until: op.Until})
+			case old.Until > op.Now:
+				secrets = append(secrets, old)
+			}
+		}
+		e.Secrets, e.UpdatedAt = secrets, op.Now
+		mustInsert(txn, tableWebhooks, &e)
+		return WebhookResult{Endpoint: &e}
+	case WebhookAttempt:
+		cur := getDelivery(txn, op.Delivery)
+		if cur == nil || op.Attempt == nil || cur.Status != DeliveryPending {
+			return notFound
+		}
+		d := *cur
+		d.Attempts = append(slices.Clip(d.Attempts), *op.Attempt)
+		switch {
+		case op.Attempt.Result == "delivered":
+			d.Status, d.NextAt = DeliveryDelivered, 0
+		case op.NextAt > 0 && !d.Manual:
+			d.NextAt = op.NextAt
+		default:
+			d.Status, d.NextAt = DeliveryFailed, 0
+		}
+		d.Manual = false
+		d.setPending()
+		mustInsert(txn, tableDeliveries, &d)
+		if ep := getEndpoint(txn, d.EndpointID); ep != nil {
+			e := *ep
+			switch {
+			case op.Attempt.Result == "delivered":
+				e.FailingSince = 0
+			case e.FailingSince == 0:
+				e.FailingSince = op.Attempt.At
+			}
+			if op.Disable != "" && e.Disabled == "" {
+				e.Disabled = op.Disable
+				s.dropPending(txn, e.ID)
+			}
+			mustInsert(txn, tableWebhooks, &e)
+		}
+		return WebhookResult{Delivery: &d}
+	case WebhookRetry:
+		cur := getDelivery(txn, op.Delivery)
+		if cur == nil || cur.EndpointID != op.ID {
+			return notFound
+		}
+		d := *cur
+		d.Status, d.NextAt, d.Manual = DeliveryPending, op.Now, true
+		d.setPending()
+		mustInsert(txn, tableDeliveries, &d)
+		return WebhookResult{Delivery: &d}
+	case WebhookTest:
+		if getEndpoint(txn, op.ID) == nil || op.Test == nil {
+			return notFound
+		}
+		d := *op.Test
+		d.EndpointID, d.Status, d.NextAt = op.ID, DeliveryPending, op.Now
+		d.setPending()
+		mustInsert(txn, tableDeliveries, &d)
+		return WebhookResult{Delivery: &d}
+	}
+	return WebhookResult{Err: "unknown_op"}
+}
+
+// dropPending ends the pending deliveries of a disabled endpoint: failed,
+// with nothing more to try (a retry by hand can still send one).
+func (s *Store) dropPending(txn *memdb.Txn, endpointID string) {
+	it, err := txn.Get(tableDeliveries, "endpoint", endpointID)
+	if err != nil {
+		return
+	}
+	var pending []*Delivery
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if d := raw.(*Delivery); d.Status == DeliveryPending {
+			pending = append(pending, d)
+		}
+	}
+	for _, cur := range pending {
+		d := *cur
+		d.Status, d.NextAt = DeliveryFailed, 0
+		d.setPending()
+		mustInsert(txn, tableDeliveries, &d)
+	}
+}
+
+// outboxEvent queues event e for every endpoint that wants it.
+func (s *Store) outboxEvent(txn *memdb.Txn, e *Event) {
+	it, err := txn.Get(tableWebhooks, "id")
+	if err != nil {
+		return
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		ep := raw.(*Endpoint)
+		if !ep.Wants(e.Type) {
+			continue
+		}
+		d := &Delivery{ID: DeliveryID(e.Seq, ep.ID), EndpointID: ep.ID, EventSeq: e.Seq, EventType: e.Type, CreatedAt: e.CreatedAt,
+			Status: DeliveryPending, NextAt: e.CreatedAt}
+		d.setPending()
+		mustInsert(txn, tableDeliveries, d)
+	}
+}
+
+// Endpoints returns every webhook endpoint, by id.
+func (s *Store) Endpoints() []*Endpoint {
+	it, err := s.db.Load().Txn(false).Get(tableWebhooks, "id")
+	if err != nil {
+		return nil
+	}
+	var out []*Endpoint
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*Endpoint))
+	}
+	return out
+}
+
+// Endpoint returns one endpoint, or ErrNotFound.
+func (s *Store) Endpoint(id string) (*Endpoint, error) {
+	if e := getEndpoint(s.db.Load().Txn(false), id); e != nil {
+		return e, nil
+	}
+	return nil, ErrNotFound
+}
+
+// Deliveries returns an endpoint's deliveries, newest first, at most limit.
+func (s *Store) Deliveries(endpointID string, limit int) []*Delivery {
+	it, err := s.db.Load().Txn(false).Get(tableDeliveries, "endpoint", endpointID)
+	if err != nil {
+		return nil
+	}
+	var out []*Delivery
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*Delivery))
+	}
+	slices.SortFunc(out, func(a, b *Delivery) int {
+		return cmp.Or(cmp.Compare(b.CreatedAt, a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
+	return out[:min(len(out), limit)]
+}
+
+// Delivery returns one delivery, or ErrNotFound.
+func (s *Store) Delivery(id string) (*Delivery, error) {
+	if d := getDelivery(s.db.Load().Txn(false), id); d != nil {
+		return d, nil
+	}
+	return nil, ErrNotFound
+}
+
+// DueDeliveries returns the pending deliveries due by now, soonest first,
+// at most limit; and how many are pending in all (the outbox's depth).
+func (s *Store) DueDeliveries(now int64, limit int) ([]*Delivery, int) {
+	it, err := s.db.Load().Txn(false).Get(tableDeliveries, "pending")
+	if err != nil {
+		return nil, 0
+	}
+	var due []*Delivery
+	depth := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		depth++
+		if d := raw.(*Delivery); d.NextAt <= now && len(due) < limit {
+			due = append(due, d)
+		}
+	}
+	return due, depth
+}
+
+// EventBySeq returns one event, or ErrNotFound (trimmed, or never).
+func (s *Store) EventBySeq(seq uint64) (*Event, error) {
+	raw, err := s.db.Load().Txn(false).First(tableEvents, "id", seq)
+	if err != nil || raw == nil {
+		return nil, ErrNotFound
+	}
+	return raw.(*Event), nil
+}
