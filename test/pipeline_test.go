@@ -46,6 +46,12 @@ var schedFlags = []string{"--min-heartbeat-ttl", "1s", "--heartbeat-grace", "1s"
 // and two agents, all on loopback, with managed storage in S3.
 func mustFleet(t *testing.T, clips map[string]string) *fleet {
 	t.Helper()
+	return mustFleetWith(t, clips, nil)
+}
+
+// mustFleetWith is mustFleet with more flags for the servers.
+func mustFleetWith(t *testing.T, clips map[string]string, serverFlags []string) *fleet {
+	t.Helper()
 	f := &fleet{s3: s3test.Start(t)}
 	for _, b := range []string{"managed", "inputs", "outputs"} {
 		f.s3.MakeBucket(t, b)
@@ -67,7 +73,7 @@ func mustFleet(t *testing.T, clips map[string]string) *fleet {
 	server := func(name string, extra ...string) *proc {
 		p := &proc{name: name, dir: t.TempDir(), env: env}
 		p.args = append([]string{"server", "--node-id", name, "--data", p.DataDir(), "--allow-private-inputs",
-			"--storage", "s3://managed/ittybit"}, append(schedFlags, extra...)...)
+			"--storage", "s3://managed/ittybit"}, append(append(schedFlags, serverFlags...), extra...)...)
 		p.mustStart(t)
 		return p
 	}

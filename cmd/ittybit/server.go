@@ -121,6 +121,8 @@ type schedTiming struct {
 	minTTL, grace, failover, stall time.Duration
 	stragglerFactor                float64
 	pprof, peerProxy               string
+	webhookDelays                  []time.Duration
+	webhookTimeout                 time.Duration
 }
 
 func (t *schedTiming) flags(cmd *cobra.Command) {
@@ -132,7 +134,9 @@ func (t *schedTiming) flags(cmd *cobra.Command) {
 	fl.Float64Var(&t.stragglerFactor, "straggler-factor", 0, "start a backup copy of a part that has run this many times the median of its step's parts done, on an idle agent (default 2; below 0 never)")
 	fl.StringVar(&t.pprof, "pprof", "", "serve Go's profiler on this address")
 	fl.StringVar(&t.peerProxy, "peer-proxy", "", "send Raft and server-to-server HTTP through this HTTP CONNECT proxy (host:port); the fault tests cut links with it")
-	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "straggler-factor", "pprof", "peer-proxy"} {
+	fl.DurationSliceVar(&t.webhookDelays, "webhook-retry-delays", nil, "the webhook retry schedule, comma-separated (default 5s,5m,30m,2h,5h,10h,10h); the first is also the least delay after a 429 or a timeout")
+	fl.DurationVar(&t.webhookTimeout, "webhook-timeout", 0, "how long a webhook receiver has to answer (default 15s)")
+	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "straggler-factor", "pprof", "peer-proxy", "webhook-retry-delays", "webhook-timeout"} {
 		_ = fl.MarkHidden(n)
 	}
 }
@@ -140,6 +144,10 @@ func (t *schedTiming) flags(cmd *cobra.Command) {
 func (t schedTiming) apply(cfg *server.Config) {
 	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace, cfg.FailoverTTL, cfg.StallTimeout = t.minTTL, t.grace, t.failover, t.stall
 	cfg.PeerProxy, cfg.StragglerFactor = t.peerProxy, t.stragglerFactor
+	cfg.WebhookDelays, cfg.WebhookTimeout = t.webhookDelays, t.webhookTimeout
+	if len(t.webhookDelays) > 0 {
+		cfg.WebhookThrottle = t.webhookDelays[0]
+	}
 }
 
 func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.Writer) error {

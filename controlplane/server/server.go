@@ -89,6 +89,7 @@ type Config struct {
 	// (tests: names that resolve to what a test says).
 	WebhookDelays   []time.Duration
 	WebhookThrottle time.Duration
+	WebhookTimeout  time.Duration
 	WebhookResolver webhooks.Resolver
 	// StragglerFactor: when a part gets a backup copy (see
 	// scheduler.Config); below 0, never.
@@ -204,7 +205,7 @@ func Open(cfg Config) (*Server, error) {
 	})
 	st.OnLeader(s.sched.Run)
 	st.OnLeader(s.ensureSecret)
-	sender := &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs, Resolver: cfg.WebhookResolver}
+	sender := &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs, Resolver: cfg.WebhookResolver, Timeout: cfg.WebhookTimeout}
 	outbox := &webhooks.Outbox{Store: st, Sender: sender, Render: httpapi.EventJSON, Delays: cfg.WebhookDelays,
 		Throttle: cfg.WebhookThrottle,
 		Metrics:  webhooks.NewMetrics(reg), Logger: cfg.Logger.With("component", "webhooks")}

@@ -68,8 +68,11 @@ type Delivery struct {
 	EndpointID string `json:"endpoint_id"`
 	// EventSeq is the event delivered; a test message has none and carries
 	// its Payload.
-	EventSeq  uint64          `json:"event_seq,omitempty"`
-	EventType api.EventType   `json:"event_type"`
+	EventSeq  uint64        `json:"event_seq,omitempty"`
+	EventType api.EventType `json:"event_type"`
+	// TaskID is the task of the event: a task's events reach an endpoint
+	// in order.
+	TaskID    string          `json:"task_id,omitempty"`
 	Payload   json.RawMessage `json:"payload,omitempty"`
 	CreatedAt int64           `json:"created_at"`
 	Attempts  []Attempt       `json:"attempts,omitempty"`
@@ -330,7 +333,7 @@ func (s *Store) outboxEvent(txn *memdb.Txn, e *Event) {
 		if !ep.Wants(e.Type) {
 			continue
 		}
-		d := &Delivery{ID: DeliveryID(e.Seq, ep.ID), EndpointID: ep.ID, EventSeq: e.Seq, EventType: e.Type, CreatedAt: e.CreatedAt,
+		d := &Delivery{ID: DeliveryID(e.Seq, ep.ID), EndpointID: ep.ID, EventSeq: e.Seq, EventType: e.Type, TaskID: e.Task.ID, CreatedAt: e.CreatedAt,
 			Status: DeliveryPending, NextAt: e.CreatedAt}
 		d.setPending()
 		mustInsert(txn, tableDeliveries, d)
@@ -383,21 +386,38 @@ func (s *Store) Delivery(id string) (*Delivery, error) {
 }
 
 // DueDeliveries returns the pending deliveries due by now, soonest first,
-// at most limit; and how many are pending in all (the outbox's depth).
+// at most limit; and how many are pending in all (the outbox's depth). A
+// task's events go to an endpoint in order: a delivery waits while an
+// earlier event of its task is pending to the same endpoint (being
+// retried), and goes once that one is delivered or has failed for good.
 func (s *Store) DueDeliveries(now int64, limit int) ([]*Delivery, int) {
 	it, err := s.db.Load().Txn(false).Get(tableDeliveries, "pending")
 	if err != nil {
 		return nil, 0
 	}
-	var due []*Delivery
-	depth := 0
+	type key struct{ endpoint, task string }
+	oldest := map[key]uint64{}
+	var pending []*Delivery
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		depth++
-		if d := raw.(*Delivery); d.NextAt <= now && len(due) < limit {
-			due = append(due, d)
+		d := raw.(*Delivery)
+		pending = append(pending, d)
+		if k := (key{d.EndpointID, d.TaskID}); d.TaskID != "" {
+			if seq, ok := oldest[k]; !ok || d.EventSeq < seq {
+				oldest[k] = d.EventSeq
+			}
 		}
 	}
-	return due, depth
+	var due []*Delivery
+	for _, d := range pending {
+		if len(due) == limit {
+			break
+		}
+		if d.NextAt > now || (d.TaskID != "" && oldest[key{d.EndpointID, d.TaskID}] != d.EventSeq) {
+			continue
+		}
+		due = append(due, d)
+	}
+	return due, len(pending)
 }
 
 // EventBySeq returns one event, or ErrNotFound (trimmed, or never).
