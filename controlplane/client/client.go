@@ -118,12 +118,30 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*api.List[*api.Task],
 	return &l, c.do(ctx, http.MethodGet, path, nil, nil, &l)
 }
 
-// Wait polls a task until it ends or ctx is done, calling progress (when
-// not nil) each time the task changes. It returns the final task.
+// Wait follows a task until it ends or ctx is done, calling progress
+// (when not nil) each time the task changes, and returns the final task.
+// It learns of changes from the live feed (GET /events/stream?task=ID) and
+// reads the task when one comes; while a step runs it also reads the task
+// every so often (every; 0 means 500 ms) for the step's progress, which no
+// event carries. Against a server without the feed it polls.
 func (c *Client) Wait(ctx context.Context, id string, every time.Duration, progress func(*api.Task)) (*api.Task, error) {
 	if every <= 0 {
 		every = 500 * time.Millisecond
 	}
+	changed := make(chan struct{}, 1)
+	feedDown := make(chan struct{})
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(feedDown)
+		_ = c.Follow(fctx, EventOptions{TaskID: id}, func(api.Event) error {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+	}()
 	var last int64 = -1
 	for {
 		t, err := c.Get(ctx, id)
@@ -137,11 +155,38 @@ func (c *Client) Wait(ctx context.Context, id string, every time.Duration, progr
 		if t.Status.Finished() {
 			return t, nil
 		}
+		// Between events: the progress of a running step, or nothing.
+		var tick <-chan time.Time
+		switch {
+		case t.Status == api.TaskProcessing && progress != nil:
+			tick = time.After(every)
+		case isClosed(feedDown):
+			tick = time.After(every) // no feed: poll
+		default:
+			tick = time.After(30 * time.Second) // a safety net only
+		}
 		select {
 		case <-ctx.Done():
 			return t, ctx.Err()
-		case <-time.After(every):
+		case <-changed:
+		case <-feedDown:
+			feedDown = nil // polled from now on
+		case <-tick:
 		}
+	}
+}
+
+// isClosed says whether ch is closed (nil: the feed already went, so
+// yes).
+func isClosed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

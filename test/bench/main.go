@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string) error {
 	var c config
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fl.StringVar(&c.out, "out", "BENCHMARKS.md", "where to write the report")
-	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders,split,splitfleet")
+	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders,split,splitfleet,webhooks")
 	fl.IntVar(&c.runs, "runs", 5, "runs of each side of the overhead comparison")
 	fl.IntVar(&c.clipSecs, "clip-seconds", 10, "length of the 1080p30 clip of the overhead test")
 	fl.DurationVar(&c.window, "window", 8*time.Second, "how long each throughput measurement posts")
@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string) error {
 		{"encoders", benchEncoders},
 		{"split", benchSplit},
 		{"splitfleet", benchSplitFleet},
+		{"webhooks", benchWebhooks},
 	} {
 		if !want(s.name) {
 			continue

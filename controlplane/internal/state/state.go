@@ -164,8 +164,8 @@ func (s *Store) ExpireRequests(now int64) int {
 }
 
 // CancelTask ends a task as cancelled at time now: the task and every step
-// not yet finished. It returns the cancelled task, ErrNotFound, or
-// ErrTaskFinished.
+// not yet finished. It returns a copy of the cancelled task, ErrNotFound,
+// or ErrTaskFinished (with a copy of the task as it ended).
 func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
@@ -174,7 +174,8 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 		return nil, ErrNotFound
 	}
 	if cur.Status.Finished() {
-		return &cur.Task, ErrTaskFinished
+		c := cur.clone().Task
+		return &c, ErrTaskFinished
 	}
 	t := cur.clone()
 	t.Status = api.TaskCancelled
@@ -198,7 +199,10 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 	txn.Commit()
 	s.eventsCommitted()
 	s.notify(Change{Cancelled: t})
-	return &t.Task, nil
+	// A copy: the caller may fill it in for a reader (the API's view),
+	// and the stored version (kept by its events too) must not change.
+	c := t.clone().Task
+	return &c, nil
 }
 
 // UpsertServer records where a control-plane server listens.
