@@ -78,12 +78,6 @@ func LadderSplittable(p Plan) (bool, string) {
 	switch {
 	case p.Kind != KindAdaptive || p.HLS == nil || p.Video == nil || len(p.HLS.Renditions) == 0:
 		return false, "only adaptive tasks are split by rendition and time"
-	case p.Source.VariableFrameRate:
-		return false, "the source's frame rate is variable"
-	case p.Video.FPS != "":
-		return false, "the output changes the frame rate"
-	case p.Start > 0 || p.Trim:
-		return false, "the output is cut from part of the source"
 	case p.HLS.SegmentSeconds <= 0:
 		return false, "the ladder has no segment length"
 	}
@@ -92,10 +86,7 @@ func LadderSplittable(p Plan) (bool, string) {
 			return false, "rendition " + r.Name + " changes the frame rate"
 		}
 	}
-	if fps, ok := ParseRatio(p.Source.FrameRate); !ok || fps <= 0 {
-		return false, "the source's frame rate is unknown"
-	}
-	return true, ""
+	return steadyPicture(p)
 }
 
 // SplitLadder splits an adaptive plan by rendition and in time: every
@@ -113,11 +104,8 @@ func SplitLadder(p Plan, frames int64, seconds float64) ([]Part, error) {
 	if ok, why := LadderSplittable(p); !ok {
 		return nil, fmt.Errorf("not split in time: %s", why)
 	}
-	if seconds < MinPartSeconds {
-		return nil, fmt.Errorf("parts of %g s: the least is %d s", seconds, MinPartSeconds)
-	}
-	if frames <= 0 {
-		return nil, fmt.Errorf("the source has no frames to split")
+	if err := checkSplit(frames, seconds); err != nil {
+		return nil, err
 	}
 	fps, _ := ParseRatio(p.Source.FrameRate)
 	seg := p.HLS.SegmentSeconds
@@ -159,9 +147,17 @@ const MinPartSeconds = 2
 // a video plan whose picture has a constant, known frame rate that the
 // plan keeps, from its start to its end.
 func Splittable(p Plan) (bool, string) {
-	switch {
-	case p.Kind != KindVideo || p.Video == nil:
+	if p.Kind != KindVideo || p.Video == nil {
 		return false, "only video tasks are split"
+	}
+	return steadyPicture(p)
+}
+
+// steadyPicture says whether a plan's picture can be cut on frames, and
+// why not: a constant, known frame rate that the plan keeps, from the
+// source's start to its end. p.Video is set.
+func steadyPicture(p Plan) (bool, string) {
+	switch {
 	case p.Source.VariableFrameRate:
 		return false, "the source's frame rate is variable"
 	case p.Video.FPS != "":
@@ -196,11 +192,8 @@ func SplitBalanced(p Plan, frames int64, seconds float64, slots int) ([]Part, er
 	if ok, why := Splittable(p); !ok {
 		return nil, fmt.Errorf("not split: %s", why)
 	}
-	if seconds < MinPartSeconds {
-		return nil, fmt.Errorf("parts of %g s: the least is %d s", seconds, MinPartSeconds)
-	}
-	if frames <= 0 {
-		return nil, fmt.Errorf("the source has no frames to split")
+	if err := checkSplit(frames, seconds); err != nil {
+		return nil, err
 	}
 	fps, _ := ParseRatio(p.Source.FrameRate)
 	per := int64(math.Round(seconds * fps))
@@ -224,6 +217,18 @@ func SplitBalanced(p Plan, frames int64, seconds float64, slots int) ([]Part, er
 		parts = append(parts, Part{Index: len(parts), Kind: PartAudio, Start: 0, End: float64(frames) / fps})
 	}
 	return parts, nil
+}
+
+// checkSplit refuses parts shorter than MinPartSeconds and a source with
+// no frames.
+func checkSplit(frames int64, seconds float64) error {
+	if seconds < MinPartSeconds {
+		return fmt.Errorf("parts of %g s: the least is %d s", seconds, MinPartSeconds)
+	}
+	if frames <= 0 {
+		return fmt.Errorf("the source has no frames to split")
+	}
+	return nil
 }
 
 // balance grows n video parts (plus one for the sound, when audio) to

@@ -126,6 +126,17 @@ func BlockedReason(addr netip.Addr) string {
 	return ""
 }
 
+// HostAddr reads a URL host that is an IP address in any form a system
+// resolver reads as one ("127.0.0.1.", "[::1]", "2130706433",
+// "0177.0.0.1"): such a host is never a name to look up.
+func HostAddr(host string) (netip.Addr, bool) {
+	literal := strings.TrimRight(host, ".")
+	if ip, err := netip.ParseAddr(strings.Trim(literal, "[]")); err == nil {
+		return ip, true
+	}
+	return ParseLegacyIPv4(literal)
+}
+
 // ParseLegacyIPv4 reads the forms of an IPv4 address that inet_aton accepts
 // but dotted decimal does not: "2130706433", "0x7f000001", "0177.0.0.1",
 // "127.1". It reports ok only for such a non-standard form. A system

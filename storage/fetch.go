@@ -106,12 +106,7 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 		return nil, err
 	}
 	var ips []netip.Addr
-	// "127.0.0.1." and "2130706433" are addresses too (a system resolver
-	// reads them so), never names to look up.
-	literal := strings.TrimRight(host, ".")
-	if ip, err := netip.ParseAddr(literal); err == nil {
-		ips = []netip.Addr{ip}
-	} else if ip, ok := ParseLegacyIPv4(literal); ok {
+	if ip, ok := HostAddr(host); ok {
 		ips = []netip.Addr{ip}
 	} else {
 		if ips, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {

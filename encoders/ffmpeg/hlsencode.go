@@ -17,13 +17,9 @@ import (
 // master finds everything it names.
 func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, progress func(encoders.Progress)) (encoders.File, error) {
 	p := job.Plan
-	dir := filepath.Dir(job.Output)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)
-	}
-	stage, err := os.MkdirTemp(dir, ".ittybit-hls-*")
+	stage, err := stageBeside(job.Output, ".ittybit-hls-*")
 	if err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create staging folder: %v", err)
+		return encoders.File{}, err
 	}
 	defer os.RemoveAll(stage)
 
@@ -35,6 +31,20 @@ func encodeHLS(ctx context.Context, r *Runner, job encoders.Job, args argsFunc, 
 		return encoders.File{}, err
 	}
 	return publishHLS(p, stage, job.Output)
+}
+
+// stageBeside makes output's folder and a staging folder in it, named
+// after pattern (as os.MkdirTemp), for the caller to remove.
+func stageBeside(output, pattern string) (string, error) {
+	dir := filepath.Dir(output)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)
+	}
+	stage, err := os.MkdirTemp(dir, pattern)
+	if err != nil {
+		return "", ittybit.Errorf(ittybit.ErrInternal, "create staging folder: %v", err)
+	}
+	return stage, nil
 }
 
 // publishHLS writes the master playlist of the renditions encoded into

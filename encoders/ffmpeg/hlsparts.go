@@ -110,12 +110,9 @@ func encodeHLSPart(ctx context.Context, r *Runner, job encoders.Job, args argsFu
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "part %d: %v", part.Index, err)
 	}
 	dir := filepath.Dir(job.Output)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create the part's folder: %v", err)
-	}
-	stage, err := os.MkdirTemp(dir, ".ittybit-hls-part-*")
+	stage, err := stageBeside(job.Output, ".ittybit-hls-part-*")
 	if err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create staging folder: %v", err)
+		return encoders.File{}, err
 	}
 	defer os.RemoveAll(stage)
 	argv, err := args(p, job.Input, stage)
@@ -327,13 +324,9 @@ func joinSegments(dir, out string) error {
 // (their key frames fell at the same times), and publishes them with the
 // master playlist at output, as encodeHLS does.
 func assembleHLS(ctx context.Context, r *Runner, pr FrameCounter, plan encoders.Plan, parts []encoders.Part, files []string, output string) (encoders.File, error) {
-	dir := filepath.Dir(output)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create output folder: %v", err)
-	}
-	stage, err := os.MkdirTemp(dir, ".ittybit-hls-*")
+	stage, err := stageBeside(output, ".ittybit-hls-*")
 	if err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "create staging folder: %v", err)
+		return encoders.File{}, err
 	}
 	defer os.RemoveAll(stage)
 	var runs []int

@@ -95,11 +95,7 @@ func eventQuery(r *http.Request, stream bool) (state.EventQuery, error) {
 	if s := v.Get("type"); s != "" {
 		q.Type = api.EventType(s)
 		if !slices.Contains(api.EventTypes, q.Type) {
-			var names []string
-			for _, t := range api.EventTypes {
-				names = append(names, string(t))
-			}
-			problems = append(problems, fmt.Sprintf("type %q is unknown; accepted: %s", s, strings.Join(names, ", ")))
+			problems = append(problems, fmt.Sprintf("type %q is unknown; accepted: %s", s, strings.Join(eventTypes(), ", ")))
 		}
 	}
 	q.TaskID = v.Get("task")

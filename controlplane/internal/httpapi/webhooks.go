@@ -92,7 +92,7 @@ func (a *API) checkWebhook(r *http.Request, req api.WebhookRequest, create bool)
 	}
 	for _, e := range req.Events {
 		if e != "*" && !slices.Contains(api.EventTypes, api.EventType(e)) {
-			problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidOption, "events", "event type %q is unknown; accepted: %s, or * for all", e, strings.Join(eventTypeNames(), ", ")))
+			problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidOption, "events", "event type %q is unknown; accepted: %s, or * for all", e, strings.Join(eventTypes(), ", ")))
 		}
 	}
 	if req.Description != nil && len(*req.Description) > 500 {
@@ -102,14 +102,6 @@ func (a *API) checkWebhook(r *http.Request, req api.WebhookRequest, create bool)
 		problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidOption, "status", "status %q: accepted, when changing an endpoint: enabled, disabled", *req.Status))
 	}
 	return errors.Join(problems...)
-}
-
-func eventTypeNames() []string {
-	var out []string
-	for _, t := range api.EventTypes {
-		out = append(out, string(t))
-	}
-	return out
 }
 
 func decodeWebhook(r *http.Request) (api.WebhookRequest, error) {

@@ -174,11 +174,7 @@ func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // any form a system resolver reads ("127.0.0.1.", "2130706433",
 // "0x7f.1"), else what the resolver answers.
 func (s *Sender) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	literal := strings.TrimRight(host, ".")
-	if ip, err := netip.ParseAddr(strings.Trim(literal, "[]")); err == nil {
-		return []netip.Addr{ip}, nil
-	}
-	if ip, ok := storage.ParseLegacyIPv4(literal); ok {
+	if ip, ok := storage.HostAddr(host); ok {
 		return []netip.Addr{ip}, nil
 	}
 	r := s.Resolver
