@@ -58,6 +58,18 @@ func newWebhooksCmd(stdout io.Writer) *cobra.Command {
 			return printJSON(stdout, w)
 		},
 	}
+	test := &cobra.Command{
+		Use:   "test ID",
+		Short: "Send a test message (type webhook.test) to an endpoint and print its delivery",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := apiClient().TestWebhook(cmd.Context(), args[0])
+			if err != nil {
+				return apiErr(err)
+			}
+			return printJSON(stdout, d)
+		},
+	}
 	var limit int
 	deliveries := &cobra.Command{
 		Use:   "deliveries ID [--limit N]",
@@ -72,6 +84,6 @@ func newWebhooksCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	deliveries.Flags().IntVar(&limit, "limit", 0, "page size, 1–100 (default 20)")
-	cmd.AddCommand(create, list, rotate, deliveries)
+	cmd.AddCommand(create, list, rotate, test, deliveries)
 	return cmd
 }

@@ -1,6 +1,8 @@
 package api
 
-// EventType names what happened to a task.
+import "encoding/json"
+
+// EventType names what happened: to a task, or to a webhook endpoint.
 type EventType string
 
 // Event types.
@@ -13,14 +15,19 @@ const (
 	EventStepCompleted  EventType = "step.completed"
 	EventStepFailed     EventType = "step.failed"
 	EventStepRetrying   EventType = "step.retrying"
+	// EventWebhookDisabled says an endpoint stopped receiving events: it
+	// answered 410, failed for 5 days, or was disabled by hand. Its data
+	// is the endpoint.
+	EventWebhookDisabled EventType = "webhook.disabled"
 	// EventWebhookTest is the type of the message POST
 	// /webhooks/{id}/test sends; it is not in the event log.
 	EventWebhookTest EventType = "webhook.test"
 )
 
-// EventTypes lists every event type, in the order a task meets them.
+// EventTypes lists every event type, in the order a task meets them, then
+// the endpoints' own.
 var EventTypes = []EventType{EventTaskCreated, EventTaskProcessing, EventStepCompleted, EventStepRetrying, EventStepFailed,
-	EventTaskCompleted, EventTaskFailed, EventTaskCancelled}
+	EventTaskCompleted, EventTaskFailed, EventTaskCancelled, EventWebhookDisabled}
 
 // Event is one thing that happened to a task, as GET /events and the live
 // feed show it. Its id orders events: the order of the replicated log.
@@ -33,8 +40,41 @@ type Event struct {
 	// otherwise.
 	Step *EventStep `json:"step,omitempty"`
 	// Data is the task as GET /tasks/{id} showed it then, without signed
-	// URLs.
-	Data Task `json:"data"`
+	// URLs; or, for a webhook.* event, the endpoint.
+	Data EventData `json:"data"`
+}
+
+// EventData is what an event is about: its task (the embedded Task), or,
+// for a webhook.* event, the endpoint (Webhook, without its secret; the
+// Task is then empty). In JSON it is the one object or the other, told
+// apart by its "object".
+type EventData struct {
+	Task
+	Webhook *Webhook `json:"-"`
+}
+
+// MarshalJSON writes the endpoint of a webhook.* event, the task of any
+// other.
+func (d EventData) MarshalJSON() ([]byte, error) {
+	if d.Webhook != nil {
+		return json.Marshal(d.Webhook)
+	}
+	return json.Marshal(d.Task)
+}
+
+// UnmarshalJSON reads a task, or an endpoint when its object is webhook.
+func (d *EventData) UnmarshalJSON(b []byte) error {
+	var probe struct {
+		Object string `json:"object"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return err
+	}
+	if probe.Object == "webhook" {
+		d.Webhook = new(Webhook)
+		return json.Unmarshal(b, d.Webhook)
+	}
+	return json.Unmarshal(b, &d.Task)
 }
 
 // EventStep is the step a step.* event is about.

@@ -182,3 +182,13 @@ func (c *Client) Deliveries(ctx context.Context, id string, limit int) (*api.Lis
 	}
 	return &l, nil
 }
+
+// TestWebhook sends a test message (type webhook.test) to an endpoint and
+// returns its delivery.
+func (c *Client) TestWebhook(ctx context.Context, id string) (*api.Delivery, error) {
+	var d api.Delivery
+	if err := c.do(ctx, http.MethodPost, "/webhooks/"+url.PathEscape(id)+"/test", nil, nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

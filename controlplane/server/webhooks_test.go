@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -252,6 +253,16 @@ func TestWebhooks(t *testing.T) {
 	})
 	if !strings.Contains(gw.DisabledReason, "410") {
 		t.Errorf("disabled because %q", gw.DisabledReason)
+	}
+	// ... and says so in the event log, to every node: the endpoint as GET
+	// shows it, no secret.
+	code, body = do(t, "GET", survivor.URL()+"/events?type=webhook.disabled", "")
+	var disabled api.List[api.Event]
+	if code != 200 || json.Unmarshal(body, &disabled) != nil || len(disabled.Data) != 1 {
+		t.Fatalf("webhook.disabled events: %d %s", code, body)
+	}
+	if w := disabled.Data[0].Data.Webhook; w == nil || w.ID != gw.ID || w.Status != "disabled" || w.DisabledReason != gw.DisabledReason || bytes.Contains(body, []byte("whsec_")) {
+		t.Errorf("webhook.disabled event: %s, want the endpoint %s, disabled, without its secret", body, gw.ID)
 	}
 	if code, _ := do(t, "DELETE", survivor.URL()+"/webhooks/"+gw.ID, ""); code != 200 {
 		t.Errorf("delete: %d", code)

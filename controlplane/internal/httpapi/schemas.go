@@ -150,7 +150,8 @@ func schemas() map[string]any {
 			"step": obj([]string{"id", "kind", "attempt"}, map[string]any{
 				"id": typ("string", "The step."), "kind": typ("string", "Its kind."), "attempt": typ("integer", "The attempt that completed, failed or will be retried."),
 			}),
-			"data": ref("Task"),
+			"data": map[string]any{"description": "The task as GET /tasks/{id} showed it then, without signed URLs; for webhook.disabled, the endpoint (without its secret).",
+				"oneOf": []any{ref("Task"), ref("Webhook")}},
 		}),
 		"Webhook": obj([]string{"id", "object", "url", "events", "description", "status", "failing_since", "created_at", "updated_at"}, map[string]any{
 			"id":              typ("string", "wh_…"),

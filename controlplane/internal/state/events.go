@@ -34,6 +34,9 @@ type Event struct {
 	// Task is the task as the write left it. Task versions are immutable,
 	// so it shares their steps.
 	Task api.Task `json:"task"`
+	// Endpoint is the endpoint of a webhook.* event, without its secrets
+	// (nil for any other).
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
 }
 
 // SetIndex tells the store the Raft index of the entry it applies next:
@@ -44,12 +47,25 @@ func (s *Store) SetIndex(index uint64) { s.index = index }
 // addEvent inserts an event of type typ about t at time now, numbered
 // after every earlier one.
 func (s *Store) addEvent(txn *memdb.Txn, typ api.EventType, t *Task, now int64, step string, attempt int) {
+	s.insertEvent(txn, &Event{Type: typ, CreatedAt: now, Step: step, Attempt: attempt, Task: t.Task})
+}
+
+// endpointEvent inserts an event of type typ about endpoint ep (its
+// secrets left out) at time now.
+func (s *Store) endpointEvent(txn *memdb.Txn, typ api.EventType, ep Endpoint, now int64) {
+	ep.Secrets = nil
+	s.insertEvent(txn, &Event{Type: typ, CreatedAt: now, Endpoint: &ep})
+}
+
+// insertEvent numbers e after every earlier event, inserts it and queues
+// it for the endpoints that want it.
+func (s *Store) insertEvent(txn *memdb.Txn, e *Event) {
 	seq := s.index << 16
 	if seq <= s.lastEvent {
 		seq = s.lastEvent + 1
 	}
 	s.lastEvent = seq
-	e := &Event{Seq: seq, Type: typ, CreatedAt: now, Step: step, Attempt: attempt, Task: t.Task}
+	e.Seq = seq
 	mustInsert(txn, tableEvents, e)
 	s.outboxEvent(txn, e)
 	s.eventsAdded = true

@@ -68,9 +68,11 @@ func schema() *memdb.DBSchema {
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":       {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				"endpoint": {Name: "endpoint", Indexer: &memdb.StringFieldIndex{Field: "EndpointID"}},
-				// pending holds only the deliveries still to make, by when
-				// they are due.
+				// pending holds only the deliveries still to make, by
+				// endpoint and when they are due.
 				"pending": {Name: "pending", Unique: true, AllowMissing: true, Indexer: stringIndex[Delivery]{func(d *Delivery) string { return d.PendingKey }}},
+				// pending_task holds them by task, oldest event first.
+				"pending_task": {Name: "pending_task", Unique: true, AllowMissing: true, Indexer: stringIndex[Delivery]{func(d *Delivery) string { return d.TaskKey }}},
 			},
 		},
 		tableServers: {

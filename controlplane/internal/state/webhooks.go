@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -83,9 +84,11 @@ type Delivery struct {
 	// Manual marks a retry asked for by hand: if it fails, it is not
 	// scheduled again.
 	Manual bool `json:"manual,omitempty"`
-	// PendingKey indexes pending deliveries by when they are due ("" once
-	// done, so the index holds only pending ones).
+	// PendingKey indexes pending deliveries by endpoint and when they are
+	// due, TaskKey by endpoint, task and event; both are "" once done, so
+	// their indexes hold only pending ones.
 	PendingKey string `json:"-"`
+	TaskKey    string `json:"-"`
 }
 
 // DeliveryStatus says where a delivery stands.
@@ -108,9 +111,54 @@ type Attempt struct {
 }
 
 func (d *Delivery) setPending() {
-	d.PendingKey = ""
+	d.PendingKey, d.TaskKey = "", ""
 	if d.Status == DeliveryPending {
-		d.PendingKey = fmt.Sprintf("%020d|%s", d.NextAt, d.ID)
+		d.PendingKey = fmt.Sprintf("%s|%020d|%s", d.EndpointID, d.NextAt, d.ID)
+		if d.TaskID != "" {
+			d.TaskKey = taskKeyPrefix(d.EndpointID, d.TaskID) + fmt.Sprintf("%020d", d.EventSeq)
+		}
+	}
+}
+
+func taskKeyPrefix(endpointID, taskID string) string { return endpointID + "|" + taskID + "|" }
+
+// pendingOfTask returns the pending deliveries of task's events to
+// endpoint, oldest event first.
+func pendingOfTask(txn *memdb.Txn, endpointID, taskID string, limit int) []*Delivery {
+	prefix := taskKeyPrefix(endpointID, taskID)
+	it, err := txn.LowerBound(tableDeliveries, "pending_task", prefix)
+	if err != nil {
+		return nil
+	}
+	var out []*Delivery
+	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
+		d := raw.(*Delivery)
+		if !strings.HasPrefix(d.TaskKey, prefix) {
+			break
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// holdBehind moves the pending deliveries of d's task's later events to
+// d's endpoint to no sooner than d's next attempt: they wait for it in
+// any case, and so they stay out of the way of the deliveries that can go.
+func holdBehind(txn *memdb.Txn, d *Delivery) {
+	if d.TaskID == "" {
+		return
+	}
+	var later []*Delivery
+	for _, o := range pendingOfTask(txn, d.EndpointID, d.TaskID, math.MaxInt) {
+		if o.EventSeq > d.EventSeq && o.NextAt < d.NextAt {
+			later = append(later, o)
+		}
+	}
+	for _, cur := range later {
+		o := *cur
+		o.NextAt = d.NextAt
+		o.setPending()
+		mustInsert(txn, tableDeliveries, &o)
 	}
 }
 
@@ -177,6 +225,7 @@ func (s *Store) ApplyWebhookOps(ops []WebhookOp) []WebhookResult {
 		out[i] = s.applyWebhookOp(txn, op)
 	}
 	txn.Commit()
+	s.eventsCommitted()
 	return out
 }
 
@@ -218,6 +267,9 @@ func (s *Store) applyWebhookOp(txn *memdb.Txn, op WebhookOp) WebhookResult {
 		}
 		e.Disabled = op.Endpoint.Disabled
 		mustInsert(txn, tableWebhooks, &e)
+		if cur.Disabled == "" && e.Disabled != "" {
+			s.endpointEvent(txn, api.EventWebhookDisabled, e, op.Now)
+		}
 		return WebhookResult{Endpoint: &e}
 	case WebhookDelete:
 		cur := getEndpoint(txn, op.ID)
@@ -263,6 +315,9 @@ func (s *Store) applyWebhookOp(txn *memdb.Txn, op WebhookOp) WebhookResult {
 		d.Manual = false
 		d.setPending()
 		mustInsert(txn, tableDeliveries, &d)
+		if d.Status == DeliveryPending {
+			holdBehind(txn, &d)
+		}
 		if ep := getEndpoint(txn, d.EndpointID); ep != nil {
 			e := *ep
 			switch {
@@ -271,11 +326,15 @@ func (s *Store) applyWebhookOp(txn *memdb.Txn, op WebhookOp) WebhookResult {
 			case e.FailingSince == 0:
 				e.FailingSince = op.Attempt.At
 			}
-			if op.Disable != "" && e.Disabled == "" {
+			disabled := op.Disable != "" && e.Disabled == ""
+			if disabled {
 				e.Disabled = op.Disable
 				s.dropPending(txn, e.ID)
 			}
 			mustInsert(txn, tableWebhooks, &e)
+			if disabled {
+				s.endpointEvent(txn, api.EventWebhookDisabled, e, op.Attempt.At)
+			}
 		}
 		return WebhookResult{Delivery: &d}
 	case WebhookRetry:
@@ -335,6 +394,12 @@ func (s *Store) outboxEvent(txn *memdb.Txn, e *Event) {
 		}
 		d := &Delivery{ID: DeliveryID(e.Seq, ep.ID), EndpointID: ep.ID, EventSeq: e.Seq, EventType: e.Type, TaskID: e.Task.ID, CreatedAt: e.CreatedAt,
 			Status: DeliveryPending, NextAt: e.CreatedAt}
+		if d.TaskID != "" {
+			// Behind an earlier event of its task that is being retried.
+			if first := pendingOfTask(txn, ep.ID, d.TaskID, 1); len(first) == 1 {
+				d.NextAt = max(d.NextAt, first[0].NextAt)
+			}
+		}
 		d.setPending()
 		mustInsert(txn, tableDeliveries, d)
 	}
@@ -385,39 +450,51 @@ func (s *Store) Delivery(id string) (*Delivery, error) {
 	return nil, ErrNotFound
 }
 
-// DueDeliveries returns the pending deliveries due by now, soonest first,
-// at most limit; and how many are pending in all (the outbox's depth). A
-// task's events go to an endpoint in order: a delivery waits while an
-// earlier event of its task is pending to the same endpoint (being
-// retried), and goes once that one is delivered or has failed for good.
-func (s *Store) DueDeliveries(now int64, limit int) ([]*Delivery, int) {
-	it, err := s.db.Load().Txn(false).Get(tableDeliveries, "pending")
+// DueDeliveries returns the pending deliveries to endpoint endpointID due
+// by now, soonest first, at most limit, leaving out those skip names (the
+// attempts under way). A task's events go to an endpoint in order: a
+// delivery waits while an earlier event of its task is pending to the same
+// endpoint (being retried), and goes once that one is delivered or has
+// failed for good. Each endpoint is read on its own, so that a backlog at
+// one never hides another's.
+func (s *Store) DueDeliveries(endpointID string, now int64, limit int, skip func(id string) bool) []*Delivery {
+	txn := s.db.Load().Txn(false)
+	prefix := endpointID + "|"
+	it, err := txn.LowerBound(tableDeliveries, "pending", prefix)
 	if err != nil {
-		return nil, 0
-	}
-	type key struct{ endpoint, task string }
-	oldest := map[key]uint64{}
-	var pending []*Delivery
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		d := raw.(*Delivery)
-		pending = append(pending, d)
-		if k := (key{d.EndpointID, d.TaskID}); d.TaskID != "" {
-			if seq, ok := oldest[k]; !ok || d.EventSeq < seq {
-				oldest[k] = d.EventSeq
-			}
-		}
+		return nil
 	}
 	var due []*Delivery
-	for _, d := range pending {
-		if len(due) == limit {
+	for raw := it.Next(); raw != nil && len(due) < limit; raw = it.Next() {
+		d := raw.(*Delivery)
+		if !strings.HasPrefix(d.PendingKey, prefix) || d.NextAt > now {
 			break
 		}
-		if d.NextAt > now || (d.TaskID != "" && oldest[key{d.EndpointID, d.TaskID}] != d.EventSeq) {
+		if skip(d.ID) {
 			continue
+		}
+		if d.TaskID != "" {
+			if first := pendingOfTask(txn, endpointID, d.TaskID, 1); len(first) == 1 && first[0].ID != d.ID {
+				continue
+			}
 		}
 		due = append(due, d)
 	}
-	return due, len(pending)
+	return due
+}
+
+// PendingDeliveries counts the deliveries still to make: the outbox's
+// depth.
+func (s *Store) PendingDeliveries() int {
+	it, err := s.db.Load().Txn(false).Get(tableDeliveries, "pending")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n
 }
 
 // EventBySeq returns one event, or ErrNotFound (trimmed, or never).

@@ -124,18 +124,27 @@ const outboxTick = 200 * time.Millisecond
 func (o *Outbox) Run(ctx context.Context) {
 	o.init()
 	st := o.Store.State()
-	type done struct{ id, endpoint string }
-	results := make(chan done)
+	// A delivery is inflight from its start until its attempt is
+	// recorded (so it is not made twice, and a later event of its task
+	// waits for it); it holds a place (posting, perEndpoint) only while
+	// it is being posted, so that the next posts go out while the log
+	// writes results, many to an entry.
+	type news struct {
+		id, endpoint string
+		recorded     bool // else posted
+	}
+	results := make(chan news)
 	inflight := map[string]bool{}
 	perEndpoint := map[string]int{}
+	posting := 0
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	records := make(chan record)
+	wg.Go(func() { o.recordLoop(ctx, records) })
 	tick := time.NewTicker(outboxTick)
 	defer tick.Stop()
-	for {
-		wake := st.EventsChanged()
-		due, depth := st.DueDeliveries(o.Now().UnixMilli(), 4*o.Workers)
-		o.Metrics.Depth.Set(float64(depth))
+	gauges := func() {
+		o.Metrics.Depth.Set(float64(st.PendingDeliveries()))
 		disabled := 0
 		for _, e := range st.Endpoints() {
 			if e.Disabled != "" {
@@ -143,36 +152,59 @@ func (o *Outbox) Run(ctx context.Context) {
 			}
 		}
 		o.Metrics.Disabled.Set(float64(disabled))
-		for _, d := range due {
-			if inflight[d.ID] || perEndpoint[d.EndpointID] >= o.PerEndpoint || len(inflight) >= o.Workers {
+	}
+	gauges()
+	busy := func(id string) bool { return inflight[id] }
+	turn := 0 // which endpoint is served first, in turn
+	for {
+		wake := st.EventsChanged()
+		now := o.Now().UnixMilli()
+		eps := st.Endpoints()
+		turn++
+		for i := range eps {
+			ep := eps[(turn+i)%len(eps)]
+			free := min(o.PerEndpoint-perEndpoint[ep.ID], o.Workers-posting, maxRecordBatch-len(inflight))
+			if free <= 0 {
 				continue
 			}
-			inflight[d.ID] = true
-			perEndpoint[d.EndpointID]++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				o.attempt(ctx, d)
-				select {
-				case results <- done{d.ID, d.EndpointID}:
-				case <-ctx.Done():
+			for _, d := range st.DueDeliveries(ep.ID, now, free, busy) {
+				inflight[d.ID] = true
+				perEndpoint[d.EndpointID]++
+				posting++
+				tell := func(recorded bool) {
+					select {
+					case results <- news{d.ID, d.EndpointID, recorded}:
+					case <-ctx.Done():
+					}
 				}
-			}()
+				wg.Go(func() {
+					posted := sync.OnceFunc(func() { tell(false) })
+					o.attempt(ctx, d, records, posted)
+					posted()
+					tell(true)
+				})
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-results:
-			delete(inflight, r.id)
-			perEndpoint[r.endpoint]--
+			if r.recorded {
+				delete(inflight, r.id)
+			} else {
+				perEndpoint[r.endpoint]--
+				posting--
+			}
 		case <-wake:
 		case <-tick.C:
+			gauges()
 		}
 	}
 }
 
-// attempt makes one attempt at d and records it.
-func (o *Outbox) attempt(ctx context.Context, d *state.Delivery) {
+// attempt makes one attempt at d and records it; it calls posted once the
+// post is over, before recording.
+func (o *Outbox) attempt(ctx context.Context, d *state.Delivery, records chan<- record, posted func()) {
 	st := o.Store.State()
 	ep, err := st.Endpoint(d.EndpointID)
 	if err != nil {
@@ -183,7 +215,7 @@ func (o *Outbox) attempt(ctx context.Context, d *state.Delivery) {
 	var event *state.Event
 	if d.EventSeq != 0 {
 		if event, err = st.EventBySeq(d.EventSeq); err != nil {
-			o.record(ctx, d, ep, state.Attempt{At: now.UnixMilli(), Result: Failed.String(), Error: "the event is no longer kept (--event-retention)"}, 0, "")
+			o.record(ctx, records, d, ep, state.Attempt{At: now.UnixMilli(), Result: Failed.String(), Error: "the event is no longer kept (--event-retention)"}, 0, "")
 			return
 		}
 		body, msgID = o.Render(event), fmt.Sprintf("evt_%016x", event.Seq)
@@ -195,6 +227,7 @@ func (o *Outbox) attempt(ctx context.Context, d *state.Delivery) {
 		}
 	}
 	a := o.Sender.Send(ctx, ep.URL, Header(keys, msgID, now, body), body)
+	posted()
 	if ctx.Err() != nil {
 		return // leadership lost mid-attempt: the next leader makes it again
 	}
@@ -204,7 +237,7 @@ func (o *Outbox) attempt(ctx context.Context, d *state.Delivery) {
 		if event != nil {
 			o.Metrics.Latency.Observe(max(0, float64(o.Now().UnixMilli()-event.CreatedAt)/1000))
 		}
-		o.record(ctx, d, ep, rec, 0, "")
+		o.record(ctx, records, d, ep, rec, 0, "")
 		return
 	}
 	disable := ""
@@ -218,15 +251,71 @@ func (o *Outbox) attempt(ctx context.Context, d *state.Delivery) {
 	if delay, ok := nextIn(o.Delays, o.Throttle, len(d.Attempts)+1, a.Result, a.TimedOut, a.RetryAfter, o.Jitter()); ok && disable == "" {
 		next = now.Add(delay).UnixMilli()
 	}
-	o.record(ctx, d, ep, rec, next, disable)
+	o.record(ctx, records, d, ep, rec, next, disable)
 	if disable != "" {
 		o.Logger.Warn("webhook endpoint disabled", "webhook_id", ep.ID, "url", ep.URL, "reason", disable)
 	}
 }
 
-func (o *Outbox) record(ctx context.Context, d *state.Delivery, ep *state.Endpoint, a state.Attempt, next int64, disable string) {
-	op := state.WebhookOp{Op: state.WebhookAttempt, Now: a.At, ID: ep.ID, Delivery: d.ID, Attempt: &a, NextAt: next, Disable: disable}
-	if _, err := o.Store.WebhookOps(ctx, []state.WebhookOp{op}); err != nil && ctx.Err() == nil {
+// record is one attempt's op on its way to the log, and where to say it
+// was written.
+type record struct {
+	op   state.WebhookOp
+	done chan error
+}
+
+// maxRecordBatch bounds the attempts one entry records.
+const maxRecordBatch = 256
+
+// recordLoop writes the attempts' results: those that finish while one
+// entry is being written go together in the next, so a busy outbox makes
+// one write for many attempts rather than one each.
+func (o *Outbox) recordLoop(ctx context.Context, records <-chan record) {
+	for {
+		var batch []record
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-records:
+			batch = append(batch, r)
+		}
+	more:
+		for len(batch) < maxRecordBatch {
+			select {
+			case r := <-records:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		ops := make([]state.WebhookOp, len(batch))
+		for i, r := range batch {
+			ops[i] = r.op
+		}
+		_, err := o.Store.WebhookOps(ctx, ops)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+// record writes an attempt, with when the next is due and whether it
+// disables the endpoint, and returns once it is written (or could not be).
+func (o *Outbox) record(ctx context.Context, records chan<- record, d *state.Delivery, ep *state.Endpoint, a state.Attempt, next int64, disable string) {
+	r := record{op: state.WebhookOp{Op: state.WebhookAttempt, Now: a.At, ID: ep.ID, Delivery: d.ID, Attempt: &a, NextAt: next, Disable: disable},
+		done: make(chan error, 1)}
+	var err error
+	select {
+	case records <- r:
+		select {
+		case err = <-r.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil && ctx.Err() == nil {
 		o.Logger.Warn("record a webhook attempt", "webhook_id", ep.ID, "delivery", d.ID, "err", err)
 	}
 }

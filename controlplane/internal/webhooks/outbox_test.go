@@ -132,6 +132,11 @@ func TestOutboxOnAClock(t *testing.T) {
 			if d, err := st.Delivery(id); err == nil && d.Status != state.DeliveryFailed {
 				t.Errorf("a delivery of the disabled endpoint is %s, want failed", d.Status)
 			}
+			// The event says so, with the endpoint and none of its secrets.
+			evs, _, _ := st.Events(state.EventQuery{Type: api.EventWebhookDisabled, Limit: 10})
+			if len(evs) != 1 || evs[0].Endpoint == nil || evs[0].Endpoint.ID != "wh_1" || evs[0].Endpoint.Disabled == "" || len(evs[0].Endpoint.Secrets) != 0 {
+				t.Errorf("webhook.disabled events: %+v, want one, of wh_1, disabled, without secrets", evs)
+			}
 			break
 		}
 		wait.Until(t, "the day's attempt", 5*time.Second, func() bool { return len(attempts(id)) == 1 })

@@ -1,0 +1,92 @@
+package state
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestDueDeliveries: each endpoint's due deliveries are read on their own,
+// soonest first; a task's later event waits while an earlier one is
+// pending to the same endpoint, and is held behind its retry; a snapshot
+// keeps the order.
+func TestDueDeliveries(t *testing.T) {
+	s := New()
+	s.ApplyWebhookOps([]WebhookOp{
+		{Op: WebhookCreate, Now: 1, Endpoint: &Endpoint{ID: "wh_a", URL: "http://a", Events: []string{"*"}}},
+		{Op: WebhookCreate, Now: 1, Endpoint: &Endpoint{ID: "wh_b", URL: "http://b", Events: []string{"task.created"}}},
+	})
+	s.SetIndex(2)
+	mustCreate(t, s, 2, "t1", "t2") // at 1000
+	s.SetIndex(3)
+	if _, err := s.CancelTask("t1", 1100); err != nil {
+		t.Fatal(err)
+	}
+	none := func(string) bool { return false }
+	ids := func(ds []*Delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	created1, created2, cancelled1 := DeliveryID(2<<16, "wh_a"), DeliveryID(2<<16|1, "wh_a"), DeliveryID(3<<16, "wh_a")
+
+	// t1's cancel waits for its creation.
+	if diff := cmp.Diff([]string{created1, created2}, ids(s.DueDeliveries("wh_a", 2000, 10, none))); diff != "" {
+		t.Errorf("due to wh_a (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{DeliveryID(2<<16, "wh_b"), DeliveryID(2<<16|1, "wh_b")}, ids(s.DueDeliveries("wh_b", 2000, 10, none))); diff != "" {
+		t.Errorf("due to wh_b (-want +got):\n%s", diff)
+	}
+	// One under way is left out; the limit holds.
+	if diff := cmp.Diff([]string{created2}, ids(s.DueDeliveries("wh_a", 2000, 1, func(id string) bool { return id == created1 }))); diff != "" {
+		t.Errorf("due to wh_a, the first under way (-want +got):\n%s", diff)
+	}
+	if n := s.PendingDeliveries(); n != 5 {
+		t.Errorf("pending: %d, want 5", n)
+	}
+
+	// t1's creation fails and is retried at 9000: its cancel is held
+	// behind it; t2 goes.
+	s.ApplyWebhookOps([]WebhookOp{{Op: WebhookAttempt, ID: "wh_a", Delivery: created1, Attempt: &Attempt{At: 2000, Result: "failed", Status: 500}, NextAt: 9000}})
+	if d, _ := s.Delivery(cancelled1); d.NextAt != 9000 {
+		t.Errorf("the cancel behind a retry is due at %d, want 9000", d.NextAt)
+	}
+	if diff := cmp.Diff([]string{created2}, ids(s.DueDeliveries("wh_a", 5000, 10, none))); diff != "" {
+		t.Errorf("due to wh_a at 5000 (-want +got):\n%s", diff)
+	}
+	// An event made while an earlier one of its task is being retried is
+	// held behind it from the start.
+	s.ApplyWebhookOps([]WebhookOp{{Op: WebhookAttempt, ID: "wh_a", Delivery: created2, Attempt: &Attempt{At: 5000, Result: "failed", Status: 500}, NextAt: 8000}})
+	s.SetIndex(4)
+	if _, err := s.CancelTask("t2", 5000); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Delivery(DeliveryID(4<<16, "wh_a")); d.NextAt != 8000 {
+		t.Errorf("t2's cancel, made while its creation is retried, is due at %d, want 8000", d.NextAt)
+	}
+	if diff := cmp.Diff([]string{created2, created1}, ids(s.DueDeliveries("wh_a", 9000, 10, none))); diff != "" {
+		t.Errorf("due to wh_a at 9000 (-want +got):\n%s", diff)
+	}
+
+	// Restored from a snapshot, the indexes are the same.
+	var buf bytes.Buffer
+	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ids(s.DueDeliveries("wh_a", 9000, 10, none)), ids(r.DueDeliveries("wh_a", 9000, 10, none))); diff != "" {
+		t.Errorf("restored (-want +got):\n%s", diff)
+	}
+
+	// Delivered, it lets the cancel go.
+	s.ApplyWebhookOps([]WebhookOp{{Op: WebhookAttempt, ID: "wh_a", Delivery: created1, Attempt: &Attempt{At: 9000, Result: "delivered", Status: 200}}})
+	if diff := cmp.Diff([]string{created2, cancelled1}, ids(s.DueDeliveries("wh_a", 9000, 10, none))); diff != "" {
+		t.Errorf("due to wh_a once t1's creation is delivered (-want +got):\n%s", diff)
+	}
+}
