@@ -54,6 +54,9 @@ const (
 	// ErrCursorExpired: a cursor of GET /events names an event older
 	// than the retention: the events after it are gone.
 	ErrCursorExpired ErrorKind = "cursor_expired"
+	// ErrCSRFFailed: a request by a console session that changes state
+	// came without the session's CSRF token, or from another site.
+	ErrCSRFFailed ErrorKind = "csrf_failed"
 	// Agent routes: the agent must register again; a report from an
 	// attempt that no longer holds its step.
 	ErrUnknownNode  ErrorKind = "unknown_node"

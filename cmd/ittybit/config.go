@@ -29,7 +29,9 @@ type serverFile struct {
 	SplitMinSeconds *float64 `yaml:"split_min_seconds"`
 	// EventRetention is how long events are kept ("720h"; "0": forever).
 	EventRetention *time.Duration `yaml:"event_retention"`
-	LogLevel       string         `yaml:"log_level"`
+	// EventLimit is the most events kept (0: no bound).
+	EventLimit *int   `yaml:"event_limit"`
+	LogLevel   string `yaml:"log_level"`
 	// APIKeys and NodeTokens are SHA-256 hashes (hex) of the accepted
 	// credentials: `ittybit hash-key` prints one.
 	APIKeys    []string `yaml:"api_keys"`

@@ -28,6 +28,11 @@ import (
 // Stripe's events API.
 const defaultEventRetention = 30 * 24 * time.Hour
 
+// defaultEventLimit bounds the events a server keeps in memory (each
+// holds the task as it was: about 1.5 KiB): the newest 50,000, fewer than
+// 30 days' on a busy cluster. A cursor before them answers 410.
+const defaultEventLimit = 50000
+
 func newServerCmd(stderr io.Writer) *cobra.Command {
 	var (
 		configPath             string
@@ -35,6 +40,7 @@ func newServerCmd(stderr io.Writer) *cobra.Command {
 		rateLimit              float64
 		splitSeconds, splitMin float64
 		eventRetention         time.Duration
+		eventLimit             int
 		timing                 schedTiming
 	)
 	cmd := &cobra.Command{
@@ -90,6 +96,9 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("event-retention") {
 				file.EventRetention = &eventRetention
 			}
+			if fl.Changed("event-limit") {
+				file.EventLimit = &eventLimit
+			}
 			return runServer(cmd, file, timing, stderr)
 		},
 	}
@@ -108,6 +117,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.Float64Var(&splitSeconds, "split-seconds", 30, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
 	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
 	fl.DurationVar(&eventRetention, "event-retention", defaultEventRetention, "how long events are kept for GET /events and the live feed (0: forever)")
+	fl.IntVar(&eventLimit, "event-limit", defaultEventLimit, "the most events kept (the oldest go first; each holds its task as it was, about 1.5 KiB of memory); 0: no bound")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
 	timing.flags(cmd)
@@ -187,8 +197,15 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if retention < 0 {
 		return usageError{fmt.Errorf("invalid_option: --event-retention %s: accepted: 0 (keep every event) or a positive duration such as 720h", retention)}
 	}
+	eventLimit := defaultEventLimit
+	if f.EventLimit != nil {
+		eventLimit = *f.EventLimit
+	}
+	if eventLimit < 0 || eventLimit > 0 && eventLimit < 1000 {
+		return usageError{fmt.Errorf("invalid_option: --event-limit %d: accepted: 0 (no bound) or 1000 and more", eventLimit)}
+	}
 	cfg := server.Config{
-		SplitSeconds: split, SplitMinSeconds: splitMin, EventRetention: retention,
+		SplitSeconds: split, SplitMinSeconds: splitMin, EventRetention: retention, EventLimit: eventLimit,
 		NodeID: f.NodeID, HTTPAddr: f.HTTP, HTTPAdvertise: f.HTTPAdvertise, RaftAddr: f.Raft, RaftAdvertise: f.RaftAdvertise,
 		DataDir: f.Data, Bootstrap: f.Bootstrap, Join: f.Join, APIKeyHashes: f.APIKeys, NodeTokenHashes: f.NodeTokens,
 		JoinToken: f.NodeToken, AllowPrivateInputs: f.AllowPrivateInputs, RateLimit: rate, Logger: logger,
@@ -277,7 +294,7 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdou
 	// is still being built here.
 	var embedded atomic.Pointer[agent.Agent]
 	cfg := server.Config{
-		NodeID: "dev", HTTPAddr: httpAddr, EventRetention: defaultEventRetention, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
+		NodeID: "dev", HTTPAddr: httpAddr, EventRetention: defaultEventRetention, EventLimit: defaultEventLimit, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
 		Bootstrap: true, AllowPrivateInputs: true, Logger: logger, Storage: managed, Registry: reg,
 		NodeTokens: []string{nodeToken},
 		Ready: func() error {

@@ -184,4 +184,45 @@ type NodeInfo struct {
 	Running      int                   `json:"running"`
 	Capabilities []encoders.Capability `json:"capabilities"`
 	LastSeenMs   int64                 `json:"last_seen_ms,omitempty"`
+	// Steps are the steps (and parts) it runs now; only in GET /fleet.
+	Steps []NodeStep `json:"steps,omitempty"`
+}
+
+// NodeStep is a step or part an agent runs, with its progress (0–1).
+type NodeStep struct {
+	Task     string  `json:"task"`
+	Step     string  `json:"step"`
+	Kind     string  `json:"kind"`
+	Part     *int    `json:"part,omitempty"`
+	Attempt  int     `json:"attempt"`
+	Progress float64 `json:"progress"`
+}
+
+// Fleet is GET /fleet: the control plane's servers, the agents, the steps
+// ready to run by kind, and the media seconds the fleet encoded per second
+// over the last ten minutes (5 s points, oldest first).
+type Fleet struct {
+	Object     string         `json:"object"` // "fleet"
+	Servers    []ServerInfo   `json:"servers"`
+	Agents     []NodeInfo     `json:"agents"`
+	Queue      map[string]int `json:"queue"`
+	Throughput []RatePoint    `json:"throughput"`
+}
+
+// ServerInfo is a server of the control plane as the leader sees it.
+type ServerInfo struct {
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http_addr"`
+	Leader   bool   `json:"leader"`
+	// Health is ok when the server answered /healthz just now, down
+	// otherwise; AppliedIndex is the last Raft entry it applied.
+	Health       string `json:"health"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+// RatePoint is one point of a rate's history: from At (unix ms), Value per
+// second.
+type RatePoint struct {
+	At    int64   `json:"at"`
+	Value float64 `json:"value"`
 }

@@ -11,8 +11,11 @@ import (
 // and what is accepted. It is the wire form of an ittybit.Error (or of
 // several, for a request with many problems).
 type Error struct {
-	Kind    ittybit.ErrorKind `json:"kind"`
-	Message string            `json:"message"`
+	Kind ittybit.ErrorKind `json:"kind"`
+	// Field names the request field or option at fault when the problem is
+	// about one ("input", "width"); absent otherwise.
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 	// Errors lists each problem when a request had several (validation).
 	Errors []*ittybit.Error `json:"errors,omitempty"`
 }
@@ -33,8 +36,11 @@ func FromError(err error) *Error {
 	ps := ittybit.Problems(err)
 	kind, msg := ittybit.Summary(err)
 	out := &Error{Kind: kind, Message: msg}
-	if len(ps) > 1 {
+	switch {
+	case len(ps) > 1:
 		out.Errors = ps
+	case len(ps) == 1:
+		out.Field = ps[0].Field
 	}
 	return out
 }

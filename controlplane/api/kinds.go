@@ -16,6 +16,8 @@ func Status(kind ittybit.ErrorKind) int {
 		return http.StatusBadRequest
 	case ittybit.ErrTokenMissing, ittybit.ErrTokenInvalid:
 		return http.StatusUnauthorized
+	case ittybit.ErrCSRFFailed:
+		return http.StatusForbidden
 	case ittybit.ErrNotFound, ittybit.ErrUnknownNode:
 		return http.StatusNotFound
 	case ittybit.ErrMethodNotAllowed:

@@ -75,6 +75,8 @@ func TestAuthMatrix(t *testing.T) {
 			body = `{"input":"https://example.com/b.mov","kind":"audio"}`
 		case "POST /internal/nodes":
 			body = `{"name":"matrix-node","slots":1}`
+		case "POST /ui/session":
+			body = "api_key=" + testKey // signing in takes the key in the form
 		default:
 			if method == "POST" {
 				body = `{}`
@@ -90,6 +92,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"API key", "Bearer " + testKey},
 		{"node token", "Bearer " + testToken},
 	}
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	routes := s.API().Routes()
 	seen := map[httpapi.Auth]int{}
 	for _, r := range routes {
@@ -109,7 +112,13 @@ func TestAuthMatrix(t *testing.T) {
 				if c.header != "" {
 					req.Header.Set("Authorization", c.header)
 				}
-				resp, err := http.DefaultClient.Do(req)
+				if r.Pattern == "POST /ui/session" {
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				if strings.HasSuffix(path, "/ui/assets/") {
+					req.URL.Path += "app.js"
+				}
+				resp, err := noRedirects.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -125,6 +134,13 @@ func TestAuthMatrix(t *testing.T) {
 					want = c.name == "API key"
 				case httpapi.AuthNodeToken:
 					want = c.name == "node token"
+				case httpapi.AuthSession:
+					// A console page takes a session cookie, no bearer
+					// credential: every one is sent to sign in.
+					if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/ui/signin?next=") {
+						t.Errorf("%s %s with %s: %d, Location %q; want 303 to /ui/signin", method, path, c.name, resp.StatusCode, loc)
+					}
+					return
 				case httpapi.AuthSigned:
 					// No bearer credential is a signature: never 2xx.
 					if resp.StatusCode < 300 {
@@ -224,8 +240,14 @@ func wantAuth(pattern string) httpapi.Auth {
 	case strings.HasPrefix(path, "/internal/"):
 		return httpapi.AuthNodeToken
 	case path == "/tasks" || strings.HasPrefix(path, "/tasks/") || path == "/events" || strings.HasPrefix(path, "/events/") ||
-		path == "/webhooks" || strings.HasPrefix(path, "/webhooks/"):
+		path == "/webhooks" || strings.HasPrefix(path, "/webhooks/") || path == "/fleet":
 		return httpapi.AuthAPIKey
+	case path == "/ui/" || path == "/ui/options.json":
+		return httpapi.AuthSession
+	case path == "/ui" || path == "/ui/assets/" || path == "/ui/signin" || path == "/ui/session":
+		// The console's redirect, its static files, its sign-in page, and
+		// signing in (with the key in the form) and out.
+		return httpapi.AuthNone
 	case path == "/files/":
 		return httpapi.AuthSigned
 	case path == "/healthz" || path == "/readyz" || path == "/openapi.json" || path == "/metrics":

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ittybit-oss/ittybit/controlplane/internal/console"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
@@ -83,6 +84,8 @@ type Config struct {
 	SplitSeconds, SplitMinSeconds float64
 	// EventRetention is how long events are kept (0: forever).
 	EventRetention time.Duration
+	// EventLimit is the most events kept (0: no bound).
+	EventLimit int
 	// WebhookDelays replaces the webhook retry schedule and
 	// WebhookThrottle the least delay after a 429 or a timeout (tests:
 	// seconds, not hours); WebhookResolver the resolver webhook deliveries use
@@ -173,6 +176,7 @@ func Open(cfg Config) (*Server, error) {
 		LeaderLeaseTimeout: min(cfg.HeartbeatTimeout, 500*time.Millisecond),
 		ApplyObserver:      func(d time.Duration) { applySeconds.Observe(d.Seconds()) },
 		EventRetention:     cfg.EventRetention,
+		EventLimit:         cfg.EventLimit,
 		Dial:               peerDial,
 	})
 	if err != nil {
@@ -227,6 +231,7 @@ func Open(cfg Config) (*Server, error) {
 		s.api.Handle("HEAD /files/", httpapi.AuthSigned, http.HandlerFunc(s.serveFile))
 	}
 	s.api.Handle("GET /metrics", httpapi.AuthNone, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	console.Register(s.api)
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx := s.ctx
 	s.wg.Add(1)

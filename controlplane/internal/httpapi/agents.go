@@ -23,6 +23,7 @@ type Scheduler interface {
 	Drain(ctx context.Context, name string) error
 	Progress(stepID string) (float64, bool)
 	Nodes() []api.NodeInfo
+	Fleet() api.Fleet
 }
 
 // maxLongPoll caps how long an assignments request may wait; it stays

@@ -30,6 +30,8 @@ type Store interface {
 	IsLeader() bool
 	LeaderReady() bool
 	Leader() (id, httpAddr string, ok bool)
+	// AppliedIndex is the last Raft entry applied here.
+	AppliedIndex() uint64
 	CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error)
 	CancelTask(ctx context.Context, id string, now int64) (*state.Task, error)
 	WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error)
@@ -112,6 +114,9 @@ const (
 	AuthNodeToken Auth = "node_token"
 	// AuthSigned: a signature in the URL (/files/), no bearer credential.
 	AuthSigned Auth = "signed"
+	// AuthSession: a console session's cookie; without one, the console
+	// sends the browser to sign in (its pages).
+	AuthSession Auth = "session"
 )
 
 // Route is one registered route: its ServeMux pattern and who may call it.
@@ -167,8 +172,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.Serv
 // auth is AuthNone (/metrics) or AuthSigned (/files/, which checks its
 // own signatures).
 func (a *API) Handle(pattern string, auth Auth, h http.Handler) {
-	if auth != AuthNone && auth != AuthSigned {
-		panic("httpapi: Handle takes AuthNone or AuthSigned routes; " + string(auth) + " routes are the API's own")
+	if auth != AuthNone && auth != AuthSigned && auth != AuthSession {
+		panic("httpapi: Handle takes AuthNone, AuthSigned or AuthSession routes; " + string(auth) + " routes are the API's own")
 	}
 	a.register(pattern, auth, h)
 }
@@ -195,7 +200,9 @@ func (a *API) routes() {
 	a.route("POST /webhooks/{id}/test", AuthAPIKey, a.leader(a.testWebhook))
 	a.route("GET /webhooks/{id}/deliveries", AuthAPIKey, a.leader(a.listDeliveries))
 	a.route("POST /webhooks/{id}/deliveries/{delivery}/retry", AuthAPIKey, a.leader(a.retryDelivery))
-	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel", "/events", "/events/stream",
+	// The fleet at a glance: answered by the leader.
+	a.route("GET /fleet", AuthAPIKey, a.leader(a.fleet))
+	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel", "/events", "/events/stream", "/fleet",
 		"/webhooks", "/webhooks/{id}", "/webhooks/{id}/rotate", "/webhooks/{id}/test", "/webhooks/{id}/deliveries", "/webhooks/{id}/deliveries/{delivery}/retry"} {
 		a.mux.Handle(p, a.handle(methodNotAllowed(a.allowed(p))))
 	}
@@ -228,6 +235,8 @@ func (a *API) register(pattern string, auth Auth, h http.Handler) {
 		h = a.apiKey(h)
 	case AuthNodeToken:
 		h = a.nodeToken(h)
+	case AuthSession:
+		h = a.session(h)
 	case AuthNone, AuthSigned:
 	default:
 		panic("httpapi: unknown auth " + string(auth))

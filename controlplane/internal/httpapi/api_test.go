@@ -314,6 +314,7 @@ func (n noLeader) State() *state.Store                              { return n.s
 func (noLeader) NodeID() string                                     { return "n2" }
 func (noLeader) IsLeader() bool                                     { return false }
 func (noLeader) LeaderReady() bool                                  { return false }
+func (noLeader) AppliedIndex() uint64                               { return 0 }
 func (noLeader) Leader() (id, addr string, ok bool)                 { return "", "", false }
 func (noLeader) Join(context.Context, string, string, string) error { return store.ErrNotLeader }
 func (noLeader) CreateTasks(context.Context, []state.SeedRequest) ([]state.CreateResult, error) {

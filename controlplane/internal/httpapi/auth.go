@@ -102,16 +102,9 @@ func bearer(r *http.Request) (string, bool) {
 // apiKey admits requests with a valid API key, rate-limited per key.
 func (a *API) apiKey(next http.Handler) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
-		tok, present := bearer(r)
-		if !present {
-			return ittybit.Errorf(ittybit.ErrTokenMissing, "no Authorization header; send Authorization: Bearer <API key>")
-		}
-		id, ok := match(a.cfg.Keys.apiKeys, tok)
-		if !ok {
-			if _, isNode := match(a.cfg.Keys.nodeTokens, tok); isNode {
-				return ittybit.Errorf(ittybit.ErrTokenInvalid, "this is a node token; the task API takes an API key")
-			}
-			return ittybit.Errorf(ittybit.ErrTokenInvalid, "the API key is not valid")
+		id, err := a.apiKeyID(r)
+		if err != nil {
+			return err
 		}
 		if wait, ok := a.limits.allow(id); !ok {
 			return retryAfter(w, wait, ittybit.Errorf(ittybit.ErrRateLimited, "too many requests for this API key; retry after %d s", wait))
@@ -119,6 +112,23 @@ func (a *API) apiKey(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyIDKey, id)))
 		return nil
 	})
+}
+
+// apiKeyID returns the id of the API key r presents: in its Authorization
+// header, or, without one, through a console session's cookie.
+func (a *API) apiKeyID(r *http.Request) (string, error) {
+	tok, present := bearer(r)
+	if !present {
+		return a.sessionAuth(r)
+	}
+	id, ok := match(a.cfg.Keys.apiKeys, tok)
+	if !ok {
+		if _, isNode := match(a.cfg.Keys.nodeTokens, tok); isNode {
+			return "", ittybit.Errorf(ittybit.ErrTokenInvalid, "this is a node token; the task API takes an API key")
+		}
+		return "", ittybit.Errorf(ittybit.ErrTokenInvalid, "the API key is not valid")
+	}
+	return id, nil
 }
 
 // nodeToken admits requests with a valid node token.

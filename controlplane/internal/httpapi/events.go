@@ -64,6 +64,10 @@ func dropManagedURLs(raw json.RawMessage) json.RawMessage {
 	return rewriteManaged(raw, func(string) (string, bool) { return "", false })
 }
 
+// afterLatest stands for the cursor latest, the last event committed when
+// the stream starts: only events to come.
+const afterLatest = ^uint64(0)
+
 // eventQuery reads and checks the query of GET /events and its stream.
 // The stream also resumes from a Last-Event-ID header.
 func eventQuery(r *http.Request, stream bool) (state.EventQuery, error) {
@@ -90,10 +94,12 @@ func eventQuery(r *http.Request, stream bool) (state.EventQuery, error) {
 	if last := r.Header.Get("Last-Event-ID"); stream && last != "" {
 		after = last
 	}
-	if after != "" {
+	if stream && after == "latest" {
+		q.After = afterLatest
+	} else if after != "" {
 		seq, ok := parseEventID(after)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("cursor %q is not an event id; accepted: the id of an event, evt_ and 16 hex digits", after))
+			problems = append(problems, fmt.Sprintf("cursor %q is not an event id; accepted: the id of an event, evt_ and 16 hex digits (the stream also takes latest: only events to come)", after))
 		}
 		q.After = seq
 	}
@@ -150,6 +156,9 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	st := a.cfg.Store.State()
 	q.Limit = streamBatch
 	wake := st.EventsChanged()
+	if q.After == afterLatest {
+		q.After = st.LatestEvent()
+	}
 	page, more, err := st.Events(q)
 	if err != nil {
 		return cursorExpired(err)

@@ -117,7 +117,7 @@ func (f *forwarder) forward(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return false, err
 	}
-	for _, h := range []string{"Authorization", "Content-Type", "Idempotency-Key", "Accept", headerRequestID} {
+	for _, h := range []string{"Authorization", "Cookie", CSRFHeader, "Origin", "Referer", "Content-Type", "Idempotency-Key", "Accept", headerRequestID} {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}

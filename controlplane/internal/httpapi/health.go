@@ -9,7 +9,7 @@ import (
 
 // healthz answers while the process is alive.
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": a.cfg.Store.NodeID()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": a.cfg.Store.NodeID(), "applied_index": a.cfg.Store.AppliedIndex()})
 	return nil
 }
 

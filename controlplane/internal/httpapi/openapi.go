@@ -69,7 +69,7 @@ func operations() []operation {
 		{"GET", "/events/stream", "streamEvents", "The live feed: Server-Sent Events, each with its id; resume with Last-Event-ID. Any node serves it.", true,
 			[]map[string]any{
 				{"name": "Last-Event-ID", "in": "header", "required": false, "description": "The last event id received: the feed resumes after it (overrides after).", "schema": map[string]any{"type": "string"}},
-				queryParam("after", "An event id: the feed starts after it (default: from the oldest kept).", map[string]any{"type": "string"}),
+				queryParam("after", "An event id: the feed starts after it (default: from the oldest kept); latest: only the events to come.", map[string]any{"type": "string"}),
 				queryParam("type", "Only events of this type.", map[string]any{"type": "string", "enum": eventTypes()}),
 				queryParam("task", "Only the events of this task.", map[string]any{"type": "string"}),
 			},
@@ -93,6 +93,8 @@ func operations() []operation {
 		{"POST", "/webhooks/{id}/deliveries/{delivery}/retry", "retryDelivery", "Deliver again now, with the same webhook-id; not scheduled again if it fails.", true,
 			[]map[string]any{webhookParam, {"name": "delivery", "in": "path", "required": true, "description": "The delivery id (dlv_… or msg_…).", "schema": map[string]any{"type": "string"}}},
 			"", with(errs("401", "404", "429", "503"), "202", "Delivery")},
+		{"GET", "/fleet", "getFleet", "The fleet at a glance: the control plane's servers (leader, health, applied Raft index), the agents (state, encoders, sessions, the steps they run), the ready queue by step kind, and the media seconds encoded per second over the last ten minutes.", true, nil,
+			"", with(errs("401", "429", "503"), "200", "Fleet")},
 		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health", "4XX": ""}},
 		{"GET", "/readyz", "ready", "200 once a leader is known (and, in ittybit dev, the agent has registered).", false, nil, "",
 			map[string]string{"200": "Health", "4XX": "", "503": "Error"}},

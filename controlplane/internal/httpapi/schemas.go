@@ -78,8 +78,9 @@ func schemas() map[string]any {
 			"metadata": map[string]any{"type": "object", "description": "Arbitrary key-value pairs, returned as given."},
 		}),
 		"Error": obj([]string{"kind", "message"}, map[string]any{
-			"kind":    typ("string", "What went wrong, for programs: input_required, invalid_input, invalid_kind, invalid_format, invalid_codec, invalid_option, invalid_output, invalid_json, token_missing, token_invalid, not_found, cursor_expired, idempotency_conflict, task_finished, payload_too_large, rate_limited, unavailable; on steps also input_blocked, fetch_failed, input_too_large, invalid_media, unsupported_media, encode_failed, upload_failed, stalled, cancelled, internal."),
+			"kind":    typ("string", "What went wrong, for programs: input_required, invalid_input, invalid_kind, invalid_format, invalid_codec, invalid_option, invalid_output, invalid_json, token_missing, token_invalid, csrf_failed, not_found, cursor_expired, idempotency_conflict, task_finished, payload_too_large, rate_limited, unavailable; on steps also input_blocked, fetch_failed, input_too_large, invalid_media, unsupported_media, encode_failed, upload_failed, stalled, cancelled, internal."),
 			"message": typ("string", "What was wrong and what is accepted, for people."),
+			"field":   typ("string", "The request field or option at fault, when the problem is about one (input, width, …); with several problems, each names its own in errors."),
 			"errors": map[string]any{"type": "array", "description": "Each problem, when there were several.", "items": obj([]string{"kind", "message"}, map[string]any{
 				"kind": typ("string", "The problem's kind."), "field": typ("string", "The field or option at fault."), "message": typ("string", "The problem."),
 			})},
@@ -206,6 +207,28 @@ func schemas() map[string]any {
 		}),
 		"Health": obj([]string{"status"}, map[string]any{
 			"status": typ("string", "ok or ready."), "node": typ("string", "This server's node id."), "leader": typ("string", "The leader's node id."),
+			"applied_index": typ("integer", "The last Raft entry this server applied (/healthz)."),
+		}),
+		"Fleet": obj([]string{"object", "servers", "agents", "queue", "throughput"}, map[string]any{
+			"object": enum("Always fleet.", []string{"fleet"}),
+			"servers": map[string]any{"type": "array", "description": "The control plane's servers.", "items": obj([]string{"id", "http_addr", "leader", "health", "applied_index"}, map[string]any{
+				"id": typ("string", "The server's node id."), "http_addr": typ("string", "Where it serves the API."),
+				"leader":        typ("boolean", "Whether it is the leader (the server that answered)."),
+				"health":        enum("ok when it answered /healthz within a second, else down.", []string{"ok", "down"}),
+				"applied_index": typ("integer", "The last Raft entry it applied."),
+			})},
+			"agents": map[string]any{"type": "array", "description": "The agents.", "items": obj([]string{"name", "status", "slots", "running", "capabilities"}, map[string]any{
+				"name": typ("string", "The agent's name."), "status": typ("string", "ready, draining or down."),
+				"slots": typ("integer", "Steps it runs at once."), "running": typ("integer", "Steps it runs now."),
+				"capabilities": map[string]any{"type": "array", "description": "Each encoder it has, per codec: available or why not.", "items": map[string]any{"type": "object"}},
+				"last_seen_ms": typ("integer", "Its last heartbeat, epoch milliseconds."),
+				"steps": map[string]any{"type": "array", "description": "The steps and parts it runs now.", "items": obj([]string{"task", "step", "kind", "attempt", "progress"}, map[string]any{
+					"task": typ("string", "The task."), "step": typ("string", "The step, or the part."), "kind": typ("string", "The step's kind."),
+					"part": typ("integer", "The part's index, for a part of a split step."), "attempt": typ("integer", "The attempt."), "progress": typ("number", "0 to 1."),
+				})},
+			})},
+			"queue":      map[string]any{"type": "object", "description": "Steps ready to run and waiting for a slot, by step kind.", "additionalProperties": map[string]any{"type": "integer"}},
+			"throughput": map[string]any{"type": "array", "description": "Media seconds encoded per second, 5 s points over the last ten minutes, oldest first.", "items": obj([]string{"at", "value"}, map[string]any{"at": typ("integer", "The point's start, epoch milliseconds."), "value": typ("number", "Media seconds per second.")})},
 		}),
 	}
 }

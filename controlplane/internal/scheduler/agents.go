@@ -105,6 +105,9 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, name string, hb api.Heartbea
 		if rs.Progress > l.progress.Progress || rs.Frames > l.progress.Frames || rs.MediaSeconds > l.progress.MediaSeconds {
 			l.progressAt = now
 		}
+		if isEncode(l.kind) {
+			d.rate.add(now, rs.MediaSeconds-l.progress.MediaSeconds)
+		}
 		l.progress = rs
 		if rs.Reporting {
 			// Counted from when the agent began to report (not from when

@@ -115,6 +115,8 @@ type Dispatcher struct {
 	// hwCodecs caches the codecs some live node encodes in hardware; nil
 	// when the fleet changed since (hardwareAnywhere).
 	hwCodecs map[string]bool
+	// rate is the media seconds the fleet encoded, by heartbeats' progress.
+	rate rate
 }
 
 type nodeState struct {

@@ -67,6 +67,7 @@ func (s *Store) insertEvent(txn *memdb.Txn, e *Event) {
 	s.lastEvent = seq
 	e.Seq = seq
 	mustInsert(txn, tableEvents, e)
+	s.eventCount.Add(1)
 	s.outboxEvent(txn, e)
 	s.eventsAdded = true
 }
@@ -163,6 +164,16 @@ func (s *Store) Events(q EventQuery) ([]*Event, bool, error) {
 	return page, false, nil
 }
 
+// LatestEvent is the sequence number of the last event kept, 0 when none
+// is.
+func (s *Store) LatestEvent() uint64 {
+	raw, err := s.db.Load().Txn(false).Last(tableEvents, "id")
+	if err != nil || raw == nil {
+		return 0
+	}
+	return raw.(*Event).Seq
+}
+
 // eventsTrimmed is the sequence number of the last event trimmed, 0 when
 // none was.
 func eventsTrimmed(txn *memdb.Txn) uint64 {
@@ -176,22 +187,28 @@ func eventsTrimmed(txn *memdb.Txn) uint64 {
 
 // maxTrim bounds the events one entry trims, so that trimming a long
 // backlog never stalls the writes behind it; the rest go with the next.
-const maxTrim = 5000
+const maxTrim = 20000
 
-// TrimEvents forgets events created before before (epoch ms, decided by
-// the leader from its retention), oldest first, at most maxTrim, and
-// returns how many it forgot.
-func (s *Store) TrimEvents(before int64) int {
+// EventCount is how many events are kept.
+func (s *Store) EventCount() int { return int(s.eventCount.Load()) }
+
+// TrimEvents forgets the oldest events: those created before before (epoch
+// ms, decided by the leader from its retention; 0: none by age) and those
+// beyond the newest keep (0: no bound), at most maxTrim, and returns how
+// many it forgot. A pending delivery of an event trimmed keeps the event
+// for itself, so that nothing owed to an endpoint is lost.
+func (s *Store) TrimEvents(before int64, keep int) int {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
 	it, err := txn.Get(tableEvents, "id")
 	if err != nil {
 		return 0
 	}
+	count := s.EventCount()
 	var old []*Event
 	for raw := it.Next(); raw != nil && len(old) < maxTrim; raw = it.Next() {
 		e := raw.(*Event)
-		if e.CreatedAt >= before {
+		if !(e.CreatedAt < before || (keep > 0 && count-len(old) > keep)) {
 			break
 		}
 		old = append(old, e)
@@ -199,23 +216,39 @@ func (s *Store) TrimEvents(before int64) int {
 	if len(old) == 0 {
 		return 0
 	}
+	trimmed := make(map[uint64]*Event, len(old))
 	for _, e := range old {
 		_ = txn.Delete(tableEvents, e)
+		trimmed[e.Seq] = e
 	}
-	// Deliveries done before the cutoff go with the events.
+	last := old[len(old)-1].Seq
+	// Deliveries done before the cutoff, or of the events trimmed, go
+	// with the events; pending ones keep their event.
 	if it, err := txn.Get(tableDeliveries, "id"); err == nil {
-		var done []*Delivery
+		var done, owed []*Delivery
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			if d := raw.(*Delivery); d.Status != DeliveryPending && d.CreatedAt < before {
+			d := raw.(*Delivery)
+			switch {
+			case d.Status == DeliveryPending:
+				if e := trimmed[d.EventSeq]; e != nil && d.Event == nil {
+					owed = append(owed, d)
+				}
+			case d.CreatedAt < before || (d.EventSeq != 0 && d.EventSeq <= last):
 				done = append(done, d)
 			}
 		}
 		for _, d := range done {
 			_ = txn.Delete(tableDeliveries, d)
 		}
+		for _, cur := range owed {
+			d := *cur
+			d.Event = trimmed[d.EventSeq]
+			mustInsert(txn, tableDeliveries, &d)
+		}
 	}
-	mustInsert(txn, tableMeta, &Meta{Key: metaEventsTrimmed, Value: strconv.FormatUint(old[len(old)-1].Seq, 10)})
+	mustInsert(txn, tableMeta, &Meta{Key: metaEventsTrimmed, Value: strconv.FormatUint(last, 10)})
 	txn.Commit()
+	s.eventCount.Add(-int64(len(old)))
 	return len(old)
 }
 

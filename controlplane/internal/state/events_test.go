@@ -120,7 +120,7 @@ func TestEvents(t *testing.T) {
 
 	// Trimming forgets the events before a time, and a cursor before the
 	// last one forgotten has expired.
-	if n := s.TrimEvents(2150); n != 4 {
+	if n := s.TrimEvents(2150, 0); n != 4 {
 		t.Errorf("trimmed %d events, want the 4 before 2150 ms", n)
 	}
 	if _, _, err := s.Events(EventQuery{After: all[1].Seq, Limit: 10}); !errors.Is(err, ErrCursorExpired) {

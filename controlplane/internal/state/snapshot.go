@@ -85,6 +85,7 @@ func (s *Store) Restore(r io.Reader) error {
 	defer txn.Abort()
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	first := true
+	var events int64
 	for {
 		var rec record
 		if err := dec.Decode(&rec); err == io.EOF {
@@ -133,6 +134,9 @@ func (s *Store) Restore(r io.Reader) error {
 		if d, ok := obj.(*Delivery); ok {
 			d.setPending()
 		}
+		if rec.Type == tableEvents {
+			events++
+		}
 		if err := txn.Insert(rec.Type, obj); err != nil {
 			return fmt.Errorf("snapshot %s: %w", rec.Type, err)
 		}
@@ -144,5 +148,6 @@ func (s *Store) Restore(r io.Reader) error {
 	txn.Commit()
 	s.db.Store(db)
 	s.lastEvent = last
+	s.eventCount.Store(events)
 	return nil
 }

@@ -41,6 +41,9 @@ type Store struct {
 	index       uint64
 	lastEvent   uint64
 	eventsAdded bool
+	// eventCount is how many events are kept (read by the leader to
+	// decide when to trim).
+	eventCount atomic.Int64
 	// eventWake is closed and replaced when events are committed.
 	eventWake atomic.Pointer[chan struct{}]
 }

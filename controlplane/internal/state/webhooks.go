@@ -73,10 +73,13 @@ type Delivery struct {
 	EventType api.EventType `json:"event_type"`
 	// TaskID is the task of the event: a task's events reach an endpoint
 	// in order.
-	TaskID    string          `json:"task_id,omitempty"`
-	Payload   json.RawMessage `json:"payload,omitempty"`
-	CreatedAt int64           `json:"created_at"`
-	Attempts  []Attempt       `json:"attempts,omitempty"`
+	TaskID  string          `json:"task_id,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Event is the event itself once it has been trimmed from the log
+	// while this delivery was still owed (nil otherwise).
+	Event     *Event    `json:"event,omitempty"`
+	CreatedAt int64     `json:"created_at"`
+	Attempts  []Attempt `json:"attempts,omitempty"`
 	// Status is pending, delivered or failed; NextAt (epoch ms) is when a
 	// pending delivery's next attempt is due.
 	Status DeliveryStatus `json:"status"`

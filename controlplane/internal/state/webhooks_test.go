@@ -2,6 +2,8 @@ package state
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -88,5 +90,50 @@ func TestDueDeliveries(t *testing.T) {
 	s.ApplyWebhookOps([]WebhookOp{{Op: WebhookAttempt, ID: "wh_a", Delivery: created1, Attempt: &Attempt{At: 9000, Result: "delivered", Status: 200}}})
 	if diff := cmp.Diff([]string{created2, cancelled1}, ids(s.DueDeliveries("wh_a", 9000, 10, none))); diff != "" {
 		t.Errorf("due to wh_a once t1's creation is delivered (-want +got):\n%s", diff)
+	}
+}
+
+// TestTrimKeepsWhatIsOwed: trimming by count forgets the oldest events
+// beyond the bound, expires cursors before them, and a delivery still
+// owed keeps its event.
+func TestTrimKeepsWhatIsOwed(t *testing.T) {
+	s := New()
+	s.ApplyWebhookOps([]WebhookOp{{Op: WebhookCreate, Now: 1, Endpoint: &Endpoint{ID: "wh_a", URL: "http://a", Events: []string{"task.created"}}}})
+	for i := range 10 {
+		s.SetIndex(uint64(i + 2))
+		mustCreate(t, s, uint64(i+2), fmt.Sprintf("t%d", i))
+	}
+	first := DeliveryID(2<<16, "wh_a")
+	// All but the first are delivered.
+	for i := 1; i < 10; i++ {
+		s.ApplyWebhookOps([]WebhookOp{{Op: WebhookAttempt, ID: "wh_a", Delivery: DeliveryID(uint64(i+2)<<16, "wh_a"), Attempt: &Attempt{At: 2000, Result: "delivered", Status: 204}}})
+	}
+	if n := s.EventCount(); n != 10 {
+		t.Fatalf("events: %d, want 10", n)
+	}
+	if n := s.TrimEvents(0, 4); n != 6 || s.EventCount() != 4 {
+		t.Fatalf("trimmed %d, %d kept; want 6 and 4", n, s.EventCount())
+	}
+	if _, _, err := s.Events(EventQuery{After: 2 << 16, Limit: 10}); !errors.Is(err, ErrCursorExpired) {
+		t.Errorf("a cursor before the bound: %v, want ErrCursorExpired", err)
+	}
+	d, err := s.Delivery(first)
+	if err != nil || d.Status != DeliveryPending || d.Event == nil || d.Event.Task.ID != "t0" {
+		t.Fatalf("the owed delivery: %+v, %v; want pending with its event", d, err)
+	}
+	if _, err := s.Delivery(DeliveryID(3<<16, "wh_a")); err == nil {
+		t.Error("a delivered delivery of a trimmed event is kept")
+	}
+	// A snapshot keeps the count and the owed event.
+	var buf bytes.Buffer
+	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := r.Delivery(first); r.EventCount() != 4 || d == nil || d.Event == nil || d.Event.Seq != 2<<16 {
+		t.Errorf("restored: %d events, delivery %+v", r.EventCount(), d)
 	}
 }

@@ -96,6 +96,10 @@ type (
 		// (epoch ms: now less the leader's retention). A node of a
 		// version before events ignores it.
 		EventsBefore int64 `json:"events_before,omitempty"`
+		// EventsKeep, when set, trims the oldest events beyond that many
+		// (the leader's --event-limit). A node of an earlier version
+		// ignores it.
+		EventsKeep int `json:"events_keep,omitempty"`
 	}
 	registerNodeCmd struct {
 		Node state.Node `json:"node"`

@@ -66,8 +66,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c expireRequestsCmd
 		mustDecode(t, payload, &c)
 		res = f.state.ExpireRequests(c.Now)
-		if c.EventsBefore > 0 {
-			f.state.TrimEvents(c.EventsBefore)
+		if c.EventsBefore > 0 || c.EventsKeep > 0 {
+			f.state.TrimEvents(c.EventsBefore, c.EventsKeep)
 		}
 	case cmdRegisterNode:
 		var c registerNodeCmd

@@ -105,20 +105,29 @@ func (s *Store) lead(ctx context.Context) {
 	wg.Wait()
 }
 
-// expireLoop forgets old request keys every few minutes.
+// expireLoop forgets old request keys and events every few minutes, and
+// trims events as soon as there are more than the limit allows (5 % or
+// 1,000 over, whichever is more), so that a burst of work never makes
+// the log of events outgrow the memory meant for it.
 func (s *Store) expireLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if n, err := s.ExpireRequests(ctx, time.Now().UnixMilli()); err != nil {
-				s.log.Warn("expire request keys", "err", err)
-			} else if n > 0 {
-				s.log.Debug("expired request keys", "count", n)
+		case <-check.C:
+			if limit := s.cfg.EventLimit; limit == 0 || s.State().EventCount() <= limit+max(1000, limit/20) {
+				continue
 			}
+		case <-t.C:
+		}
+		if n, err := s.ExpireRequests(ctx, time.Now().UnixMilli()); err != nil {
+			s.log.Warn("expire request keys and events", "err", err)
+		} else if n > 0 {
+			s.log.Debug("expired request keys", "count", n)
 		}
 	}
 }

@@ -68,6 +68,9 @@ type Config struct {
 	// EventRetention is how long events are kept (0: forever); the
 	// leader trims older ones every few minutes.
 	EventRetention time.Duration
+	// EventLimit is how many events are kept at most (0: no bound): the
+	// leader trims the oldest beyond it as soon as they are 5 % over.
+	EventLimit int
 	// ApplyObserver, when set, is told how long each write took to commit
 	// and apply (for metrics).
 	ApplyObserver func(d time.Duration)
@@ -384,12 +387,14 @@ func (s *Store) UpsertServer(ctx context.Context, srv state.Server) error {
 }
 
 // ExpireRequests forgets request keys older than their time to live, and
-// events older than Config.EventRetention.
+// events older than Config.EventRetention or beyond the newest
+// Config.EventLimit.
 func (s *Store) ExpireRequests(ctx context.Context, now int64) (int, error) {
 	cmd := expireRequestsCmd{Now: now}
 	if s.cfg.EventRetention > 0 {
 		cmd.EventsBefore = now - s.cfg.EventRetention.Milliseconds()
 	}
+	cmd.EventsKeep = s.cfg.EventLimit
 	res, err := s.apply(ctx, cmdExpireRequests, cmd)
 	if err != nil {
 		return 0, err

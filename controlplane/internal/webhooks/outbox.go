@@ -214,8 +214,11 @@ func (o *Outbox) attempt(ctx context.Context, d *state.Delivery, records chan<- 
 	body, msgID := d.Payload, d.ID
 	var event *state.Event
 	if d.EventSeq != 0 {
-		if event, err = st.EventBySeq(d.EventSeq); err != nil {
-			o.record(ctx, records, d, ep, state.Attempt{At: now.UnixMilli(), Result: Failed.String(), Error: "the event is no longer kept (--event-retention)"}, 0, "")
+		if event = d.Event; event == nil { // kept by the delivery once trimmed from the log
+			event, err = st.EventBySeq(d.EventSeq)
+		}
+		if err != nil {
+			o.record(ctx, records, d, ep, state.Attempt{At: now.UnixMilli(), Result: Failed.String(), Error: "the event is no longer kept (--event-retention, --event-limit)"}, 0, "")
 			return
 		}
 		body, msgID = o.Render(event), fmt.Sprintf("evt_%016x", event.Seq)
