@@ -254,10 +254,11 @@ async function tasksPage(q) {
     pager);
 
   follow((e) => { if (e.data && e.data.object === 'task') put(e.data); }, live);
-  // Progress moves between events: read the running tasks shown.
-  every(1000, async () => {
-    const running = [...rows.values()].filter((tr) => tr.task.status === 'processing' || tr.task.status === 'queued');
-    await Promise.all(running.slice(0, 20).map(async (tr) => {
+  // Progress moves between events: read the running tasks shown, every
+  // 2 s (at most 10 a time: the console shares its key's rate limit).
+  every(2000, async () => {
+    const running = [...rows.values()].filter((tr) => tr.task.status === 'processing');
+    await Promise.all(running.slice(0, 10).map(async (tr) => {
       try { put(await api('GET', `/tasks/${encodeURIComponent(tr.task.id)}`)); } catch { /* the next tick tries again */ }
     }));
   });
