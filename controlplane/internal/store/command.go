@@ -91,6 +91,9 @@ type (
 		Ops []state.WebhookOp `json:"ops"`
 	}
 	expireRequestsCmd struct {
+		// Now expires the request keys older than their time to live; 0
+		// (an entry that only trims events) expires none. A node of an
+		// earlier version scans them and expires none either.
 		Now int64 `json:"now"`
 		// EventsBefore, when set, trims the events created before it
 		// (epoch ms: now less the leader's retention). A node of a

@@ -65,7 +65,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	case cmdExpireRequests:
 		var c expireRequestsCmd
 		mustDecode(t, payload, &c)
-		res = f.state.ExpireRequests(c.Now)
+		if c.Now > 0 { // 0: an entry that only trims events
+			res = f.state.ExpireRequests(c.Now)
+		}
 		if c.EventsBefore > 0 || c.EventsKeep > 0 {
 			f.state.TrimEvents(c.EventsBefore, c.EventsKeep)
 		}

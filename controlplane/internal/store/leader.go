@@ -119,9 +119,12 @@ func (s *Store) expireLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-check.C:
-			if limit := s.cfg.EventLimit; limit == 0 || s.State().EventCount() <= limit+max(1000, limit/20) {
-				continue
+			if limit := s.cfg.EventLimit; limit > 0 && s.State().EventCount() > limit+max(1000, limit/20) {
+				if err := s.TrimEvents(ctx); err != nil {
+					s.log.Warn("trim events", "err", err)
+				}
 			}
+			continue
 		case <-t.C:
 		}
 		if n, err := s.ExpireRequests(ctx, time.Now().UnixMilli()); err != nil {

@@ -403,6 +403,18 @@ func (s *Store) ExpireRequests(ctx context.Context, now int64) (int, error) {
 	return n, nil
 }
 
+// TrimEvents forgets the oldest events beyond Config.EventLimit, and
+// nothing else: the leader writes it as soon as the events outgrow the
+// limit, which in a burst is far more often than request keys need
+// expiring (a scan of them all).
+func (s *Store) TrimEvents(ctx context.Context) error {
+	if s.cfg.EventLimit == 0 {
+		return nil
+	}
+	_, err := s.apply(ctx, cmdExpireRequests, expireRequestsCmd{EventsKeep: s.cfg.EventLimit})
+	return err
+}
+
 // Join adds a voter to the cluster. It must run on the leader. A server
 // already present under the same id and address is left alone; one with the
 // same id or address but not both is replaced.
