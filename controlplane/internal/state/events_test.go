@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 
@@ -94,14 +93,7 @@ func TestEvents(t *testing.T) {
 	}
 
 	// A snapshot keeps them, and numbering goes on after it.
-	var buf bytes.Buffer
-	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, s)
 	if diff := cmp.Diff(want, eventList(t, r, EventQuery{})); diff != "" {
 		t.Fatalf("restored events (-want +got):\n%s", diff)
 	}

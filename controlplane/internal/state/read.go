@@ -120,8 +120,11 @@ func (s *Store) Server(id string) (Server, bool) {
 }
 
 // CountTasks returns how many tasks are stored.
-func (s *Store) CountTasks() int {
-	it, err := s.db.Load().Txn(false).Get(tableTasks, "id")
+func (s *Store) CountTasks() int { return s.count(tableTasks, "id") }
+
+// count returns how many objects an index of a table holds.
+func (s *Store) count(table, index string) int {
+	it, err := s.db.Load().Txn(false).Get(table, index)
 	if err != nil {
 		return 0
 	}

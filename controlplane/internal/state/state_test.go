@@ -156,14 +156,7 @@ func TestSnapshotRestore(t *testing.T) {
 	if _, err := s.CancelTask("t2", 5); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, s)
 	if r.Hash() != s.Hash() || r.CountTasks() != 3 {
 		t.Errorf("restored state differs: %d tasks", r.CountTasks())
 	}
@@ -187,7 +180,7 @@ func TestSnapshotRestore(t *testing.T) {
 	task := newTask("m", encoders.KindVideo, 1)
 	task.Metadata = json.RawMessage(`{"note":"<b>&</b>"}`)
 	meta.CreateTasks(1, 1, []CreateRequest{{Task: task, Scope: "req", Key: "k", BodyHash: "h"}})
-	buf.Reset()
+	var buf bytes.Buffer
 	if _, err := meta.Snapshot().WriteTo(&buf); err != nil {
 		t.Fatal(err)
 	}
@@ -232,4 +225,18 @@ func TestRequestIDTTL(t *testing.T) {
 	if r := s.CreateTasks(3, hourLater, []CreateRequest{again})[0]; !r.Replayed || r.Task.ID != "c" {
 		t.Errorf("an Idempotency-Key an hour old: got %+v, want a replay of c", r)
 	}
+}
+
+// restored returns a new store restored from a snapshot of s.
+func restored(t *testing.T, s *Store) *Store {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -488,17 +488,7 @@ func (s *Store) DueDeliveries(endpointID string, now int64, limit int, skip func
 
 // PendingDeliveries counts the deliveries still to make: the outbox's
 // depth.
-func (s *Store) PendingDeliveries() int {
-	it, err := s.db.Load().Txn(false).Get(tableDeliveries, "pending")
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		n++
-	}
-	return n
-}
+func (s *Store) PendingDeliveries() int { return s.count(tableDeliveries, "pending") }
 
 // EventBySeq returns one event, or ErrNotFound (trimmed, or never).
 func (s *Store) EventBySeq(seq uint64) (*Event, error) {

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -74,14 +73,7 @@ func TestDueDeliveries(t *testing.T) {
 	}
 
 	// Restored from a snapshot, the indexes are the same.
-	var buf bytes.Buffer
-	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, s)
 	if diff := cmp.Diff(ids(s.DueDeliveries("wh_a", 9000, 10, none)), ids(r.DueDeliveries("wh_a", 9000, 10, none))); diff != "" {
 		t.Errorf("restored (-want +got):\n%s", diff)
 	}
@@ -125,14 +117,7 @@ func TestTrimKeepsWhatIsOwed(t *testing.T) {
 		t.Error("a delivered delivery of a trimmed event is kept")
 	}
 	// A snapshot keeps the count and the owed event.
-	var buf bytes.Buffer
-	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, s)
 	if d, _ := r.Delivery(first); r.EventCount() != 4 || d == nil || d.Event == nil || d.Event.Seq != 2<<16 {
 		t.Errorf("restored: %d events, delivery %+v", r.EventCount(), d)
 	}

@@ -438,7 +438,7 @@ async function newTaskPage() {
         case 'quality': c = choice(name, o.qualities, 'medium'); break;
         case 'fit': c = choice(name, o.fits, o.fits[0]); break;
         case 'position': c = choice(name, o.positions, o.positions[0]); break;
-        default: c = text(name, NUMERIC.includes(name) ? 'text' : 'text');
+        default: c = text(name);
           if (NUMERIC.includes(name)) c.inputMode = 'decimal';
       }
       nodes.push(field(name, c));
