@@ -57,6 +57,9 @@ const (
 	// ErrCSRFFailed: a request by a console session that changes state
 	// came without the session's CSRF token, or from another site.
 	ErrCSRFFailed ErrorKind = "csrf_failed"
+	// ErrClusterMismatch: a server asked to join a cluster with the data
+	// of another cluster.
+	ErrClusterMismatch ErrorKind = "cluster_mismatch"
 	// Agent routes: the agent must register again; a report from an
 	// attempt that no longer holds its step.
 	ErrUnknownNode  ErrorKind = "unknown_node"

@@ -13,20 +13,28 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/client"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/discover"
 	"github.com/ittybit-oss/ittybit/steps"
 )
 
 // Config configures an Agent.
 type Config struct {
-	// Servers are control-plane base URLs; any node will do.
+	// Servers are control-plane servers, any of them: base URLs, or DNS
+	// names (dns://NAME:PORT, dns+srv://NAME; package discover) looked up
+	// again whenever every server found so far has failed.
 	Servers []string
+	// Resolver looks Servers' DNS names up (nil: the system's).
+	Resolver discover.Resolver
 	// Name identifies the agent; stable across restarts.
 	Name string
 	// Token is the node token.
@@ -59,7 +67,13 @@ type Config struct {
 type Agent struct {
 	cfg     Config
 	log     *slog.Logger
-	clients []*client.Client
+	hc      *http.Client
+	targets []discover.Target
+	// clients and urls are the servers found (guarded by mu); resolving
+	// is set while a look-up runs.
+	clients   []*client.Client
+	urls      []string
+	resolving atomic.Bool
 	// steps does the work of the steps this agent runs.
 	steps *steps.Runner
 	// countFrom is the leader's CountFramesFrom (guarded by mu).
@@ -121,6 +135,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = discover.NewResolver("")
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -136,8 +153,13 @@ func New(cfg Config) (*Agent, error) {
 		// Long-polls run up to ~10 s; forwarded ones a little longer.
 		hc = &http.Client{Transport: tr, Timeout: time.Minute}
 	}
-	for _, s := range cfg.Servers {
-		a.clients = append(a.clients, client.New(s, cfg.Token, client.WithRetries(0), client.WithHTTPClient(hc)))
+	a.hc = hc
+	var err error
+	if a.targets, err = discover.ParseAll(cfg.Servers); err != nil {
+		return nil, fmt.Errorf("agent: server: %w", err)
+	}
+	if !discover.Dynamic(a.targets) {
+		a.setServers(discover.Resolve(context.Background(), nil, a.targets).URLs)
 	}
 	a.steps = &steps.Runner{Prober: cfg.Prober, Encoder: meteredEncoder{a}, Files: nodeFiles{a}, Stitcher: stitcher{cfg.Prober}}
 	a.cfg.Metrics.watch(cfg.Encoder.Capabilities, cfg.Slots)
@@ -151,11 +173,52 @@ func (a *Agent) Registered() bool {
 	return a.registered
 }
 
-// client returns the client of the server in use.
+// client returns the client of the server in use (nil before a DNS name
+// found any).
 func (a *Agent) client() *client.Client {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(a.clients) == 0 {
+		return nil
+	}
 	return a.clients[a.cur]
+}
+
+// setServers makes the servers found the ones in use, keeping the one in
+// use when it is still among them.
+func (a *Agent) setServers(urls []string) {
+	if len(urls) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if slices.Equal(urls, a.urls) {
+		return
+	}
+	cur := ""
+	if a.cur < len(a.urls) {
+		cur = a.urls[a.cur]
+	}
+	a.urls, a.clients, a.cur = urls, nil, 0
+	for i, u := range urls {
+		a.clients = append(a.clients, client.New(u, a.cfg.Token, client.WithRetries(0), client.WithHTTPClient(a.hc)))
+		if u == cur {
+			a.cur = i
+		}
+	}
+}
+
+// resolve looks the servers' DNS names up again.
+func (a *Agent) resolve(ctx context.Context) {
+	if !discover.Dynamic(a.targets) || !a.resolving.CompareAndSwap(false, true) {
+		return
+	}
+	defer a.resolving.Store(false)
+	res := discover.Resolve(ctx, a.cfg.Resolver, a.targets)
+	for t, err := range res.Failed {
+		a.log.Warn("look the servers up", "server", t, "err", err)
+	}
+	a.setServers(res.URLs)
 }
 
 // failover moves to the next server after a transport error.
@@ -165,8 +228,19 @@ func (a *Agent) failover(err error) {
 		return // the server answered: it is reachable
 	}
 	a.mu.Lock()
-	a.cur = (a.cur + 1) % len(a.clients)
+	if len(a.clients) > 0 {
+		a.cur = (a.cur + 1) % len(a.clients)
+	}
+	wrapped := a.cur == 0
 	a.mu.Unlock()
+	if wrapped && discover.Dynamic(a.targets) {
+		// Every server found has failed: the names may answer otherwise now.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			a.resolve(ctx)
+		}()
+	}
 }
 
 // Run registers and works until ctx ends, then drains. It returns when
@@ -231,14 +305,22 @@ func (a *Agent) register(ctx context.Context) error {
 	reg := api.NodeRegistration{Name: a.cfg.Name, Capabilities: a.cfg.Encoder.Capabilities(), Slots: a.cfg.Slots, Version: a.cfg.Version, Parts: true}
 	wait := 200 * time.Millisecond
 	for {
-		out, err := a.client().RegisterNode(ctx, reg)
+		if a.client() == nil {
+			a.resolve(ctx)
+		}
+		c := a.client()
+		var out *api.NodeRegistered
+		err := errors.New("no server found yet: " + strings.Join(a.cfg.Servers, ", "))
+		if c != nil {
+			out, err = c.RegisterNode(ctx, reg)
+		}
 		if err == nil {
 			a.mu.Lock()
 			a.registered = true
 			a.interval = time.Duration(out.IntervalMillis) * time.Millisecond
 			a.countFrom = out.CountFramesFrom
 			a.mu.Unlock()
-			a.log.Info("registered", "server", a.cfg.Servers[a.cur], "heartbeat_interval", a.interval)
+			a.log.Info("registered", "server", a.urls[a.cur], "heartbeat_interval", a.interval)
 			return nil
 		}
 		a.failover(err)

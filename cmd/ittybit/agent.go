@@ -21,6 +21,7 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/encoders/detect"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
+	"github.com/ittybit-oss/ittybit/internal/discover"
 	"github.com/ittybit-oss/ittybit/plugins/host"
 	"github.com/ittybit-oss/ittybit/storage"
 )
@@ -28,6 +29,7 @@ import (
 // agentFile is the YAML config file of `ittybit agent`; flags override it.
 type agentFile struct {
 	Servers            []string `yaml:"servers"`
+	DNSServer          string   `yaml:"dns_server"`
 	Name               string   `yaml:"name"`
 	WorkDir            string   `yaml:"work_dir"`
 	PluginDir          string   `yaml:"plugin_dir"`
@@ -65,6 +67,9 @@ the config file. On SIGTERM it drains: no new work; running steps finish or
 are handed back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flagsFromEnv(cmd); err != nil {
+				return err
+			}
 			file := agentFile{WorkDir: "work", Slots: 2}
 			if configPath != "" {
 				if err := loadYAML(configPath, &file); err != nil {
@@ -76,7 +81,7 @@ are handed back.`,
 				file.Servers = f.Servers
 			}
 			for name, pair := range map[string][2]*string{
-				"name": {&file.Name, &f.Name}, "work-dir": {&file.WorkDir, &f.WorkDir}, "plugin-dir": {&file.PluginDir, &f.PluginDir},
+				"name": {&file.Name, &f.Name}, "dns-server": {&file.DNSServer, &f.DNSServer}, "work-dir": {&file.WorkDir, &f.WorkDir}, "plugin-dir": {&file.PluginDir, &f.PluginDir},
 				"metrics": {&file.Metrics, &f.Metrics}, "storage": {&file.Storage, &f.Storage}, "log-level": {&file.LogLevel, &f.LogLevel},
 			} {
 				if fl.Changed(name) {
@@ -101,7 +106,8 @@ are handed back.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&configPath, "config", "", "YAML config file (see configs/agent.yaml)")
-	fl.StringArrayVar(&f.Servers, "server", nil, "control-plane URL (repeatable; any node)")
+	fl.StringArrayVar(&f.Servers, "server", nil, "a control-plane server, any (repeatable): http://HOST:PORT, dns://NAME:PORT (every A/AAAA address of NAME) or dns+srv://NAME (its SRV records)")
+	fl.StringVar(&f.DNSServer, "dns-server", "", "look --server's DNS names up at this DNS server (HOST:PORT) instead of the system's")
 	fl.StringVar(&f.Name, "name", "", "this agent's name, stable across restarts (default: the host name)")
 	fl.StringVar(&f.WorkDir, "work-dir", "work", "folder for sources and results while steps run")
 	fl.StringVar(&f.PluginDir, "plugin-dir", "", "folder of external encoder plugins")
@@ -145,6 +151,9 @@ func runAgent(ctx context.Context, f agentFile, stderr io.Writer) error {
 	logger := newLogger(stderr, level)
 	if len(f.Servers) == 0 {
 		return usageError{errors.New("invalid_option: --server is required: the URL of a control-plane node")}
+	}
+	if _, err := discover.ParseAll(f.Servers); err != nil {
+		return usageError{fmt.Errorf("invalid_option: --server %w", err)}
 	}
 	if f.Storage == "" {
 		return usageError{errors.New("invalid_option: --storage is required: the managed storage the servers use (a folder or s3://bucket/prefix)")}
@@ -227,7 +236,7 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 		return agent.Config{}, nil, usageError{errors.New("invalid_option: --max-input-bytes, --fetch-timeout, --fetch-idle-timeout and --drain-timeout take positive values")}
 	}
 	cfg := agent.Config{
-		Servers: f.Servers, Name: f.Name, Token: token, WorkDir: f.WorkDir, Slots: f.Slots,
+		Servers: f.Servers, Resolver: discover.NewResolver(f.DNSServer), Name: f.Name, Token: token, WorkDir: f.WorkDir, Slots: f.Slots,
 		Managed: managed, S3: s3, Prober: &probe.Prober{}, MaxInputBytes: f.MaxInputBytes,
 		Fetcher: storage.NewFetcher(storage.FetchConfig{
 			AllowPrivate: f.AllowPrivateInputs, MaxBytes: f.MaxInputBytes, Timeout: f.FetchTimeout, IdleTimeout: f.FetchIdleTimeout,

@@ -11,14 +11,20 @@ import (
 
 // serverFile is the YAML config file of `ittybit server`; flags override it.
 type serverFile struct {
-	NodeID             string   `yaml:"node_id"`
-	HTTP               string   `yaml:"http"`
-	HTTPAdvertise      string   `yaml:"http_advertise"`
-	Raft               string   `yaml:"raft"`
-	RaftAdvertise      string   `yaml:"raft_advertise"`
-	Data               string   `yaml:"data"`
-	Bootstrap          bool     `yaml:"bootstrap"`
-	Join               []string `yaml:"join"`
+	NodeID        string   `yaml:"node_id"`
+	HTTP          string   `yaml:"http"`
+	HTTPAdvertise string   `yaml:"http_advertise"`
+	Raft          string   `yaml:"raft"`
+	RaftAdvertise string   `yaml:"raft_advertise"`
+	Data          string   `yaml:"data"`
+	Bootstrap     bool     `yaml:"bootstrap"`
+	Join          []string `yaml:"join"`
+	// BootstrapExpect forms a cluster of this many voters, found through
+	// Join; LeaveOnTerminate leaves it on SIGTERM; DNSServer resolves
+	// Join's names.
+	BootstrapExpect    int      `yaml:"bootstrap_expect"`
+	LeaveOnTerminate   bool     `yaml:"leave_on_terminate"`
+	DNSServer          string   `yaml:"dns_server"`
 	Storage            string   `yaml:"storage"`
 	AllowPrivateInputs bool     `yaml:"allow_private_inputs"`
 	RateLimit          *float64 `yaml:"rate_limit"`

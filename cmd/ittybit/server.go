@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +24,7 @@ import (
 	"github.com/ittybit-oss/ittybit/agent"
 	"github.com/ittybit-oss/ittybit/controlplane/server"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/discover"
 	"github.com/ittybit-oss/ittybit/steps"
 	"github.com/ittybit-oss/ittybit/storage"
 )
@@ -46,15 +51,23 @@ func newServerCmd(stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server [--config FILE]",
 		Short: "Run one control-plane node of an ittybit cluster",
-		Long: `Run one control-plane node. The first node of a new cluster starts with
---bootstrap; the others with --join http://<a node>:<port>. A restarted node
-rejoins from its data folder. Flags override the config file.
+		Long: `Run one control-plane node. Either start every server the same way, with
+--bootstrap-expect N and --join naming the others (URLs, or a DNS name such
+as a Kubernetes headless service: dns://NAME:PORT, dns+srv://NAME): they
+find each other and form one cluster once N are present. Or start the first
+with --bootstrap and the others with --join http://<a node>:<port>. A
+restarted node rejoins from its data folder. Flags override the environment
+(ITTYBIT_<FLAG>, e.g. ITTYBIT_BOOTSTRAP_EXPECT=3), which overrides the
+config file.
 
 API keys and node tokens: the config file lists their SHA-256 hashes
 (api_keys, node_tokens); $ITTYBIT_API_KEY and $ITTYBIT_NODE_TOKEN, when set,
 are accepted too. The node token also authenticates joins.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flagsFromEnv(cmd); err != nil {
+				return err
+			}
 			file := serverFile{HTTP: "127.0.0.1:8080", Raft: "127.0.0.1:9090", Data: "data"}
 			if configPath != "" {
 				if err := loadYAML(configPath, &file); err != nil {
@@ -81,6 +94,13 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("join") {
 				file.Join = f.Join
 			}
+			if fl.Changed("bootstrap-expect") {
+				file.BootstrapExpect = f.BootstrapExpect
+			}
+			if fl.Changed("leave-on-terminate") {
+				file.LeaveOnTerminate = f.LeaveOnTerminate
+			}
+			override("dns-server", &file.DNSServer, f.DNSServer)
 			if fl.Changed("allow-private-inputs") {
 				file.AllowPrivateInputs = f.AllowPrivateInputs
 			}
@@ -111,7 +131,10 @@ are accepted too. The node token also authenticates joins.`,
 	fl.StringVar(&f.RaftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: the address bound)")
 	fl.StringVar(&f.Data, "data", "data", "data folder (Raft log and snapshots)")
 	fl.BoolVar(&f.Bootstrap, "bootstrap", false, "form a new cluster with this node (first node only)")
-	fl.StringArrayVar(&f.Join, "join", nil, "URL of a node of the cluster to join (repeatable)")
+	fl.StringArrayVar(&f.Join, "join", nil, "a server to join or to form the cluster with (repeatable): http://HOST:PORT, dns://NAME:PORT (every A/AAAA address of NAME) or dns+srv://NAME (its SRV records)")
+	fl.IntVar(&f.BootstrapExpect, "bootstrap-expect", 0, "form a cluster of this many voters once that many servers found through --join have none (start every server the same way); 0: --bootstrap or --join decide")
+	fl.BoolVar(&f.LeaveOnTerminate, "leave-on-terminate", false, "on SIGTERM, leave the cluster (hand leadership off, leave the voters) before stopping: for scaling down, not for restarts")
+	fl.StringVar(&f.DNSServer, "dns-server", "", "look --join's DNS names up at this DNS server (HOST:PORT, e.g. Consul's 127.0.0.1:8600) instead of the system's")
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "accept inputs on loopback, private and link-local addresses")
 	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
 	fl.Float64Var(&splitSeconds, "split-seconds", 30, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
@@ -121,6 +144,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
 	timing.flags(cmd)
+	cmd.AddCommand(newServerLeaveCmd())
 	return cmd
 }
 
@@ -222,9 +246,20 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if len(cfg.APIKeys)+len(cfg.APIKeyHashes) == 0 {
 		logger.Warn("no API key is configured: every task request will be refused; set ITTYBIT_API_KEY or api_keys in the config file")
 	}
-	if len(cfg.Join) > 0 && cfg.JoinToken == "" {
-		return usageError{errors.New("invalid_option: --join needs a node token: set ITTYBIT_NODE_TOKEN or node_token in the config file")}
+	if (len(cfg.Join) > 0 || f.BootstrapExpect > 0 || f.LeaveOnTerminate) && cfg.JoinToken == "" {
+		return usageError{errors.New("invalid_option: --join, --bootstrap-expect and --leave-on-terminate need a node token: set ITTYBIT_NODE_TOKEN or node_token in the config file")}
 	}
+	if _, err := discover.ParseAll(cfg.Join); err != nil {
+		return usageError{fmt.Errorf("invalid_option: --join %w", err)}
+	}
+	if f.BootstrapExpect < 0 || f.BootstrapExpect > 0 && f.Bootstrap {
+		return usageError{fmt.Errorf("invalid_option: --bootstrap-expect %d: accepted: 1 or more, and not with --bootstrap", f.BootstrapExpect)}
+	}
+	if f.BootstrapExpect > 1 && len(cfg.Join) == 0 {
+		return usageError{fmt.Errorf("invalid_option: --bootstrap-expect %d needs --join to find the other servers: %s", f.BootstrapExpect, discover.Accepted)}
+	}
+	cfg.BootstrapExpect = f.BootstrapExpect
+	cfg.Resolver = discover.NewResolver(f.DNSServer)
 	if cfg.AllowPrivateInputs {
 		logger.Warn("inputs on loopback and private networks are allowed (--allow-private-inputs)")
 	}
@@ -247,8 +282,24 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if err != nil {
 		return err
 	}
-	<-cmd.Context().Done()
+	select {
+	case err := <-srv.Fatal():
+		if server.Left(err) {
+			logger.Info("left the cluster: stopping")
+			return srv.Close()
+		}
+		_ = srv.Close()
+		return err
+	case <-cmd.Context().Done():
+	}
 	logger.Info("shutting down")
+	if f.LeaveOnTerminate {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := srv.Leave(ctx); err != nil {
+			logger.Warn("leave the cluster on terminate", "err", err)
+		}
+		cancel()
+	}
 	return srv.Close()
 }
 
@@ -378,4 +429,50 @@ func devAPIKey(dir string) (key string, generated bool, err error) {
 		return "", false, fmt.Errorf("write API key hash: %w", err)
 	}
 	return key, true, nil
+}
+
+// newServerLeaveCmd is `ittybit server leave`: a server leaves the
+// cluster and stops.
+func newServerLeaveCmd() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "leave [--server URL]",
+		Short: "Take a server out of its cluster, then stop it",
+		Long: `Ask a server (by default the one on this machine) to leave its cluster:
+it hands leadership off if it leads, is removed from the voters, and stops.
+The cluster then needs a quorum of the servers that remain. Uses the node
+token ($ITTYBIT_NODE_TOKEN). To restart a server, stop it instead: a
+stopped server stays a voter and rejoins with its data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token := os.Getenv("ITTYBIT_NODE_TOKEN")
+			if token == "" {
+				return usageError{errors.New("invalid_option: leave needs the node token: set ITTYBIT_NODE_TOKEN")}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(addr, "/")+"/internal/self/leave", nil)
+			if err != nil {
+				return usageError{fmt.Errorf("invalid_option: --server %q: %v", addr, err)}
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("leave: %w", err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("leave: %s: %s", resp.Status, bytes.TrimSpace(body))
+			}
+			var out struct {
+				NodeID string `json:"node_id"`
+			}
+			_ = json.Unmarshal(body, &out)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s left the cluster and is stopping\n", out.NodeID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "server", "http://127.0.0.1:8080", "the server that leaves")
+	return cmd
 }

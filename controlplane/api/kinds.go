@@ -22,7 +22,7 @@ func Status(kind ittybit.ErrorKind) int {
 		return http.StatusNotFound
 	case ittybit.ErrMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case ittybit.ErrIdempotencyConflict, ittybit.ErrTaskFinished, ittybit.ErrStaleAttempt:
+	case ittybit.ErrIdempotencyConflict, ittybit.ErrTaskFinished, ittybit.ErrStaleAttempt, ittybit.ErrClusterMismatch:
 		return http.StatusConflict
 	case ittybit.ErrCursorExpired:
 		return http.StatusGone

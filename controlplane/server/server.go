@@ -4,18 +4,14 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +25,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/tunnel"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/webhooks"
+	"github.com/ittybit-oss/ittybit/internal/discover"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
@@ -45,9 +42,16 @@ type Config struct {
 	RaftAdvertise string
 	DataDir       string
 	// Bootstrap forms a new cluster when DataDir is empty; Join lists
-	// servers (http://host:port) to join through.
+	// servers to join through: http://host:port, dns://NAME:PORT or
+	// dns+srv://NAME (package discover).
 	Bootstrap bool
 	Join      []string
+	// BootstrapExpect, when above 0, forms a cluster of this many voters
+	// once that many servers found through Join have no cluster yet
+	// (every server started the same way; see cluster.go).
+	BootstrapExpect int
+	// Resolver looks up Join's DNS names (nil: the system's).
+	Resolver discover.Resolver
 	// Credentials accepted, in plaintext or as hex SHA-256 hashes.
 	APIKeys         []string
 	APIKeyHashes    []string
@@ -119,6 +123,9 @@ type Server struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	closed bool // Close has begun: no more background work
+
+	targets []discover.Target // Join, parsed
+	fatal   chan error        // why the server must stop (Fatal)
 }
 
 // Open starts a node: it binds the HTTP port, opens the store (bootstrapping
@@ -130,6 +137,21 @@ func Open(cfg Config) (*Server, error) {
 	}
 	if cfg.NodeID == "" {
 		return nil, errors.New("server: a node id is required")
+	}
+	targets, err := discover.ParseAll(cfg.Join)
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	switch {
+	case cfg.BootstrapExpect < 0:
+		return nil, fmt.Errorf("bootstrap-expect %d: accepted: 1 or more servers", cfg.BootstrapExpect)
+	case cfg.BootstrapExpect > 0 && cfg.Bootstrap:
+		return nil, errors.New("bootstrap and bootstrap-expect exclude each other: bootstrap forms a cluster of this server alone; bootstrap-expect N waits for N servers")
+	case cfg.BootstrapExpect > 1 && len(targets) == 0:
+		return nil, fmt.Errorf("bootstrap-expect %d needs --join, to find the other servers: %s", cfg.BootstrapExpect, discover.Accepted)
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = discover.NewResolver("")
 	}
 	keys := &httpapi.Keys{}
 	for _, k := range cfg.APIKeys {
@@ -194,7 +216,8 @@ func Open(cfg Config) (*Server, error) {
 	})
 	reg.MustRegister(applySeconds, leader)
 
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server", "node_id", cfg.NodeID), ln: ln, store: st, reg: reg}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server", "node_id", cfg.NodeID), ln: ln, store: st, reg: reg,
+		targets: targets, fatal: make(chan error, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var ended func(string)
 	if cfg.Storage != nil {
@@ -209,6 +232,7 @@ func Open(cfg Config) (*Server, error) {
 	})
 	st.OnLeader(s.sched.Run)
 	st.OnLeader(s.ensureSecret)
+	st.OnLeader(s.ensureClusterID)
 	sender := &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs, Resolver: cfg.WebhookResolver, Timeout: cfg.WebhookTimeout}
 	outbox := &webhooks.Outbox{Store: st, Sender: sender, Render: httpapi.EventJSON, Delays: cfg.WebhookDelays,
 		Throttle: cfg.WebhookThrottle,
@@ -221,6 +245,7 @@ func Open(cfg Config) (*Server, error) {
 	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
 		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(), WebhookSender: sender,
+		LeaveSelf: s.leaveAndStop,
 	}
 	if cfg.Storage != nil {
 		apiCfg.FileURL = s.fileURL
@@ -241,12 +266,12 @@ func Open(cfg Config) (*Server, error) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
-	if len(cfg.Join) > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.joinLoop(ctx)
-		}()
+	s.wg.Go(func() { s.keepClusterID(ctx) })
+	switch {
+	case cfg.BootstrapExpect > 0 && !st.Member():
+		s.wg.Go(func() { s.form(ctx) })
+	case len(targets) > 0:
+		s.wg.Go(func() { s.join(ctx) })
 	}
 	s.log.Info("server started", "http", ln.Addr().String(), "raft", st.RaftAddr(), "bootstrap", cfg.Bootstrap)
 	return s, nil
@@ -360,54 +385,6 @@ func (s *Server) API() *httpapi.API { return s.api }
 
 // Registry returns the metrics registry.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
-
-// joinLoop asks each join address in turn to add this node, until one
-// succeeds. A restarted node that is already a member is accepted as is.
-func (s *Server) joinLoop(ctx context.Context) {
-	body, _ := json.Marshal(map[string]string{"node_id": s.cfg.NodeID, "raft_addr": s.store.RaftAddr(), "http_addr": s.cfg.HTTPAdvertise})
-	client := &http.Client{Timeout: 20 * time.Second}
-	if s.cfg.PeerProxy != "" {
-		client.Transport = &http.Transport{DialContext: tunnel.Via(s.cfg.PeerProxy)}
-	}
-	wait := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		for _, base := range s.cfg.Join {
-			err := postJoin(ctx, client, base, s.cfg.JoinToken, body)
-			if err == nil {
-				s.log.Info("joined the cluster", "via", base)
-				return
-			}
-			if attempt == 1 || attempt%20 == 0 {
-				s.log.Warn("join failed; retrying", "via", base, "attempt", attempt, "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 3*time.Second)
-	}
-}
-
-func postJoin(ctx context.Context, c *http.Client, base, token string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/internal/join", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
-	}
-	return nil
-}
 
 // Close hands leadership to another node when this one leads, stops
 // serving (finishing requests in flight, for up to 5 s, forwarded to the

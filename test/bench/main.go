@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string) error {
 	fl.DurationVar(&c.stepTime, "step-time", 20*time.Millisecond, "how long a simulated agent takes per step")
 	fl.IntVar(&c.encSecs, "encoder-seconds", 4, "length of the clip of the encoder table")
 	fl.IntVar(&c.splitSecs, "split-seconds", 120, "length of the video of the split benchmark")
+	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap) and keep it; by default a temporary folder, removed at the end")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -80,11 +81,17 @@ func run(ctx context.Context, args []string) error {
 	}
 	want := func(name string) bool { return c.only == "" || strings.Contains(","+c.only+",", ","+name+",") }
 
-	work, err := os.MkdirTemp("", "ittybit-bench-")
-	if err != nil {
+	work := *keep
+	if work == "" {
+		tmp, err := os.MkdirTemp("", "ittybit-bench-")
+		if err != nil {
+			return err
+		}
+		work = tmp
+		defer os.RemoveAll(tmp)
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
 	e, err := newEnv(ctx, work)
 	if err != nil {
 		return err

@@ -36,6 +36,13 @@ type Store interface {
 	CancelTask(ctx context.Context, id string, now int64) (*state.Task, error)
 	WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error)
 	Join(ctx context.Context, id, raftAddr, httpAddr string) error
+	// Leave removes a voter (on the leader); Peers are the voters (id →
+	// Raft address); Member is whether this node belongs to a cluster.
+	Leave(id string) error
+	HandOff() (string, error)
+	Peers() (map[string]string, error)
+	Member() bool
+	RaftAddr() string
 }
 
 // Config configures the API.
@@ -72,6 +79,9 @@ type Config struct {
 	// them; nil makes one that allows private addresses only with
 	// AllowPrivateInputs.
 	WebhookSender *webhooks.Sender
+	// LeaveSelf, when set, takes this server out of the cluster and stops
+	// it (POST /internal/self/leave, `ittybit server leave`).
+	LeaveSelf func(ctx context.Context) error
 	// KeepAlive is how often the live feed sends a comment while no event
 	// comes; 0 means 15 seconds.
 	KeepAlive time.Duration
@@ -213,6 +223,9 @@ func (a *API) routes() {
 
 	// Internal routes: node tokens only; not in the public document.
 	a.register("POST /internal/join", AuthNodeToken, a.leader(a.join))
+	a.register("POST /internal/leave", AuthNodeToken, a.leader(a.leave))
+	a.register("GET /internal/peer", AuthNodeToken, a.handle(a.peer))
+	a.register("POST /internal/self/leave", AuthNodeToken, a.handle(a.leaveSelf))
 	a.register("GET /internal/state", AuthNodeToken, a.handle(a.localState))
 	if a.cfg.Scheduler != nil {
 		a.register("POST /internal/nodes", AuthNodeToken, a.leader(a.registerNode))

@@ -317,6 +317,13 @@ func (noLeader) LeaderReady() bool                                  { return fal
 func (noLeader) AppliedIndex() uint64                               { return 0 }
 func (noLeader) Leader() (id, addr string, ok bool)                 { return "", "", false }
 func (noLeader) Join(context.Context, string, string, string) error { return store.ErrNotLeader }
+func (noLeader) Leave(string) error                                 { return store.ErrNotLeader }
+func (noLeader) HandOff() (string, error)                           { return "", nil }
+func (noLeader) Peers() (map[string]string, error) {
+	return map[string]string{"n2": "127.0.0.1:1"}, nil
+}
+func (noLeader) Member() bool     { return true }
+func (noLeader) RaftAddr() string { return "127.0.0.1:1" }
 func (noLeader) CreateTasks(context.Context, []state.SeedRequest) ([]state.CreateResult, error) {
 	return nil, store.ErrNotLeader
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 )
 
 // fleetProbeTimeout bounds how long GET /fleet waits for a server's
@@ -24,6 +26,10 @@ func (a *API) fleet(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := a.cfg.Scheduler.Fleet()
 	servers := a.cfg.Store.State().Servers()
+	if voters, err := a.cfg.Store.Peers(); err == nil {
+		// A server that left is still in the table; only voters count.
+		servers = slices.DeleteFunc(servers, func(s state.Server) bool { _, ok := voters[s.ID]; return !ok })
+	}
 	f.Servers = make([]api.ServerInfo, len(servers))
 	self := a.cfg.Store.NodeID()
 	ctx, cancel := context.WithTimeout(r.Context(), fleetProbeTimeout)

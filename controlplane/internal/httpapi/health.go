@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/ittybit-oss/ittybit"
@@ -26,26 +25,6 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": a.cfg.Store.NodeID(), "leader": id})
-	return nil
-}
-
-// joinRequest is the body of POST /internal/join.
-type joinRequest struct {
-	NodeID   string `json:"node_id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"`
-}
-
-// join adds a server to the cluster (on the leader).
-func (a *API) join(w http.ResponseWriter, r *http.Request) error {
-	var req joinRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.NodeID == "" || req.RaftAddr == "" {
-		return ittybit.Errorf(ittybit.ErrInvalidJSON, `join takes {"node_id", "raft_addr", "http_addr"}`)
-	}
-	if err := a.cfg.Store.Join(r.Context(), req.NodeID, req.RaftAddr, req.HTTPAddr); err != nil {
-		return elsewhere(err)
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "joined", "leader": a.cfg.Store.NodeID()})
 	return nil
 }
 

@@ -53,6 +53,11 @@ func (s *Store) Node(name string) (Node, bool) {
 	return *raw.(*Node), true
 }
 
+// MetaClusterID names the cluster's id in the meta table: set once, by the
+// first leader, so that a server holding another cluster's data is told
+// apart when it asks to join.
+const MetaClusterID = "cluster_id"
+
 // SetMeta sets a cluster-wide value unless it is already set (so that
 // concurrent leaders cannot overwrite each other's secret).
 func (s *Store) SetMeta(key, value string) string {

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -515,4 +517,51 @@ func updatesCommand(ups []state.StepUpdate) commandType {
 		}
 	}
 	return cmdStepUpdates
+}
+
+// Member reports whether this node belongs to a cluster: its Raft
+// configuration names at least one server (it bootstrapped, joined, or
+// restarted with its data).
+func (s *Store) Member() bool {
+	peers, err := s.Peers()
+	return err == nil && len(peers) > 0
+}
+
+// BootstrapWith forms a new cluster of these voters (node id → Raft
+// address), this node among them. Every server of a --bootstrap-expect
+// cluster calls it with the same voters: Raft accepts the identical
+// configuration on each, and an election follows. It fails with
+// raft.ErrCantBootstrap when this node already has state.
+func (s *Store) BootstrapWith(voters map[string]string) error {
+	if _, ok := voters[s.cfg.NodeID]; !ok {
+		return fmt.Errorf("bootstrap: this node (%s) is not among the voters", s.cfg.NodeID)
+	}
+	var cf raft.Configuration
+	for _, id := range slices.Sorted(maps.Keys(voters)) {
+		cf.Servers = append(cf.Servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(voters[id])})
+	}
+	return s.raft.BootstrapCluster(cf).Error()
+}
+
+// Leave removes a voter from the cluster. It must run on the leader, and
+// the leader does not remove itself: it hands leadership off first.
+func (s *Store) Leave(id string) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	if id == s.cfg.NodeID {
+		return fmt.Errorf("the leader (%s) hands leadership off before it leaves", id)
+	}
+	peers, err := s.Peers()
+	if err != nil {
+		return err
+	}
+	if _, ok := peers[id]; !ok {
+		return nil // already gone
+	}
+	if err := s.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+		return fmt.Errorf("remove server %s: %w", id, mapRaftErr(err))
+	}
+	s.log.Info("server left", "node_id", id)
+	return nil
 }
