@@ -21,7 +21,7 @@ TOOLS   := $(CURDIR)/bin/tools
 # Package test binaries run side by side; each can take a while on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all deps build run demo test test-long bench lint fmt golden proto reliability clean help
+.PHONY: all deps image-deps build image test-image run demo test test-long bench lint fmt golden proto reliability clean help
 
 all: lint test
 
@@ -59,6 +59,23 @@ deps: ## install what running and testing need where missing: ffmpeg; curl, pyth
 build: ## build bin/ittybit
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ittybit
 
+image-deps: ## install what make image and make test-image need where missing: podman (or buildah), runc, mmdebstrap
+	@pkgs=""; \
+	{ command -v podman >/dev/null || command -v buildah >/dev/null; } || pkgs="$$pkgs podman"; \
+	command -v runc >/dev/null || pkgs="$$pkgs runc"; \
+	command -v mmdebstrap >/dev/null || pkgs="$$pkgs mmdebstrap"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing$$pkgs (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	fi
+
+IMAGE ?= localhost/ittybit
+image: image-deps ## build the container image $(IMAGE):VERSION and :latest (Containerfile; offline: mmdebstrap base, binary built here)
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" GO="$(GO)" IMAGE="$(IMAGE)" $(SHELL) scripts/image.sh
+
+test-image: image ## start 3 servers and an agent from the image with podman and run a video task through them
+	ITTYBIT_TEST_IMAGE=1 ITTYBIT_IMAGE="$(IMAGE):latest" $(GO) test -count=1 -v -timeout 15m ./test/container/
+
 DEMO := data/demo
 run: deps build demo ## start ittybit dev (API on 127.0.0.1:8080, data in ./data); README shows the first task
 	$(BIN) dev --http 127.0.0.1:8080 --data data
@@ -74,8 +91,9 @@ test: deps ## run every test (real ffmpeg on small generated clips)
 # How long test-long runs each fuzz target (go test -fuzztime).
 FUZZTIME ?= 3m
 
-test-long: deps ## the tests, then each of the six fuzz targets for FUZZTIME (default 3m)
+test-long: deps ## the tests, the container image's test (make test-image), then each of the six fuzz targets for FUZZTIME (default 3m)
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) test-image
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
 	$(GO) test -run '^$$' -fuzz '^FuzzInputHost$$' -fuzztime $(FUZZTIME) ./storage/

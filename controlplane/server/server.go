@@ -174,8 +174,9 @@ func Open(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	if cfg.HTTPAdvertise == "" {
-		cfg.HTTPAdvertise = ln.Addr().String()
+	if err := fillAdvertise(&cfg, ln.Addr().String()); err != nil {
+		ln.Close()
+		return nil, err
 	}
 	reg := cfg.Registry
 	if reg == nil {
