@@ -219,8 +219,8 @@ func TestSplitAgentStopped(t *testing.T) {
 }
 
 // TestSplitCorruptPart runs a split task on agents whose H.264 encoder
-// is a plugin that cuts part 1 short the first time it encodes it and
-// says nothing: the agent's check of the part as it lands catches it, the
+// is a plugin that zeroes the second half of part 1 the first time it
+// encodes it and says nothing: the agent's check of the part as it lands catches it, the
 // part runs again, and the result is whole.
 func TestSplitCorruptPart(t *testing.T) {
 	t.Parallel()
@@ -243,7 +243,7 @@ func TestSplitCorruptPart(t *testing.T) {
 		t.Fatalf("the plugin never cut part 1: %v", err)
 	}
 	if p := task.Steps[2].Parts[1]; p.Attempt < 2 {
-		t.Errorf("part 1, cut short: completed by attempt %d, want a second", p.Attempt)
+		t.Errorf("part 1, corrupted: completed by attempt %d, want a second", p.Attempt)
 	}
 	if n := scrape(t, f.server.URL()+"/metrics").samples["ittybit_part_retries_total"]; n < 1 {
 		t.Errorf("part retries %v, want at least 1", n)

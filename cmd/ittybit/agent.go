@@ -209,7 +209,7 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 	if f.EncodeThreads < 0 || f.EncodeThreads > 256 {
 		return agent.Config{}, nil, usageError{fmt.Errorf("invalid_option: --encode-threads %d: accepted: 0 (ffmpeg's choice) to 256", f.EncodeThreads)}
 	}
-	hcfg, err := hostConfig(f.PluginDir, io.Discard)
+	hcfg, err := hostConfig(f.PluginDir, false, io.Discard)
 	if err != nil {
 		return agent.Config{}, nil, err
 	}

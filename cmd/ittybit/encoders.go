@@ -10,12 +10,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/detect"
 	"github.com/ittybit-oss/ittybit/plugins/host"
 )
 
 // newEncodersCmd is `ittybit encoders`: what this machine can encode with.
 func newEncodersCmd(stdout, stderr io.Writer) *cobra.Command {
-	var jsonOut bool
+	var jsonOut, refresh bool
 	var pluginDir string
 	cmd := &cobra.Command{
 		Use:   "encoders",
@@ -25,12 +26,20 @@ func newEncodersCmd(stdout, stderr io.Writer) *cobra.Command {
 with the device's session limit (0 or "unlimited": none).
 
 Every built-in plugin runs its detection: device nodes, nvidia-smi, the
-ffmpeg build, and a one-frame test encode per device and codec.`,
+ffmpeg build, and a one-frame test encode per device and codec. The
+results are kept in ~/.cache/ittybit and reused (here and by the media
+commands) while ffmpeg, nvidia-smi and the device nodes stay the same;
+--refresh detects afresh.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := hostConfig(pluginDir, stderr)
+			cfg, err := hostConfig(pluginDir, true, stderr)
 			if err != nil {
 				return err
+			}
+			if dir := detect.DefaultCacheDir(); refresh && dir != "" {
+				if err := detect.ClearCache(dir); err != nil {
+					return fmt.Errorf("clear the detection cache: %w", err)
+				}
 			}
 			h, err := host.Open(cmd.Context(), cfg)
 			if err != nil {
@@ -53,6 +62,7 @@ ffmpeg build, and a one-frame test encode per device and codec.`,
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, `print a JSON array of {"plugin","backend","codec","available","reason","device","max_sessions"}`)
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", "", "also run the external encoder plugins in this folder")
+	cmd.Flags().BoolVar(&refresh, "refresh", false, "detect afresh, not from the cache")
 	return cmd
 }
 

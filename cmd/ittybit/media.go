@@ -15,8 +15,11 @@ import (
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/encoders/detect"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
 	"github.com/ittybit-oss/ittybit/pipeline"
+	"github.com/ittybit-oss/ittybit/plugins/builtin"
+	"github.com/ittybit-oss/ittybit/plugins/encoderplugin"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
@@ -159,13 +162,21 @@ func runLocal(cmd *cobra.Command, mc mediaCommand, f *mediaFlags, stdout, stderr
 	if f.debug {
 		trace = func(argv []string) { fmt.Fprintln(stderr, "+ "+shellQuote(argv)) }
 	}
-	hcfg, err := hostConfig(f.pluginDir, stderr)
+	hcfg, err := hostConfig(f.pluginDir, true, stderr)
 	if err != nil {
 		return err
 	}
-	// Encodes run in plugin processes (the same ones an agent runs),
-	// started on the first encode and killed when the task ends.
-	plugins := &lazyHost{cfg: hcfg}
+	// Encodes run in the built-in plugins an agent runs: the hardware ones
+	// this machine's device nodes allow, in processes of their own, and
+	// the software one in this process (a process start costs a thumbnail
+	// more than its encode), all started now, beside the probe.
+	hcfg.Builtins = builtin.Possible(detect.Config{})
+	software, err := builtin.New("software", builtin.Config{Detect: detect.Config{CacheDir: detect.DefaultCacheDir()}, Version: version})
+	if err != nil {
+		return err
+	}
+	hcfg.InProcess = map[string]encoderplugin.Encoder{"software": software}
+	plugins := startHost(cmd.Context(), hcfg)
 	local := &pipeline.Local{
 		// Local mode is the user's own machine: any address they can reach.
 		Fetcher: storage.NewFetcher(storage.FetchConfig{AllowPrivate: true}),

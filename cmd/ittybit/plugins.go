@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -54,48 +53,70 @@ by hand only prints a notice.`,
 	fl.StringVar(&cfg.FFmpeg, "ffmpeg", "", "the ffmpeg program (default: ffmpeg on PATH)")
 	fl.StringVar(&cfg.NvidiaSMI, "nvidia-smi", "", "the nvidia-smi program (default: nvidia-smi on PATH)")
 	fl.StringVar(&cfg.Root, "root", "", "look for device nodes under this folder instead of / (tests)")
+	fl.StringVar(&cfg.CacheDir, "cache-dir", "", "keep detection's report in this folder, reused while ffmpeg, nvidia-smi and the device nodes stay the same (the CLI's ~/.cache/ittybit)")
 	_ = fl.MarkHidden("root")
 	cmd.AddCommand(serve)
 	return cmd
 }
 
 // hostConfig is the plugin host of this binary: every built-in plugin, and
-// the external ones of pluginDir. Warnings go to stderr.
-func hostConfig(pluginDir string, stderr io.Writer) (host.Config, error) {
+// the external ones of pluginDir. Warnings go to stderr. With cached, the
+// built-in plugins keep their detection in the user's cache folder (the
+// CLI; a long-running agent detects once, afresh).
+func hostConfig(pluginDir string, cached bool, stderr io.Writer) (host.Config, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return host.Config{}, fmt.Errorf("find the ittybit binary: %w", err)
 	}
+	var args []string
+	if dir := detect.DefaultCacheDir(); dir != "" && cached {
+		args = []string{"--cache-dir", dir}
+	}
 	return host.Config{
-		Self:      self,
-		Builtins:  builtin.Names(),
-		PluginDir: pluginDir,
-		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Self:        self,
+		Builtins:    builtin.Names(),
+		BuiltinArgs: args,
+		PluginDir:   pluginDir,
+		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, nil
 }
 
-// lazyHost starts the plugin host on the first encode, so that a command
-// that fails before (a missing input, an undecodable file) starts no
-// plugin process.
-type lazyHost struct {
-	cfg  host.Config
-	once sync.Once
-	h    *host.Host
-	err  error
+// earlyHost starts the plugin host as soon as a task is accepted, in
+// parallel with its probe, so that the plugins' start and detection cost
+// the encode no wait.
+type earlyHost struct {
+	ready chan struct{}
+	h     *host.Host
+	err   error
 }
 
-func (l *lazyHost) Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error) {
-	l.once.Do(func() { l.h, l.err = host.Open(ctx, l.cfg) })
-	if l.err != nil {
-		return encoders.Result{}, ittybit.Errorf(ittybit.ErrInternal, "start the encoder plugins: %v", l.err)
+// startHost starts the plugin host of cfg in the background.
+func startHost(ctx context.Context, cfg host.Config) *earlyHost {
+	e := &earlyHost{ready: make(chan struct{})}
+	go func() {
+		defer close(e.ready)
+		e.h, e.err = host.Open(context.WithoutCancel(ctx), cfg)
+	}()
+	return e
+}
+
+func (e *earlyHost) Encode(ctx context.Context, req encoders.Request, progress func(encoders.Progress)) (encoders.Result, error) {
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return encoders.Result{}, ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled")
 	}
-	return l.h.Encode(ctx, req, progress)
+	if e.err != nil {
+		return encoders.Result{}, ittybit.Errorf(ittybit.ErrInternal, "start the encoder plugins: %v", e.err)
+	}
+	return e.h.Encode(ctx, req, progress)
 }
 
-// Close kills the plugins, if they were started.
-func (l *lazyHost) Close() error {
-	if l.h == nil {
+// Close waits for the host to have started, then kills the plugins.
+func (e *earlyHost) Close() error {
+	<-e.ready
+	if e.h == nil {
 		return nil
 	}
-	return l.h.Close()
+	return e.h.Close()
 }

@@ -33,6 +33,10 @@ type Config struct {
 	NvidiaSMI string
 	// Timeout bounds each command, a test encode included; 0 means 15 s.
 	Timeout time.Duration
+	// CacheDir, when set, keeps each backend's report there (cache.go),
+	// reused while the ffmpeg binary, nvidia-smi and the device nodes stay
+	// the same: short-lived processes (the CLI) skip detection's commands.
+	CacheDir string
 }
 
 func (c Config) root() string { return cmp.Or(c.Root, "/") }
@@ -105,13 +109,23 @@ var detectors = map[encoders.Backend]Detector{
 	encoders.BackendVAAPI:    VAAPI,
 }
 
-// Detect runs the detector of backend b.
+// Detect runs the detector of backend b, or, with a CacheDir, takes its
+// report from the cache while what it depends on is unchanged.
 func Detect(ctx context.Context, cfg Config, b encoders.Backend) (Report, error) {
 	d, ok := detectors[b]
 	if !ok {
 		return Report{}, fmt.Errorf("detect: unknown backend %q", b)
 	}
-	return d(ctx, cfg), nil
+	if cfg.CacheDir == "" {
+		return d(ctx, cfg), nil
+	}
+	key := cacheKey(cfg, b)
+	if r, ok := readCache(cfg.CacheDir, b, key); ok {
+		return r, nil
+	}
+	r := d(ctx, cfg)
+	writeCache(cfg.CacheDir, b, key, r)
+	return r, nil
 }
 
 // unavailable returns a report whose every codec row says why the backend
@@ -162,4 +176,18 @@ func Software(ctx context.Context, cfg Config) Report {
 		r.Capabilities = append(r.Capabilities, c)
 	}
 	return r
+}
+
+// MayHave reports, from the device nodes alone (no process is run),
+// whether backend b could be available on this host: software always;
+// NVENC with a /dev/nvidia[0-9] node; QSV and VAAPI with a render node.
+// Detect finds out for sure; the CLI starts only the plugins that may.
+func MayHave(cfg Config, b encoders.Backend) bool {
+	switch b {
+	case encoders.BackendNVENC:
+		return len(deviceNodes(cfg, "/dev", nvidiaNode)) > 0
+	case encoders.BackendQSV, encoders.BackendVAAPI:
+		return len(deviceNodes(cfg, "/dev/dri", renderNode)) > 0
+	}
+	return true
 }

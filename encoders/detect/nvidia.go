@@ -109,3 +109,7 @@ func NVENC(ctx context.Context, cfg Config) Report {
 }
 
 var nvidiaNode = regexp.MustCompile(`^nvidia[0-9]+$`)
+
+// nvidiaAny matches every NVIDIA device node (nvidia0, nvidiactl,
+// nvidia-uvm, …), for the detection cache's key.
+var nvidiaAny = regexp.MustCompile(`^nvidia`)

@@ -16,6 +16,22 @@ type progressParser struct {
 	frames   int64   // planned output frames; 0 when unknown
 	cur      encoders.Progress
 	last     float64
+	// size is the bytes the muxer wrote (total_size), -1 when ffmpeg
+	// reports none (the image2 muxer); ended is set by "progress=end".
+	size  int64
+	ended bool
+}
+
+// Report is what ffmpeg said of its output in its last progress block.
+type Report struct {
+	// Frames is the video frames written, MediaSeconds the output's
+	// media time.
+	Frames       int64
+	MediaSeconds float64
+	// Size is the bytes the muxer wrote, -1 when ffmpeg did not say.
+	Size int64
+	// Ended: ffmpeg reported progress=end, having finished its output.
+	Ended bool
 }
 
 // feed reads r to its end, calling emit once per block.
@@ -45,6 +61,11 @@ func (p *progressParser) line(key, val string) bool {
 		if n, err := strconv.ParseInt(val, 10, 64); err == nil && n >= 0 {
 			p.cur.MediaSeconds = float64(n) / 1e6
 		}
+	case "total_size":
+		p.size = -1
+		if n, err := strconv.ParseInt(val, 10, 64); err == nil && n >= 0 {
+			p.size = n
+		}
 	case "speed":
 		if f, err := strconv.ParseFloat(strings.TrimSuffix(val, "x"), 64); err == nil && f >= 0 {
 			p.cur.Speed = f
@@ -54,6 +75,7 @@ func (p *progressParser) line(key, val string) bool {
 		switch {
 		case val == "end":
 			f = 1
+			p.ended = true
 		case p.duration > 0:
 			f = p.cur.MediaSeconds / p.duration
 		case p.frames > 0:

@@ -32,19 +32,26 @@ const stderrLimit = 16 << 10
 // ErrInvalidMedia when ffmpeg could not decode the input; ErrEncodeFailed
 // otherwise, with ffmpeg's last error lines.
 func (r *Runner) Run(ctx context.Context, args []string, duration float64, frames int64, progress func(encoders.Progress)) error {
+	_, err := r.RunReport(ctx, args, duration, frames, progress)
+	return err
+}
+
+// RunReport is Run, and returns what ffmpeg's last progress block said
+// of the output it wrote (its -progress output must go to stdout).
+func (r *Runner) RunReport(ctx context.Context, args []string, duration float64, frames int64, progress func(encoders.Progress)) (Report, error) {
 	cmd, stderr := r.command(ctx, args)
 	path := cmd.Args[0]
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return ittybit.Errorf(ittybit.ErrInternal, "ffmpeg stdout: %v", err)
+		return Report{}, ittybit.Errorf(ittybit.ErrInternal, "ffmpeg stdout: %v", err)
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			return ittybit.Errorf(ittybit.ErrInternal, "ffmpeg is not installed (looked for %q on PATH); install it, e.g. apt-get install ffmpeg", path)
+			return Report{}, ittybit.Errorf(ittybit.ErrInternal, "ffmpeg is not installed (looked for %q on PATH); install it, e.g. apt-get install ffmpeg", path)
 		}
-		return ittybit.Errorf(ittybit.ErrInternal, "start ffmpeg: %v", err)
+		return Report{}, ittybit.Errorf(ittybit.ErrInternal, "start ffmpeg: %v", err)
 	}
-	parser := &progressParser{duration: duration, frames: frames}
+	parser := &progressParser{duration: duration, frames: frames, size: -1}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -52,13 +59,14 @@ func (r *Runner) Run(ctx context.Context, args []string, duration float64, frame
 	}()
 	<-done // the pipe closes when ffmpeg exits
 	werr := cmd.Wait()
+	rep := Report{Frames: parser.cur.Frames, MediaSeconds: parser.cur.MediaSeconds, Size: parser.size, Ended: parser.ended}
 	if werr == nil {
-		return nil
+		return rep, nil
 	}
 	if ctx.Err() != nil {
-		return ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled")
+		return rep, ittybit.Errorf(ittybit.ErrCancelled, "encode cancelled")
 	}
-	return classify(hidePaths(stderr.String(), args), werr)
+	return rep, classify(hidePaths(stderr.String(), args), werr)
 }
 
 // command prepares ffmpeg with args in a process group of its own, killed

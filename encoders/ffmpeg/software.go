@@ -18,8 +18,8 @@ type Prober interface {
 // libvpx-vp9, libsvtav1 and the audio and image encoders of ffmpeg.
 type Software struct {
 	Runner *Runner
-	// Prober reads back each output, to describe it and to prove ffmpeg
-	// wrote real media.
+	// Prober reads back each video output, to describe it and to prove
+	// ffmpeg wrote real media (images and sounds are checked without it).
 	Prober Prober
 }
 
@@ -27,7 +27,7 @@ var _ encoders.Encoder = (*Software)(nil)
 
 // Encode runs job and returns the file it wrote. The output appears under
 // job.Output only when complete: ffmpeg writes a temporary name beside it,
-// which is renamed into place after the result has been probed.
+// which is renamed into place after the result has been checked.
 func (s *Software) Encode(ctx context.Context, job encoders.Job, progress func(encoders.Progress)) (encoders.File, error) {
 	return encode(ctx, s.Runner, s.Prober, job, Args, progress)
 }
@@ -80,15 +80,26 @@ func encode(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args ar
 	if err != nil {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "build ffmpeg arguments: %v", err)
 	}
-	if err := r.Run(ctx, argv, job.Plan.Duration, expectedFrames(job.Plan), progress); err != nil {
+	rep, err := r.RunReport(ctx, argv, job.Plan.Duration, expectedFrames(job.Plan), progress)
+	if err != nil {
 		return encoders.File{}, err
 	}
-	if st, err := os.Stat(tmpName); err != nil || st.Size() == 0 {
+	st, err := os.Stat(tmpName)
+	if err != nil || st.Size() == 0 {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "ffmpeg produced no output: nothing to encode between start and end")
 	}
-	info, err := pr.Probe(ctx, tmpName)
+	// Images and sounds are described from the plan and ffmpeg's report
+	// (describe.go); videos are probed.
+	f, described, err := describe(job.Plan, rep, tmpName, st.Size())
 	if err != nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "ffmpeg wrote no readable output: %v", err)
+		return encoders.File{}, err
+	}
+	if !described {
+		info, err := pr.Probe(ctx, tmpName)
+		if err != nil {
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrEncodeFailed, "ffmpeg wrote no readable output: %v", err)
+		}
+		f = fileFromInfo(job.Plan, info, tmpName)
 	}
 	// CreateTemp makes the file private; the result is an ordinary file.
 	if err := os.Chmod(tmpName, 0o644); err != nil {
@@ -97,7 +108,8 @@ func encode(ctx context.Context, r *Runner, pr Prober, job encoders.Job, args ar
 	if err := os.Rename(tmpName, job.Output); err != nil {
 		return encoders.File{}, ittybit.Errorf(ittybit.ErrInternal, "publish output: %v", err)
 	}
-	return fileFromInfo(job.Plan, info, job.Output), nil
+	f.URL = job.Output
+	return f, nil
 }
 
 // expectedFrames estimates the output's frame count, for progress when

@@ -55,6 +55,14 @@ func SafeInputArgs() []string {
 		"-max_pixels", strconv.Itoa(encoders.MaxSourcePixels)}
 }
 
+// Args is the ffprobe command line Probe runs on path.
+func Args(path string) []string {
+	// ffprobe ignores -pattern_type for the demuxers that lack it.
+	argv := append([]string{"ffprobe", "-loglevel", "fatal", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters",
+		"-loglevel", "error", "-pattern_type", "none"}, SafeInputArgs()...)
+	return append(argv, path)
+}
+
 // Prober runs ffprobe on local files.
 type Prober struct {
 	// Timeout bounds one probe; 0 means 60 seconds.
@@ -82,10 +90,7 @@ func (p *Prober) Probe(ctx context.Context, path string) (encoders.MediaInfo, er
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	// ffprobe ignores -pattern_type for the demuxers that lack it.
-	argv := append([]string{"ffprobe", "-loglevel", "fatal", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters",
-		"-loglevel", "error", "-pattern_type", "none"}, SafeInputArgs()...)
-	argv = append(argv, path)
+	argv := Args(path)
 	if p.Trace != nil {
 		p.Trace(argv)
 	}

@@ -40,6 +40,19 @@ func Names() []string {
 	return names
 }
 
+// Possible lists the built-in plugins whose backend may be available on
+// this host, judged from its device nodes alone (detect.MayHave),
+// software first: what a short-lived process (the CLI) starts.
+func Possible(cfg detect.Config) []string {
+	var out []string
+	for _, name := range Names() {
+		if detect.MayHave(cfg, registry[name]) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // Config is what a built-in plugin needs.
 type Config struct {
 	// Detect says where detection looks and which ffmpeg to run (also for

@@ -3,7 +3,9 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -101,6 +103,9 @@ func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan 
 	}, progress)
 	switch {
 	case err == nil:
+		if err := wrote(f, plan); err != nil {
+			return res, ittybit.Errorf(ittybit.ErrEncodeFailed, "plugin %s reported a result it did not write: %v", c.cap.Plugin, err)
+		}
 		res.File = f
 		return res, nil
 	case ctx.Err() != nil:
@@ -110,6 +115,23 @@ func (h *Host) attempt(ctx context.Context, log *slog.Logger, c candidate, plan 
 		return res, &stoppedError{ittybit.Errorf(ittybit.ErrEncodeFailed, "plugin %s stopped during the encode: %v", c.cap.Plugin, err)}
 	}
 	return res, err
+}
+
+// wrote checks that a result a plugin reports is on disk as it says:
+// whatever a plugin answers, a file that is missing, empty or of another
+// size never passes for an encode.
+func wrote(f encoders.File, plan encoders.Plan) error {
+	st, err := os.Stat(f.URL)
+	switch {
+	case err != nil:
+		return errors.New("no file at the result's path")
+	case st.Size() == 0:
+		return errors.New("the result is an empty file")
+	case plan.Kind != encoders.KindAdaptive && f.Filesize > 0 && st.Size() != f.Filesize:
+		// (An HLS result's size is its renditions', not the playlist's.)
+		return fmt.Errorf("the result holds %d bytes, not the %d reported", st.Size(), f.Filesize)
+	}
+	return nil
 }
 
 // stoppedError is the *ittybit.Error of an attempt whose plugin went

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/plugins/encoderplugin"
 )
 
 // Config says which plugins to run.
@@ -32,6 +33,12 @@ type Config struct {
 	// BuiltinArgs are appended to each built-in plugin's command line
 	// (`ittybit plugin serve NAME --ffmpeg PATH`).
 	BuiltinArgs []string
+	// InProcess runs these built-in plugins in this process, by name,
+	// instead of in processes of their own: the CLI's software plugin,
+	// where starting a process would cost a small task more than its
+	// encode. An encode they run dies with this process, as a plugin
+	// process would with it.
+	InProcess map[string]encoderplugin.Encoder
 	// PluginDir holds external plugins: every executable file in it is
 	// launched. "" means none.
 	PluginDir string
@@ -78,7 +85,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 	h.life, h.closeLife = context.WithCancel(context.Background())
 	for _, name := range cfg.Builtins {
 		args := append([]string{"plugin", "serve", name}, cfg.BuiltinArgs...)
-		h.plugins = append(h.plugins, &instance{name: name, path: cfg.Self, args: args, builtin: true})
+		h.plugins = append(h.plugins, &instance{name: name, path: cfg.Self, args: args, builtin: true, local: cfg.InProcess[name]})
 	}
 	if cfg.PluginDir != "" {
 		paths, err := externalPlugins(cfg.PluginDir, h.log)

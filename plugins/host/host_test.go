@@ -26,8 +26,8 @@ import (
 // Binaries built once for the package's tests: ittybit (serving the
 // built-in plugins), the example external plugin, and a crashing one.
 var (
-	clips                        *encoderstest.Clips
-	ittybitBin, x264fast, crashy string
+	clips                              *encoderstest.Clips
+	ittybitBin, x264fast, crashy, liar string
 )
 
 func TestMain(m *testing.M) {
@@ -36,12 +36,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"../../cmd/ittybit", "../examples/x264fast", "./testdata/crashy")
+		"../../cmd/ittybit", "../examples/x264fast", "./testdata/crashy", "./testdata/liar")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	ittybitBin, x264fast, crashy = filepath.Join(dir, "ittybit"), filepath.Join(dir, "x264fast"), filepath.Join(dir, "crashy")
+	liar = filepath.Join(dir, "liar")
 	clips = encoderstest.NewClips()
 	code := m.Run()
 	clips.Close()
@@ -317,6 +318,36 @@ func TestPluginCrashMidEncode(t *testing.T) {
 	}
 	if now := pids(h); now[1] == first[1] {
 		t.Errorf("crashy was not started again: pid %d", now[1])
+	}
+}
+
+// TestPluginThatLies: a plugin that reports success without writing the
+// result (nothing, an empty file, a file of another size) never passes
+// for an encode: the attempt fails with encode_failed, saying so, and the
+// encode is done again by the built-in software plugin.
+func TestPluginThatLies(t *testing.T) {
+	for _, mode := range []string{"nothing", "empty", "short"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Link(liar, filepath.Join(dir, "liar")); err != nil {
+				t.Fatal(err)
+			}
+			h := mustOpen(t, Config{Builtins: []string{"software"}, BuiltinArgs: noGPU(t), PluginDir: dir, Env: []string{"ITTYBIT_LIAR=" + mode}})
+			res, _, err := encode(t, h, request(t, encoders.KindVideo, `{"end":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Plugin != "software" || res.Fallback == nil || !strings.Contains(res.Fallback.Reason, "plugin liar reported a result it did not write") {
+				t.Fatalf("result %+v, fallback %+v; want the lie refused and the encode done in software", res, res.Fallback)
+			}
+			st, err := os.Stat(res.File.URL)
+			if err != nil || st.Size() != res.File.Filesize {
+				t.Errorf("the result says %d bytes; on disk: %v, %v", res.File.Filesize, st, err)
+			}
+			if v := encoderstest.Probe(t, res.File.URL).Video(); v == nil || v.CodecName != "h264" {
+				t.Errorf("output %+v", v)
+			}
+		})
 	}
 }
 

@@ -31,6 +31,9 @@ type instance struct {
 	client  *plugin.Client
 	enc     encoderplugin.Encoder
 	version string
+	// local, when set, is a built-in plugin run in this process
+	// (Config.InProcess): no process to start, watch or kill.
+	local encoderplugin.Encoder
 
 	// caps has its own lock, so that choosing an encoder never waits on a
 	// plugin that is starting (detection runs test encodes).
@@ -46,6 +49,9 @@ func (in *instance) running(ctx context.Context, h *Host) (encoderplugin.Encoder
 	defer in.mu.Unlock()
 	if h.life.Err() != nil {
 		return nil, 0, ErrClosed
+	}
+	if in.local != nil {
+		return in.enc, in.gen, nil
 	}
 	if in.client != nil && !in.client.Exited() {
 		return in.enc, in.gen, nil
@@ -87,6 +93,11 @@ func (in *instance) capabilities() []encoders.Capability {
 // start launches the plugin's process (gRPC only, mutual TLS, dying with
 // this process), asks who it is and what it can do. Called with in.mu held.
 func (h *Host) start(ctx context.Context, in *instance) error {
+	if in.local != nil {
+		return h.introduce(ctx, in, nil, in.local, func(format string, args ...any) error {
+			return fmt.Errorf("built-in plugin %s: "+format, append([]any{in.name}, args...)...)
+		})
+	}
 	cmd := exec.Command(in.path, in.args...)
 	guardParentDeath(cmd)
 	cmd.Env = h.pluginEnv()
@@ -122,6 +133,12 @@ func (h *Host) start(ctx context.Context, in *instance) error {
 	if !ok {
 		return fail("dispensed a %T, not an encoder", raw)
 	}
+	return h.introduce(ctx, in, client, enc, fail)
+}
+
+// introduce asks a started plugin what it is and what it can encode, and
+// makes it the instance's.
+func (h *Host) introduce(ctx context.Context, in *instance, client *plugin.Client, enc encoderplugin.Encoder, fail func(string, ...any) error) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.timeout())
 	defer cancel()
 	info, err := enc.Info(ctx)
@@ -153,7 +170,9 @@ func (h *Host) start(ctx context.Context, in *instance) error {
 	in.capsMu.Unlock()
 	in.client, in.enc = client, enc
 	in.gen++
-	h.log.Debug("plugin started", "plugin", in.name, "version", in.version, "path", in.path, "pid", client.ID())
+	if client != nil {
+		h.log.Debug("plugin started", "plugin", in.name, "version", in.version, "path", in.path, "pid", client.ID())
+	}
 	return nil
 }
 

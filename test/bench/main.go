@@ -46,13 +46,16 @@ type config struct {
 	stepTime  time.Duration
 	encSecs   int
 	splitSecs int
+	// smallRuns and smallBurst: runs of each small task, and tasks of
+	// each kind in its CPU burst.
+	smallRuns, smallBurst int
 }
 
 func run(ctx context.Context, args []string) error {
 	var c config
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fl.StringVar(&c.out, "out", "BENCHMARKS.md", "where to write the report")
-	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders,split,splitfleet,webhooks")
+	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders,split,splitfleet,webhooks,small")
 	fl.IntVar(&c.runs, "runs", 5, "runs of each side of the overhead comparison")
 	fl.IntVar(&c.clipSecs, "clip-seconds", 10, "length of the 1080p30 clip of the overhead test")
 	fl.DurationVar(&c.window, "window", 8*time.Second, "how long each throughput measurement posts")
@@ -64,6 +67,8 @@ func run(ctx context.Context, args []string) error {
 	fl.DurationVar(&c.stepTime, "step-time", 20*time.Millisecond, "how long a simulated agent takes per step")
 	fl.IntVar(&c.encSecs, "encoder-seconds", 4, "length of the clip of the encoder table")
 	fl.IntVar(&c.splitSecs, "split-seconds", 120, "length of the video of the split benchmark")
+	fl.IntVar(&c.smallRuns, "small-runs", 9, "runs of each small task (at least 9)")
+	fl.IntVar(&c.smallBurst, "small-burst", 100, "tasks of each kind in the small tasks' CPU burst")
 	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap) and keep it; by default a temporary folder, removed at the end")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
 	if err := fl.Parse(args); err != nil {
@@ -110,6 +115,7 @@ func run(ctx context.Context, args []string) error {
 		{"split", benchSplit},
 		{"splitfleet", benchSplitFleet},
 		{"webhooks", benchWebhooks},
+		{"small", benchSmall},
 	} {
 		if !want(s.name) {
 			continue

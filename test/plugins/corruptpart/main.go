@@ -1,7 +1,10 @@
 // Command corruptpart is a test encoder plugin: H.264 as the software
 // encoder makes it, except that the first time it encodes part 1 of a
-// split step it cuts the file short, as a faulty encoder or disk might,
-// and says nothing. The host must catch it when the part lands. The mark
+// split step it overwrites the second half of the file with zeros, as a
+// faulty encoder or disk might, keeping its size, and says nothing (a size
+// that differs from the one reported the plugin host refuses at once; see
+// plugins/host's TestPluginThatLies). The agent's check of the part as it
+// lands must catch it. The mark
 // that it has done so is a file beside the plugin's binary, so that the
 // agents sharing its folder cut one part in all.
 package main
@@ -58,5 +61,6 @@ func (corruptPart) Encode(ctx context.Context, req encoderplugin.Request, progre
 	if err != nil {
 		return f, err
 	}
-	return f, os.WriteFile(req.Job.Output, data[:len(data)/2], 0o600)
+	clear(data[len(data)/2:])
+	return f, os.WriteFile(req.Job.Output, data, 0o600)
 }
