@@ -144,7 +144,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
 	timing.flags(cmd)
-	cmd.AddCommand(newServerLeaveCmd())
+	cmd.AddCommand(newServerLeaveCmd(), newServerRemoveCmd())
 	return cmd
 }
 
@@ -445,34 +445,69 @@ token ($ITTYBIT_NODE_TOKEN). To restart a server, stop it instead: a
 stopped server stays a voter and rejoins with its data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			token := os.Getenv("ITTYBIT_NODE_TOKEN")
-			if token == "" {
-				return usageError{errors.New("invalid_option: leave needs the node token: set ITTYBIT_NODE_TOKEN")}
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(addr, "/")+"/internal/self/leave", nil)
+			out, err := postInternal(cmd.Context(), addr, "/internal/self/leave", nil)
 			if err != nil {
-				return usageError{fmt.Errorf("invalid_option: --server %q: %v", addr, err)}
+				return err
 			}
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return fmt.Errorf("leave: %w", err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("leave: %s: %s", resp.Status, bytes.TrimSpace(body))
-			}
-			var out struct {
-				NodeID string `json:"node_id"`
-			}
-			_ = json.Unmarshal(body, &out)
-			fmt.Fprintf(cmd.OutOrStdout(), "%s left the cluster and is stopping\n", out.NodeID)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s left the cluster and is stopping\n", out["node_id"])
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&addr, "server", "http://127.0.0.1:8080", "the server that leaves")
 	return cmd
+}
+
+// newServerRemoveCmd is `ittybit server remove NODE_ID`: take a server
+// that is gone (or about to go) out of the voters.
+func newServerRemoveCmd() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "remove NODE_ID [--server URL]",
+		Short: "Remove a server from the cluster's voters, through any other server",
+		Long: `Remove the server NODE_ID from the cluster's voters, asking any server of
+the cluster (by default the one on this machine; the leader does it). For a
+server that is stopped for good: a scaled-down StatefulSet's last pod, a dead
+host. A removed server started again with its data and --join rejoins, so
+delete its data too. Uses the node token ($ITTYBIT_NODE_TOKEN).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, _ := json.Marshal(map[string]string{"node_id": args[0]})
+			if _, err := postInternal(cmd.Context(), addr, "/internal/leave", body); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s is no longer a voter\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "server", "http://127.0.0.1:8080", "any server of the cluster")
+	return cmd
+}
+
+// postInternal posts body to a server's internal route with the node
+// token and returns its JSON answer.
+func postInternal(ctx context.Context, addr, path string, body []byte) (map[string]string, error) {
+	token := os.Getenv("ITTYBIT_NODE_TOKEN")
+	if token == "" {
+		return nil, usageError{errors.New("invalid_option: this needs the node token: set ITTYBIT_NODE_TOKEN")}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(addr, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("invalid_option: --server %q: %v", addr, err)}
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(data))
+	}
+	out := map[string]string{}
+	_ = json.Unmarshal(data, &out)
+	return out, nil
 }

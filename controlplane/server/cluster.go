@@ -17,10 +17,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/tunnel"
 	"github.com/ittybit-oss/ittybit/internal/discover"
 )
@@ -162,7 +161,7 @@ func (s *Server) form(ctx context.Context) {
 				switch {
 				case err == nil:
 					s.log.Info("bootstrapped the cluster", "voters", ids)
-				case errors.Is(err, raft.ErrCantBootstrap):
+				case errors.Is(err, store.ErrHasState):
 					s.log.Info("not bootstrapping: this server has state already")
 				default:
 					s.log.Error("bootstrap", "err", err)

@@ -36,6 +36,9 @@ var (
 	// so it may or may not have been committed. Retry it with the same
 	// request key: the FSM deduplicates.
 	ErrLeadershipLost = errors.New("leadership lost while committing")
+	// ErrHasState is BootstrapWith's answer on a node that already has
+	// Raft state (it bootstrapped, joined, or was restarted with its data).
+	ErrHasState = errors.New("this node already has cluster state")
 	// ErrClosed: the store is shutting down.
 	ErrClosed = errors.New("store closed")
 )
@@ -531,7 +534,7 @@ func (s *Store) Member() bool {
 // address), this node among them. Every server of a --bootstrap-expect
 // cluster calls it with the same voters: Raft accepts the identical
 // configuration on each, and an election follows. It fails with
-// raft.ErrCantBootstrap when this node already has state.
+// ErrHasState when this node already has state.
 func (s *Store) BootstrapWith(voters map[string]string) error {
 	if _, ok := voters[s.cfg.NodeID]; !ok {
 		return fmt.Errorf("bootstrap: this node (%s) is not among the voters", s.cfg.NodeID)
@@ -540,7 +543,13 @@ func (s *Store) BootstrapWith(voters map[string]string) error {
 	for _, id := range slices.Sorted(maps.Keys(voters)) {
 		cf.Servers = append(cf.Servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(voters[id])})
 	}
-	return s.raft.BootstrapCluster(cf).Error()
+	if err := s.raft.BootstrapCluster(cf).Error(); err != nil {
+		if errors.Is(err, raft.ErrCantBootstrap) {
+			return ErrHasState
+		}
+		return err
+	}
+	return nil
 }
 
 // Leave removes a voter from the cluster. It must run on the leader, and
