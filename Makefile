@@ -28,7 +28,7 @@ all: lint test
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install what running and testing need where missing: ffmpeg; curl, python3-requests, nodejs for the seed's snippets; npm and test/npm's tools (an OpenAPI linter, a client generator); prometheus (promtool) for the monitoring tests; chromium (with hls.js from test/npm) for HLS playback; versitygw
+deps: ## install what running and testing need where missing: ffmpeg; curl, python3-requests, nodejs for the seed's snippets; npm and test/npm's tools (an OpenAPI linter, a client generator); prometheus (promtool) for the monitoring tests; chromium (with hls.js from test/npm) for HLS playback; systemd (systemd-analyze) for the unit checks; versitygw
 	@pkgs=""; \
 	{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || pkgs="$$pkgs ffmpeg"; \
 	command -v curl >/dev/null || pkgs="$$pkgs curl"; \
@@ -38,6 +38,7 @@ deps: ## install what running and testing need where missing: ffmpeg; curl, pyth
 	command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || pkgs="$$pkgs prometheus"; \
 	command -v chromium >/dev/null || pkgs="$$pkgs chromium"; \
+	command -v systemd-analyze >/dev/null || pkgs="$$pkgs systemd"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing$$pkgs (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
