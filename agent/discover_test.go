@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit/agent"
-	"github.com/ittybit-oss/ittybit/controlplane/server"
 	"github.com/ittybit-oss/ittybit/encoders/probe"
 	"github.com/ittybit-oss/ittybit/internal/discover"
 	"github.com/ittybit-oss/ittybit/internal/discover/dnstest"
@@ -21,19 +20,7 @@ import (
 // agents started beside a cluster that is still forming must.
 func TestServersByDNS(t *testing.T) {
 	dir := t.TempDir()
-	managed, err := storage.OpenManaged(context.Background(), filepath.Join(dir, "files"), storage.S3Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.Open(server.Config{
-		NodeID: "s", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "raft"), Bootstrap: true,
-		APIKeys: []string{testKey}, NodeTokens: []string{testToken}, Storage: managed,
-		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, managed := mustServer(t, dir)
 	d := dnstest.Start(t)
 	prober := &probe.Prober{}
 	ag, err := agent.New(agent.Config{

@@ -185,11 +185,10 @@ func port(s *httptest.Server) string {
 	return p
 }
 
-// mustCluster runs a one-node control plane and one agent in this process,
-// the agent fetching with fetcher; it returns a client of the task API.
-func mustCluster(t *testing.T, fetcher agent.Fetcher) *client.Client {
+// mustServer runs a one-node control plane in this process, with managed
+// storage in dir, until the test ends.
+func mustServer(t *testing.T, dir string) (*server.Server, storage.Managed) {
 	t.Helper()
-	dir := t.TempDir()
 	managed, err := storage.OpenManaged(context.Background(), filepath.Join(dir, "files"), storage.S3Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +202,15 @@ func mustCluster(t *testing.T, fetcher agent.Fetcher) *client.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	return srv, managed
+}
+
+// mustCluster runs a one-node control plane and one agent in this process,
+// the agent fetching with fetcher; it returns a client of the task API.
+func mustCluster(t *testing.T, fetcher agent.Fetcher) *client.Client {
+	t.Helper()
+	dir := t.TempDir()
+	srv, managed := mustServer(t, dir)
 	prober := &probe.Prober{}
 	ag, err := agent.New(agent.Config{
 		Servers: []string{srv.URL()}, Name: "x", Token: testToken, WorkDir: filepath.Join(dir, "work"),

@@ -147,7 +147,7 @@ func (s *Server) form(ctx context.Context) {
 		}
 		if len(members) > 0 {
 			s.log.Info("a cluster exists: joining it", "via", members)
-			s.joinVia(ctx, client, members)
+			s.joinVia(ctx, client, func() []string { return members })
 			return
 		}
 		if len(fresh) >= expect {
@@ -228,31 +228,25 @@ func (s *Server) join(ctx context.Context) {
 	if len(s.targets) == 0 {
 		return
 	}
-	client := s.peerClient()
-	wait := 200 * time.Millisecond
-	for attempt := 1; ctx.Err() == nil; attempt++ {
+	looked := 0
+	s.joinVia(ctx, s.peerClient(), func() []string {
+		looked++
 		found := discover.Resolve(ctx, s.cfg.Resolver, s.targets)
-		if s.joinOnce(ctx, client, found.URLs, attempt) {
-			return
-		}
-		if attempt == 1 || attempt%20 == 0 {
+		if looked == 1 || looked%20 == 0 {
 			for t, err := range found.Failed {
 				s.log.Warn("join: look-up failed; retrying", "target", t, "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 3*time.Second)
-	}
+		return found.URLs
+	})
 }
 
-// joinVia joins through the given servers until one accepts.
-func (s *Server) joinVia(ctx context.Context, client *http.Client, bases []string) {
+// joinVia joins through the servers bases names on each try until one
+// accepts.
+func (s *Server) joinVia(ctx context.Context, client *http.Client, bases func() []string) {
 	wait := 200 * time.Millisecond
 	for attempt := 1; ctx.Err() == nil; attempt++ {
-		if s.joinOnce(ctx, client, bases, attempt) {
+		if s.joinOnce(ctx, client, bases(), attempt) {
 			return
 		}
 		select {
