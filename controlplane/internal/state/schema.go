@@ -22,13 +22,18 @@ func schema() *memdb.DBSchema {
 		tableTasks: {
 			Name: tableTasks,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: stringIndex[Task]{func(t *Task) string { return t.ID }}},
+				"id": {Name: "id", Unique: true, Indexer: taskStringIndex{func(raw any) string { id, _, _, _ := taskFields(raw); return id }}},
 				// seq orders tasks as they were committed; list and cursors use it.
-				"seq": {Name: "seq", Unique: true, Indexer: uintIndex[Task]{func(t *Task) uint64 { return t.Seq }}},
+				"seq": {Name: "seq", Unique: true, Indexer: taskUintIndex{func(raw any) uint64 { _, seq, _, _ := taskFields(raw); return seq }}},
 				// active holds only the tasks that have not ended (an empty
 				// key is not indexed), so it costs nothing for the many
-				// finished ones.
-				"active": {Name: "active", AllowMissing: true, Indexer: stringIndex[Task]{func(t *Task) string { return t.ActiveKey }}},
+				// finished ones, which are frozen.
+				"active": {Name: "active", AllowMissing: true, Indexer: taskStringIndex{func(raw any) string {
+					if t, ok := raw.(*Task); ok {
+						return t.ActiveKey
+					}
+					return ""
+				}}},
 			},
 		},
 		tableRequests: {

@@ -103,12 +103,21 @@ func (s *Store) Restore(r io.Reader) error {
 		var obj any
 		switch rec.Type {
 		case tableTasks:
+			if isColdRecord(rec.Data) {
+				c, err := readColdRecord(rec.Data)
+				if err != nil {
+					return fmt.Errorf("snapshot task: %w", err)
+				}
+				obj = c
+				break
+			}
 			t := &Task{}
 			if err := json.Unmarshal(rec.Data, t); err != nil {
 				return fmt.Errorf("snapshot task: %w", err)
 			}
 			t.setActive()
-			obj = t
+			// Snapshots before cold tasks hold finished tasks whole.
+			obj = stored(t)
 		case tableRequests:
 			obj = &Request{}
 		case tableServers:

@@ -197,7 +197,7 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 		}
 		cancelParts(st, now)
 	}
-	mustInsert(txn, tableTasks, t)
+	mustInsert(txn, tableTasks, stored(t))
 	s.addEvent(txn, api.EventTaskCancelled, t, now, "", 0)
 	txn.Commit()
 	s.eventsCommitted()
@@ -227,5 +227,5 @@ func getTask(txn *memdb.Txn, id string) *Task {
 	if err != nil || raw == nil {
 		return nil
 	}
-	return raw.(*Task)
+	return asTask(raw)
 }
