@@ -69,10 +69,14 @@ func run(ctx context.Context, args []string) error {
 	fl.IntVar(&c.splitSecs, "split-seconds", 120, "length of the video of the split benchmark")
 	fl.IntVar(&c.smallRuns, "small-runs", 9, "runs of each small task (at least 9)")
 	fl.IntVar(&c.smallBurst, "small-burst", 100, "tasks of each kind in the small tasks' CPU burst")
+	update := fl.Bool("update", false, "with -only: replace the sections run in the existing report (-out), each marked as rerun on its own, and leave the rest")
 	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap) and keep it; by default a temporary folder, removed at the end")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *update && c.only == "" {
+		return fmt.Errorf("-update replaces the sections of a subset: give -only too")
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -129,10 +133,18 @@ func run(ctx context.Context, args []string) error {
 	}
 	rep.finished = time.Now()
 	fmt.Print(rep.table())
+	cmdline := "go run ./test/bench " + strings.Join(args, " ")
+	md := rep.markdown(cmdline)
 	if c.only != "" {
-		return nil // a partial run does not replace the report
+		if !*update {
+			return nil // a partial run does not replace the report
+		}
+		old, err := os.ReadFile(c.out)
+		if err != nil {
+			return err
+		}
+		md = rep.update(string(old), cmdline)
 	}
-	md := rep.markdown("go run ./test/bench " + strings.Join(args, " "))
 	if err := os.WriteFile(c.out, []byte(md), 0o644); err != nil {
 		return err
 	}
