@@ -129,8 +129,8 @@ func (s *section) markdown(rerun string) string {
 // was rerun on its own and when; sections it does not have are added at
 // the end. The rest of the file is left as the full run wrote it.
 func (r *report) update(old, cmdline string) string {
-	rerun := fmt.Sprintf("*Rerun on its own on %s (%s, `%s`); the other sections are from the full run named at the top.*",
-		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second), cmdline)
+	rerun := fmt.Sprintf("*Rerun on its own on %s (%s, `%s`; machine: %s); the other sections are from the full run named at the top.*",
+		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second), cmdline, r.machine)
 	head, body, _ := strings.Cut(old, "\n## ")
 	body = "\n## " + body
 	for _, s := range r.sections {
