@@ -173,8 +173,31 @@ func (l *localStore) Get(ctx context.Context, key, localPath string) error {
 	return nil
 }
 
-// keysUnder lists the keys under prefix, relative to it, in lexical order.
+// keysUnder lists the keys under prefix, relative to it, in lexical order;
+// none is an error.
 func (l *localStore) keysUnder(prefix string) ([]string, error) {
+	rels, err := l.listUnder(prefix)
+	if err == nil && len(rels) == 0 {
+		return nil, fmt.Errorf("nothing stored under %s", prefix)
+	}
+	return rels, err
+}
+
+// List implements Managed.
+func (l *localStore) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, stepErr(ctx, ittybit.ErrFetchFailed, "list "+l.URL(prefix), err)
+	}
+	rels, err := l.listUnder(prefix)
+	if err != nil {
+		return nil, stepErr(ctx, ittybit.ErrFetchFailed, "list "+l.URL(prefix), err)
+	}
+	return rels, nil
+}
+
+// listUnder lists the keys under prefix, relative to it, in lexical order
+// (none when nothing is stored there).
+func (l *localStore) listUnder(prefix string) ([]string, error) {
 	if err := checkKey(prefix); err != nil {
 		return nil, err
 	}
@@ -200,8 +223,8 @@ func (l *localStore) keysUnder(prefix string) ([]string, error) {
 		}
 		return nil
 	})
-	if errors.Is(err, fs.ErrNotExist) || err == nil && len(rels) == 0 {
-		return nil, fmt.Errorf("nothing stored under %s", prefix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
 	return rels, err
 }

@@ -38,6 +38,9 @@ type Managed interface {
 	// Open opens the object at key for serving. It returns an error
 	// matching ErrNotFound when there is none (folders are not objects).
 	Open(ctx context.Context, key string) (File, error)
+	// List returns the keys of the objects under prefix, relative to it,
+	// in lexical order: none when nothing is stored there.
+	List(ctx context.Context, prefix string) ([]string, error)
 	// DeletePrefix removes every object under prefix.
 	DeletePrefix(ctx context.Context, prefix string) error
 	// URL says where key is, for people and logs: "file:///…" or

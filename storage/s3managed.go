@@ -58,11 +58,31 @@ type object struct {
 	size int64
 }
 
-// list returns the objects under prefix, relative to it, in key order.
-// Keys that are not managed keys relative to the prefix (folder markers,
-// hidden names, "..": written by something else) are left out, so they
-// never become paths outside a local folder.
+// list returns the objects under prefix, relative to it, in key order;
+// none is an error.
 func (m *s3Store) list(ctx context.Context, prefix string) ([]object, error) {
+	objs, err := m.listUnder(ctx, prefix)
+	if err == nil && len(objs) == 0 {
+		return nil, fmt.Errorf("nothing stored under %s", s3URL(m.bucket, m.key(prefix)+"/"))
+	}
+	return objs, err
+}
+
+// List implements Managed.
+func (m *s3Store) List(ctx context.Context, prefix string) ([]string, error) {
+	objs, err := m.listUnder(ctx, prefix)
+	if err != nil {
+		return nil, stepErr(ctx, ittybit.ErrFetchFailed, "list "+m.URL(prefix), err)
+	}
+	return rels(objs), nil
+}
+
+// listUnder returns the objects under prefix, relative to it, in key
+// order (none when nothing is stored there). Keys that are not managed
+// keys relative to the prefix (folder markers, hidden names, "..": written
+// by something else) are left out, so they never become paths outside a
+// local folder.
+func (m *s3Store) listUnder(ctx context.Context, prefix string) ([]object, error) {
 	if err := checkKey(prefix); err != nil {
 		return nil, err
 	}
@@ -81,9 +101,6 @@ func (m *s3Store) list(ctx context.Context, prefix string) ([]object, error) {
 			}
 			objs = append(objs, object{rel: rel, size: aws.ToInt64(o.Size)})
 		}
-	}
-	if len(objs) == 0 {
-		return nil, fmt.Errorf("nothing stored under %s", s3URL(m.bucket, full))
 	}
 	return objs, nil
 }

@@ -31,6 +31,7 @@ var (
 		"ittybit_tasks_created_total", "ittybit_tasks_finished_total", "ittybit_queue_depth",
 		"ittybit_step_wait_seconds", "ittybit_step_duration_seconds", "ittybit_nodes", "ittybit_raft_leader",
 		"ittybit_raft_apply_seconds", "ittybit_http_requests_total", "ittybit_http_request_duration_seconds",
+		"ittybit_tasks_retired_total", "ittybit_archive_write_failures_total", "ittybit_archive_failing", "ittybit_tasks_retire_due",
 	}
 	agentMetrics = []string{
 		"ittybit_agent_encoded_media_seconds_total", "ittybit_agent_encoded_frames_total", "ittybit_agent_sessions_active",

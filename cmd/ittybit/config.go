@@ -36,8 +36,11 @@ type serverFile struct {
 	// EventRetention is how long events are kept ("720h"; "0": forever).
 	EventRetention *time.Duration `yaml:"event_retention"`
 	// EventLimit is the most events kept (0: no bound).
-	EventLimit *int   `yaml:"event_limit"`
-	LogLevel   string `yaml:"log_level"`
+	EventLimit *int `yaml:"event_limit"`
+	// TaskRetention is how long finished tasks stay in memory before they
+	// retire to the archive ("720h"; "0": forever).
+	TaskRetention *time.Duration `yaml:"task_retention"`
+	LogLevel      string         `yaml:"log_level"`
 	// APIKeys and NodeTokens are SHA-256 hashes (hex) of the accepted
 	// credentials: `ittybit hash-key` prints one.
 	APIKeys    []string `yaml:"api_keys"`

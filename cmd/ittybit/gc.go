@@ -3,25 +3,62 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// tuneGC lets the daemons' heaps grow to four times the live data between
-// collections (Go's default is twice): a control plane holds its state in
-// memory and allocates per request, and with the default a quarter of its
-// CPU went to the garbage collector under load (see BENCHMARKS.md). In a
-// container with a memory limit, the Go heap is also held under 75% of it,
-// leaving the rest to goroutine stacks and the Raft log's mapped pages, so
-// the extra room never costs an OOM kill. $GOGC and $GOMEMLIMIT, when set,
-// decide instead.
+// tuneGC sets how far the daemons' heaps grow between collections. Go's
+// default lets the heap double. A control plane holds its state in memory
+// and allocates per request: with the default a quarter of its CPU went to
+// the collector under load (BENCHMARKS.md), so while the live data is small
+// the heap may grow to four times it. But a server holding a million tasks
+// must not hold four times their memory: past 64 MiB of live data the room
+// stays at 64 MiB or half the live data, whichever is more (gcPercent),
+// re-read every few seconds. In a container with a memory limit, the Go
+// heap is also held under 75% of it, leaving the rest to goroutine stacks
+// and the Raft log's mapped pages. $GOGC and $GOMEMLIMIT, when set, decide
+// instead.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(300)
+		debug.SetGCPercent(gcPercent(0))
+		go followLiveHeap()
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		if limit, ok := cgroupMemoryLimit(); ok {
 			debug.SetMemoryLimit(limit / 4 * 3)
+		}
+	}
+}
+
+// gcRoom is the least room the heap gets to grow in beyond the live data.
+const gcRoom = 64 << 20
+
+// gcPercent is the GC percentage for live bytes of live data: room for
+// 64 MiB or half the live data, whichever is more, and at most three
+// times the live data.
+func gcPercent(live uint64) int {
+	if live == 0 {
+		return 300
+	}
+	pct := 100 * max(gcRoom, live/2) / live
+	return int(min(pct, 300))
+}
+
+// followLiveHeap sets the GC percentage from the live heap the last
+// collection found, every 2 seconds, for the life of the process.
+func followLiveHeap() {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	last := gcPercent(0)
+	for range time.Tick(2 * time.Second) {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return
+		}
+		if pct := gcPercent(sample[0].Value.Uint64()); pct != last {
+			debug.SetGCPercent(pct)
+			last = pct
 		}
 	}
 }

@@ -38,6 +38,13 @@ const defaultEventRetention = 30 * 24 * time.Hour
 // 30 days' on a busy cluster. A cursor before them answers 410.
 const defaultEventLimit = 50000
 
+// defaultTaskRetention is how long a finished task stays in the servers'
+// memory before it retires to the archive in managed storage.
+const defaultTaskRetention = 30 * 24 * time.Hour
+
+// taskRetentionUsage is the help of --task-retention.
+const taskRetentionUsage = "how long a finished task stays in memory; then it moves to the archive in managed storage, still readable by id and with GET /tasks?archived=true (0: keep every task in memory)"
+
 func newServerCmd(stderr io.Writer) *cobra.Command {
 	var (
 		configPath             string
@@ -46,6 +53,7 @@ func newServerCmd(stderr io.Writer) *cobra.Command {
 		splitSeconds, splitMin float64
 		eventRetention         time.Duration
 		eventLimit             int
+		taskRetention          time.Duration
 		timing                 schedTiming
 	)
 	cmd := &cobra.Command{
@@ -119,6 +127,9 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("event-limit") {
 				file.EventLimit = &eventLimit
 			}
+			if fl.Changed("task-retention") {
+				file.TaskRetention = &taskRetention
+			}
 			return runServer(cmd, file, timing, stderr)
 		},
 	}
@@ -141,6 +152,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
 	fl.DurationVar(&eventRetention, "event-retention", defaultEventRetention, "how long events are kept for GET /events and the live feed (0: forever)")
 	fl.IntVar(&eventLimit, "event-limit", defaultEventLimit, "the most events kept (the oldest go first; each holds its task as it was, about 1.5 KiB of memory); 0: no bound")
+	fl.DurationVar(&taskRetention, "task-retention", defaultTaskRetention, taskRetentionUsage)
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")
 	timing.flags(cmd)
@@ -228,8 +240,15 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if eventLimit < 0 || eventLimit > 0 && eventLimit < 1000 {
 		return usageError{fmt.Errorf("invalid_option: --event-limit %d: accepted: 0 (no bound) or 1000 and more", eventLimit)}
 	}
+	taskRetention := defaultTaskRetention
+	if f.TaskRetention != nil {
+		taskRetention = *f.TaskRetention
+	}
+	if taskRetention < 0 {
+		return usageError{fmt.Errorf("invalid_option: --task-retention %s: accepted: 0 (keep every task) or a positive duration such as 720h", taskRetention)}
+	}
 	cfg := server.Config{
-		SplitSeconds: split, SplitMinSeconds: splitMin, EventRetention: retention, EventLimit: eventLimit,
+		SplitSeconds: split, SplitMinSeconds: splitMin, EventRetention: retention, EventLimit: eventLimit, TaskRetention: taskRetention,
 		NodeID: f.NodeID, HTTPAddr: f.HTTP, HTTPAdvertise: f.HTTPAdvertise, RaftAddr: f.Raft, RaftAdvertise: f.RaftAdvertise,
 		DataDir: f.Data, Bootstrap: f.Bootstrap, Join: f.Join, APIKeyHashes: f.APIKeys, NodeTokenHashes: f.NodeTokens,
 		JoinToken: f.NodeToken, AllowPrivateInputs: f.AllowPrivateInputs, RateLimit: rate, Logger: logger,
@@ -306,6 +325,7 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 func newDevCmd(stdout, stderr io.Writer) *cobra.Command {
 	var httpAddr, dataDir string
 	var fetch agentFile
+	var taskRetention time.Duration
 	cmd := &cobra.Command{
 		Use:   "dev [--http ADDR] [--data DIR]",
 		Short: "Run the embedded default: a one-node control plane with its own agent and storage",
@@ -315,18 +335,22 @@ start, printed once, and remembered (as a hash) in DIR. Inputs on loopback
 and private networks are allowed here, and nowhere else by default.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd, httpAddr, dataDir, fetch, stdout, stderr)
+			if taskRetention < 0 {
+				return usageError{fmt.Errorf("invalid_option: --task-retention %s: accepted: 0 (keep every task) or a positive duration such as 720h", taskRetention)}
+			}
+			return runDev(cmd, httpAddr, dataDir, taskRetention, fetch, stdout, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:8080", "API listen address")
 	cmd.Flags().StringVar(&dataDir, "data", "data", "data folder")
+	cmd.Flags().DurationVar(&taskRetention, "task-retention", defaultTaskRetention, taskRetentionUsage)
 	fetch.fetchFlags(cmd.Flags())
 	return cmd
 }
 
 // runDev runs the embedded default; fetch holds the embedded agent's
 // download limits.
-func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdout, stderr io.Writer) error {
+func runDev(cmd *cobra.Command, httpAddr, dataDir string, taskRetention time.Duration, fetch agentFile, stdout, stderr io.Writer) error {
 	tuneGC()
 	logger := newLogger(stderr, slog.LevelInfo)
 	ctx := cmd.Context()
@@ -340,12 +364,13 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, fetch agentFile, stdou
 	// The embedded agent's token lives only in this process.
 	nodeToken := randomToken("node_")
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(server.GoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The readiness check runs on the server's goroutines while the agent
 	// is still being built here.
 	var embedded atomic.Pointer[agent.Agent]
 	cfg := server.Config{
-		NodeID: "dev", HTTPAddr: httpAddr, EventRetention: defaultEventRetention, EventLimit: defaultEventLimit, RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
+		NodeID: "dev", HTTPAddr: httpAddr, EventRetention: defaultEventRetention, EventLimit: defaultEventLimit, TaskRetention: taskRetention,
+		RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
 		Bootstrap: true, AllowPrivateInputs: true, Logger: logger, Storage: managed, Registry: reg,
 		NodeTokens: []string{nodeToken},
 		Ready: func() error {

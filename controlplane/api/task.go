@@ -68,6 +68,9 @@ type Task struct {
 	StartedAt  *int64           `json:"started_at"`
 	FinishedAt *int64           `json:"finished_at"`
 	UpdatedAt  int64            `json:"updated_at"`
+	// Archived is set on a task read from the archive: it finished longer
+	// ago than the servers' --task-retention and left their memory.
+	Archived bool `json:"archived,omitempty"`
 }
 
 // Step is one stage of a task's pipeline. Node and Attempt are additions to
@@ -180,4 +183,13 @@ type List[T any] struct {
 	Object  string `json:"object"` // "list"
 	Data    []T    `json:"data"`
 	HasMore bool   `json:"has_more"`
+}
+
+// TaskList is a page of GET /tasks.
+type TaskList struct {
+	List[*Task]
+	// Archive, on a page of the tasks kept in memory, is where the tasks
+	// that left it for the archive are listed ("/tasks?archived=true");
+	// absent when the servers keep every task.
+	Archive string `json:"archive,omitempty"`
 }

@@ -100,7 +100,7 @@ type ListOptions struct {
 }
 
 // List returns a page of tasks.
-func (c *Client) List(ctx context.Context, o ListOptions) (*api.List[*api.Task], error) {
+func (c *Client) List(ctx context.Context, o ListOptions) (*api.TaskList, error) {
 	q := url.Values{}
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
@@ -114,7 +114,7 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*api.List[*api.Task],
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var l api.List[*api.Task]
+	var l api.TaskList
 	return &l, c.do(ctx, http.MethodGet, path, nil, nil, &l)
 }
 

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ittybit-oss/ittybit/controlplane/internal/archive"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/console"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/scheduler"
@@ -90,6 +93,10 @@ type Config struct {
 	EventRetention time.Duration
 	// EventLimit is the most events kept (0: no bound).
 	EventLimit int
+	// TaskRetention: finished tasks older than this retire from the
+	// replicated state to the archive in Storage (package archive), which
+	// must be set; 0 keeps every task.
+	TaskRetention time.Duration
 	// WebhookDelays replaces the webhook retry schedule and
 	// WebhookThrottle the least delay after a 429 or a timeout (tests:
 	// seconds, not hours); WebhookResolver the resolver webhook deliveries use
@@ -121,11 +128,14 @@ type Server struct {
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool // Close has begun: no more background work
 
 	targets []discover.Target // Join, parsed
 	fatal   chan error        // why the server must stop (Fatal)
+
+	// Ended tasks whose leftover files are to go (dropTaskFiles).
+	cleanMu   sync.Mutex
+	cleanups  []cleanup
+	cleanWake chan struct{}
 }
 
 // Open starts a node: it binds the HTTP port, opens the store (bootstrapping
@@ -149,6 +159,10 @@ func Open(cfg Config) (*Server, error) {
 		return nil, errors.New("bootstrap and bootstrap-expect exclude each other: bootstrap forms a cluster of this server alone; bootstrap-expect N waits for N servers")
 	case cfg.BootstrapExpect > 1 && len(targets) == 0:
 		return nil, fmt.Errorf("bootstrap-expect %d needs --join, to find the other servers: %s", cfg.BootstrapExpect, discover.Accepted)
+	case cfg.TaskRetention < 0:
+		return nil, fmt.Errorf("task-retention %s: accepted: 0 (keep every task) or a positive duration", cfg.TaskRetention)
+	case cfg.TaskRetention > 0 && cfg.Storage == nil:
+		return nil, errors.New("task-retention needs managed storage, where retired tasks are archived")
 	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = discover.NewResolver("")
@@ -181,7 +195,7 @@ func Open(cfg Config) (*Server, error) {
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(GoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	applySeconds := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "ittybit_raft_apply_seconds",
@@ -218,7 +232,7 @@ func Open(cfg Config) (*Server, error) {
 	reg.MustRegister(applySeconds, leader)
 
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server", "node_id", cfg.NodeID), ln: ln, store: st, reg: reg,
-		targets: targets, fatal: make(chan error, 1)}
+		targets: targets, fatal: make(chan error, 1), cleanWake: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var ended func(string)
 	if cfg.Storage != nil {
@@ -239,6 +253,19 @@ func Open(cfg Config) (*Server, error) {
 		Throttle: cfg.WebhookThrottle,
 		Metrics:  webhooks.NewMetrics(reg), Logger: cfg.Logger.With("component", "webhooks")}
 	st.OnLeader(outbox.Run)
+	var arch *archive.Archive
+	if cfg.TaskRetention > 0 {
+		staging := filepath.Join(cfg.DataDir, "archive-staging")
+		if err := os.MkdirAll(staging, 0o700); err != nil {
+			st.Close()
+			ln.Close()
+			return nil, fmt.Errorf("archive staging folder: %w", err)
+		}
+		arch = archive.New(cfg.Storage, staging)
+		retirer := &archive.Retirer{Store: st, Archive: arch, Retention: cfg.TaskRetention,
+			Metrics: archive.NewMetrics(reg), Logger: cfg.Logger.With("component", "archive")}
+		st.OnLeader(retirer.Run)
+	}
 	if cfg.FilesTTL == 0 {
 		cfg.FilesTTL = 24 * time.Hour
 		s.cfg.FilesTTL = cfg.FilesTTL
@@ -246,7 +273,7 @@ func Open(cfg Config) (*Server, error) {
 	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
 		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(), WebhookSender: sender,
-		LeaveSelf: s.leaveAndStop,
+		LeaveSelf: s.leaveAndStop, Archive: arch,
 	}
 	if cfg.Storage != nil {
 		apiCfg.FileURL = s.fileURL
@@ -268,6 +295,9 @@ func Open(cfg Config) (*Server, error) {
 		}
 	}()
 	s.wg.Go(func() { s.keepClusterID(ctx) })
+	if cfg.Storage != nil {
+		s.wg.Go(func() { s.cleanLoop(ctx) })
+	}
 	switch {
 	case cfg.BootstrapExpect > 0 && !st.Member():
 		s.wg.Go(func() { s.form(ctx) })
@@ -285,27 +315,63 @@ const taskFilesGrace = 5 * time.Second
 
 // dropTaskFiles removes, a little later, what a task that failed or was
 // cancelled left in managed storage: the parts of a split step and staged
-// results, which no upload step will clear.
+// results, which no upload step will clear. One goroutine (cleanLoop)
+// works through them in the order they ended: a burst of cancels must not
+// start a goroutine each (the runtime keeps every goroutine's descriptor
+// once made).
 func (s *Server) dropTaskFiles(taskID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
+	s.cleanMu.Lock()
+	s.cleanups = append(s.cleanups, cleanup{taskID: taskID, due: time.Now().Add(taskFilesGrace)})
+	s.cleanMu.Unlock()
+	select {
+	case s.cleanWake <- struct{}{}:
+	default:
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-time.After(taskFilesGrace):
+}
+
+// cleanup is a task whose leftover files go once due.
+type cleanup struct {
+	taskID string
+	due    time.Time
+}
+
+// cleanLoop removes the leftover files of ended tasks, each once due,
+// until the server closes.
+func (s *Server) cleanLoop(ctx context.Context) {
+	for {
+		s.cleanMu.Lock()
+		var next *cleanup
+		if len(s.cleanups) > 0 {
+			next = &s.cleanups[0]
 		}
-		for _, dir := range []string{"parts", "staging"} {
-			if err := s.cfg.Storage.DeletePrefix(s.ctx, "tasks/"+taskID+"/"+dir); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("remove a finished task's leftover files", "task_id", taskID, "err", err)
+		s.cleanMu.Unlock()
+		if next == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.cleanWake:
+			}
+			continue
+		}
+		if d := time.Until(next.due); d > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
 			}
 		}
-	}()
+		for _, dir := range []string{"parts", "staging"} {
+			if err := s.cfg.Storage.DeletePrefix(ctx, "tasks/"+next.taskID+"/"+dir); err != nil && ctx.Err() == nil {
+				s.log.Warn("remove a finished task's leftover files", "task_id", next.taskID, "err", err)
+			}
+		}
+		s.cleanMu.Lock()
+		s.cleanups = s.cleanups[1:]
+		if len(s.cleanups) == 0 {
+			s.cleanups = nil // let a burst's backing array go
+		}
+		s.cleanMu.Unlock()
+	}
 }
 
 // ensureSecret makes the cluster's file-signing secret, once, on the first
@@ -394,9 +460,6 @@ func (s *Server) Close() error {
 	if _, err := s.store.HandOff(); err != nil {
 		s.log.Warn("stopping without a hand-off: the followers elect a leader when its heartbeats stop", "err", err)
 	}
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
 	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

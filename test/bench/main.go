@@ -49,13 +49,17 @@ type config struct {
 	// smallRuns and smallBurst: runs of each small task, and tasks of
 	// each kind in its CPU burst.
 	smallRuns, smallBurst int
+	// memStateTasks: tasks of the in-process memory measure;
+	// memServerTasks: tasks one server holds; retireBacklog: finished
+	// tasks retiring under write load.
+	memStateTasks, memServerTasks, retireBacklog int
 }
 
 func run(ctx context.Context, args []string) error {
 	var c config
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fl.StringVar(&c.out, "out", "BENCHMARKS.md", "where to write the report")
-	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders,split,splitfleet,webhooks,small")
+	fl.StringVar(&c.only, "only", "", "comma-separated subset: overhead,throughput,dispatch,fleet,encoders,split,splitfleet,webhooks,small,memory")
 	fl.IntVar(&c.runs, "runs", 5, "runs of each side of the overhead comparison")
 	fl.IntVar(&c.clipSecs, "clip-seconds", 10, "length of the 1080p30 clip of the overhead test")
 	fl.DurationVar(&c.window, "window", 8*time.Second, "how long each throughput measurement posts")
@@ -69,6 +73,9 @@ func run(ctx context.Context, args []string) error {
 	fl.IntVar(&c.splitSecs, "split-seconds", 120, "length of the video of the split benchmark")
 	fl.IntVar(&c.smallRuns, "small-runs", 9, "runs of each small task (at least 9)")
 	fl.IntVar(&c.smallBurst, "small-burst", 100, "tasks of each kind in the small tasks' CPU burst")
+	fl.IntVar(&c.memStateTasks, "mem-state-tasks", 1_000_000, "finished tasks of the in-process memory measure (the state package)")
+	fl.IntVar(&c.memServerTasks, "mem-server-tasks", 100_000, "tasks one server holds in the memory measure")
+	fl.IntVar(&c.retireBacklog, "retire-backlog", 50_000, "finished tasks that retire while writers post")
 	update := fl.Bool("update", false, "with -only: replace the sections run in the existing report (-out), each marked as rerun on its own, and leave the rest")
 	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap) and keep it; by default a temporary folder, removed at the end")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
@@ -120,6 +127,7 @@ func run(ctx context.Context, args []string) error {
 		{"splitfleet", benchSplitFleet},
 		{"webhooks", benchWebhooks},
 		{"small", benchSmall},
+		{"memory", benchMemory},
 	} {
 		if !want(s.name) {
 			continue

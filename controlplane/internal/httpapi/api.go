@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ittybit-oss/ittybit/controlplane/internal/archive"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/webhooks"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -63,6 +64,10 @@ type Config struct {
 	// Scheduler is the leader's dispatcher, for the agent routes and task
 	// progress; nil serves no agent routes.
 	Scheduler Scheduler
+	// Archive holds the tasks retired from the state (package archive):
+	// GET /tasks/{id} reads a task there when the state no longer has it,
+	// GET /tasks?archived=true lists them. Nil: tasks never retire.
+	Archive *archive.Archive
 	// FileURL turns a managed-storage key into a signed URL for the
 	// request's client; nil leaves managed:// URLs as they are.
 	FileURL func(r *http.Request, key string) string

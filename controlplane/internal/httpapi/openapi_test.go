@@ -113,7 +113,7 @@ func TestOpenAPI(t *testing.T) {
 			{"CreateTaskRequest", nil, api.CreateTaskRequest{}},
 			{"Options", nil, encoders.Options{}},
 			{"File", nil, encoders.File{}},
-			{"TaskList", nil, api.List[api.Task]{}},
+			{"TaskList", nil, api.TaskList{}},
 		}
 		for _, tc := range tests {
 			name := strings.TrimSpace(tc.schema + " " + strings.Join(tc.path, "."))

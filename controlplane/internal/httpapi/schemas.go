@@ -142,6 +142,7 @@ func schemas() map[string]any {
 			"steps":      map[string]any{"type": "array", "items": ref("Step"), "minItems": 4, "maxItems": 4},
 			"created_at": typ("integer", "Epoch milliseconds."), "started_at": msTime("When its first step started"),
 			"finished_at": msTime("When it ended"), "updated_at": typ("integer", "Epoch milliseconds."),
+			"archived": typ("boolean", "Present and true on a task read from the archive: it finished longer ago than the servers' --task-retention."),
 		}),
 		"Event": obj([]string{"id", "object", "type", "created_at", "data"}, map[string]any{
 			"id":         typ("string", "evt_ and 16 hex digits; ids sort in the order events happened (the replicated log's)."),
@@ -204,6 +205,7 @@ func schemas() map[string]any {
 		"TaskList": obj([]string{"object", "data", "has_more"}, map[string]any{
 			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Task")},
 			"has_more": typ("boolean", "Whether more tasks follow in the direction of travel."),
+			"archive":  typ("string", "On a page of the tasks kept in memory, where the tasks that left it for the archive are listed: /tasks?archived=true. Absent when the servers keep every task (--task-retention 0)."),
 		}),
 		"Health": obj([]string{"status"}, map[string]any{
 			"status": typ("string", "ok or ready."), "node": typ("string", "This server's node id."), "leader": typ("string", "The leader's node id."),

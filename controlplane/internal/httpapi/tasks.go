@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/archive"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -75,12 +77,37 @@ func (a *API) newSeed(req api.CreateTaskRequest) state.Seed {
 
 func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
 	t, err := a.cfg.Store.State().Task(r.PathValue("id"))
+	if errors.Is(err, state.ErrNotFound) && a.cfg.Archive != nil {
+		t, err = a.archivedTask(r.Context(), r.PathValue("id"))
+	}
 	if err != nil {
 		return notFoundTask(r.PathValue("id"), err)
 	}
 	a.view(r, t)
 	writeJSON(w, http.StatusOK, t)
 	return nil
+}
+
+// archivedTask reads a retired task from the archive.
+func (a *API) archivedTask(ctx context.Context, id string) (*api.Task, error) {
+	data, err := a.cfg.Archive.Task(ctx, id)
+	if errors.Is(err, archive.ErrNotFound) {
+		return nil, state.ErrNotFound
+	}
+	if err != nil {
+		return nil, ittybit.Errorf(ittybit.ErrUnavailable, "task %s may be in the archive, which cannot be read now: %v", id, err)
+	}
+	return decodeArchived(data)
+}
+
+// decodeArchived reads a task as the archive keeps it.
+func decodeArchived(data []byte) (*api.Task, error) {
+	t := &api.Task{}
+	if err := json.Unmarshal(data, t); err != nil {
+		return nil, fmt.Errorf("archived task: %w", err)
+	}
+	t.Archived = true
+	return t, nil
 }
 
 func notFoundTask(id string, err error) error {
@@ -91,9 +118,12 @@ func notFoundTask(id string, err error) error {
 }
 
 func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
-	q, err := listQuery(r)
+	q, archived, err := listQuery(r)
 	if err != nil {
 		return err
+	}
+	if archived {
+		return a.listArchived(w, r, q)
 	}
 	page, more, err := a.cfg.Store.State().ListTasks(q)
 	if errors.Is(err, state.ErrNotFound) {
@@ -105,25 +135,65 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
 	for _, t := range page {
 		a.view(r, t)
 	}
-	out := api.List[*api.Task]{Object: "list", Data: page, HasMore: more}
+	out := api.TaskList{List: api.List[*api.Task]{Object: "list", Data: page, HasMore: more}}
 	if out.Data == nil {
 		out.Data = []*api.Task{}
+	}
+	if a.cfg.Archive != nil {
+		out.Archive = "/tasks?archived=true"
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// listQuery reads and checks the query of GET /tasks.
-func listQuery(r *http.Request) (state.ListQuery, error) {
+// listArchived answers GET /tasks?archived=true: a page of the archive,
+// walked by day.
+func (a *API) listArchived(w http.ResponseWriter, r *http.Request, q state.ListQuery) error {
+	out := api.TaskList{List: api.List[*api.Task]{Object: "list", Data: []*api.Task{}}}
+	if a.cfg.Archive == nil {
+		writeJSON(w, http.StatusOK, out) // tasks never retire here
+		return nil
+	}
+	page, more, err := a.cfg.Archive.List(r.Context(), archive.Query{
+		Limit: q.Limit, Asc: q.Order == state.Asc, After: q.After, Before: q.Before,
+		Kind: string(q.Kind), Status: string(q.Status),
+	})
+	if err != nil {
+		return ittybit.Errorf(ittybit.ErrUnavailable, "the archive cannot be read now: %v", err)
+	}
+	for _, data := range page {
+		t, err := decodeArchived(data)
+		if err != nil {
+			return err
+		}
+		a.view(r, t)
+		out.Data = append(out.Data, t)
+	}
+	out.HasMore = more
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// listQuery reads and checks the query of GET /tasks, and whether it asks
+// for the archive.
+func listQuery(r *http.Request) (state.ListQuery, bool, error) {
 	v := r.URL.Query()
 	q := state.ListQuery{Limit: 20, Order: state.Desc}
 	var problems []string
 	for name := range v {
 		switch name {
-		case "limit", "after", "before", "order", "status", "kind":
+		case "limit", "after", "before", "order", "status", "kind", "archived":
 		default:
-			problems = append(problems, fmt.Sprintf("unknown query parameter %q; accepted: limit, after, before, order, status, kind", name))
+			problems = append(problems, fmt.Sprintf("unknown query parameter %q; accepted: limit, after, before, order, status, kind, archived", name))
 		}
+	}
+	archived := false
+	switch s := v.Get("archived"); s {
+	case "", "false":
+	case "true":
+		archived = true
+	default:
+		problems = append(problems, fmt.Sprintf("archived %q is unknown; accepted: true, false", s))
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -158,9 +228,9 @@ func listQuery(r *http.Request) (state.ListQuery, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return q, ittybit.Errorf(ittybit.ErrInvalidOption, "%s", strings.Join(problems, "; "))
+		return q, archived, ittybit.Errorf(ittybit.ErrInvalidOption, "%s", strings.Join(problems, "; "))
 	}
-	return q, nil
+	return q, archived, nil
 }
 
 func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {

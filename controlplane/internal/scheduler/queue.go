@@ -29,8 +29,14 @@ func (q *queue) push(r Ready) {
 	q.items[r.StepID] = r
 }
 
-// remove drops a step (placed, cancelled).
-func (q *queue) remove(id string) { delete(q.items, id) }
+// remove drops a step (placed, cancelled). An emptied queue lets go of
+// what a burst made it hold: Go maps never shrink.
+func (q *queue) remove(id string) {
+	delete(q.items, id)
+	if len(q.items) == 0 && cap(q.order) > 1024 {
+		q.items, q.order, q.head = map[string]Ready{}, nil, 0
+	}
+}
 
 // sortByReady reorders the list by ReadyAt (after a rebuild).
 func (q *queue) sortByReady() {
@@ -41,6 +47,9 @@ func (q *queue) sortByReady() {
 // compact forgets the dead entries of the list.
 func (q *queue) compact() {
 	live := q.order[:0]
+	if cap(q.order) > 4*len(q.items)+1024 {
+		live = make([]string, 0, 2*len(q.items)) // a burst has passed
+	}
 	for _, id := range q.order[q.head:] {
 		if _, ok := q.items[id]; ok {
 			live = append(live, id)

@@ -32,6 +32,8 @@ type coldTask struct {
 	Seq    uint64
 	Kind   encoders.Kind
 	Status api.TaskStatus
+	// CreatedAt and FinishedAt (epoch ms) choose what retires.
+	CreatedAt, FinishedAt int64
 	// Z is coldVersion and the compressed JSON of the task.
 	Z []byte
 }
@@ -43,12 +45,15 @@ type coldRecord struct {
 	Seq    uint64         `json:"seq"`
 	Kind   encoders.Kind  `json:"kind"`
 	Status api.TaskStatus `json:"status"`
-	Z      []byte         `json:"z"`
+	// Created and Finished are epoch ms.
+	Created  int64  `json:"created"`
+	Finished int64  `json:"finished"`
+	Z        []byte `json:"z"`
 }
 
 // MarshalJSON writes the frozen task as it is, without thawing it.
 func (c *coldTask) MarshalJSON() ([]byte, error) {
-	return json.Marshal(coldRecord{Cold: coldVersion, ID: c.ID, Seq: c.Seq, Kind: c.Kind, Status: c.Status, Z: c.Z})
+	return json.Marshal(coldRecord{Cold: coldVersion, ID: c.ID, Seq: c.Seq, Kind: c.Kind, Status: c.Status, Created: c.CreatedAt, Finished: c.FinishedAt, Z: c.Z})
 }
 
 // isColdRecord reports whether a snapshot line's data is a frozen task.
@@ -61,7 +66,7 @@ func readColdRecord(data []byte) (*coldTask, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, err
 	}
-	c := &coldTask{ID: r.ID, Seq: r.Seq, Kind: r.Kind, Status: r.Status, Z: r.Z}
+	c := &coldTask{ID: r.ID, Seq: r.Seq, Kind: r.Kind, Status: r.Status, CreatedAt: r.Created, FinishedAt: r.Finished, Z: r.Z}
 	if _, err := c.json(); err != nil {
 		return nil, fmt.Errorf("task %s: %w", r.ID, err)
 	}
@@ -77,7 +82,11 @@ func freeze(t *Task) *coldTask {
 	z := make([]byte, 1+s2.MaxEncodedLen(len(data)))
 	z[0] = coldVersion
 	n := len(coldS2.Encode(z[1:], data))
-	return &coldTask{ID: t.ID, Seq: t.Seq, Kind: t.Kind, Status: t.Status, Z: bytes.Clone(z[:1+n])}
+	finished := t.UpdatedAt
+	if t.FinishedAt != nil {
+		finished = *t.FinishedAt
+	}
+	return &coldTask{ID: t.ID, Seq: t.Seq, Kind: t.Kind, Status: t.Status, CreatedAt: t.CreatedAt, FinishedAt: finished, Z: bytes.Clone(z[:1+n])}
 }
 
 // json returns the task's JSON.

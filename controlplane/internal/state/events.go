@@ -224,32 +224,43 @@ func (s *Store) TrimEvents(before int64, keep int) int {
 	last := old[len(old)-1].Seq
 	// Deliveries done before the cutoff, or of the events trimmed, go
 	// with the events; pending ones keep their event.
-	if it, err := txn.Get(tableDeliveries, "id"); err == nil {
-		var done, owed []*Delivery
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			d := raw.(*Delivery)
-			switch {
-			case d.Status == DeliveryPending:
-				if e := trimmed[d.EventSeq]; e != nil && d.Event == nil {
-					owed = append(owed, d)
-				}
-			case d.CreatedAt < before || (d.EventSeq != 0 && d.EventSeq <= last):
-				done = append(done, d)
-			}
-		}
-		for _, d := range done {
-			_ = txn.Delete(tableDeliveries, d)
-		}
-		for _, cur := range owed {
-			d := *cur
-			d.Event = trimmed[d.EventSeq]
-			mustInsert(txn, tableDeliveries, &d)
-		}
-	}
+	settleDeliveries(txn, trimmed, func(d *Delivery) bool {
+		return d.CreatedAt < before || (d.EventSeq != 0 && d.EventSeq <= last)
+	})
 	mustInsert(txn, tableMeta, &Meta{Key: metaEventsTrimmed, Value: strconv.FormatUint(last, 10)})
 	txn.Commit()
 	s.eventCount.Add(-int64(len(old)))
 	return len(old)
+}
+
+// settleDeliveries deals with the deliveries of events being dropped: a
+// delivery still owed keeps its event for itself, so that nothing owed to
+// an endpoint is lost; a delivery made (or given up) goes when done says.
+func settleDeliveries(txn *memdb.Txn, dropped map[uint64]*Event, done func(*Delivery) bool) {
+	it, err := txn.Get(tableDeliveries, "id")
+	if err != nil {
+		return
+	}
+	var gone, owed []*Delivery
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		d := raw.(*Delivery)
+		switch {
+		case d.Status == DeliveryPending:
+			if e := dropped[d.EventSeq]; e != nil && d.Event == nil {
+				owed = append(owed, d)
+			}
+		case done(d):
+			gone = append(gone, d)
+		}
+	}
+	for _, d := range gone {
+		_ = txn.Delete(tableDeliveries, d)
+	}
+	for _, cur := range owed {
+		d := *cur
+		d.Event = dropped[d.EventSeq]
+		mustInsert(txn, tableDeliveries, &d)
+	}
 }
 
 // lastEventSeq is the highest event sequence number in db (0 when none).

@@ -64,8 +64,8 @@ func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
 	var err error
 	var skip string
 	if cursor != "" {
-		c, err := txn.First(tableTasks, "id", cursor)
-		if err != nil || c == nil {
+		c, ferr := txn.First(tableTasks, "id", cursor)
+		if ferr != nil || c == nil {
 			return nil, false, ErrNotFound
 		}
 		id, seq, _, _ := taskFields(c)

@@ -38,6 +38,9 @@ const (
 	// (state.WebhookOp): ids, secrets, attempt results and the next
 	// attempt's time decided by the leader.
 	cmdWebhookOps commandType = 12
+	// cmdRetireTasks drops finished tasks the leader has archived, with
+	// their request keys and events (state.RetireTasks).
+	cmdRetireTasks commandType = 13
 )
 
 func (c commandType) String() string {
@@ -66,6 +69,8 @@ func (c commandType) String() string {
 		return "part_updates"
 	case cmdWebhookOps:
 		return "webhook_ops"
+	case cmdRetireTasks:
+		return "retire_tasks"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }
@@ -114,6 +119,12 @@ type (
 	}
 	stepUpdatesCmd struct {
 		Updates []state.StepUpdate `json:"updates"`
+	}
+	retireTasksCmd struct {
+		// IDs are the tasks to drop, archived before the entry was
+		// proposed; Requests the keys of the requests that created them.
+		IDs      []string           `json:"ids"`
+		Requests []state.RequestKey `json:"requests,omitempty"`
 	}
 	setMetaCmd struct {
 		Key   string `json:"key"`

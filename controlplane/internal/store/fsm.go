@@ -87,6 +87,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c webhookOpsCmd
 		mustDecode(t, payload, &c)
 		res = f.state.ApplyWebhookOps(c.Ops)
+	case cmdRetireTasks:
+		var c retireTasksCmd
+		mustDecode(t, payload, &c)
+		res = f.state.RetireTasks(c.IDs, c.Requests)
 	case cmdSetMeta:
 		var c setMetaCmd
 		mustDecode(t, payload, &c)

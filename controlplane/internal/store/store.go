@@ -408,6 +408,18 @@ func (s *Store) ExpireRequests(ctx context.Context, now int64) (int, error) {
 	return n, nil
 }
 
+// RetireTasks drops finished tasks, which the caller has archived, with
+// the request keys that created them and their events; it returns how
+// many it dropped.
+func (s *Store) RetireTasks(ctx context.Context, ids []string, keys []state.RequestKey) (int, error) {
+	res, err := s.apply(ctx, cmdRetireTasks, retireTasksCmd{IDs: ids, Requests: keys})
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.(int)
+	return n, nil
+}
+
 // TrimEvents forgets the oldest events beyond Config.EventLimit, and
 // nothing else: the leader writes it as soon as the events outgrow the
 // limit, which in a burst is far more often than request keys need
