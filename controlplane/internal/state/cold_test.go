@@ -218,3 +218,55 @@ func TestColdRecordRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestFrozenEvents: an event keeps its task frozen; the event of a task's
+// end reads back as the task ended and shares its bytes with the stored
+// task; events survive a snapshot, and one written whole (before events
+// were frozen) is read back the same.
+func TestFrozenEvents(t *testing.T) {
+	s, live := finishedTasks(t)
+	ends := map[api.EventType]bool{api.EventTaskCompleted: true, api.EventTaskFailed: true, api.EventTaskCancelled: true}
+	check := func(name string, s *Store, shared bool) {
+		evs, _, err := s.Events(EventQuery{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, e := range evs {
+			if !ends[e.Type] {
+				continue
+			}
+			found++
+			if diff := cmp.Diff(live[e.TaskID], e.Task(), exported); diff != "" {
+				t.Errorf("%s: %s event of %s (-task +event):\n%s", name, e.Type, e.TaskID, diff)
+			}
+			raw, _ := s.db.Load().Txn(false).First(tableTasks, "id", e.TaskID)
+			if c, ok := raw.(*coldTask); shared && (!ok || &c.Z[0] != &e.frozen[0]) {
+				t.Errorf("%s: the %s event of %s does not share the stored task's bytes", name, e.Type, e.TaskID)
+			}
+		}
+		if found != len(live) {
+			t.Errorf("%s: %d end events, want %d", name, found, len(live))
+		}
+	}
+	check("frozen", s, true)
+	check("restored", restored(t, s), false)
+	// An old snapshot line: the event with its task whole.
+	evs, _, _ := s.Events(EventQuery{Limit: 1, Type: api.EventTaskFailed})
+	task := evs[0].Task()
+	old, _ := json.Marshal(map[string]any{"seq": 7, "type": "task.failed", "created_at": 5, "task": task})
+	var e Event
+	if err := json.Unmarshal(old, &e); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(task, e.Task(), exported); diff != "" || e.TaskID != task.ID || e.Seq != 7 {
+		t.Errorf("an event written whole reads back (-want +got):\n%s", diff)
+	}
+	again, _ := json.Marshal(&e)
+	var back map[string]json.RawMessage
+	_ = json.Unmarshal(again, &back)
+	var tb api.Task
+	if err := json.Unmarshal(back["task"], &tb); err != nil || tb.ID != task.ID {
+		t.Errorf("an event is written with its task whole: %s", again)
+	}
+}
