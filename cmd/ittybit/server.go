@@ -34,7 +34,7 @@ import (
 const defaultEventRetention = 30 * 24 * time.Hour
 
 // defaultEventLimit bounds the events a server keeps in memory (each
-// holds the task as it was, compressed: under 1 KiB): the newest 50,000, fewer than
+// holds the task as it was: about 1.5 KiB): the newest 50,000, fewer than
 // 30 days' on a busy cluster. A cursor before them answers 410.
 const defaultEventLimit = 50000
 
@@ -151,7 +151,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.Float64Var(&splitSeconds, "split-seconds", 30, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
 	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
 	fl.DurationVar(&eventRetention, "event-retention", defaultEventRetention, "how long events are kept for GET /events and the live feed (0: forever)")
-	fl.IntVar(&eventLimit, "event-limit", defaultEventLimit, "the most events kept (the oldest go first; each holds its task as it was, compressed: under 1 KiB of memory); 0: no bound")
+	fl.IntVar(&eventLimit, "event-limit", defaultEventLimit, "the most events kept (the oldest go first; each holds its task as it was, about 1.5 KiB of memory); 0: no bound")
 	fl.DurationVar(&taskRetention, "task-retention", defaultTaskRetention, taskRetentionUsage)
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.Storage, "storage", "", "managed storage: a folder or s3://bucket/prefix (default DATA/files)")

@@ -138,32 +138,11 @@ func (c *coldTask) mustThaw() *Task {
 }
 
 // stored returns the form of t to store: frozen once it has finished.
-func (s *Store) stored(t *Task) any {
+func stored(t *Task) any {
 	if t.Status.Finished() {
-		return s.frozen(t)
+		return freeze(t)
 	}
 	return t
-}
-
-// frozen freezes a task version once: the events of a write and the
-// finished task it stores share the bytes. Versions are immutable, so a
-// pointer names one; the writer alone calls it.
-func (s *Store) frozen(t *Task) *coldTask {
-	for _, f := range s.freezes {
-		if f.t == t {
-			return f.c
-		}
-	}
-	c := freeze(t)
-	s.freezes[s.nextFreeze%len(s.freezes)] = frozenVersion{t, c}
-	s.nextFreeze++
-	return c
-}
-
-// frozenVersion is a task version and its frozen form.
-type frozenVersion struct {
-	t *Task
-	c *coldTask
 }
 
 // asTask returns a stored task as a Task: the stored value itself when it

@@ -1,9 +1,7 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/hashicorp/go-memdb"
@@ -27,76 +25,18 @@ const metaEventsTrimmed = "events_trimmed_seq"
 
 // Event is one thing that happened to a task, with the task as it was then.
 type Event struct {
-	Seq       uint64
-	Type      api.EventType
-	CreatedAt int64
+	Seq       uint64        `json:"seq"`
+	Type      api.EventType `json:"type"`
+	CreatedAt int64         `json:"created_at"`
 	// Step and Attempt name the step of a step.* event.
-	Step    string
-	Attempt int
-	// TaskID is the task of a task.* or step.* event ("" for a webhook.*
-	// one); frozen is the task as the write left it, kept as a finished
-	// task is (cold.go: a version byte and its JSON compressed), a few
-	// hundred bytes where the task itself would hold its version's steps.
-	TaskID string
-	frozen []byte
+	Step    string `json:"step,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	// Task is the task as the write left it. Task versions are immutable,
+	// so it shares their steps.
+	Task api.Task `json:"task"`
 	// Endpoint is the endpoint of a webhook.* event, without its secrets
 	// (nil for any other).
-	Endpoint *Endpoint
-}
-
-// eventJSON is an event's form in snapshots and beside an owed delivery:
-// the task whole, as events were kept before they were frozen.
-type eventJSON struct {
-	Seq       uint64          `json:"seq"`
-	Type      api.EventType   `json:"type"`
-	CreatedAt int64           `json:"created_at"`
-	Step      string          `json:"step,omitempty"`
-	Attempt   int             `json:"attempt,omitempty"`
-	Task      json.RawMessage `json:"task"`
-	Endpoint  *Endpoint       `json:"endpoint,omitempty"`
-}
-
-// Task returns the task as the event's write left it: a copy, the zero
-// task for a webhook.* event.
-func (e *Event) Task() api.Task {
-	if len(e.frozen) == 0 {
-		return api.Task{}
-	}
-	return (&coldTask{ID: e.TaskID, Z: e.frozen}).mustThaw().Task
-}
-
-// MarshalJSON writes the event with its task whole.
-func (e *Event) MarshalJSON() ([]byte, error) {
-	out := eventJSON{Seq: e.Seq, Type: e.Type, CreatedAt: e.CreatedAt, Step: e.Step, Attempt: e.Attempt, Endpoint: e.Endpoint}
-	if len(e.frozen) == 0 {
-		out.Task, _ = json.Marshal(api.Task{})
-	} else {
-		data, err := (&coldTask{ID: e.TaskID, Z: e.frozen}).json()
-		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", e.Seq, err)
-		}
-		out.Task = data
-	}
-	return json.Marshal(out)
-}
-
-// UnmarshalJSON reads an event written by MarshalJSON, or by a version
-// that kept events whole: its task is frozen as it is read.
-func (e *Event) UnmarshalJSON(b []byte) error {
-	var in eventJSON
-	if err := json.Unmarshal(b, &in); err != nil {
-		return err
-	}
-	*e = Event{Seq: in.Seq, Type: in.Type, CreatedAt: in.CreatedAt, Step: in.Step, Attempt: in.Attempt, Endpoint: in.Endpoint}
-	if in.Endpoint != nil {
-		return nil
-	}
-	var t Task
-	if err := json.Unmarshal(in.Task, &t.Task); err != nil {
-		return fmt.Errorf("event %d: %w", in.Seq, err)
-	}
-	e.TaskID, e.frozen = t.ID, freeze(&t).Z
-	return nil
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
 }
 
 // SetIndex tells the store the Raft index of the entry it applies next:
@@ -107,7 +47,7 @@ func (s *Store) SetIndex(index uint64) { s.index = index }
 // addEvent inserts an event of type typ about t at time now, numbered
 // after every earlier one.
 func (s *Store) addEvent(txn *memdb.Txn, typ api.EventType, t *Task, now int64, step string, attempt int) {
-	s.insertEvent(txn, &Event{Type: typ, CreatedAt: now, Step: step, Attempt: attempt, TaskID: t.ID, frozen: s.frozen(t).Z})
+	s.insertEvent(txn, &Event{Type: typ, CreatedAt: now, Step: step, Attempt: attempt, Task: t.Task})
 }
 
 // endpointEvent inserts an event of type typ about endpoint ep (its
@@ -213,7 +153,7 @@ func (s *Store) Events(q EventQuery) ([]*Event, bool, error) {
 	var page []*Event
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		e := raw.(*Event)
-		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.TaskID != q.TaskID) {
+		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.Task.ID != q.TaskID) {
 			continue
 		}
 		if len(page) == q.Limit {

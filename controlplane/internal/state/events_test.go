@@ -31,7 +31,7 @@ func eventList(t *testing.T, s *Store, q EventQuery) []seen {
 		if i > 0 && e.Seq <= page[i-1].Seq {
 			t.Errorf("event %d has seq %d after %d", i, e.Seq, page[i-1].Seq)
 		}
-		out = append(out, seen{e.Type, e.TaskID, e.Step, e.Attempt, e.Task().Status})
+		out = append(out, seen{e.Type, e.Task.ID, e.Step, e.Attempt, e.Task.Status})
 	}
 	return out
 }
@@ -106,7 +106,7 @@ func TestEvents(t *testing.T) {
 		t.Error("a commit with events did not wake the feed")
 	}
 	after, _, _ := r.Events(EventQuery{After: all[7].Seq, Limit: 10})
-	if len(after) != 1 || after[0].Seq != all[7].Seq+1 || after[0].TaskID != "t5" {
+	if len(after) != 1 || after[0].Seq != all[7].Seq+1 || after[0].Task.ID != "t5" {
 		t.Errorf("the event after a restore: %+v", after)
 	}
 

@@ -117,7 +117,7 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 			t.setActive()
 			// Snapshots before cold tasks hold finished tasks whole.
-			obj = s.stored(t)
+			obj = stored(t)
 		case tableRequests:
 			obj = &Request{}
 		case tableServers:

@@ -46,9 +46,6 @@ type Store struct {
 	eventCount atomic.Int64
 	// eventWake is closed and replaced when events are committed.
 	eventWake atomic.Pointer[chan struct{}]
-	// freezes are the last task versions the writer froze (Store.frozen).
-	freezes    [4]frozenVersion
-	nextFreeze int
 }
 
 // New returns an empty Store.
@@ -200,7 +197,7 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 		}
 		cancelParts(st, now)
 	}
-	mustInsert(txn, tableTasks, s.stored(t))
+	mustInsert(txn, tableTasks, stored(t))
 	s.addEvent(txn, api.EventTaskCancelled, t, now, "", 0)
 	txn.Commit()
 	s.eventsCommitted()

@@ -115,7 +115,7 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 		s.stepEvents(txn, u, cur, t)
 	}
 	for _, id := range order {
-		mustInsert(txn, tableTasks, s.stored(touched[id]))
+		mustInsert(txn, tableTasks, stored(touched[id]))
 	}
 	txn.Commit()
 	s.eventsCommitted()
