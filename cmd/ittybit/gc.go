@@ -12,22 +12,27 @@ import (
 // tuneGC sets how far the daemons' heaps grow between collections. Go's
 // default lets the heap double. A control plane holds its state in memory
 // and allocates per request: with the default a quarter of its CPU went to
-// the collector under load (BENCHMARKS.md), so while the live data is small
-// the heap may grow to four times it. But a server holding a million tasks
-// must not hold four times their memory: past 64 MiB of live data the room
-// stays at 64 MiB or half the live data, whichever is more (gcPercent),
-// re-read every few seconds. In a container with a memory limit, the Go
-// heap is also held under 75% of it, leaving the rest to goroutine stacks
-// and the Raft log's mapped pages. $GOGC and $GOMEMLIMIT, when set, decide
-// instead.
+// the collector under load (BENCHMARKS.md), so the heap may grow to four
+// times the live data. In a container with a memory limit, the Go heap is
+// held under 75% of it (leaving the rest to goroutine stacks and the Raft
+// log's mapped pages): the operator gave it that memory, and using it
+// means fewer collections. Without a limit, a server holding a million
+// tasks must not hold four times their memory: past 64 MiB of live data
+// the room stays at 64 MiB or half the live data, whichever is more
+// (gcPercent), re-read every few seconds. $GOGC and $GOMEMLIMIT, when set,
+// decide instead.
 func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent(0))
-		go followLiveHeap()
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
+	limited := os.Getenv("GOMEMLIMIT") != ""
+	if !limited {
 		if limit, ok := cgroupMemoryLimit(); ok {
 			debug.SetMemoryLimit(limit / 4 * 3)
+			limited = true
+		}
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent(0))
+		if !limited {
+			go followLiveHeap()
 		}
 	}
 }
