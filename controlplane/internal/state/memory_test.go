@@ -25,8 +25,10 @@ func liveHeap() uint64 {
 // BenchmarkMemoryPerTask measures the live heap each finished task holds:
 // ITTYBIT_MEM_TASKS tasks (default 100,000) created as the leader seeds
 // them (with an Idempotency-Key each, still remembered), each step leased
-// and completed with outputs like the fleet's, events trimmed. `make
-// bench` runs it at a million; ITTYBIT_MEM_PROFILE writes a heap profile.
+// and completed with outputs like the fleet's; events are trimmed to the
+// newest 50,000 as they come (--event-limit), and all of them at the end.
+// `make bench` runs it at a million; ITTYBIT_MEM_PROFILE writes a heap
+// profile.
 func BenchmarkMemoryPerTask(b *testing.B) {
 	n := 100000
 	if v, err := strconv.Atoi(os.Getenv("ITTYBIT_MEM_TASKS")); err == nil && v > 0 {
@@ -67,6 +69,12 @@ func BenchmarkMemoryPerTask(b *testing.B) {
 				idx++
 				s.SetIndex(idx)
 				s.ApplyStepUpdates(ups)
+				// As a leader with --event-limit 50000 keeps them.
+				for s.EventCount() > 50000 {
+					if s.TrimEvents(0, 50000) == 0 {
+						break
+					}
+				}
 			}
 		}
 		for s.TrimEvents(0, 1) > 0 { // events are bounded apart (--event-limit)
