@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/storage"
 )
 
 // Managed is managed storage as the agent uses it: sources, staged
@@ -17,6 +18,8 @@ type Managed interface {
 	GetDir(ctx context.Context, prefix, localDir string) error
 	CopyDir(ctx context.Context, fromPrefix, toPrefix, last string) error
 	DeletePrefix(ctx context.Context, prefix string) error
+	// Open tells whether a result was published (Deliver, again).
+	Open(ctx context.Context, key string) (storage.File, error)
 }
 
 // S3 reads s3:// inputs and writes s3:// outputs; *storage.S3 is one.

@@ -132,6 +132,17 @@ func (f nodeFiles) Stage(ctx context.Context, t api.AssignedTask, attempt int, r
 	return relocate(res, dir, managedScheme+prefix+"/"), nil
 }
 
+// published reports whether the entry point of a result is in managed
+// storage.
+func published(ctx context.Context, m Managed, key string) bool {
+	f, err := m.Open(ctx, key)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
 // relocate rewrites a result's local paths (under dir) as URLs under base.
 func relocate(f encoders.File, dir, base string) encoders.File {
 	return f.MapURLs(func(p string) string {
@@ -158,7 +169,12 @@ func (f nodeFiles) Deliver(ctx context.Context, t api.AssignedTask, staged encod
 	if dest == "" {
 		final := "tasks/" + t.ID
 		if err := cfg.Managed.CopyDir(ctx, stagedPrefix, final, name); err != nil {
-			return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "publish the result: %v", err)
+			if !published(ctx, cfg.Managed, final+"/"+name) {
+				return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "publish the result: %v", err)
+			}
+			// An earlier attempt published it and dropped the staged copy,
+			// and its report was lost on the way: the result is there.
+			return rebase(staged, managedScheme+stagedPrefix+"/", managedScheme+final+"/"), nil
 		}
 		cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(deliveredBytes(staged)))
 		f.dropStaging(ctx, t)
