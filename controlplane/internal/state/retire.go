@@ -1,6 +1,8 @@
 package state
 
 import (
+	"encoding/json"
+
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -32,64 +34,68 @@ type RequestKey struct {
 // cutoff, not at it.
 const retireSkew = 5 * 60 * 1000 // ms
 
-// Retirable returns up to limit finished tasks that finished before before
-// (epoch ms), oldest created first. It walks tasks in commit order and
-// stops past those created before the cutoff, so its cost grows with the
-// tasks due and the live ones among them, not with the rest.
-func (s *Store) Retirable(before int64, limit int) []Retiree {
+// eachDue calls fn with each stored task that finished before before
+// (epoch ms), oldest created first, until fn returns false. It walks tasks
+// in commit order and stops past those created before the cutoff, so its
+// cost grows with the tasks due and the live ones among them, not with the
+// rest.
+func (s *Store) eachDue(before int64, fn func(raw any, created, finished int64) bool) {
 	it, err := s.db.Load().Txn(false).Get(tableTasks, "seq")
 	if err != nil {
-		return nil
+		return
 	}
-	var out []Retiree
-	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		var created, finished int64
 		switch t := raw.(type) {
 		case *Task:
-			if t.CreatedAt > before+retireSkew {
-				return out
-			}
-			if t.Status.Finished() && t.FinishedAt != nil && *t.FinishedAt < before {
-				// A finished task is stored frozen; a live one here was
-				// restored from a snapshot written before that.
-				c := freeze(t)
-				data, _ := c.json()
-				out = append(out, Retiree{ID: t.ID, Seq: t.Seq, CreatedAt: t.CreatedAt, FinishedAt: *t.FinishedAt, JSON: data})
+			// A finished task is stored frozen; a live one here was
+			// restored from a snapshot written before that.
+			created, finished = t.CreatedAt, -1
+			if t.Status.Finished() && t.FinishedAt != nil {
+				finished = *t.FinishedAt
 			}
 		case *coldTask:
-			if t.CreatedAt > before+retireSkew {
-				return out
-			}
-			if t.FinishedAt < before {
-				data, err := t.json()
-				if err != nil {
-					continue // checked when stored; never here
-				}
-				out = append(out, Retiree{ID: t.ID, Seq: t.Seq, CreatedAt: t.CreatedAt, FinishedAt: t.FinishedAt, JSON: data})
-			}
+			created, finished = t.CreatedAt, t.FinishedAt
+		}
+		if created > before+retireSkew {
+			return
+		}
+		if finished >= 0 && finished < before && !fn(raw, created, finished) {
+			return
 		}
 	}
+}
+
+// Retirable returns up to limit finished tasks that finished before before
+// (epoch ms), oldest created first.
+func (s *Store) Retirable(before int64, limit int) []Retiree {
+	var out []Retiree
+	s.eachDue(before, func(raw any, created, finished int64) bool {
+		var data []byte
+		switch t := raw.(type) {
+		case *Task:
+			data, _ = json.Marshal(&t.Task) // every field marshals
+		case *coldTask:
+			var err error
+			if data, err = t.json(); err != nil {
+				return true // checked when stored; never here
+			}
+		}
+		id, seq, _, _ := taskFields(raw)
+		out = append(out, Retiree{ID: id, Seq: seq, CreatedAt: created, FinishedAt: finished, JSON: data})
+		return len(out) < limit
+	})
 	return out
 }
 
 // RetirableCount is how many finished tasks finished before before, up to
 // limit: what retirement has yet to do (a metric).
 func (s *Store) RetirableCount(before int64, limit int) int {
-	it, err := s.db.Load().Txn(false).Get(tableTasks, "seq")
-	if err != nil {
-		return 0
-	}
 	n := 0
-	for raw := it.Next(); raw != nil && n < limit; raw = it.Next() {
-		c, ok := raw.(*coldTask)
-		switch {
-		case ok && c.CreatedAt > before+retireSkew:
-			return n
-		case ok && c.FinishedAt < before:
-			n++
-		case !ok && raw.(*Task).CreatedAt > before+retireSkew:
-			return n
-		}
-	}
+	s.eachDue(before, func(any, int64, int64) bool {
+		n++
+		return n < limit
+	})
 	return n
 }
 
