@@ -38,7 +38,7 @@ func parseEventID(s string) (uint64, bool) {
 // then, less what only a reader's signed URLs would show (managed files
 // are named by the task's files, not linked).
 func eventView(e *state.Event) api.Event {
-	out := api.Event{ID: eventID(e.Seq), Object: "event", Type: e.Type, CreatedAt: e.CreatedAt, Data: api.EventData{Task: e.Task}}
+	out := api.Event{ID: eventID(e.Seq), Object: "event", Type: e.Type, CreatedAt: e.CreatedAt, Data: api.EventData{Task: e.Task()}}
 	if e.Endpoint != nil {
 		w := webhookView(e.Endpoint)
 		out.Data.Webhook = &w

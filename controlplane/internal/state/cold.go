@@ -79,6 +79,11 @@ func freeze(t *Task) *coldTask {
 	if err != nil {
 		panic(fmt.Sprintf("freeze task %s: %v", t.ID, err)) // every field marshals: a bug
 	}
+	return freezeJSON(t, data)
+}
+
+// freezeJSON returns the cold form of a finished task whose JSON is data.
+func freezeJSON(t *Task, data []byte) *coldTask {
 	z := make([]byte, 1+s2.MaxEncodedLen(len(data)))
 	z[0] = coldVersion
 	n := len(coldS2.Encode(z[1:], data))
@@ -108,8 +113,14 @@ func (c *coldTask) thaw() (*Task, error) {
 	if err := json.Unmarshal(data, &t.Task); err != nil {
 		return nil, fmt.Errorf("thaw task %s: %w", c.ID, err)
 	}
-	// Raw JSON fields that were absent come back as null; keep them
-	// absent, as they were stored.
+	t.decoded()
+	return t, nil
+}
+
+// decoded completes a task decoded from its JSON: raw JSON fields that
+// were absent come back as null, and are kept absent, as they were
+// stored; the scheduler's runs start empty.
+func (t *Task) decoded() {
 	for i := range t.Steps {
 		st := &t.Steps[i]
 		st.Input, st.Options, st.Output = unnull(st.Input), unnull(st.Options), unnull(st.Output)
@@ -117,7 +128,6 @@ func (c *coldTask) thaw() (*Task, error) {
 	t.Metadata = unnull(t.Metadata)
 	t.Runs = make([]StepRun, len(t.Steps))
 	t.setActive()
-	return t, nil
 }
 
 func unnull(m json.RawMessage) json.RawMessage {

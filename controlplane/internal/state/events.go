@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 
@@ -29,14 +30,89 @@ type Event struct {
 	Type      api.EventType `json:"type"`
 	CreatedAt int64         `json:"created_at"`
 	// Step and Attempt name the step of a step.* event.
-	Step    string `json:"step,omitempty"`
-	Attempt int    `json:"attempt,omitempty"`
-	// Task is the task as the write left it. Task versions are immutable,
-	// so it shares their steps.
-	Task api.Task `json:"task"`
+	Step    string
+	Attempt int
+	// task is the task as the write left it: the very version that write
+	// stored, shared with the tasks table until the task's next write (a
+	// *Task, never changed once stored, or the *coldTask of a task the
+	// write finished); nil for a webhook.* event. Read it with TaskID and
+	// Task.
+	task any
 	// Endpoint is the endpoint of a webhook.* event, without its secrets
 	// (nil for any other).
-	Endpoint *Endpoint `json:"endpoint,omitempty"`
+	Endpoint *Endpoint
+}
+
+// eventRecord is an event's line in a snapshot.
+type eventRecord struct {
+	Seq       uint64          `json:"seq"`
+	Type      api.EventType   `json:"type"`
+	CreatedAt int64           `json:"created_at"`
+	Step      string          `json:"step,omitempty"`
+	Attempt   int             `json:"attempt,omitempty"`
+	Task      json.RawMessage `json:"task,omitempty"`
+	Endpoint  *Endpoint       `json:"endpoint,omitempty"`
+}
+
+// TaskID is the id of the task the event is about ("" for a webhook.*
+// event).
+func (e *Event) TaskID() string {
+	if e.task == nil {
+		return ""
+	}
+	id, _, _, _ := taskFields(e.task)
+	return id
+}
+
+// Task is the task as the event's write left it (empty for a webhook.*
+// event). It shares its steps with the stored version: copy them before
+// changing them.
+func (e *Event) Task() api.Task {
+	if e.task == nil {
+		return api.Task{}
+	}
+	return asTask(e.task).Task
+}
+
+// MarshalJSON writes the event as a snapshot holds it: the task whole, as
+// its JSON (a frozen one is not thawed to write it).
+func (e *Event) MarshalJSON() ([]byte, error) {
+	r := eventRecord{Seq: e.Seq, Type: e.Type, CreatedAt: e.CreatedAt, Step: e.Step, Attempt: e.Attempt, Endpoint: e.Endpoint}
+	var err error
+	switch t := e.task.(type) {
+	case *Task:
+		r.Task, err = json.Marshal(&t.Task)
+	case *coldTask:
+		r.Task, err = t.json()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(r)
+}
+
+// UnmarshalJSON reads an event from a snapshot; the task of one that
+// finished it is frozen again, as it was held.
+func (e *Event) UnmarshalJSON(data []byte) error {
+	var r eventRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return err
+	}
+	*e = Event{Seq: r.Seq, Type: r.Type, CreatedAt: r.CreatedAt, Step: r.Step, Attempt: r.Attempt, Endpoint: r.Endpoint}
+	if r.Endpoint != nil || len(r.Task) == 0 || string(r.Task) == "null" {
+		return nil // a webhook.* event: snapshots before shared versions wrote an empty task
+	}
+	t := &Task{}
+	if err := json.Unmarshal(r.Task, &t.Task); err != nil {
+		return err
+	}
+	if t.Status.Finished() {
+		e.task = freezeJSON(t, r.Task)
+		return nil
+	}
+	t.decoded()
+	e.task = t
+	return nil
 }
 
 // SetIndex tells the store the Raft index of the entry it applies next:
@@ -44,10 +120,12 @@ type Event struct {
 // FSM calls it before each entry.
 func (s *Store) SetIndex(index uint64) { s.index = index }
 
-// addEvent inserts an event of type typ about t at time now, numbered
-// after every earlier one.
-func (s *Store) addEvent(txn *memdb.Txn, typ api.EventType, t *Task, now int64, step string, attempt int) {
-	s.insertEvent(txn, &Event{Type: typ, CreatedAt: now, Step: step, Attempt: attempt, Task: t.Task})
+// addEvent inserts an event of type typ about task version t (as stored:
+// *Task or *coldTask) at time now, numbered after every earlier one.
+func (s *Store) addEvent(txn *memdb.Txn, typ api.EventType, t any, now int64, step string, attempt int) *Event {
+	e := &Event{Type: typ, CreatedAt: now, Step: step, Attempt: attempt, task: t}
+	s.insertEvent(txn, e)
+	return e
 }
 
 // endpointEvent inserts an event of type typ about endpoint ep (its
@@ -99,31 +177,33 @@ func (s *Store) EventsChanged() <-chan struct{} {
 }
 
 // stepEvents adds the events of one applied step update: before is the
-// task as it was, after as the update left it.
-func (s *Store) stepEvents(txn *memdb.Txn, u StepUpdate, before, after *Task) {
+// task as it was, after as the update left it. It appends them to added
+// and returns it.
+func (s *Store) stepEvents(txn *memdb.Txn, u StepUpdate, before, after *Task, added []*Event) []*Event {
 	now := u.Now
 	if before.Status == api.TaskQueued && after.Status == api.TaskProcessing {
-		s.addEvent(txn, api.EventTaskProcessing, after, now, "", 0)
+		added = append(added, s.addEvent(txn, api.EventTaskProcessing, after, now, "", 0))
 	}
 	if i := stepIndex(after, u.StepID); i >= 0 { // a step, not a part
 		st, was := after.Steps[i], before.Steps[i]
 		switch {
 		case u.Op == OpComplete && st.Status == api.StepCompleted && was.Status != api.StepCompleted:
-			s.addEvent(txn, api.EventStepCompleted, after, now, st.ID, u.Attempt)
+			added = append(added, s.addEvent(txn, api.EventStepCompleted, after, now, st.ID, u.Attempt))
 		case u.Op == OpFail && st.Status == api.StepFailed:
-			s.addEvent(txn, api.EventStepFailed, after, now, st.ID, u.Attempt)
+			added = append(added, s.addEvent(txn, api.EventStepFailed, after, now, st.ID, u.Attempt))
 		case u.Op == OpFail && st.Status == api.StepQueued:
-			s.addEvent(txn, api.EventStepRetrying, after, now, st.ID, u.Attempt)
+			added = append(added, s.addEvent(txn, api.EventStepRetrying, after, now, st.ID, u.Attempt))
 		}
 	}
 	if before.Status != after.Status {
 		switch after.Status {
 		case api.TaskCompleted:
-			s.addEvent(txn, api.EventTaskCompleted, after, now, "", 0)
+			added = append(added, s.addEvent(txn, api.EventTaskCompleted, after, now, "", 0))
 		case api.TaskFailed:
-			s.addEvent(txn, api.EventTaskFailed, after, now, "", 0)
+			added = append(added, s.addEvent(txn, api.EventTaskFailed, after, now, "", 0))
 		}
 	}
+	return added
 }
 
 // EventQuery selects a page of events, oldest first.
@@ -153,7 +233,7 @@ func (s *Store) Events(q EventQuery) ([]*Event, bool, error) {
 	var page []*Event
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		e := raw.(*Event)
-		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.Task.ID != q.TaskID) {
+		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.TaskID() != q.TaskID) {
 			continue
 		}
 		if len(page) == q.Limit {

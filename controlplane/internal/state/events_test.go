@@ -31,7 +31,7 @@ func eventList(t *testing.T, s *Store, q EventQuery) []seen {
 		if i > 0 && e.Seq <= page[i-1].Seq {
 			t.Errorf("event %d has seq %d after %d", i, e.Seq, page[i-1].Seq)
 		}
-		out = append(out, seen{e.Type, e.Task.ID, e.Step, e.Attempt, e.Task.Status})
+		out = append(out, seen{e.Type, e.TaskID(), e.Step, e.Attempt, e.Task().Status})
 	}
 	return out
 }
@@ -92,10 +92,33 @@ func TestEvents(t *testing.T) {
 		t.Errorf("a page after the third event: %d events, more %v", len(page), more)
 	}
 
-	// A snapshot keeps them, and numbering goes on after it.
+	// The events of the write that finished a task share the frozen form
+	// the table holds, rather than hold the version whole.
+	txn := s.db.Load().Txn(false)
+	for _, e := range all {
+		if !e.Task().Status.Finished() {
+			continue
+		}
+		raw, _ := txn.First(tableTasks, "id", e.TaskID())
+		if c, ok := e.task.(*coldTask); !ok || c != raw {
+			t.Errorf("the %s event of %s holds a %T, not the task as stored", e.Type, e.TaskID(), e.task)
+		}
+	}
+
+	// A snapshot keeps them, each with its task as it was, and numbering
+	// goes on after it.
 	r := restored(t, s)
 	if diff := cmp.Diff(want, eventList(t, r, EventQuery{})); diff != "" {
 		t.Fatalf("restored events (-want +got):\n%s", diff)
+	}
+	back, _, _ := r.Events(EventQuery{Limit: 100})
+	for i, e := range back {
+		if diff := cmp.Diff(all[i].Task(), e.Task(), exported); diff != "" {
+			t.Errorf("restored %s event of %s (-before +after):\n%s", e.Type, e.TaskID(), diff)
+		}
+		if _, cold := e.task.(*coldTask); cold != e.Task().Status.Finished() {
+			t.Errorf("restored %s event of %s: frozen %v with the task %s", e.Type, e.TaskID(), cold, e.Task().Status)
+		}
 	}
 	wake := r.EventsChanged()
 	r.SetIndex(0) // no index (a store without a log): numbered after the last
@@ -106,7 +129,7 @@ func TestEvents(t *testing.T) {
 		t.Error("a commit with events did not wake the feed")
 	}
 	after, _, _ := r.Events(EventQuery{After: all[7].Seq, Limit: 10})
-	if len(after) != 1 || after[0].Seq != all[7].Seq+1 || after[0].Task.ID != "t5" {
+	if len(after) != 1 || after[0].Seq != all[7].Seq+1 || after[0].TaskID() != "t5" {
 		t.Errorf("the event after a restore: %+v", after)
 	}
 

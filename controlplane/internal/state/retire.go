@@ -159,7 +159,7 @@ func (s *Store) dropTaskEvents(txn *memdb.Txn, tasks map[string]bool) {
 	}
 	dropped := map[uint64]*Event{}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if e := raw.(*Event); e.Endpoint == nil && tasks[e.Task.ID] {
+		if e := raw.(*Event); e.Endpoint == nil && tasks[e.TaskID()] {
 			dropped[e.Seq] = e
 		}
 	}

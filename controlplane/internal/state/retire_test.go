@@ -91,7 +91,7 @@ func TestRetire(t *testing.T) {
 	// Retiring t2 now: its owed delivery keeps its event.
 	s.RetireTasks([]string{"t2"}, s.RequestKeysOf(map[string]bool{"t2": true}))
 	ds := s.Deliveries("we_1", 10)
-	if len(ds) != 1 || ds[0].Status != DeliveryPending || ds[0].Event == nil || ds[0].Event.Task.ID != "t2" {
+	if len(ds) != 1 || ds[0].Status != DeliveryPending || ds[0].Event == nil || ds[0].Event.TaskID() != "t2" {
 		t.Errorf("the owed delivery after t2 retired: %+v", ds)
 	}
 	// A live task is never retired, whatever a proposal says.

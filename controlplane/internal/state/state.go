@@ -197,8 +197,9 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 		}
 		cancelParts(st, now)
 	}
-	mustInsert(txn, tableTasks, stored(t))
-	s.addEvent(txn, api.EventTaskCancelled, t, now, "", 0)
+	st := stored(t)
+	mustInsert(txn, tableTasks, st)
+	s.addEvent(txn, api.EventTaskCancelled, st, now, "", 0)
 	txn.Commit()
 	s.eventsCommitted()
 	s.notify(Change{Cancelled: t})

@@ -89,6 +89,7 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 	defer txn.Abort()
 	out := make([]StepResult, len(ups))
 	var applied []StepChange
+	var added []*Event // the events of this batch
 	touched := map[string]*Task{}
 	var order []string
 	for i, u := range ups {
@@ -112,10 +113,26 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 		touched[u.TaskID] = t
 		out[i].Task = t
 		applied = append(applied, StepChange{Update: u, Task: t})
-		s.stepEvents(txn, u, cur, t)
+		added = s.stepEvents(txn, u, cur, t, added)
 	}
+	var frozen map[*Task]*coldTask
 	for _, id := range order {
-		mustInsert(txn, tableTasks, stored(touched[id]))
+		t := touched[id]
+		st := stored(t)
+		mustInsert(txn, tableTasks, st)
+		if c, ok := st.(*coldTask); ok {
+			if frozen == nil {
+				frozen = map[*Task]*coldTask{}
+			}
+			frozen[t] = c
+		}
+	}
+	// The events of a version that finished its task share its frozen
+	// form with the table, rather than hold the version whole.
+	for _, e := range added {
+		if t, ok := e.task.(*Task); ok && frozen[t] != nil {
+			e.task = frozen[t]
+		}
 	}
 	txn.Commit()
 	s.eventsCommitted()

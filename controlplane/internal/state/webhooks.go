@@ -395,7 +395,7 @@ func (s *Store) outboxEvent(txn *memdb.Txn, e *Event) {
 		if !ep.Wants(e.Type) {
 			continue
 		}
-		d := &Delivery{ID: DeliveryID(e.Seq, ep.ID), EndpointID: ep.ID, EventSeq: e.Seq, EventType: e.Type, TaskID: e.Task.ID, CreatedAt: e.CreatedAt,
+		d := &Delivery{ID: DeliveryID(e.Seq, ep.ID), EndpointID: ep.ID, EventSeq: e.Seq, EventType: e.Type, TaskID: e.TaskID(), CreatedAt: e.CreatedAt,
 			Status: DeliveryPending, NextAt: e.CreatedAt}
 		if d.TaskID != "" {
 			// Behind an earlier event of its task that is being retried.

@@ -110,7 +110,7 @@ func TestTrimKeepsWhatIsOwed(t *testing.T) {
 		t.Errorf("a cursor before the bound: %v, want ErrCursorExpired", err)
 	}
 	d, err := s.Delivery(first)
-	if err != nil || d.Status != DeliveryPending || d.Event == nil || d.Event.Task.ID != "t0" {
+	if err != nil || d.Status != DeliveryPending || d.Event == nil || d.Event.TaskID() != "t0" {
 		t.Fatalf("the owed delivery: %+v, %v; want pending with its event", d, err)
 	}
 	if _, err := s.Delivery(DeliveryID(3<<16, "wh_a")); err == nil {
