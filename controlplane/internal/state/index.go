@@ -39,8 +39,8 @@ func (ix stringIndex[T]) FromArgs(args ...any) ([]byte, error) {
 	return append([]byte(s), 0), nil
 }
 
-// taskStringIndex and taskUintIndex index the tasks table, whose values
-// are live tasks or frozen ones (cold.go).
+// taskStringIndex indexes the tasks table, whose values are live tasks or
+// frozen ones (cold.go).
 type taskStringIndex struct{ field func(raw any) string }
 
 // FromObject implements memdb.SingleIndexer.
@@ -55,18 +55,6 @@ func (ix taskStringIndex) FromObject(obj any) (bool, []byte, error) {
 // FromArgs implements memdb.Indexer: one string.
 func (ix taskStringIndex) FromArgs(args ...any) ([]byte, error) {
 	return stringIndex[Task]{}.FromArgs(args...)
-}
-
-type taskUintIndex struct{ field func(raw any) uint64 }
-
-// FromObject implements memdb.SingleIndexer.
-func (ix taskUintIndex) FromObject(obj any) (bool, []byte, error) {
-	return true, binary.BigEndian.AppendUint64(nil, ix.field(obj)), nil
-}
-
-// FromArgs implements memdb.Indexer: one uint64.
-func (ix taskUintIndex) FromArgs(args ...any) ([]byte, error) {
-	return uintIndex[Task]{}.FromArgs(args...)
 }
 
 // uintIndex indexes a uint64 field.

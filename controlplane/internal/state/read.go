@@ -53,32 +53,28 @@ type ListQuery struct {
 // (in the direction of travel). A cursor naming no task is ErrNotFound.
 func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
 	txn := s.db.Load().Txn(false)
-	forward := q.Order != Asc // desc: newest first, i.e. walking seq downwards
+	forward := q.Order != Asc // desc: newest first, i.e. walking ids downwards
 	cursor := q.After
 	if q.Before != "" {
 		cursor = q.Before
 		forward = !forward
 	}
-	descending := forward // walking seq downwards?
+	descending := forward // walking ids downwards?
 	var it memdb.ResultIterator
 	var err error
-	var skip string
 	if cursor != "" {
-		c, ferr := txn.First(tableTasks, "id", cursor)
-		if ferr != nil || c == nil {
+		if c, ferr := txn.First(tableTasks, "id", cursor); ferr != nil || c == nil {
 			return nil, false, ErrNotFound
 		}
-		id, seq, _, _ := taskFields(c)
-		skip = id
 		if descending {
-			it, err = txn.ReverseLowerBound(tableTasks, "seq", seq)
+			it, err = txn.ReverseLowerBound(tableTasks, "id", cursor)
 		} else {
-			it, err = txn.LowerBound(tableTasks, "seq", seq)
+			it, err = txn.LowerBound(tableTasks, "id", cursor)
 		}
 	} else if descending {
-		it, err = txn.GetReverse(tableTasks, "seq")
+		it, err = txn.GetReverse(tableTasks, "id")
 	} else {
-		it, err = txn.Get(tableTasks, "seq")
+		it, err = txn.Get(tableTasks, "id")
 	}
 	if err != nil {
 		return nil, false, err
@@ -87,7 +83,7 @@ func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
 	more := false
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		id, _, kind, status := taskFields(raw)
-		if id == skip || (q.Status != "" && status != q.Status) || (q.Kind != "" && kind != q.Kind) {
+		if id == cursor || (q.Status != "" && status != q.Status) || (q.Kind != "" && kind != q.Kind) {
 			continue
 		}
 		if len(page) == q.Limit {
@@ -143,13 +139,13 @@ func (s *Store) count(table, index string) int {
 	return n
 }
 
-// Hash returns a SHA-256 over every task in commit order: equal hashes
+// Hash returns a SHA-256 over every task in id order: equal hashes
 // mean equal task state on two nodes, or before and after a restart.
 // A frozen task counts as its JSON, so the hash does not depend on how
 // the bytes were compressed.
 func (s *Store) Hash() string {
 	h := sha256.New()
-	it, err := s.db.Load().Txn(false).Get(tableTasks, "seq")
+	it, err := s.db.Load().Txn(false).Get(tableTasks, "id")
 	if err != nil {
 		return ""
 	}

@@ -13,14 +13,17 @@ import (
 // events, in the same apply.
 
 // Retiree is a finished task that may retire: its id, when it was created
-// and finished, and its JSON as stored (the public shape, managed files as
-// managed:// keys).
+// and finished, its JSON as stored (the public shape, managed files as
+// managed:// keys), and what goes with it: the keys of the requests that
+// created it and the sequence numbers of its events.
 type Retiree struct {
 	ID         string
 	Seq        uint64
 	CreatedAt  int64
 	FinishedAt int64
 	JSON       []byte
+	Requests   []RequestKey
+	Events     []uint64
 }
 
 // RequestKey names a remembered request.
@@ -29,18 +32,19 @@ type RequestKey struct {
 	Key   string `json:"key"`
 }
 
-// retireSkew is how far out of order creation times may be in commit order
-// (leaders' clocks differ): the scan for retirees stops that far past the
-// cutoff, not at it.
+// retireSkew is how far out of order creation times may be in id order
+// (an id's time and the task's creation time come from the clock of the
+// server that took the request; servers' clocks differ): the walk for
+// retirees stops that far past the cutoff, not at it.
 const retireSkew = 5 * 60 * 1000 // ms
 
-// eachDue calls fn with each stored task that finished before before
+// eachDue calls fn with each task in txn that finished before before
 // (epoch ms), oldest created first, until fn returns false. It walks tasks
-// in commit order and stops past those created before the cutoff, so its
-// cost grows with the tasks due and the live ones among them, not with the
-// rest.
-func (s *Store) eachDue(before int64, fn func(raw any, created, finished int64) bool) {
-	it, err := s.db.Load().Txn(false).Get(tableTasks, "seq")
+// in id order (the order they were created: ids are ULIDs) and stops past
+// those created before the cutoff, so its cost grows with the tasks due
+// and the live ones among them, not with the rest.
+func eachDue(txn *memdb.Txn, before int64, fn func(raw any, created, finished int64) bool) {
+	it, err := txn.Get(tableTasks, "id")
 	if err != nil {
 		return
 	}
@@ -67,10 +71,17 @@ func (s *Store) eachDue(before int64, fn func(raw any, created, finished int64) 
 }
 
 // Retirable returns up to limit finished tasks that finished before before
-// (epoch ms), oldest created first.
-func (s *Store) Retirable(before int64, limit int) []Retiree {
+// (epoch ms), oldest created first, each with its request keys still
+// remembered at now and its events: one walk over the requests and one
+// over the events serve them all, so a caller takes many at once and drops
+// them in smaller entries.
+func (s *Store) Retirable(now, before int64, limit int) []Retiree {
+	txn := s.db.Load().Txn(false)
 	var out []Retiree
-	s.eachDue(before, func(raw any, created, finished int64) bool {
+	at := map[string]int{}
+	last := int64(0)   // the latest finish among them
+	newest := int64(0) // the latest creation among them
+	eachDue(txn, before, func(raw any, created, finished int64) bool {
 		var data []byte
 		switch t := raw.(type) {
 		case *Task:
@@ -82,49 +93,82 @@ func (s *Store) Retirable(before int64, limit int) []Retiree {
 			}
 		}
 		id, seq, _, _ := taskFields(raw)
+		at[id] = len(out)
+		last, newest = max(last, finished), max(newest, created)
 		out = append(out, Retiree{ID: id, Seq: seq, CreatedAt: created, FinishedAt: finished, JSON: data})
 		return len(out) < limit
 	})
+	if len(out) == 0 {
+		return nil
+	}
+	// A request is remembered a day at most: with a longer retention, the
+	// keys of the tasks due have expired, and there is nothing to walk for.
+	if now-newest < max(IdempotencyTTL, RequestTTL) {
+		it, err := txn.Get(tableRequests, "id")
+		for raw := next(it, err); raw != nil; raw = it.Next() {
+			if r := raw.(*Request); r.TaskID != "" {
+				if i, ok := at[r.TaskID]; ok {
+					out[i].Requests = append(out[i].Requests, RequestKey{Scope: r.Scope, Key: r.Key})
+				}
+			}
+		}
+	}
+	// A task's events are no newer than its end: the walk stops past the
+	// last end among them (give or take the leaders' clocks). An event it
+	// misses goes when events are trimmed.
+	it, err := txn.Get(tableEvents, "id")
+	for raw := next(it, err); raw != nil; raw = it.Next() {
+		e := raw.(*Event)
+		if e.CreatedAt > last+retireSkew {
+			break
+		}
+		if i, ok := at[e.TaskID()]; ok && e.Endpoint == nil {
+			out[i].Events = append(out[i].Events, e.Seq)
+		}
+	}
 	return out
+}
+
+// next is the first object of a walk that may not have begun (nil then).
+func next(it memdb.ResultIterator, err error) any {
+	if err != nil {
+		return nil
+	}
+	return it.Next()
 }
 
 // RetirableCount is how many finished tasks finished before before, up to
 // limit: what retirement has yet to do (a metric).
 func (s *Store) RetirableCount(before int64, limit int) int {
 	n := 0
-	s.eachDue(before, func(any, int64, int64) bool {
+	eachDue(s.db.Load().Txn(false), before, func(any, int64, int64) bool {
 		n++
 		return n < limit
 	})
 	return n
 }
 
-// RequestKeysOf returns the keys of the remembered requests that created
-// the tasks ids names.
-func (s *Store) RequestKeysOf(ids map[string]bool) []RequestKey {
-	it, err := s.db.Load().Txn(false).Get(tableRequests, "id")
-	if err != nil {
-		return nil
-	}
-	var out []RequestKey
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if r := raw.(*Request); ids[r.TaskID] {
-			out = append(out, RequestKey{Scope: r.Scope, Key: r.Key})
-		}
-	}
-	return out
+// Retirement names what one entry drops: finished tasks, the keys of the
+// requests that created them, and their events. An entry written before
+// events were named (Events nil and Listed false) drops the events of its
+// tasks found by a walk over all of them.
+type Retirement struct {
+	IDs      []string
+	Requests []RequestKey
+	Events   []uint64
+	Listed   bool
 }
 
 // RetireTasks drops the finished tasks named (those not finished, or
 // already gone, are skipped), the request keys given when they still name
-// one of them, and their events (a delivery still owed keeps its event for
-// itself, as when events are trimmed). It returns how many tasks it
-// dropped.
-func (s *Store) RetireTasks(ids []string, keys []RequestKey) int {
+// one of them, and the events given when they are about one of them (a
+// delivery still owed keeps its event for itself, as when events are
+// trimmed). It returns how many tasks it dropped.
+func (s *Store) RetireTasks(r Retirement) int {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
-	gone := make(map[string]bool, len(ids))
-	for _, id := range ids {
+	gone := make(map[string]bool, len(r.IDs))
+	for _, id := range r.IDs {
 		raw, err := txn.First(tableTasks, "id", id)
 		if err != nil || raw == nil {
 			continue
@@ -139,36 +183,36 @@ func (s *Store) RetireTasks(ids []string, keys []RequestKey) int {
 	if len(gone) == 0 {
 		return 0
 	}
-	for _, k := range keys {
+	for _, k := range r.Requests {
 		raw, err := txn.First(tableRequests, "id", k.Scope, k.Key)
 		if err == nil && raw != nil && gone[raw.(*Request).TaskID] {
 			_ = txn.Delete(tableRequests, raw)
 		}
 	}
-	s.dropTaskEvents(txn, gone)
-	txn.Commit()
-	return len(gone)
-}
-
-// dropTaskEvents deletes the events of the tasks named, and the deliveries
-// of those events already made; a delivery still owed keeps its event.
-func (s *Store) dropTaskEvents(txn *memdb.Txn, tasks map[string]bool) {
-	it, err := txn.Get(tableEvents, "id")
-	if err != nil {
-		return
-	}
 	dropped := map[uint64]*Event{}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if e := raw.(*Event); e.Endpoint == nil && tasks[e.TaskID()] {
+	keep := func(e *Event) {
+		if e.Endpoint == nil && gone[e.TaskID()] {
 			dropped[e.Seq] = e
 		}
 	}
-	if len(dropped) == 0 {
-		return
+	if r.Listed {
+		for _, seq := range r.Events {
+			if raw, err := txn.First(tableEvents, "id", seq); err == nil && raw != nil {
+				keep(raw.(*Event))
+			}
+		}
+	} else if it, err := txn.Get(tableEvents, "id"); err == nil {
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			keep(raw.(*Event))
+		}
 	}
 	for _, e := range dropped {
 		_ = txn.Delete(tableEvents, e)
 	}
-	s.eventCount.Add(-int64(len(dropped)))
-	settleDeliveries(txn, dropped, func(d *Delivery) bool { return dropped[d.EventSeq] != nil })
+	if len(dropped) > 0 {
+		s.eventCount.Add(-int64(len(dropped)))
+		settleDeliveries(txn, dropped, func(d *Delivery) bool { return dropped[d.EventSeq] != nil })
+	}
+	txn.Commit()
+	return len(gone)
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -34,7 +35,7 @@ func TestRetire(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	due := s.Retirable(5000, 10)
+	due := s.Retirable(6000, 5000, 10)
 	var got []string
 	for _, r := range due {
 		got = append(got, r.ID)
@@ -49,16 +50,25 @@ func TestRetire(t *testing.T) {
 	if n := s.RetirableCount(5000, 10); n != 3 {
 		t.Errorf("count %d, want 3", n)
 	}
-	if got := s.Retirable(5000, 2); len(got) != 2 || got[0].ID != "t1" || got[1].ID != "t2" {
+	if got := s.Retirable(6000, 5000, 2); len(got) != 2 || got[0].ID != "t1" || got[1].ID != "t2" {
 		t.Errorf("a batch of 2: %v", got)
 	}
-	keys := s.RequestKeysOf(map[string]bool{"t1": true, "t3": true})
-	if len(keys) != 2 {
-		t.Fatalf("request keys %v", keys)
+	// Each comes with its request key and its two events (created and
+	// cancelled).
+	for _, r := range due {
+		if len(r.Requests) != 1 || r.Requests[0].Key != "k-"+r.ID || len(r.Events) != 2 {
+			t.Errorf("retiree %s: request keys %v, events %v", r.ID, r.Requests, r.Events)
+		}
+	}
+	// A day later, their keys have expired: none is named.
+	for _, r := range s.Retirable(6000+IdempotencyTTL, 5000, 10) {
+		if len(r.Requests) != 0 || len(r.Events) != 2 {
+			t.Errorf("retiree %s a day later: request keys %v, events %v", r.ID, r.Requests, r.Events)
+		}
 	}
 	pendingBefore := s.PendingDeliveries()
 	// An id no longer there (retired by an earlier entry) is skipped.
-	if n := s.RetireTasks([]string{"t1", "t3", "nope"}, keys); n != 2 {
+	if n := s.RetireTasks(retirement(due, "t1", "t3", "nope")); n != 2 {
 		t.Errorf("retired %d, want 2", n)
 	}
 	for _, id := range []string{"t1", "t3"} {
@@ -88,17 +98,37 @@ func TestRetire(t *testing.T) {
 	if s.PendingDeliveries() != pendingBefore {
 		t.Errorf("pending deliveries %d, want %d", s.PendingDeliveries(), pendingBefore)
 	}
-	// Retiring t2 now: its owed delivery keeps its event.
-	s.RetireTasks([]string{"t2"}, s.RequestKeysOf(map[string]bool{"t2": true}))
+	// Retiring t2 now, as an entry written before events were named does
+	// (a walk over every event finds them): its owed delivery keeps its
+	// event.
+	old := retirement(due, "t2")
+	old.Events, old.Listed = nil, false
+	s.RetireTasks(old)
+	if evs, _, _ := s.Events(EventQuery{Limit: 100, TaskID: "t2"}); len(evs) != 0 {
+		t.Errorf("t2 keeps %d events", len(evs))
+	}
 	ds := s.Deliveries("we_1", 10)
 	if len(ds) != 1 || ds[0].Status != DeliveryPending || ds[0].Event == nil || ds[0].Event.TaskID() != "t2" {
 		t.Errorf("the owed delivery after t2 retired: %+v", ds)
 	}
 	// A live task is never retired, whatever a proposal says.
-	if n := s.RetireTasks([]string{"t9"}, nil); n != 0 {
+	if n := s.RetireTasks(Retirement{IDs: []string{"t9"}, Listed: true}); n != 0 {
 		t.Error("retired a queued task")
 	}
 	if r := restored(t, s); r.Hash() != s.Hash() || r.CountTasks() != s.CountTasks() {
 		t.Error("a snapshot after retiring differs")
 	}
+}
+
+// retirement is the entry that drops the retirees named (ids that are not
+// among them are named alone).
+func retirement(due []Retiree, ids ...string) Retirement {
+	r := Retirement{IDs: ids, Listed: true}
+	for _, d := range due {
+		if slices.Contains(ids, d.ID) {
+			r.Requests = append(r.Requests, d.Requests...)
+			r.Events = append(r.Events, d.Events...)
+		}
+	}
+	return r
 }

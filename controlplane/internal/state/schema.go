@@ -22,9 +22,11 @@ func schema() *memdb.DBSchema {
 		tableTasks: {
 			Name: tableTasks,
 			Indexes: map[string]*memdb.IndexSchema{
+				// id also orders tasks as they were created: ids are
+				// ULIDs, their time first. Lists and their cursors,
+				// retirement, snapshots and the hash walk it (an index in
+				// commit order cost 400 bytes a task).
 				"id": {Name: "id", Unique: true, Indexer: taskStringIndex{func(raw any) string { id, _, _, _ := taskFields(raw); return id }}},
-				// seq orders tasks as they were committed; list and cursors use it.
-				"seq": {Name: "seq", Unique: true, Indexer: taskUintIndex{func(raw any) uint64 { _, seq, _, _ := taskFields(raw); return seq }}},
 				// active holds only the tasks that have not ended (an empty
 				// key is not indexed), so it costs nothing for the many
 				// finished ones, which are frozen.

@@ -40,11 +40,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return cw.n, err
 	}
 	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries} {
-		idx := "id"
-		if table == tableTasks {
-			idx = "seq"
-		}
-		it, err := sn.txn.Get(table, idx)
+		it, err := sn.txn.Get(table, "id")
 		if err != nil {
 			return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
 		}

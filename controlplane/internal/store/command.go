@@ -122,9 +122,14 @@ type (
 	}
 	retireTasksCmd struct {
 		// IDs are the tasks to drop, archived before the entry was
-		// proposed; Requests the keys of the requests that created them.
+		// proposed; Requests the keys of the requests that created them;
+		// Events their events. V is 2 since entries name the events (an
+		// entry before names none, and its tasks' events are found by a
+		// walk over all of them).
+		V        int                `json:"v,omitempty"`
 		IDs      []string           `json:"ids"`
 		Requests []state.RequestKey `json:"requests,omitempty"`
+		Events   []uint64           `json:"events,omitempty"`
 	}
 	setMetaCmd struct {
 		Key   string `json:"key"`

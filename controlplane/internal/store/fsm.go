@@ -90,7 +90,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	case cmdRetireTasks:
 		var c retireTasksCmd
 		mustDecode(t, payload, &c)
-		res = f.state.RetireTasks(c.IDs, c.Requests)
+		res = f.state.RetireTasks(state.Retirement{IDs: c.IDs, Requests: c.Requests, Events: c.Events, Listed: c.V >= 2})
 	case cmdSetMeta:
 		var c setMetaCmd
 		mustDecode(t, payload, &c)

@@ -411,8 +411,8 @@ func (s *Store) ExpireRequests(ctx context.Context, now int64) (int, error) {
 // RetireTasks drops finished tasks, which the caller has archived, with
 // the request keys that created them and their events; it returns how
 // many it dropped.
-func (s *Store) RetireTasks(ctx context.Context, ids []string, keys []state.RequestKey) (int, error) {
-	res, err := s.apply(ctx, cmdRetireTasks, retireTasksCmd{IDs: ids, Requests: keys})
+func (s *Store) RetireTasks(ctx context.Context, r state.Retirement) (int, error) {
+	res, err := s.apply(ctx, cmdRetireTasks, retireTasksCmd{V: 2, IDs: r.IDs, Requests: r.Requests, Events: r.Events})
 	if err != nil {
 		return 0, err
 	}
