@@ -52,20 +52,38 @@ func gcPercent(live uint64) int {
 }
 
 // followLiveHeap sets the GC percentage from the live heap the last
-// collection found, every 2 seconds, for the life of the process.
+// collection found, every 2 seconds, for the life of the process. When
+// the live heap has fallen far from its peak (finished tasks retired, a
+// burst cancelled), it hands the freed memory back to the system at once.
 func followLiveHeap() {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	last := gcPercent(0)
+	peak := uint64(0)
 	for range time.Tick(2 * time.Second) {
 		metrics.Read(sample)
 		if sample[0].Value.Kind() != metrics.KindUint64 {
 			return
 		}
-		if pct := gcPercent(sample[0].Value.Uint64()); pct != last {
+		live := sample[0].Value.Uint64()
+		if pct := gcPercent(live); pct != last {
 			debug.SetGCPercent(pct)
 			last = pct
 		}
+		peak = max(peak, live)
+		if fallen(peak, live) {
+			debug.FreeOSMemory()
+			peak = live
+		}
 	}
+}
+
+// fallen reports whether the live heap has fallen from peak to live by
+// enough to return what it freed to the system now: a quarter of it, and
+// at least 64 MiB. The runtime returns freed memory a little at a time
+// by itself, and keeps some of it for good (measured: 32 MiB of 330 MiB
+// freed, two minutes after 100,000 tasks were cancelled).
+func fallen(peak, live uint64) bool {
+	return peak-live >= gcRoom && live < peak/4*3
 }
 
 // cgroupMemoryLimit reads the memory limit of this process's cgroup (v2).

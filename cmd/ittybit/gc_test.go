@@ -21,3 +21,22 @@ func TestGCPercent(t *testing.T) {
 		}
 	}
 }
+
+func TestFallen(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		peak, live uint64
+		want       bool
+	}{
+		{0, 0, false},
+		{400 * mib, 170 * mib, true},  // a burst cancelled: most of it freed
+		{400 * mib, 320 * mib, false}, // a fifth freed
+		{100 * mib, 20 * mib, true},   // 80 MiB freed
+		{80 * mib, 20 * mib, false},   // under 64 MiB freed
+		{200 * mib, 200 * mib, false},
+	} {
+		if got := fallen(tc.peak, tc.live); got != tc.want {
+			t.Errorf("fallen(%d MiB, %d MiB) = %v, want %v", tc.peak/mib, tc.live/mib, got, tc.want)
+		}
+	}
+}
