@@ -179,7 +179,7 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 	// The fleet at work: the tasks so far, and the rest submitted now.
 	working := time.Now()
 	profDone := make(chan string, 1)
-	go func() { profDone <- profileTop(ctx, e, leader, 10*time.Second) }()
+	go func() { profDone <- profileTop(ctx, e, leader, 10*time.Second, "leader.pprof") }()
 	subErr := make(chan error, 1)
 	go func() {
 		err := submit(ctx, leader.url, fleetClients, c.tasks-int(early), 0, fmt.Sprintf("run%d", run), &created)
@@ -236,7 +236,7 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 	}
 	r.profile = <-profDone
 	if os.Getenv("BENCH_PROFILE") != "" {
-		fmt.Fprint(os.Stderr, r.profile, heapTop(ctx, e, leader))
+		fmt.Fprint(os.Stderr, r.profile, heapTop(ctx, e, leader, "leader.heap"))
 	}
 	return r, nil
 }
@@ -302,9 +302,9 @@ func postTask(ctx context.Context, hc *http.Client, url, body, key string) error
 	return last
 }
 
-// profileTop takes a CPU profile of a server and returns pprof's top
-// entries.
-func profileTop(ctx context.Context, e *env, p *proc, d time.Duration) string {
+// profileTop takes a CPU profile of a server, keeps it in the work folder
+// as name, and returns pprof's top entries.
+func profileTop(ctx context.Context, e *env, p *proc, d time.Duration, name string) string {
 	addr, ok := logField(p.log, "serving pprof", "addr")
 	if !ok {
 		return "(no profiler address in the log)\n"
@@ -314,7 +314,7 @@ func profileTop(ctx context.Context, e *env, p *proc, d time.Duration) string {
 		return err.Error() + "\n"
 	}
 	defer resp.Body.Close()
-	path := filepath.Join(e.dir, "leader.pprof")
+	path := filepath.Join(e.dir, name)
 	f, err := os.Create(path)
 	if err != nil {
 		return err.Error() + "\n"
@@ -328,8 +328,9 @@ func profileTop(ctx context.Context, e *env, p *proc, d time.Duration) string {
 	return string(out)
 }
 
-// heapTop returns pprof's top entries of a server's live heap.
-func heapTop(ctx context.Context, e *env, p *proc) string {
+// heapTop takes a profile of a server's live heap, keeps it in the work
+// folder as name, and returns pprof's top entries.
+func heapTop(ctx context.Context, e *env, p *proc, name string) string {
 	addr, ok := logField(p.log, "serving pprof", "addr")
 	if !ok {
 		return "(no profiler address in the log)\n"
@@ -339,7 +340,7 @@ func heapTop(ctx context.Context, e *env, p *proc) string {
 		return err.Error() + "\n"
 	}
 	defer resp.Body.Close()
-	path := filepath.Join(e.dir, "leader.heap")
+	path := filepath.Join(e.dir, name)
 	f, err := os.Create(path)
 	if err != nil {
 		return err.Error() + "\n"

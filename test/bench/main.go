@@ -53,6 +53,8 @@ type config struct {
 	// memServerTasks: tasks one server holds; retireBacklog: finished
 	// tasks retiring under write load.
 	memStateTasks, memServerTasks, retireBacklog int
+	// retireWindow: how long writers post while tasks retire.
+	retireWindow time.Duration
 }
 
 func run(ctx context.Context, args []string) error {
@@ -73,11 +75,12 @@ func run(ctx context.Context, args []string) error {
 	fl.IntVar(&c.splitSecs, "split-seconds", 120, "length of the video of the split benchmark")
 	fl.IntVar(&c.smallRuns, "small-runs", 9, "runs of each small task (at least 9)")
 	fl.IntVar(&c.smallBurst, "small-burst", 100, "tasks of each kind in the small tasks' CPU burst")
-	fl.IntVar(&c.memStateTasks, "mem-state-tasks", 1_000_000, "finished tasks of the in-process memory measure (the state package)")
-	fl.IntVar(&c.memServerTasks, "mem-server-tasks", 100_000, "tasks one server holds in the memory measure")
+	fl.IntVar(&c.memStateTasks, "mem-state-tasks", 1_000_000, "finished tasks of the in-process memory measure (the state package; 0: not measured)")
+	fl.IntVar(&c.memServerTasks, "mem-server-tasks", 100_000, "tasks one server holds in the memory measure (0: not measured)")
 	fl.IntVar(&c.retireBacklog, "retire-backlog", 50_000, "finished tasks that retire while writers post")
+	fl.DurationVar(&c.retireWindow, "retire-window", 24*time.Second, "how long writers post while tasks retire (and without retirement, the anchor)")
 	update := fl.Bool("update", false, "with -only: replace the sections run in the existing report (-out), each marked as rerun on its own, and leave the rest")
-	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap) and keep it; by default a temporary folder, removed at the end")
+	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap, memory-queued.heap, memory-finished.heap, retire-on.pprof, …) and keep it; by default a temporary folder, removed at the end")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
 	if err := fl.Parse(args); err != nil {
 		return err

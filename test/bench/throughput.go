@@ -81,7 +81,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 						}
 					}
 				}
-				go func() { prof <- profileTop(ctx, e, target, c.window-time.Second) }()
+				go func() { prof <- profileTop(ctx, e, target, c.window-time.Second, "leader.pprof") }()
 			}
 			r, _, err := postLoad(ctx, urls, body, n, c.window)
 			if prof != nil {

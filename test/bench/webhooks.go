@@ -132,7 +132,7 @@ func benchWebhooks(ctx context.Context, e *env, c config, rep *report) error {
 	}
 	const burst = 500
 	profile := make(chan string, 1)
-	go func() { profile <- profileTop(ctx, e, nodes[0], 2*time.Second) }()
+	go func() { profile <- profileTop(ctx, e, nodes[0], 2*time.Second, "webhooks.pprof") }()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
