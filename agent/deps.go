@@ -27,6 +27,8 @@ type S3 interface {
 	Download(ctx context.Context, s3URL, localPath string, maxBytes int64) (int64, error)
 	Upload(ctx context.Context, localPath, s3URL string) error
 	UploadDir(ctx context.Context, localDir, s3PrefixURL, last string) error
+	// Size tells whether a result was uploaded (Deliver, again).
+	Size(ctx context.Context, s3URL string) (int64, error)
 }
 
 // Fetcher downloads http(s) inputs through the SSRF checks;

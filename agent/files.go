@@ -191,33 +191,42 @@ func (f nodeFiles) Deliver(ctx context.Context, t api.AssignedTask, staged encod
 			local = dir
 		}
 	}
-	if local == "" {
-		local = filepath.Join(f.a.taskDir(t.ID), "upload")
-		os.RemoveAll(local)
-		if err := cfg.Managed.GetDir(ctx, stagedPrefix, local); err != nil {
-			return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "read the staged result: %v", err)
-		}
-	}
-	destBase := dest
-	var err error
+	destBase, entry := dest, dest // where the result goes; its entry point, uploaded last
 	if t.Kind == encoders.KindAdaptive {
 		if !strings.HasSuffix(destBase, "/") {
 			destBase = destBase[:strings.LastIndex(destBase, "/")+1]
 		}
+		entry = destBase + name
+	} else {
+		destBase = dest[:strings.LastIndex(dest, "/")+1]
+	}
+	out := rebase(staged, managedScheme+stagedPrefix+"/", destBase)
+	if t.Kind != encoders.KindAdaptive {
+		out.URL = dest
+	}
+	if local == "" {
+		local = filepath.Join(f.a.taskDir(t.ID), "upload")
+		os.RemoveAll(local)
+		if err := cfg.Managed.GetDir(ctx, stagedPrefix, local); err != nil {
+			// An earlier attempt uploaded it and dropped the staged copy,
+			// and its report was lost on the way: the result is there.
+			if n, serr := cfg.S3.Size(ctx, entry); serr == nil && (t.Kind == encoders.KindAdaptive || n == staged.Filesize) {
+				return out, nil
+			}
+			return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "read the staged result: %v", err)
+		}
+	}
+	var err error
+	if t.Kind == encoders.KindAdaptive {
 		err = cfg.S3.UploadDir(ctx, local, destBase, name)
 	} else {
 		err = cfg.S3.Upload(ctx, filepath.Join(local, name), dest)
-		destBase = dest[:strings.LastIndex(dest, "/")+1]
 	}
 	if err != nil {
 		return encoders.File{}, err
 	}
 	cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(deliveredBytes(staged)))
 	f.dropStaging(ctx, t)
-	out := rebase(staged, managedScheme+stagedPrefix+"/", destBase)
-	if t.Kind != encoders.KindAdaptive {
-		out.URL = dest
-	}
 	return out, nil
 }
 

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -120,6 +121,24 @@ func (s *S3) Upload(ctx context.Context, localPath, s3URL string) error {
 	}
 	s.published(s3URL)
 	return nil
+}
+
+// Size returns the size of the object at s3URL; ErrNotFound (wrapped)
+// when there is none.
+func (s *S3) Size(ctx context.Context, s3URL string) (int64, error) {
+	bucket, key, err := ParseS3URL(s3URL)
+	if err == nil && key == "" {
+		err = errors.New("the URL names a bucket, not an object")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", s3URL, err)
+	}
+	f, err := s.open(ctx, bucket, key)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Size(), nil
 }
 
 // UploadDir uploads every file under localDir to s3PrefixURL/relpath. The
