@@ -480,7 +480,10 @@ func (s *Store) Peers() (map[string]string, error) {
 // HandOff passes leadership to another voter, when this node leads and
 // has one, so that a planned stop pauses writes for one election's round
 // trip rather than the followers' heartbeat timeout. It returns the new
-// leader's id ("" when there was nothing to hand off).
+// leader's id ("" when there was nothing to hand off, or the election it
+// started has not ended yet). A transfer the target did not win in time
+// (a busy machine) is tried again, up to three times in all, unless
+// another node leads by then.
 func (s *Store) HandOff() (string, error) {
 	if s.raft.State() != raft.Leader {
 		return "", nil
@@ -489,8 +492,15 @@ func (s *Store) HandOff() (string, error) {
 	if err != nil || len(peers) < 2 {
 		return "", err
 	}
-	if err := s.raft.LeadershipTransfer().Error(); err != nil {
-		return "", fmt.Errorf("hand off leadership: %w", err)
+	for try := 1; ; try++ {
+		err := s.raft.LeadershipTransfer().Error()
+		if err == nil || s.raft.State() != raft.Leader {
+			break
+		}
+		if try == 3 {
+			return "", fmt.Errorf("hand off leadership: %w", err)
+		}
+		s.log.Warn("leadership transfer failed; trying again", "err", err)
 	}
 	_, id := s.raft.LeaderWithID()
 	s.log.Info("handed off leadership", "to", id)
