@@ -67,8 +67,8 @@ func rss() uint64 {
 // managed storage. The live heap returns to within 20 % of its level
 // before the tasks (and the resident set falls with it, without the race
 // detector, whose shadow memory stays); every task is read back by id from
-// the archive through the servers (each task through one server, another
-// after a full restart); GET /tasks
+// the archive through every server, and again after a full restart (each
+// task through one server, in turn); GET /tasks
 // lists the live window and points at the archive, which lists every task
 // once.
 func TestRetirement(t *testing.T) {
@@ -243,7 +243,9 @@ func TestRetirement(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := strings.Split(string(data), "\n")
-	readAll(t, servers, ids, 0)
+	for _, s := range servers { // every task through every server
+		readAll(t, []*Server{s}, ids, 0)
+	}
 	// The list: the live window is empty and says where the rest went;
 	// the archive lists every task once, newest first.
 	code, body := do(t, "GET", b.URL()+"/tasks?limit=100", "")

@@ -15,6 +15,9 @@ import (
 type Store interface {
 	State() *state.Store
 	RetireTasks(ctx context.Context, r state.Retirement) (int, error)
+	// AppliedIndex is the index of the last entry applied: whether other
+	// writes came while the retirer worked.
+	AppliedIndex() uint64
 }
 
 // Retirer moves finished tasks older than the retention out of the
@@ -26,9 +29,12 @@ type Store interface {
 //
 // Retirement never stalls writes: an entry drops few tasks, so that its
 // apply (on every node) is short, and after each piece of work (the
-// archive write, each entry) the retirer rests Pace times as long as it
-// took, so that it takes at most 1/(Pace+1) of the leader's time however
-// long the backlog is.
+// archive write, each entry) that other writes came during, the retirer
+// rests Pace times as long as it took, so that it takes at most
+// 1/(Pace+1) of a busy leader's time however long the backlog is. After
+// work that had the log to itself (no other write came), it rests as long
+// as the work took: an idle cluster clears a backlog (Pace+1)/2 times as
+// fast.
 type Retirer struct {
 	Store     Store
 	Archive   *Archive
@@ -123,7 +129,7 @@ func (r *Retirer) Run(ctx context.Context) {
 			dueCount, counted = st.RetirableCount(before, dueCountLimit), time.Now()
 			r.Metrics.Due.Set(float64(dueCount))
 		}
-		start := time.Now()
+		start, index := time.Now(), r.Store.AppliedIndex()
 		due := st.Retirable(now.UnixMilli(), before, r.Pass)
 		if len(due) == 0 {
 			wait = every
@@ -149,7 +155,7 @@ func (r *Retirer) Run(ctx context.Context) {
 		}
 		failing, backoff = false, every
 		r.Metrics.Failing.Set(0)
-		if !r.rest(ctx, start) {
+		if !r.rest(ctx, start, index, 0) {
 			return
 		}
 		wait = every
@@ -157,7 +163,7 @@ func (r *Retirer) Run(ctx context.Context) {
 			wait = 0
 		}
 		for batch := range slices.Chunk(due, r.Batch) {
-			start := time.Now()
+			start, index := time.Now(), r.Store.AppliedIndex()
 			n, err := r.Store.RetireTasks(ctx, retirement(batch))
 			if ctx.Err() != nil {
 				return
@@ -171,17 +177,23 @@ func (r *Retirer) Run(ctx context.Context) {
 			dueCount = max(0, dueCount-n)
 			r.Metrics.Due.Set(float64(dueCount))
 			log.Debug("retired tasks", "count", n)
-			if !r.rest(ctx, start) {
+			if !r.rest(ctx, start, index, 1) {
 				return
 			}
 		}
 	}
 }
 
-// rest waits Pace times as long as the work begun at start took; false
-// when ctx ended first.
-func (r *Retirer) rest(ctx context.Context, start time.Time) bool {
-	return sleep(ctx, time.Duration(float64(time.Since(start))*r.Pace))
+// rest waits after the work begun at start, when the applied index was
+// index, and that wrote own entries: Pace times as long as it took when
+// other writes came meanwhile, as long when none did. False when ctx
+// ended first.
+func (r *Retirer) rest(ctx context.Context, start time.Time, index, own uint64) bool {
+	took := time.Since(start)
+	if r.Store.AppliedIndex()-index > own {
+		took = time.Duration(float64(took) * r.Pace)
+	}
+	return sleep(ctx, took)
 }
 
 // sleep waits d; false when ctx ended first.
