@@ -159,7 +159,7 @@ func TestRetirement(t *testing.T) {
 		})
 		work(64, func(i int) error {
 			return onLeader(servers, func(s *Server) error {
-				_, err := s.Store().CancelTask(ctx, ids[i], time.Now().UnixMilli())
+				_, err := s.Store().CancelTask(ctx, ids[i], time.Now().UnixMilli(), state.RequestKey{})
 				if errors.Is(err, state.ErrTaskFinished) {
 					return nil // cancelled by an earlier try
 				}

@@ -30,11 +30,12 @@ type Store interface {
 	NodeID() string
 	IsLeader() bool
 	LeaderReady() bool
+	VerifyLeader() error
 	Leader() (id, httpAddr string, ok bool)
 	// AppliedIndex is the last Raft entry applied here.
 	AppliedIndex() uint64
 	CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error)
-	CancelTask(ctx context.Context, id string, now int64) (*state.Task, error)
+	CancelTask(ctx context.Context, id string, now int64, req state.RequestKey) (*state.Task, error)
 	WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error)
 	Join(ctx context.Context, id, raftAddr, httpAddr string) error
 	// Leave removes a voter (on the leader); Peers are the voters (id →

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -314,6 +315,7 @@ func (n noLeader) State() *state.Store                              { return n.s
 func (noLeader) NodeID() string                                     { return "n2" }
 func (noLeader) IsLeader() bool                                     { return false }
 func (noLeader) LeaderReady() bool                                  { return false }
+func (noLeader) VerifyLeader() error                                { return errors.New("not the leader") }
 func (noLeader) AppliedIndex() uint64                               { return 0 }
 func (noLeader) Leader() (id, addr string, ok bool)                 { return "", "", false }
 func (noLeader) Join(context.Context, string, string, string) error { return store.ErrNotLeader }
@@ -327,7 +329,7 @@ func (noLeader) RaftAddr() string { return "127.0.0.1:1" }
 func (noLeader) CreateTasks(context.Context, []state.SeedRequest) ([]state.CreateResult, error) {
 	return nil, store.ErrNotLeader
 }
-func (noLeader) CancelTask(context.Context, string, int64) (*state.Task, error) {
+func (noLeader) CancelTask(context.Context, string, int64, state.RequestKey) (*state.Task, error) {
 	return nil, store.ErrNotLeader
 }
 func (noLeader) WebhookOps(context.Context, []state.WebhookOp) ([]state.WebhookResult, error) {

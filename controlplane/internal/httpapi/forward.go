@@ -28,6 +28,20 @@ const (
 // the request: run it again where the leader is now.
 var errElsewhere = errors.New("leadership moved")
 
+// current confirms, before a read, that this server still leads (a quorum
+// answers its heartbeats), so that every read sees every write answered
+// before it, through any server: a leader cut off from the others, or
+// stopped and resumed, believes it leads until it hears otherwise, and
+// would answer from a state a newer leader has moved past. One that no
+// longer leads hands the read back to leader(), which finds the one that
+// does.
+func (a *API) current() error {
+	if err := a.cfg.Store.VerifyLeader(); err != nil {
+		return errElsewhere
+	}
+	return nil
+}
+
 // forwarder sends requests on to the leader.
 type forwarder struct {
 	store  Store

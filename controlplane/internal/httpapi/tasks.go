@@ -76,6 +76,9 @@ func (a *API) newSeed(req api.CreateTaskRequest) state.Seed {
 }
 
 func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
+	if err := a.current(); err != nil {
+		return err
+	}
 	t, err := a.cfg.Store.State().Task(r.PathValue("id"))
 	if errors.Is(err, state.ErrNotFound) && a.cfg.Archive != nil {
 		t, err = a.archivedTask(r.Context(), r.PathValue("id"))
@@ -120,6 +123,9 @@ func notFoundTask(id string, err error) error {
 func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
 	q, archived, err := listQuery(r)
 	if err != nil {
+		return err
+	}
+	if err := a.current(); err != nil {
 		return err
 	}
 	if archived {
@@ -235,7 +241,11 @@ func listQuery(r *http.Request) (state.ListQuery, bool, error) {
 
 func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	t, err := a.cfg.Store.CancelTask(r.Context(), id, a.cfg.Now().UnixMilli())
+	// The request id the first server gave it: a retry of this request
+	// (forwarded again after leadership moved) is answered as the first
+	// try would have been, not with task_finished for its own cancel.
+	req := state.RequestKey{Scope: "req:cancel:" + keyID(r.Context()), Key: r.Header.Get(headerRequestID)}
+	t, err := a.cfg.Store.CancelTask(r.Context(), id, a.cfg.Now().UnixMilli(), req)
 	switch {
 	case errors.Is(err, state.ErrTaskFinished):
 		return ittybit.Errorf(ittybit.ErrTaskFinished, "task %s already ended as %s; only queued or processing tasks can be cancelled", id, t.Status)

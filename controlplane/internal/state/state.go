@@ -170,6 +170,15 @@ func (s *Store) ExpireRequests(now int64) int {
 // not yet finished. It returns a copy of the cancelled task, ErrNotFound,
 // or ErrTaskFinished (with a copy of the task as it ended).
 func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
+	return s.CancelRequest(id, now, RequestKey{})
+}
+
+// CancelRequest is CancelTask for the request named by req (none when its
+// key is ""): a request that cancels a task is remembered for its scope's
+// time, and the same request again, retried after its answer was lost
+// (leadership moved between the commit and the answer), gets the cancelled
+// task as its answer, not ErrTaskFinished: its own cancel ended it.
+func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, error) {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
 	cur := getTask(txn, id)
@@ -178,6 +187,11 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 	}
 	if cur.Status.Finished() {
 		c := cur.clone().Task
+		if req.Key != "" {
+			if prev := liveRequest(txn, req.Scope, req.Key, now); prev != nil && prev.TaskID == id {
+				return &c, nil
+			}
+		}
 		return &c, ErrTaskFinished
 	}
 	t := cur.clone()
@@ -199,6 +213,9 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 	}
 	st := stored(t)
 	mustInsert(txn, tableTasks, st)
+	if req.Key != "" {
+		mustInsert(txn, tableRequests, &Request{Scope: req.Scope, Key: req.Key, TaskID: id, CreatedAt: now})
+	}
 	s.addEvent(txn, api.EventTaskCancelled, st, now, "", 0)
 	txn.Commit()
 	s.eventsCommitted()

@@ -148,6 +148,29 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// TestCancelRetried: a cancel whose answer was lost is sent again with
+// the same request id; it is answered as its first try was, where another
+// request's cancel of the same task is task_finished, as is the same
+// request once its id is forgotten.
+func TestCancelRetried(t *testing.T) {
+	s := New()
+	mustCreate(t, s, 1, "t1")
+	req := RequestKey{Scope: "req:cancel:k", Key: "r1"}
+	if _, err := s.CancelRequest("t1", 2000, req); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CancelRequest("t1", 2500, req)
+	if err != nil || got.Status != api.TaskCancelled || *got.FinishedAt != 2000 {
+		t.Errorf("the same request again: %v, %+v", err, got)
+	}
+	if _, err := s.CancelRequest("t1", 2500, RequestKey{Scope: "req:cancel:k", Key: "r2"}); !errors.Is(err, ErrTaskFinished) {
+		t.Errorf("another request: %v, want ErrTaskFinished", err)
+	}
+	if _, err := s.CancelRequest("t1", 2000+RequestTTL, req); !errors.Is(err, ErrTaskFinished) {
+		t.Errorf("the same request after its id expired: %v, want ErrTaskFinished", err)
+	}
+}
+
 func TestSnapshotRestore(t *testing.T) {
 	s := New()
 	mustCreate(t, s, 1, "t1", "t2")

@@ -88,6 +88,9 @@ type (
 	cancelTaskCmd struct {
 		ID  string `json:"id"`
 		Now int64  `json:"now"`
+		// Request names the request that cancels (entries before it have
+		// none): the same request again is answered as it was.
+		Request *state.RequestKey `json:"request,omitempty"`
 	}
 	upsertServerCmd struct {
 		Server state.Server `json:"server"`

@@ -56,7 +56,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 	case cmdCancelTask:
 		var c cancelTaskCmd
 		mustDecode(t, payload, &c)
-		task, err := f.state.CancelTask(c.ID, c.Now)
+		var req state.RequestKey
+		if c.Request != nil {
+			req = *c.Request
+		}
+		task, err := f.state.CancelRequest(c.ID, c.Now, req)
 		res = cancelResult{Task: task, Err: err}
 	case cmdUpsertServer:
 		var c upsertServerCmd

@@ -27,6 +27,12 @@ func (s *Store) LeaderReady() bool {
 	return s.isReady && s.IsLeader()
 }
 
+// VerifyLeader confirms that this node still leads: a quorum answered its
+// heartbeats after the call. A leader cut off from the others, or stopped
+// and resumed, believes it leads until it hears otherwise; a read served
+// on that belief alone may miss what a newer leader committed.
+func (s *Store) VerifyLeader() error { return s.raft.VerifyLeader().Error() }
+
 // watchLeadership drains Raft's leadership signal on its own goroutine
 // (Raft must never block on it) and starts and stops the leader's work.
 func (s *Store) watchLeadership() {

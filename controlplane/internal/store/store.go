@@ -362,9 +362,14 @@ func (s *Store) SetMeta(ctx context.Context, key, value string) (string, error) 
 	return res.(string), nil
 }
 
-// CancelTask cancels a task at time now.
-func (s *Store) CancelTask(ctx context.Context, id string, now int64) (*state.Task, error) {
-	res, err := s.apply(ctx, cmdCancelTask, cancelTaskCmd{ID: id, Now: now})
+// CancelTask cancels a task at time now, for the request req (its key ""
+// when it has none to be known by again).
+func (s *Store) CancelTask(ctx context.Context, id string, now int64, req state.RequestKey) (*state.Task, error) {
+	c := cancelTaskCmd{ID: id, Now: now}
+	if req.Key != "" {
+		c.Request = &req
+	}
+	res, err := s.apply(ctx, cmdCancelTask, c)
 	if err != nil {
 		return nil, err
 	}
