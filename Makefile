@@ -92,9 +92,10 @@ test: deps ## run every test (real ffmpeg on small generated clips)
 # How long test-long runs each fuzz target (go test -fuzztime).
 FUZZTIME ?= 3m
 
-test-long: deps ## the tests, retirement of 50,000 tasks without the race detector, the container image's test (make test-image), then each of the six fuzz targets for FUZZTIME (default 3m)
+test-long: deps ## the tests, retirement of 50,000 tasks without the race detector, 30 schedules of the linearizability check, the container image's test (make test-image), then each of the six fuzz targets for FUZZTIME (default 3m)
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -count=1 -run '^TestRetirement$$' ./controlplane/server/
+	ITTYBIT_LINEARIZABLE_SCHEDULES=30 $(GO) test -count=1 -timeout 60m -run '^TestLinearizable$$' ./test/
 	$(MAKE) test-image
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
