@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -230,22 +231,11 @@ func (r *linRecorder) pick(rng *rand.Rand) (id, key string) {
 
 func runSchedule(t *testing.T, seed uint64, load time.Duration) {
 	t.Logf("seed %d (replay with ITTYBIT_LINEARIZABLE_SEED=%d)", seed, seed)
-	split := newNetsplit()
-	start := func(name string, extra ...string) *proc {
-		p := mustServer(t, name, append([]string{"--peer-proxy", split.proxy(t, name), "--rate-limit", "0"}, extra...)...)
-		mustReady(t, p)
-		split.learn(p)
-		return p
-	}
-	a := start("a", "--bootstrap")
-	b := start("b", "--join", a.URL())
-	c := start("c", "--join", b.URL())
-	nodes := []*proc{a, b, c}
-	waitSameState(t, 20*time.Second, nodes...)
+	split, nodes := netsplitCluster(t)
 
 	// The clients' addresses, read once: a restart keeps them, and the
 	// fault goroutine rewrites the procs' fields as it restarts them.
-	urls := []string{a.URL(), b.URL(), c.URL()}
+	urls := []string{nodes[0].URL(), nodes[1].URL(), nodes[2].URL()}
 	rec := &linRecorder{start: time.Now(), keyOf: map[string]string{}}
 	client := &http.Client{Timeout: 4 * time.Second}
 	stop := make(chan struct{})
@@ -253,7 +243,7 @@ func runSchedule(t *testing.T, seed uint64, load time.Duration) {
 	for cl := range 16 {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(cl)))
-			for n := 0; ; n++ {
+			for {
 				select {
 				case <-stop:
 					return
@@ -468,7 +458,7 @@ func linFaults(t *testing.T, seed uint64, nodes []*proc, split *netsplit, load t
 		case 0, 1:
 			p := leader()
 			if f == 1 { // a follower
-				p = nodes[(slicesIndex(nodes, p)+1+rng.IntN(2))%3]
+				p = nodes[(slices.Index(nodes, p)+1+rng.IntN(2))%3]
 			}
 			p.Kill(t)
 			done = append(done, "kill "+p.name)
@@ -497,13 +487,4 @@ func linFaults(t *testing.T, seed uint64, nodes []*proc, split *netsplit, load t
 		}
 	}
 	return done
-}
-
-func slicesIndex(nodes []*proc, p *proc) int {
-	for i, n := range nodes {
-		if n == p {
-			return i
-		}
-	}
-	return 0
 }

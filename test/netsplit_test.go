@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 )
 
 // netsplit cuts links between servers. Each server runs with --peer-proxy
@@ -170,4 +171,25 @@ func (n *netsplit) drop(l *link) {
 	n.mu.Lock()
 	delete(n.tunnels, l)
 	n.mu.Unlock()
+}
+
+// netsplitCluster starts a three-node cluster whose servers reach each other
+// only through a netsplit (a with --bootstrap, b joining through a, c
+// through b; no rate limit), and returns once all three hold the same
+// state.
+func netsplitCluster(t *testing.T) (*netsplit, []*proc) {
+	t.Helper()
+	split := newNetsplit()
+	start := func(name string, extra ...string) *proc {
+		p := mustServer(t, name, append([]string{"--peer-proxy", split.proxy(t, name), "--rate-limit", "0"}, extra...)...)
+		mustReady(t, p)
+		split.learn(p)
+		return p
+	}
+	a := start("a", "--bootstrap")
+	b := start("b", "--join", a.URL())
+	c := start("c", "--join", b.URL())
+	nodes := []*proc{a, b, c}
+	waitSameState(t, 20*time.Second, nodes...)
+	return split, nodes
 }

@@ -31,18 +31,8 @@ const (
 // state hash on every node, the same task JSON).
 func TestPartition(t *testing.T) {
 	t.Parallel()
-	split := newNetsplit()
-	start := func(name string, extra ...string) *proc {
-		p := mustServer(t, name, append([]string{"--peer-proxy", split.proxy(t, name), "--rate-limit", "0"}, extra...)...)
-		mustReady(t, p)
-		split.learn(p)
-		return p
-	}
-	a := start("a", "--bootstrap")
-	b := start("b", "--join", a.URL())
-	c := start("c", "--join", b.URL())
-	nodes := []*proc{a, b, c}
-	waitSameState(t, 20*time.Second, nodes...)
+	split, nodes := netsplitCluster(t)
+	b, c := nodes[1], nodes[2]
 	for i := range 12 {
 		mustCreate(t, nodes[i%3].URL(), fmt.Sprintf(`{"input":"https://example.com/before/%02d.mov","kind":"video"}`, i))
 	}

@@ -129,7 +129,7 @@ func (r *Retirer) Run(ctx context.Context) {
 			dueCount, counted = st.RetirableCount(before, dueCountLimit), time.Now()
 			r.Metrics.Due.Set(float64(dueCount))
 		}
-		start, index := time.Now(), r.Store.AppliedIndex()
+		start, index := now, r.Store.AppliedIndex()
 		due := st.Retirable(now.UnixMilli(), before, r.Pass)
 		if len(due) == 0 {
 			wait = every
