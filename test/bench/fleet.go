@@ -328,6 +328,24 @@ func profileTop(ctx context.Context, e *env, p *proc, d time.Duration, name stri
 	return string(out)
 }
 
+// saveProfile keeps a server's profile of kind (allocs, heap, …) in the
+// work folder as name, for pprof -base to compare two of them.
+func saveProfile(e *env, p *proc, kind, name string) {
+	addr, ok := logField(p.log, "serving pprof", "addr")
+	if !ok {
+		return
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/" + kind)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if f, err := os.Create(filepath.Join(e.dir, name)); err == nil {
+		_, _ = io.Copy(f, resp.Body)
+		f.Close()
+	}
+}
+
 // heapTop takes a profile of a server's live heap, keeps it in the work
 // folder as name, and returns pprof's top entries.
 func heapTop(ctx context.Context, e *env, p *proc, name string) string {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -55,6 +56,8 @@ type config struct {
 	memStateTasks, memServerTasks, retireBacklog int
 	// retireWindow: how long writers post while tasks retire.
 	retireWindow time.Duration
+	// levels: the client counts of the throughput comparison.
+	levels []int
 }
 
 func run(ctx context.Context, args []string) error {
@@ -79,11 +82,19 @@ func run(ctx context.Context, args []string) error {
 	fl.IntVar(&c.memServerTasks, "mem-server-tasks", 100_000, "tasks one server holds in the memory measure (0: not measured)")
 	fl.IntVar(&c.retireBacklog, "retire-backlog", 50_000, "finished tasks that retire while writers post")
 	fl.DurationVar(&c.retireWindow, "retire-window", 24*time.Second, "how long writers post while tasks retire (and without retirement, the anchor)")
+	levels := fl.String("levels", "16,64,256", "client counts of the throughput comparison (64, the target's, is measured over 3 windows)")
 	update := fl.Bool("update", false, "with -only: replace the sections run in the existing report (-out), each marked as rerun on its own, and leave the rest")
 	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap, memory-queued.heap, memory-finished.heap, retire-on.pprof, …) and keep it; by default a temporary folder, removed at the end")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	for _, f := range strings.Split(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-levels %q: want whole numbers of clients, like 16,64,256", *levels)
+		}
+		c.levels = append(c.levels, n)
 	}
 	if *update && c.only == "" {
 		return fmt.Errorf("-update replaces the sections of a subset: give -only too")
