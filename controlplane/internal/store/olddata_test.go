@@ -218,11 +218,11 @@ func writeHistory(t *testing.T, s *Store, round int) {
 	}}})
 	must(err)
 	res, err := s.CreateTasks(ctx, []state.SeedRequest{
-		{Seed: seed(0, encoders.KindVideo, `{"width":1280,"height":720,"format":"mp4","quality":"high"}`, `{"customer":"ünï","n":[1,2]}`), Scope: "idem:k1", Key: "order-1"+id("", 0), BodyHash: "h0"},
-		{Seed: seed(1, encoders.KindAudio, `{"format":"mp3"}`, ""), Scope: "req:k1", Key: "r1"+id("", 0), BodyHash: "h1"},
-		{Seed: seed(2, encoders.KindImage, `{"width":320,"format":"webp"}`, ""), Scope: "req:k1", Key: "r2"+id("", 0), BodyHash: "h2"},
-		{Seed: seed(3, encoders.KindAdaptive, "", ""), Scope: "req:k1", Key: "r3"+id("", 0), BodyHash: "h3"},
-		{Seed: seed(4, encoders.KindVideo, "", ""), Scope: "req:k1", Key: "r4"+id("", 0), BodyHash: "h4"},
+		{Seed: seed(0, encoders.KindVideo, `{"width":1280,"height":720,"format":"mp4","quality":"high"}`, `{"customer":"ünï","n":[1,2]}`), Scope: "idem:k1", Key: "order-1" + id("", 0), BodyHash: "h0"},
+		{Seed: seed(1, encoders.KindAudio, `{"format":"mp3"}`, ""), Scope: "req:k1", Key: "r1" + id("", 0), BodyHash: "h1"},
+		{Seed: seed(2, encoders.KindImage, `{"width":320,"format":"webp"}`, ""), Scope: "req:k1", Key: "r2" + id("", 0), BodyHash: "h2"},
+		{Seed: seed(3, encoders.KindAdaptive, "", ""), Scope: "req:k1", Key: "r3" + id("", 0), BodyHash: "h3"},
+		{Seed: seed(4, encoders.KindVideo, "", ""), Scope: "req:k1", Key: "r4" + id("", 0), BodyHash: "h4"},
 	})
 	must(err)
 	if len(res) != 5 {
@@ -281,7 +281,7 @@ func writeHistory(t *testing.T, s *Store, round int) {
 	// Task 2: cancelled by a request, while its first step runs.
 	t2 := id("task", 2)
 	step(state.StepUpdate{Op: state.OpAssign, TaskID: t2, StepID: id("step", 8), Attempt: 1, Node: "node-a"})
-	_, err = s.CancelTask(ctx, t2, at+1, state.RequestKey{Scope: "req:cancel:k1", Key: "c1"+id("", 0)})
+	_, err = s.CancelTask(ctx, t2, at+1, state.RequestKey{Scope: "req:cancel:k1", Key: "c1" + id("", 0)})
 	must(err)
 	// Task 3 stays queued; task 4 runs its probe.
 	step(state.StepUpdate{Op: state.OpAssign, TaskID: id("task", 4), StepID: id("step", 16), Attempt: 1, Node: "node-a"})
