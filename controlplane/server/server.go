@@ -273,6 +273,7 @@ func Open(cfg Config) (*Server, error) {
 	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
 		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(), WebhookSender: sender,
+		NodeToken: cfg.JoinToken,
 		LeaveSelf: s.leaveAndStop, Archive: arch,
 	}
 	if cfg.Storage != nil {

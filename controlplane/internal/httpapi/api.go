@@ -85,6 +85,10 @@ type Config struct {
 	// them; nil makes one that allows private addresses only with
 	// AllowPrivateInputs.
 	WebhookSender *webhooks.Sender
+	// NodeToken, when set, is the node token this server presents to the
+	// leader when, as a follower, it forwards creates in batches; without
+	// one it forwards them one request at a time.
+	NodeToken string
 	// LeaveSelf, when set, takes this server out of the cluster and stops
 	// it (POST /internal/self/leave, `ittybit server leave`).
 	LeaveSelf func(ctx context.Context) error
@@ -107,6 +111,9 @@ type API struct {
 	limits  *limiter
 	metrics *httpMetrics
 	proxy   *forwarder
+	// batches forwards a follower's creates to the leader, many to a
+	// request; nil without a node token.
+	batches *forwardBatches
 	// policy is what POST /tasks accepts of inputs and outputs.
 	policy encoders.Policy
 	// sender checks webhook endpoint URLs.
@@ -176,6 +183,15 @@ func New(cfg Config) *API {
 	a.limits = newLimiter(cfg.RateLimit)
 	a.metrics = newHTTPMetrics(cfg.Registry)
 	a.proxy = newForwarder(cfg.Store, cfg.PeerDial, cfg.Logger)
+	if cfg.NodeToken != "" {
+		a.batches = newForwardBatches(a)
+		if cfg.Done != nil {
+			go func() {
+				<-cfg.Done
+				a.batches.batches.Close()
+			}()
+		}
+	}
 	a.routes()
 	a.handler = a.metrics.wrap(a.mux)
 	return a
@@ -197,7 +213,7 @@ func (a *API) Handle(pattern string, auth Auth, h http.Handler) {
 // routes lists every route in one place.
 func (a *API) routes() {
 	// Public task API: API keys only, answered by the leader.
-	a.route("POST /tasks", AuthAPIKey, a.leader(a.createTask))
+	a.route("POST /tasks", AuthAPIKey, a.leaderOr(a.createTask, a.createTaskAway))
 	a.route("GET /tasks", AuthAPIKey, a.leader(a.listTasks))
 	a.route("GET /tasks/{id}", AuthAPIKey, a.leader(a.getTask))
 	a.route("POST /tasks/{id}/cancel", AuthAPIKey, a.leader(a.cancelTask))
@@ -229,6 +245,7 @@ func (a *API) routes() {
 
 	// Internal routes: node tokens only; not in the public document.
 	a.register("POST /internal/join", AuthNodeToken, a.leader(a.join))
+	a.register("POST /internal/tasks/batch", AuthNodeToken, a.handle(a.createBatch))
 	a.register("POST /internal/leave", AuthNodeToken, a.leader(a.leave))
 	a.register("GET /internal/peer", AuthNodeToken, a.handle(a.peer))
 	a.register("POST /internal/self/leave", AuthNodeToken, a.handle(a.leaveSelf))

@@ -103,9 +103,9 @@ func canonical(m map[string]json.RawMessage) json.RawMessage {
 }
 
 // bodyHash identifies a request's content for Idempotency-Key checks:
-// equal requests hash equal however their JSON was spaced or ordered.
-func bodyHash(req api.CreateTaskRequest) string {
-	opts, _ := json.Marshal(req.Options)
+// equal requests hash equal however their JSON was spaced or ordered
+// (opts is the options as json.Marshal writes them).
+func bodyHash(req api.CreateTaskRequest, opts []byte) string {
 	h := sha256.New()
 	for _, part := range [][]byte{[]byte(req.Input), []byte(req.Kind), opts, []byte(req.Output), req.Metadata} {
 		fmt.Fprintf(h, "%d:", len(part))

@@ -65,11 +65,22 @@ func newForwarder(s Store, dial func(ctx context.Context, network, addr string) 
 	return &forwarder{store: s, log: log, client: &http.Client{Transport: tr}}
 }
 
+// errForward tells leader() that a follower's own handling of a request
+// (its away handler) cannot serve it: forward the request whole.
+var errForward = errors.New("forward the request whole")
+
 // leader runs h on the leader. On a follower it forwards the request to the
 // leader and relays the answer; while there is no leader, or when
 // leadership moves mid-request, it waits and tries again until the forward
 // timeout, then answers 503.
-func (a *API) leader(h handlerFunc) http.Handler {
+func (a *API) leader(h handlerFunc) http.Handler { return a.leaderOr(h, nil) }
+
+// leaderOr is leader with away, when not nil, run on a follower in place of
+// forwarding the request whole: it answers the request itself (POST /tasks
+// checks the request and sends it on in a batch), or returns errForward to
+// have it forwarded after all, or errElsewhere to try again once a leader
+// is found.
+func (a *API) leaderOr(h, away handlerFunc) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 		if err != nil {
@@ -101,6 +112,15 @@ func (a *API) leader(h handlerFunc) http.Handler {
 				return ittybit.Errorf(ittybit.ErrUnavailable, "this server is no longer the leader; retry")
 			default:
 				if _, addr, ok := a.cfg.Store.Leader(); ok && addr != "" {
+					if away != nil {
+						err := away(w, r)
+						if errors.Is(err, errElsewhere) {
+							break
+						}
+						if !errors.Is(err, errForward) {
+							return err
+						}
+					}
 					done, err := a.proxy.forward(ctx, w, r, addr, body)
 					if done {
 						return err

@@ -1,22 +1,25 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
-	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/wire"
 )
 
 // FuzzDecodeCreate feeds arbitrary POST /tasks bodies through the request
-// decoder and encoders.Validate, as createTask does. Nothing may panic;
-// every refusal must be a 400 with a kind and a message (never a 500); an
-// accepted request must survive a round trip: encoded again and decoded,
-// it is the same request (the same Idempotency-Key body hash), and the task
-// made from it encodes as JSON. Its seed corpus is in
+// reader (decoder and encoders.Validate), as createTask reads them.
+// Nothing may panic; every refusal must be a 400 with a kind and a message
+// (never a 500); an accepted request must survive a round trip: encoded
+// again and read, it is the same request (the same Idempotency-Key body
+// hash), its seed goes through the log's binary form unchanged, and the
+// task made from it encodes as JSON. Its seed corpus is in
 // testdata/fuzz/FuzzDecodeCreate.
 func FuzzDecodeCreate(f *testing.F) {
 	f.Add([]byte(`{"input":"https://example.com/upload.mov","kind":"video","options":{"width":1280,"height":720},"metadata":{"order":7}}`))
@@ -25,11 +28,10 @@ func FuzzDecodeCreate(f *testing.F) {
 	f.Add([]byte(`[{"input":1}]`))
 	a := &API{cfg: Config{Now: func() time.Time { return time.UnixMilli(1_700_000_000_000) }}}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodeCreate(body)
-		if err == nil {
-			spec := encoders.Spec{Kind: req.Kind, Input: req.Input, Output: req.Output, Options: req.Options}
-			err = encoders.Validate(spec, encoders.Policy{})
+		post := func(body []byte) *http.Request {
+			return httptest.NewRequest(http.MethodPost, "/tasks", bytes.NewReader(body))
 		}
+		sr, err := a.readCreate(post(body))
 		if err != nil {
 			e := api.FromError(err)
 			if e.Kind == "" || e.Message == "" || api.Status(e.Kind) != http.StatusBadRequest {
@@ -40,26 +42,25 @@ func FuzzDecodeCreate(f *testing.F) {
 			}
 			return
 		}
+		req, _ := decodeCreate(body)
 		again, err := json.Marshal(req)
 		if err != nil {
 			t.Fatalf("accepted %q but cannot encode it: %v", body, err)
 		}
-		req2, err := decodeCreate(again)
+		sr2, err := a.readCreate(post(again))
 		if err != nil {
 			t.Fatalf("accepted %q, but not its own encoding %s: %v", body, again, err)
 		}
-		if h1, h2 := bodyHash(req), bodyHash(req2); h1 != h2 {
+		if sr.BodyHash != sr2.BodyHash {
 			t.Fatalf("%q and its re-encoding %s hash differently: the same request would conflict with itself", body, again)
 		}
-		seed := a.newSeed(req)
-		seedJSON, err := json.Marshal(seed)
-		if err != nil {
-			t.Fatalf("seed of %q does not encode: %v", body, err)
+		// Through the log, as the leader writes it and every node reads it.
+		a.stamp(&sr.Seed)
+		_, seeds, err := wire.ReadBatch(wire.AppendBatch(nil, 1, []state.SeedRequest{sr}))
+		if err != nil || len(seeds) != 1 {
+			t.Fatalf("seed of %q does not go through the log: %v", body, err)
 		}
-		var back state.Seed
-		if err := json.Unmarshal(seedJSON, &back); err != nil {
-			t.Fatalf("seed of %q does not decode: %v", body, err)
-		}
+		back := seeds[0].Seed
 		task := back.Task()
 		if o1, _ := json.Marshal(task.Options); string(o1) != string(again2(req)) {
 			t.Fatalf("options of %q changed through the log: %s, want %s", body, o1, again2(req))

@@ -23,56 +23,73 @@ import (
 const maxIdempotencyKey = 255
 
 func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
-	body, _ := io.ReadAll(r.Body) // already bounded and buffered by leader()
-	req, err := decodeCreate(body)
+	req, err := a.readCreate(r)
 	if err != nil {
 		return err
 	}
+	a.stamp(&req.Seed)
+	res, err := a.cfg.Store.CreateTasks(r.Context(), []state.SeedRequest{req})
+	if err != nil {
+		return elsewhere(err)
+	}
+	out := res[0]
+	switch {
+	case out.Conflict:
+		return errIdempotencyConflict()
+	case out.Replayed:
+		// A replay shows the task as it is now.
+		if cur, err := a.cfg.Store.State().Task(out.Task.ID); err == nil {
+			out.Task = cur
+		}
+		a.view(r, out.Task)
+	default:
+		a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
+	}
+	w.Header().Set("Location", "/tasks/"+out.Task.ID)
+	writeJSON(w, http.StatusCreated, out.Task)
+	return nil
+}
+
+func errIdempotencyConflict() error {
+	return ittybit.Errorf(ittybit.ErrIdempotencyConflict, "this Idempotency-Key was used with a different request in the last 24 hours; use a new key for a new task")
+}
+
+// readCreate reads and checks the body of POST /tasks: the task it asks
+// for, as a seed still to be stamped, with the key of its request (the
+// Idempotency-Key, or the id the first server gave the request).
+func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
+	body, _ := io.ReadAll(r.Body) // already bounded and buffered by leader()
+	req, err := decodeCreate(body)
+	if err != nil {
+		return state.SeedRequest{}, err
+	}
 	spec := encoders.Spec{Kind: req.Kind, Input: req.Input, Output: req.Output, Options: req.Options}
 	if err := encoders.Validate(spec, a.policy); err != nil {
-		return err
+		return state.SeedRequest{}, err
 	}
 	scope, key := "req:"+keyID(r.Context()), r.Header.Get(headerRequestID)
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if len(k) > maxIdempotencyKey {
-			return ittybit.Errorf(ittybit.ErrInvalidJSON, "Idempotency-Key is longer than %d characters", maxIdempotencyKey)
+			return state.SeedRequest{}, ittybit.Errorf(ittybit.ErrInvalidJSON, "Idempotency-Key is longer than %d characters", maxIdempotencyKey)
 		}
 		scope, key = "idem:"+keyID(r.Context()), k
 	}
-	res, err := a.cfg.Store.CreateTasks(r.Context(), []state.SeedRequest{{Seed: a.newSeed(req), Scope: scope, Key: key, BodyHash: bodyHash(req)}})
-	if err != nil {
-		return elsewhere(err)
-	}
-	switch out := res[0]; {
-	case out.Conflict:
-		return ittybit.Errorf(ittybit.ErrIdempotencyConflict, "this Idempotency-Key was used with a different request in the last 24 hours; use a new key for a new task")
-	default:
-		if !out.Replayed {
-			a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
-		} else {
-			// A replay shows the task as it is now.
-			if cur, err := a.cfg.Store.State().Task(out.Task.ID); err == nil {
-				out.Task = cur
-			}
-			a.view(r, out.Task)
-		}
-		w.Header().Set("Location", "/tasks/"+out.Task.ID)
-		writeJSON(w, http.StatusCreated, out.Task)
-	}
-	return nil
-}
-
-// newSeed stamps a new task: its ids and time (the leader's clock).
-func (a *API) newSeed(req api.CreateTaskRequest) state.Seed {
-	now := a.cfg.Now()
-	sd := state.Seed{ID: "task_" + newULID(now), At: now.UnixMilli(), Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata}
-	if opts, err := json.Marshal(req.Options); err == nil && string(opts) != "{}" {
+	sd := state.Seed{Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata}
+	opts, _ := json.Marshal(req.Options)
+	if string(opts) != "{}" {
 		sd.Options = opts
 	}
-	for range api.StepKinds(req.Kind) {
+	return state.SeedRequest{Seed: sd, Scope: scope, Key: key, BodyHash: bodyHash(req, opts)}, nil
+}
+
+// stamp gives a new task its ids and time (the leader's clock).
+func (a *API) stamp(sd *state.Seed) {
+	now := a.cfg.Now()
+	sd.ID, sd.At = "task_"+newULID(now), now.UnixMilli()
+	sd.StepIDs = sd.StepIDs[:0]
+	for range api.StepKinds(sd.Kind) {
 		sd.StepIDs = append(sd.StepIDs, "step_"+newULID(now))
 	}
-	return sd
 }
 
 func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {

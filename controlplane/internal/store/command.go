@@ -41,6 +41,11 @@ const (
 	// cmdRetireTasks drops finished tasks the leader has archived, with
 	// their request keys and events (state.RetireTasks).
 	cmdRetireTasks commandType = 13
+	// cmdCreateBatch replaces cmdCreateSeeds for new entries: the same
+	// seeds in binary (package wire), versioned, with each task's options
+	// as the validated JSON the leader received. cmdCreateSeeds still
+	// applies in old logs.
+	cmdCreateBatch commandType = 14
 )
 
 func (c commandType) String() string {
@@ -71,6 +76,8 @@ func (c commandType) String() string {
 		return "webhook_ops"
 	case cmdRetireTasks:
 		return "retire_tasks"
+	case cmdCreateBatch:
+		return "create_batch"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/wire"
 )
 
 // fsm applies committed log entries to the state. It is deterministic: the
@@ -53,6 +54,16 @@ func (f *fsm) Apply(l *raft.Log) any {
 			reqs[i] = r.Request()
 		}
 		res = f.state.CreateTasks(l.Index, c.Now, reqs)
+	case cmdCreateBatch:
+		now, seeds, err := wire.ReadBatch(payload)
+		if err != nil {
+			panic(fmt.Sprintf("decode %s at index %d: %v", t, l.Index, err))
+		}
+		reqs := make([]state.CreateRequest, len(seeds))
+		for i, r := range seeds {
+			reqs[i] = r.Request()
+		}
+		res = f.state.CreateTasks(l.Index, now, reqs)
 	case cmdCancelTask:
 		var c cancelTaskCmd
 		mustDecode(t, payload, &c)

@@ -25,7 +25,9 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/batch"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/wire"
 )
 
 // Errors of writes.
@@ -92,8 +94,8 @@ type Store struct {
 	state   *state.Store
 	trans   *raft.NetworkTransport
 	boltDB  *raftboltdb.BoltStore
-	creates *batcher[state.SeedRequest, state.CreateResult]
-	updates *batcher[state.StepUpdate, state.StepResult]
+	creates *batch.Batcher[state.SeedRequest, state.CreateResult]
+	updates *batch.Batcher[state.StepUpdate, state.StepResult]
 
 	leaderMu sync.Mutex
 	onLeader []func(ctx context.Context)
@@ -159,15 +161,20 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}
 	s.cfg.RaftAdvertise = string(s.trans.LocalAddr())
+	logPath := filepath.Join(cfg.Dir, "raft.db")
+	if err := checkSnapshots(filepath.Join(cfg.Dir, "snapshots")); err != nil {
+		s.trans.Close()
+		return nil, err
+	}
 	snaps, err := raft.NewFileSnapshotStore(cfg.Dir, 2, io.Discard)
 	if err != nil {
 		s.trans.Close()
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
-	s.boltDB, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	s.boltDB, err = openLog(logPath)
 	if err != nil {
 		s.trans.Close()
-		return nil, fmt.Errorf("open raft log: %w", err)
+		return nil, err
 	}
 	logs, err := raft.NewLogCache(512, s.boltDB)
 	if err != nil {
@@ -192,8 +199,8 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	s.creates = newBatcher(s.commitCreates)
-	s.updates = newBatcher(s.commitStepUpdates)
+	s.creates = batch.New(maxBatch, maxInFlight, ErrClosed, s.commitCreates)
+	s.updates = batch.New(maxBatch, maxInFlight, ErrClosed, s.commitStepUpdates)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -265,6 +272,13 @@ func (s *Store) apply(ctx context.Context, t commandType, payload any) (any, err
 	if err != nil {
 		return nil, err
 	}
+	return s.applyEntry(ctx, data)
+}
+
+// applyEntry proposes an encoded entry (its type byte, then its payload)
+// and waits for it to be applied here.
+func (s *Store) applyEntry(ctx context.Context, data []byte) (any, error) {
+	var err error
 	select {
 	case <-s.stop:
 		return nil, ErrClosed
@@ -307,8 +321,15 @@ func mapRaftErr(err error) error {
 // CreateTasks commits new tasks, batched with other concurrent calls into
 // as few log entries as possible. Results are in request order.
 func (s *Store) CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error) {
-	return s.creates.submit(ctx, reqs)
+	return s.creates.Submit(ctx, reqs)
 }
+
+// Group commit: concurrent calls are gathered into one log entry (package
+// batch).
+const (
+	maxBatch    = 512 // requests per log entry
+	maxInFlight = 4   // entries being committed at once
+)
 
 // commitTimeout bounds one group-committed entry: it outlives any one
 // caller's context, since others share it.
@@ -317,7 +338,7 @@ const commitTimeout = 30 * time.Second
 func (s *Store) commitCreates(reqs []state.SeedRequest) ([]state.CreateResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	res, err := s.apply(ctx, cmdCreateSeeds, createSeedsCmd{Now: time.Now().UnixMilli(), Requests: reqs})
+	res, err := s.applyEntry(ctx, wire.AppendBatch([]byte{byte(cmdCreateBatch)}, time.Now().UnixMilli(), reqs))
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +348,7 @@ func (s *Store) commitCreates(reqs []state.SeedRequest) ([]state.CreateResult, e
 // StepUpdates commits step transitions, batched with other concurrent
 // calls. Results are in update order.
 func (s *Store) StepUpdates(ctx context.Context, ups []state.StepUpdate) ([]state.StepResult, error) {
-	return s.updates.submit(ctx, ups)
+	return s.updates.Submit(ctx, ups)
 }
 
 func (s *Store) commitStepUpdates(ups []state.StepUpdate) ([]state.StepResult, error) {
@@ -518,8 +539,8 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		if s.creates != nil {
-			s.creates.close()
-			s.updates.close()
+			s.creates.Close()
+			s.updates.Close()
 		}
 		// Raft first: it stops the leadership goroutine's source.
 		err = s.raft.Shutdown().Error()

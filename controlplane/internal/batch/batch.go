@@ -1,18 +1,19 @@
-package store
+// Package batch gathers concurrent requests into batches (group commit):
+// a call waits only while earlier batches hold every in-flight slot, so a
+// lone request goes out at once, and under load each batch carries
+// everything that queued meanwhile. The store commits creates and step
+// updates so, many to a log entry; a follower forwards its creates to the
+// leader so, many to a request.
+package batch
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
-// Group commit: concurrent calls are gathered into one log entry. A call
-// waits only while earlier entries hold every in-flight slot, so a lone
-// request goes out at once, and under load each entry carries everything
-// that queued meanwhile.
-const (
-	maxBatch    = 512 // requests per log entry
-	maxInFlight = 4   // entries being committed at once
-)
+// ErrClosed: the batcher was closed before the call's batch went out.
+var ErrClosed = errors.New("closed")
 
 type batchCall[Req, Res any] struct {
 	reqs  []Req
@@ -24,18 +25,26 @@ type batchReply[Res any] struct {
 	err     error
 }
 
-// batcher gathers requests and commits them with commit, which returns one
+// Batcher gathers requests and commits them with commit, which returns one
 // result per request, in order.
-type batcher[Req, Res any] struct {
+type Batcher[Req, Res any] struct {
 	commitFn func(reqs []Req) ([]Res, error)
+	max      int
+	closed   error
 	in       chan *batchCall[Req, Res]
 	slots    chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
 
-func newBatcher[Req, Res any](commit func([]Req) ([]Res, error)) *batcher[Req, Res] {
-	b := &batcher[Req, Res]{commitFn: commit, in: make(chan *batchCall[Req, Res], 4096), slots: make(chan struct{}, maxInFlight), stop: make(chan struct{})}
+// New starts a batcher that sends batches of at most max requests, at
+// most inFlight at once, through commit. Calls made once it is closed
+// fail with closed (ErrClosed when nil).
+func New[Req, Res any](max, inFlight int, closed error, commit func([]Req) ([]Res, error)) *Batcher[Req, Res] {
+	if closed == nil {
+		closed = ErrClosed
+	}
+	b := &Batcher[Req, Res]{commitFn: commit, max: max, closed: closed, in: make(chan *batchCall[Req, Res], 4096), slots: make(chan struct{}, inFlight), stop: make(chan struct{})}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -44,8 +53,8 @@ func newBatcher[Req, Res any](commit func([]Req) ([]Res, error)) *batcher[Req, R
 	return b
 }
 
-// submit queues reqs for the next entry and waits for the outcome.
-func (b *batcher[Req, Res]) submit(ctx context.Context, reqs []Req) ([]Res, error) {
+// Submit queues reqs for the next batch and waits for the outcome.
+func (b *Batcher[Req, Res]) Submit(ctx context.Context, reqs []Req) ([]Res, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -55,7 +64,7 @@ func (b *batcher[Req, Res]) submit(ctx context.Context, reqs []Req) ([]Res, erro
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-b.stop:
-		return nil, ErrClosed
+		return nil, b.closed
 	}
 	select {
 	case r := <-c.reply:
@@ -66,7 +75,7 @@ func (b *batcher[Req, Res]) submit(ctx context.Context, reqs []Req) ([]Res, erro
 	}
 }
 
-func (b *batcher[Req, Res]) run() {
+func (b *Batcher[Req, Res]) run() {
 	for {
 		var first *batchCall[Req, Res]
 		select {
@@ -77,12 +86,12 @@ func (b *batcher[Req, Res]) run() {
 		select {
 		case b.slots <- struct{}{}:
 		case <-b.stop:
-			first.reply <- batchReply[Res]{err: ErrClosed}
+			first.reply <- batchReply[Res]{err: b.closed}
 			return
 		}
 		calls, n := []*batchCall[Req, Res]{first}, len(first.reqs)
 	gather:
-		for n < maxBatch {
+		for n < b.max {
 			select {
 			case c := <-b.in:
 				calls = append(calls, c)
@@ -100,7 +109,7 @@ func (b *batcher[Req, Res]) run() {
 	}
 }
 
-func (b *batcher[Req, Res]) commit(calls []*batchCall[Req, Res], n int) {
+func (b *Batcher[Req, Res]) commit(calls []*batchCall[Req, Res], n int) {
 	reqs := make([]Req, 0, n)
 	for _, c := range calls {
 		reqs = append(reqs, c.reqs...)
@@ -117,14 +126,16 @@ func (b *batcher[Req, Res]) commit(calls []*batchCall[Req, Res], n int) {
 	}
 }
 
-func (b *batcher[Req, Res]) close() {
+// Close stops the batcher: it waits for the batches going out, and fails
+// the calls still queued.
+func (b *Batcher[Req, Res]) Close() {
 	close(b.stop)
 	b.wg.Wait()
 	// Fail what is still queued.
 	for {
 		select {
 		case c := <-b.in:
-			c.reply <- batchReply[Res]{err: ErrClosed}
+			c.reply <- batchReply[Res]{err: b.closed}
 		default:
 			return
 		}

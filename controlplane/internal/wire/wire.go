@@ -1,0 +1,305 @@
+// Package wire is the binary form of new tasks: in the Raft log (the
+// create_batch entry) and between servers (a follower's creates, batched
+// to the leader). A task is a seed (state.Seed: its ids and time, stamped
+// by the leader, and the request as validated) with its request key.
+//
+// The form is protobuf's wire format (varints and length-delimited
+// fields, through google.golang.org/protobuf/encoding/protowire), written
+// and read by hand: field numbers are never reused, a reader skips the
+// fields it does not know, and each message starts with a version byte
+// that a reader refuses when it is newer than it knows, so that no node
+// applies an entry it would misread.
+package wire
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
+)
+
+// Version is the version byte this release writes and the newest it
+// reads.
+const Version = 1
+
+// Field numbers of a seed request.
+const (
+	fID       protowire.Number = 1
+	fStepID   protowire.Number = 2 // repeated
+	fAt       protowire.Number = 3
+	fKind     protowire.Number = 4
+	fInput    protowire.Number = 5
+	fOutput   protowire.Number = 6
+	fOptions  protowire.Number = 7 // the options' JSON, as validated
+	fMetadata protowire.Number = 8 // the metadata's JSON, as received
+	fScope    protowire.Number = 9
+	fKey      protowire.Number = 10
+	fBodyHash protowire.Number = 11
+)
+
+// Field numbers of a batch: creates (the log entry) or a follower's
+// requests.
+const (
+	fNow     protowire.Number = 1
+	fRequest protowire.Number = 2 // repeated, each a seed request
+)
+
+// Field numbers of one result of a follower's batch.
+const (
+	fStatus protowire.Number = 1
+	// fID, fStepID and fAt as in a seed: what the leader stamped.
+	fTask protowire.Number = 5 // a replayed task's JSON
+)
+
+// ErrNewer is a message written by a newer release than this one.
+var ErrNewer = errors.New("written by a newer release: upgrade this node")
+
+// AppendBatch appends the versioned form of a batch of seed requests,
+// stamped at now (epoch ms; 0 for a follower's unstamped requests).
+func AppendBatch(b []byte, now int64, reqs []state.SeedRequest) []byte {
+	b = append(b, Version)
+	if now != 0 {
+		b = protowire.AppendTag(b, fNow, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(now))
+	}
+	var m []byte
+	for i := range reqs {
+		m = appendSeedRequest(m[:0], &reqs[i])
+		b = protowire.AppendTag(b, fRequest, protowire.BytesType)
+		b = protowire.AppendBytes(b, m)
+	}
+	return b
+}
+
+// ReadBatch reads what AppendBatch wrote.
+func ReadBatch(b []byte) (now int64, reqs []state.SeedRequest, err error) {
+	b, err = version(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	err = fields(b, func(num protowire.Number, typ protowire.Type, v uint64, data []byte) error {
+		switch {
+		case num == fNow && typ == protowire.VarintType:
+			now = int64(v)
+		case num == fRequest && typ == protowire.BytesType:
+			var r state.SeedRequest
+			if err := readSeedRequest(data, &r); err != nil {
+				return fmt.Errorf("request %d: %w", len(reqs), err)
+			}
+			reqs = append(reqs, r)
+		}
+		return nil
+	})
+	return now, reqs, err
+}
+
+func appendSeedRequest(b []byte, r *state.SeedRequest) []byte {
+	s := &r.Seed
+	b = appendString(b, fID, s.ID)
+	for _, id := range s.StepIDs {
+		b = protowire.AppendTag(b, fStepID, protowire.BytesType)
+		b = protowire.AppendString(b, id)
+	}
+	if s.At != 0 {
+		b = protowire.AppendTag(b, fAt, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(s.At))
+	}
+	b = appendString(b, fKind, string(s.Kind))
+	b = appendString(b, fInput, s.Input)
+	b = appendString(b, fOutput, s.Output)
+	b = appendBytes(b, fOptions, s.Options)
+	b = appendBytes(b, fMetadata, s.Metadata)
+	b = appendString(b, fScope, r.Scope)
+	b = appendString(b, fKey, r.Key)
+	return appendString(b, fBodyHash, r.BodyHash)
+}
+
+func readSeedRequest(b []byte, r *state.SeedRequest) error {
+	s := &r.Seed
+	return fields(b, func(num protowire.Number, typ protowire.Type, v uint64, data []byte) error {
+		if typ == protowire.VarintType {
+			if num == fAt {
+				s.At = int64(v)
+			}
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case fID:
+			s.ID = string(data)
+		case fStepID:
+			s.StepIDs = append(s.StepIDs, string(data))
+		case fKind:
+			s.Kind = encoders.Kind(data)
+		case fInput:
+			s.Input = string(data)
+		case fOutput:
+			s.Output = string(data)
+		case fOptions:
+			s.Options = append([]byte(nil), data...)
+		case fMetadata:
+			s.Metadata = append([]byte(nil), data...)
+		case fScope:
+			r.Scope = string(data)
+		case fKey:
+			r.Key = string(data)
+		case fBodyHash:
+			r.BodyHash = string(data)
+		}
+		return nil
+	})
+}
+
+// Status is what became of one of a follower's requests.
+type Status uint8
+
+// The outcomes of a follower's request.
+const (
+	// Created: a new task, with the ids and time the leader stamped.
+	Created Status = 0
+	// Replayed: the request key was seen before; Task is the task now.
+	Replayed Status = 1
+	// Conflict: the Idempotency-Key was used with another request.
+	Conflict Status = 2
+)
+
+// Result is the leader's answer to one request of a follower's batch.
+type Result struct {
+	Status  Status
+	ID      string
+	StepIDs []string
+	At      int64
+	// Task is the replayed task's JSON.
+	Task []byte
+}
+
+// AppendResults appends the versioned form of results.
+func AppendResults(b []byte, results []Result) []byte {
+	b = append(b, Version)
+	var m []byte
+	for i := range results {
+		r := &results[i]
+		m = m[:0]
+		if r.Status != Created {
+			m = protowire.AppendTag(m, fStatus, protowire.VarintType)
+			m = protowire.AppendVarint(m, uint64(r.Status))
+		}
+		m = appendString(m, fID, r.ID)
+		for _, id := range r.StepIDs {
+			m = protowire.AppendTag(m, fStepID, protowire.BytesType)
+			m = protowire.AppendString(m, id)
+		}
+		if r.At != 0 {
+			m = protowire.AppendTag(m, fAt, protowire.VarintType)
+			m = protowire.AppendVarint(m, uint64(r.At))
+		}
+		m = appendBytes(m, fTask, r.Task)
+		b = protowire.AppendTag(b, fRequest, protowire.BytesType)
+		b = protowire.AppendBytes(b, m)
+	}
+	return b
+}
+
+// ReadResults reads what AppendResults wrote.
+func ReadResults(b []byte) ([]Result, error) {
+	b, err := version(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	err = fields(b, func(num protowire.Number, typ protowire.Type, _ uint64, data []byte) error {
+		if num != fRequest || typ != protowire.BytesType {
+			return nil
+		}
+		var r Result
+		err := fields(data, func(num protowire.Number, typ protowire.Type, v uint64, data []byte) error {
+			switch {
+			case num == fStatus && typ == protowire.VarintType:
+				r.Status = Status(v)
+			case num == fAt && typ == protowire.VarintType:
+				r.At = int64(v)
+			case num == fID && typ == protowire.BytesType:
+				r.ID = string(data)
+			case num == fStepID && typ == protowire.BytesType:
+				r.StepIDs = append(r.StepIDs, string(data))
+			case num == fTask && typ == protowire.BytesType:
+				r.Task = append([]byte(nil), data...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if r.Status > Conflict {
+			return fmt.Errorf("result %d: status %d: %w", len(out), r.Status, ErrNewer)
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// version checks and strips the version byte.
+func version(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, errors.New("empty message")
+	}
+	if b[0] == 0 || b[0] > Version {
+		return nil, fmt.Errorf("version %d: %w", b[0], ErrNewer)
+	}
+	return b[1:], nil
+}
+
+// fields calls fn for each field of a message: varints with their value,
+// length-delimited fields with their bytes (which alias b); fields of
+// other wire types are skipped.
+func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v uint64, data []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		var v uint64
+		var data []byte
+		switch typ {
+		case protowire.VarintType:
+			v, n = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			data, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ == protowire.VarintType || typ == protowire.BytesType {
+			if err := fn(num, typ, v, data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
