@@ -23,11 +23,18 @@ import (
 // the leader). It returns once all three have applied the same state.
 func mustCluster(tb testing.TB, extra ...string) []*proc {
 	tb.Helper()
-	a := mustServer(tb, "a", append([]string{"--bootstrap"}, extra...)...)
+	return mustClusterOf(tb, "", extra...)
+}
+
+// mustClusterOf is mustCluster running the binary bin ("": the one built
+// for the tests).
+func mustClusterOf(tb testing.TB, bin string, extra ...string) []*proc {
+	tb.Helper()
+	a := mustServerOf(tb, bin, "a", append([]string{"--bootstrap"}, extra...)...)
 	mustReady(tb, a)
-	b := mustServer(tb, "b", append([]string{"--join", a.URL()}, extra...)...)
+	b := mustServerOf(tb, bin, "b", append([]string{"--join", a.URL()}, extra...)...)
 	mustReady(tb, b)
-	c := mustServer(tb, "c", append([]string{"--join", b.URL()}, extra...)...)
+	c := mustServerOf(tb, bin, "c", append([]string{"--join", b.URL()}, extra...)...)
 	mustReady(tb, c)
 	nodes := []*proc{a, b, c}
 	waitSameState(tb, 20*time.Second, nodes...)

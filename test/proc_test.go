@@ -39,7 +39,10 @@ type proc struct {
 	env  []string
 	// wrap, when set, is a command that runs ittybit: the binary's path
 	// and args are appended to it (unshare, for a tiny work folder).
-	wrap     []string
+	wrap []string
+	// bin, when set, is the ittybit binary to run (another release's);
+	// the one built for the tests otherwise.
+	bin      string
 	HTTPAddr string
 	RaftAddr string
 
@@ -60,7 +63,14 @@ func (p *proc) DataDir() string { return filepath.Join(p.dir, "data") }
 // end of the test.
 func mustServer(tb testing.TB, name string, extra ...string) *proc {
 	tb.Helper()
-	p := &proc{name: name, dir: tb.TempDir()}
+	return mustServerOf(tb, "", name, extra...)
+}
+
+// mustServerOf is mustServer running the binary bin ("": the one built
+// for the tests).
+func mustServerOf(tb testing.TB, bin, name string, extra ...string) *proc {
+	tb.Helper()
+	p := &proc{name: name, dir: tb.TempDir(), bin: bin}
 	p.args = append([]string{"server", "--node-id", name, "--data", p.DataDir(), "--log-level", "info"}, extra...)
 	p.env = append(os.Environ(), "ITTYBIT_API_KEY="+testAPIKey, "ITTYBIT_NODE_TOKEN="+testNodeToken)
 	p.mustStart(tb)
@@ -104,10 +114,14 @@ func (p *proc) mustStart(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	defer logf.Close() // the child has its own descriptor
+	bin := ittybitBin
+	if p.bin != "" {
+		bin = p.bin
+	}
 	if len(p.wrap) > 0 {
-		p.cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], ittybitBin), args...)...)
+		p.cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], bin), args...)...)
 	} else {
-		p.cmd = exec.Command(ittybitBin, args...)
+		p.cmd = exec.Command(bin, args...)
 	}
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf

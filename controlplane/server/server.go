@@ -123,7 +123,9 @@ type Server struct {
 	store *store.Store
 	sched *scheduler.Dispatcher
 	api   *httpapi.API
-	reg   *prometheus.Registry
+	// apiMade is closed once api is set.
+	apiMade chan struct{}
+	reg     *prometheus.Registry
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
@@ -232,7 +234,7 @@ func Open(cfg Config) (*Server, error) {
 	reg.MustRegister(applySeconds, leader)
 
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "server", "node_id", cfg.NodeID), ln: ln, store: st, reg: reg,
-		targets: targets, fatal: make(chan error, 1), cleanWake: make(chan struct{}, 1)}
+		targets: targets, fatal: make(chan error, 1), cleanWake: make(chan struct{}, 1), apiMade: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var ended func(string)
 	if cfg.Storage != nil {
@@ -248,6 +250,7 @@ func Open(cfg Config) (*Server, error) {
 	st.OnLeader(s.sched.Run)
 	st.OnLeader(s.ensureSecret)
 	st.OnLeader(s.ensureClusterID)
+	st.OnLeader(s.watchVoters)
 	sender := &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs, Resolver: cfg.WebhookResolver, Timeout: cfg.WebhookTimeout}
 	outbox := &webhooks.Outbox{Store: st, Sender: sender, Render: httpapi.EventJSON, Delays: cfg.WebhookDelays,
 		Throttle: cfg.WebhookThrottle,
@@ -280,6 +283,7 @@ func Open(cfg Config) (*Server, error) {
 		apiCfg.FileURL = s.fileURL
 	}
 	s.api = httpapi.New(apiCfg)
+	close(s.apiMade)
 	if cfg.Storage != nil {
 		s.api.Handle("GET /files/", httpapi.AuthSigned, http.HandlerFunc(s.serveFile))
 		s.api.Handle("HEAD /files/", httpapi.AuthSigned, http.HandlerFunc(s.serveFile))
@@ -468,4 +472,14 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	serr := s.store.Close()
 	return errors.Join(herr, serr)
+}
+
+// watchVoters runs the API's watch of which entry types the voters apply
+// while this server leads (store.OnLeader), once the API is made.
+func (s *Server) watchVoters(ctx context.Context) {
+	select {
+	case <-s.apiMade:
+		s.api.WatchVoters(ctx)
+	case <-ctx.Done():
+	}
 }

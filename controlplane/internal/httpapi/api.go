@@ -42,6 +42,9 @@ type Store interface {
 	// Raft address); Member is whether this node belongs to a cluster.
 	Leave(id string) error
 	HandOff() (string, error)
+	// SetVotersApply records the newest Raft entry type every voter
+	// applies (WatchVoters).
+	SetVotersApply(v int)
 	Peers() (map[string]string, error)
 	Member() bool
 	RaftAddr() string

@@ -321,6 +321,7 @@ func (noLeader) Leader() (id, addr string, ok bool)                 { return "",
 func (noLeader) Join(context.Context, string, string, string) error { return store.ErrNotLeader }
 func (noLeader) Leave(string) error                                 { return store.ErrNotLeader }
 func (noLeader) HandOff() (string, error)                           { return "", nil }
+func (noLeader) SetVotersApply(int)                                 {}
 func (noLeader) Peers() (map[string]string, error) {
 	return map[string]string{"n2": "127.0.0.1:1"}, nil
 }

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"github.com/ittybit-oss/ittybit/controlplane/internal/store"
+
 	"net/http"
 
 	"github.com/ittybit-oss/ittybit"
@@ -8,7 +10,7 @@ import (
 
 // healthz answers while the process is alive.
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": a.cfg.Store.NodeID(), "applied_index": a.cfg.Store.AppliedIndex()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": a.cfg.Store.NodeID(), "applied_index": a.cfg.Store.AppliedIndex(), "log": store.LogVersion})
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -96,6 +97,11 @@ type Store struct {
 	boltDB  *raftboltdb.BoltStore
 	creates *batch.Batcher[state.SeedRequest, state.CreateResult]
 	updates *batch.Batcher[state.StepUpdate, state.StepResult]
+
+	// votersApply is the newest entry type every voter applies, as the
+	// leader last learned it (SetVotersApply); 0 when unknown. New entry
+	// types are written only once every voter can apply them.
+	votersApply atomic.Int32
 
 	leaderMu sync.Mutex
 	onLeader []func(ctx context.Context)
@@ -318,6 +324,25 @@ func mapRaftErr(err error) error {
 	return fmt.Errorf("raft apply: %w", err)
 }
 
+// LogVersion is the newest entry type this release applies; servers
+// report it (GET /healthz), and a leader writes an entry type only once
+// every voter reports that it applies it.
+const LogVersion = int(cmdCreateBatch)
+
+// SetVotersApply records the newest entry type every voter applies, as
+// the leader found out (0: unknown, as when a voter does not answer).
+func (s *Store) SetVotersApply(v int) {
+	old := s.votersApply.Swap(int32(v))
+	binary := v >= int(cmdCreateBatch)
+	if binary != (old >= int32(cmdCreateBatch)) {
+		as := cmdCreateSeeds
+		if binary {
+			as = cmdCreateBatch
+		}
+		s.log.Info("new tasks enter the log as "+as.String(), "voters_apply", v)
+	}
+}
+
 // CreateTasks commits new tasks, batched with other concurrent calls into
 // as few log entries as possible. Results are in request order.
 func (s *Store) CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error) {
@@ -338,7 +363,16 @@ const commitTimeout = 30 * time.Second
 func (s *Store) commitCreates(reqs []state.SeedRequest) ([]state.CreateResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	res, err := s.applyEntry(ctx, wire.AppendBatch([]byte{byte(cmdCreateBatch)}, time.Now().UnixMilli(), reqs))
+	now := time.Now().UnixMilli()
+	var res any
+	var err error
+	if s.votersApply.Load() >= int32(cmdCreateBatch) {
+		res, err = s.applyEntry(ctx, wire.AppendBatch([]byte{byte(cmdCreateBatch)}, now, reqs))
+	} else {
+		// A voter of an earlier release (in a rolling upgrade) would stop
+		// at create_batch.
+		res, err = s.apply(ctx, cmdCreateSeeds, createSeedsCmd{Now: now, Requests: reqs})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -482,6 +516,9 @@ func (s *Store) Join(ctx context.Context, id, raftAddr, httpAddr string) error {
 		}
 	}
 	if !present {
+		// The newcomer may be of an earlier release: new entry types wait
+		// until it says what it applies.
+		s.SetVotersApply(0)
 		if err := s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0).Error(); err != nil {
 			return fmt.Errorf("add voter %s: %w", id, mapRaftErr(err))
 		}
