@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -28,7 +30,8 @@ func (d *Dispatcher) Applied(c state.Change) {
 		if i := t.Current(); i >= 0 {
 			step = t.Steps[i].ID
 		}
-		d.log.Info("task queued", append(taskAttrs(t.ID, step, ""), "kind", t.Kind)...)
+		d.log.LogAttrs(context.Background(), slog.LevelInfo, "task queued",
+			slog.String("task_id", t.ID), slog.String("step_id", step), slog.String("node_id", ""), slog.String("kind", string(t.Kind)))
 	}
 	if t := c.Cancelled; t != nil {
 		d.cancelled(t)

@@ -39,7 +39,9 @@ func (s Seed) Task() api.Task {
 	if len(t.Metadata) == 0 {
 		t.Metadata = json.RawMessage("{}")
 	}
-	for i, kind := range api.StepKinds(s.Kind) {
+	kinds := api.StepKinds(s.Kind)
+	t.Steps = make([]api.Step, 0, len(kinds))
+	for i, kind := range kinds {
 		id := ""
 		if i < len(s.StepIDs) {
 			id = s.StepIDs[i]
