@@ -42,6 +42,10 @@ import (
 // a 503 after the request may have been committed) is kept, with no
 // response: porcupine may place it anywhere after its call, applied. A
 // read that failed is dropped: it changed nothing.
+//
+// Lists (GET /tasks, the newest page) span every object, so they are
+// checked beside porcupine (linCheckLists): a page must be a consistent
+// cut of the history, which is what a linearizable list returns.
 
 // linInput is one operation of the history.
 type linInput struct {
@@ -194,7 +198,20 @@ type linRecorder struct {
 	ops   []porcupine.Operation
 	ids   []string          // every task id answered
 	keyOf map[string]string // task id → its object
+	lists []linList
 }
+
+// linList is one answered GET /tasks?limit=linPage: the newest tasks,
+// newest first, with their statuses.
+type linList struct {
+	client    int
+	call, ret int64
+	ids       []string
+	status    map[string]string
+}
+
+// linPage is the size of the pages lists read.
+const linPage = 50
 
 func (r *linRecorder) now() int64 { return int64(time.Since(r.start)) }
 
@@ -275,7 +292,15 @@ func runSchedule(t *testing.T, seed uint64, load time.Duration) {
 			rec.add(16+cl, linInput{Op: "get", Key: rec.keyOf[id], ID: id}, linGet(client, url, id), call)
 		}
 	}
-	t.Logf("faults: %v; %d operations, %d tasks", faults, len(rec.ops), len(rec.ids))
+	t.Logf("faults: %v; %d operations, %d lists, %d tasks", faults, len(rec.ops), len(rec.lists), len(rec.ids))
+	if bad := linCheckLists(rec); len(bad) > 0 {
+		for i, b := range bad {
+			if i < 10 {
+				t.Error(b)
+			}
+		}
+		t.Fatalf("%d lists of seed %d are not consistent cuts (replay with ITTYBIT_LINEARIZABLE_SEED=%d)", len(bad), seed, seed)
+	}
 
 	res, info := porcupine.CheckOperationsVerbose(linModel, linPrune(rec.ops), time.Minute)
 	switch res {
@@ -357,12 +382,19 @@ func linOp(rec *linRecorder, client *http.Client, url string, cl int, rng *rand.
 			key = fmt.Sprintf("u:%d-%d", cl, call) // a task no later operation names
 		}
 		rec.add(cl, linInput{Op: "create", Key: key}, out, call)
-	case r < 80:
+	case r < 75:
 		if id, key := rec.pick(rng); id != "" {
 			out := linGet(client, url, id)
 			if !out.Unknown { // a failed read changed nothing
 				rec.add(cl, linInput{Op: "get", Key: key, ID: id}, out, call)
 			}
+		}
+	case r < 80:
+		if l, ok := linListPage(client, url); ok {
+			l.client, l.call, l.ret = cl, call, rec.now()
+			rec.mu.Lock()
+			rec.lists = append(rec.lists, l)
+			rec.mu.Unlock()
 		}
 	default:
 		if id, key := rec.pick(rng); id != "" {
@@ -418,6 +450,110 @@ func linGet(client *http.Client, url, id string) linOutput {
 		return linOutput{Unknown: true}
 	}
 	return linOutput{Found: true, Status: string(task.Status)}
+}
+
+// linListPage reads the newest page of tasks; ok is false when there is
+// no answer to go by.
+func linListPage(client *http.Client, url string) (linList, bool) {
+	code, body, err := linDo(client, "GET", url+"/tasks?limit="+strconv.Itoa(linPage), nil, "")
+	var page api.TaskList
+	if err != nil || code != http.StatusOK || json.Unmarshal(body, &page) != nil {
+		return linList{}, false
+	}
+	l := linList{status: map[string]string{}}
+	for _, t := range page.Data {
+		l.ids = append(l.ids, t.ID)
+		l.status[t.ID] = string(t.Status)
+	}
+	return l, true
+}
+
+// linCheckLists checks every list against the history of creates and
+// cancels: a page holds the newest tasks of one moment between its call
+// and its return. With m the oldest id on a full page (every task when
+// the page is not full), it fails when
+//   - a task answered 201 before the list was called, whose id is m or
+//     newer, is missing (a write already seen by its client, not read);
+//   - a task on the page was created after a task that is missing,
+//     answered before the listed one was asked for (a page with a later
+//     write but not an earlier one: no moment had that state);
+//   - a task is listed as cancelled with no cancel asked for before the
+//     list returned, or as queued though a cancel of it was answered
+//     before the list was called.
+func linCheckLists(rec *linRecorder) []string {
+	type life struct {
+		createCall, createAck int64 // first call, first 201 (MaxInt64: none)
+		cancelCall, cancelAck int64 // first cancel called, first answered cancelled
+	}
+	lives := map[string]*life{}
+	get := func(id string) *life {
+		l := lives[id]
+		if l == nil {
+			l = &life{createCall: math.MaxInt64, createAck: math.MaxInt64, cancelCall: math.MaxInt64, cancelAck: math.MaxInt64}
+			lives[id] = l
+		}
+		return l
+	}
+	// A keyed task may have been created by a call whose answer was lost
+	// and answered to a later one: its create was asked for at the first
+	// call of its key.
+	firstCall := map[string]int64{}
+	for _, op := range rec.ops {
+		if in := op.Input.(linInput); in.Op == "create" {
+			if c, ok := firstCall[in.Key]; !ok || op.Call < c {
+				firstCall[in.Key] = op.Call
+			}
+		}
+	}
+	for _, op := range rec.ops {
+		in, out := op.Input.(linInput), op.Output.(linOutput)
+		switch {
+		case in.Op == "create" && !out.Unknown:
+			l := get(out.ID)
+			l.createCall, l.createAck = min(l.createCall, firstCall[in.Key]), min(l.createAck, op.Return)
+		case in.Op == "cancel":
+			l := get(in.ID)
+			l.cancelCall = min(l.cancelCall, op.Call)
+			if out.Status == "cancelled" {
+				l.cancelAck = min(l.cancelAck, op.Return)
+			}
+		}
+	}
+	var bad []string
+	for _, list := range rec.lists {
+		oldest := ""
+		if len(list.ids) == linPage {
+			oldest = list.ids[len(list.ids)-1]
+		}
+		// The latest call of a listed task's create: every task answered
+		// before it must be there too.
+		var latestListed int64 = -1
+		for _, id := range list.ids {
+			l := lives[id]
+			if l == nil {
+				continue // its create's answer was lost: nothing to compare
+			}
+			latestListed = max(latestListed, l.createCall)
+			switch st := list.status[id]; {
+			case st == string(api.TaskCancelled) && l.cancelCall > list.ret:
+				bad = append(bad, fmt.Sprintf("client %d's list (%v → %v) shows %s cancelled; its first cancel was called at %v", list.client, time.Duration(list.call), time.Duration(list.ret), id, time.Duration(l.cancelCall)))
+			case st == string(api.TaskQueued) && l.cancelAck < list.call:
+				bad = append(bad, fmt.Sprintf("client %d's list (%v → %v) shows %s queued; a cancel of it was answered at %v", list.client, time.Duration(list.call), time.Duration(list.ret), id, time.Duration(l.cancelAck)))
+			}
+		}
+		for id, l := range lives {
+			if id < oldest || list.status[id] != "" {
+				continue
+			}
+			switch {
+			case l.createAck < list.call:
+				bad = append(bad, fmt.Sprintf("client %d's list (%v → %v) misses %s, answered 201 at %v", list.client, time.Duration(list.call), time.Duration(list.ret), id, time.Duration(l.createAck)))
+			case l.createAck < latestListed:
+				bad = append(bad, fmt.Sprintf("client %d's list (%v → %v) misses %s, answered 201 at %v, before a listed task was asked for at %v", list.client, time.Duration(list.call), time.Duration(list.ret), id, time.Duration(l.createAck), time.Duration(latestListed)))
+			}
+		}
+	}
+	return bad
 }
 
 func linCancel(client *http.Client, url, id string) linOutput {
