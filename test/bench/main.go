@@ -58,6 +58,9 @@ type config struct {
 	retireWindow time.Duration
 	// levels: the client counts of the throughput comparison.
 	levels []int
+	// baseline: a commit whose servers the throughput comparison also
+	// measures at 64 clients, in the same run ("": none).
+	baseline string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -82,6 +85,7 @@ func run(ctx context.Context, args []string) error {
 	fl.IntVar(&c.memServerTasks, "mem-server-tasks", 100_000, "tasks one server holds in the memory measure (0: not measured)")
 	fl.IntVar(&c.retireBacklog, "retire-backlog", 50_000, "finished tasks that retire while writers post")
 	fl.DurationVar(&c.retireWindow, "retire-window", 24*time.Second, "how long writers post while tasks retire (and without retirement, the anchor)")
+	fl.StringVar(&c.baseline, "baseline", "8e226e7", "a commit of this repository whose servers the throughput comparison also measures at 64 clients, in the same run (the release before batched forwarding and binary entries; \"\": none)")
 	levels := fl.String("levels", "16,64,256", "client counts of the throughput comparison (64, the target's, is measured over 3 windows)")
 	update := fl.Bool("update", false, "with -only: replace the sections run in the existing report (-out), each marked as rerun on its own, and leave the rest")
 	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap, memory-queued.heap, memory-finished.heap, retire-on.pprof, …) and keep it; by default a temporary folder, removed at the end")

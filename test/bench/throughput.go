@@ -116,6 +116,12 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	direct.cost = costPerTask(before, usageOf(ctx, servers), leader, direct.rate*c.window.Seconds())
 	fmt.Fprintf(os.Stderr, "   ittybit at 64 clients, leader only: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", direct.rate, direct.p50, direct.p99, direct.cost)
 	stopAll(servers)
+	var baseWindows []loadResult
+	if c.baseline != "" {
+		if baseWindows, err = baselineThroughput(ctx, e, c, body); err != nil {
+			return err
+		}
+	}
 
 	raw := map[int]loadResult{}
 	rawWindows := map[int][]loadResult{}
@@ -149,6 +155,9 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		s.rows = append(s.rows, row(fmt.Sprint(n), results[n], raw[n]))
 	}
 	s.rows = append(s.rows, row("64, all to the leader", direct, raw[64]))
+	if c.baseline != "" {
+		s.rows = append(s.rows, row("64, release "+c.baseline+" (before)", medianWindow(baseWindows), raw[64]))
+	}
 	at := results[targetClients]
 	s.met = verdict(at.rate >= 0.5*raw[targetClients].rate && at.cost.leaderCPU <= 60)
 	s.notes = append(s.notes, fmt.Sprintf("Both rates swing from window to window on a shared 2-core machine (fsync times, the other processes), "+
@@ -157,11 +166,50 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	s.notes = append(s.notes, "*Leader CPU µs/task* is the leader process's user + system time (from `/proc/PID/stat`) over the window, divided by the tasks answered 201 "+
 		"through all three nodes (forwarded ones included); *allocs* and *KiB allocated* are the growth of its `go_memstats_mallocs_total` and `go_memstats_alloc_bytes_total` over the same window, per task; "+
 		"*followers' CPU* is the same time of the two other servers together. At 64 clients the first window also runs the CPU profile below.")
-	s.notes = append(s.notes, "Before batched forwarding and binary create entries (release 8e226e7, this bench on 2026-12-01, median of 3 windows at 64 clients): "+
-		"1,733 tasks/s (0.20 × raw), leader 407 µs CPU, 365 allocations and 32.4 KiB allocated per task, followers 573 µs; the issue's first measure was 447 µs.")
+	if c.baseline != "" {
+		s.notes = append(s.notes, fmt.Sprintf("*Before*: the row of release %s is the same measure (64 clients over the three nodes, the median of %d windows) of servers built from that commit "+
+			"(before batched forwarding from followers and binary create entries), run in this same bench after the current ones; its windows: %s tasks/s. "+
+			"The issue's first measure was 447 µs of leader CPU per task.", c.baseline, windowsAt(targetClients), rates(baseWindows)))
+	}
 	s.notes = append(s.notes, "The leader's CPU profile at 64 clients (`go tool pprof -top`):\n\n```\n"+top+"```")
 	rep.add(s)
 	return nil
+}
+
+// baselineThroughput measures the servers of commit c.baseline at 64
+// clients, as the current ones are measured, and returns its windows.
+func baselineThroughput(ctx context.Context, e *env, c config, body []byte) ([]loadResult, error) {
+	bin, err := e.release(ctx, c.baseline)
+	if err != nil {
+		return nil, err
+	}
+	be := *e
+	be.bin = bin
+	servers, err := startCluster(ctx, &be, "base", "--rate-limit", "0")
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll(servers)
+	leader, err := findLeader(servers)
+	if err != nil {
+		return nil, err
+	}
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.url)
+	}
+	var windows []loadResult
+	for range windowsAt(targetClients) {
+		before := usageOf(ctx, servers)
+		r, _, err := postLoad(ctx, urls, body, targetClients, c.window)
+		if err != nil {
+			return nil, err
+		}
+		r.cost = costPerTask(before, usageOf(ctx, servers), leader, r.rate*c.window.Seconds())
+		fmt.Fprintf(os.Stderr, "   release %s at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", c.baseline, targetClients, r.rate, r.p50, r.p99, r.cost)
+		windows = append(windows, r)
+	}
+	return windows, nil
 }
 
 // startCluster starts three `ittybit server` processes: a bootstraps, b
