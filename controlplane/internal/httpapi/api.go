@@ -42,9 +42,10 @@ type Store interface {
 	// Raft address); Member is whether this node belongs to a cluster.
 	Leave(id string) error
 	HandOff() (string, error)
-	// SetVotersApply records the newest Raft entry type every voter
-	// applies (WatchVoters).
-	SetVotersApply(v int)
+	// VotersEpoch and SetVotersApply: the newest Raft entry type every
+	// voter applies, as WatchVoters learns it (see store.Store).
+	VotersEpoch() uint64
+	SetVotersApply(v int, epoch uint64)
 	Peers() (map[string]string, error)
 	Member() bool
 	RaftAddr() string

@@ -321,7 +321,8 @@ func (noLeader) Leader() (id, addr string, ok bool)                 { return "",
 func (noLeader) Join(context.Context, string, string, string) error { return store.ErrNotLeader }
 func (noLeader) Leave(string) error                                 { return store.ErrNotLeader }
 func (noLeader) HandOff() (string, error)                           { return "", nil }
-func (noLeader) SetVotersApply(int)                                 {}
+func (noLeader) SetVotersApply(int, uint64)                         {}
+func (noLeader) VotersEpoch() uint64                                { return 0 }
 func (noLeader) Peers() (map[string]string, error) {
 	return map[string]string{"n2": "127.0.0.1:1"}, nil
 }

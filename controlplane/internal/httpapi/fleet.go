@@ -99,7 +99,8 @@ func (a *API) WatchVoters(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		a.cfg.Store.SetVotersApply(a.votersApply(ctx))
+		epoch := a.cfg.Store.VotersEpoch()
+		a.cfg.Store.SetVotersApply(a.votersApply(ctx), epoch)
 		select {
 		case <-ctx.Done():
 			return

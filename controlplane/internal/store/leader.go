@@ -109,7 +109,7 @@ func (s *Store) lead(ctx context.Context) {
 	}
 	s.expireLoop(ctx)
 	wg.Wait()
-	s.SetVotersApply(0) // learned afresh by the next leadership
+	s.forgetVotersApply() // learned afresh by the next leadership
 }
 
 // expireLoop forgets old request keys and events every few minutes, and

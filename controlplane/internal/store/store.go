@@ -101,7 +101,11 @@ type Store struct {
 	// votersApply is the newest entry type every voter applies, as the
 	// leader last learned it (SetVotersApply); 0 when unknown. New entry
 	// types are written only once every voter can apply them.
+	// votersEpoch changes whenever a server may have joined; applyMu
+	// orders the two.
 	votersApply atomic.Int32
+	votersEpoch atomic.Uint64
+	applyMu     sync.Mutex
 
 	leaderMu sync.Mutex
 	onLeader []func(ctx context.Context)
@@ -329,9 +333,33 @@ func mapRaftErr(err error) error {
 // every voter reports that it applies it.
 const LogVersion = int(cmdCreateBatch)
 
+// VotersEpoch is a number that changes whenever a server may have
+// joined. A leader reads it before it asks the voters which entry types
+// they apply, and gives it back with the answer (SetVotersApply).
+func (s *Store) VotersEpoch() uint64 { return s.votersEpoch.Load() }
+
 // SetVotersApply records the newest entry type every voter applies, as
-// the leader found out (0: unknown, as when a voter does not answer).
-func (s *Store) SetVotersApply(v int) {
+// the leader learned by asking them after reading epoch (0: unknown, as
+// when a voter does not answer). It is ignored when a server may have
+// joined since: that one was not asked.
+func (s *Store) SetVotersApply(v int, epoch uint64) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if epoch == s.votersEpoch.Load() {
+		s.setVotersApply(v)
+	}
+}
+
+// forgetVotersApply forgets what the voters apply, until they are asked
+// again (a server joins; leadership ends).
+func (s *Store) forgetVotersApply() {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.votersEpoch.Add(1)
+	s.setVotersApply(0)
+}
+
+func (s *Store) setVotersApply(v int) {
 	old := s.votersApply.Swap(int32(v))
 	binary := v >= int(cmdCreateBatch)
 	if binary != (old >= int32(cmdCreateBatch)) {
@@ -518,7 +546,7 @@ func (s *Store) Join(ctx context.Context, id, raftAddr, httpAddr string) error {
 	if !present {
 		// The newcomer may be of an earlier release: new entry types wait
 		// until it says what it applies.
-		s.SetVotersApply(0)
+		s.forgetVotersApply()
 		if err := s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0).Error(); err != nil {
 			return fmt.Errorf("add voter %s: %w", id, mapRaftErr(err))
 		}

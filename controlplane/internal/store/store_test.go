@@ -53,7 +53,7 @@ func TestSnapshotRestart(t *testing.T) {
 	}
 	// After the snapshot, replayed from the log: binary entries, once
 	// every voter applies them (JSON ones before).
-	s.SetVotersApply(LogVersion)
+	s.SetVotersApply(LogVersion, s.VotersEpoch())
 	create(t, s, 5, "u")
 	hash, addr := s.State().Hash(), s.RaftAddr()
 	if err := s.Close(); err != nil {
