@@ -41,9 +41,7 @@ func schema() *memdb.DBSchema {
 		tableRequests: {
 			Name: tableRequests,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-					&memdb.StringFieldIndex{Field: "Scope"}, &memdb.StringFieldIndex{Field: "Key"},
-				}}},
+				"id": {Name: "id", Unique: true, Indexer: pairIndex[Request]{func(r *Request) (string, string) { return r.Scope, r.Key }}},
 			},
 		},
 		tableNodes: {
