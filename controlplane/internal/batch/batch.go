@@ -12,7 +12,8 @@ import (
 	"sync"
 )
 
-// ErrClosed: the batcher was closed before the call's batch went out.
+// ErrClosed is what a call gets when the batcher was closed before its
+// batch went out.
 var ErrClosed = errors.New("closed")
 
 type batchCall[Req, Res any] struct {
