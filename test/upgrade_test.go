@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 // previousRelease is the last release before the binary log: its servers
@@ -59,6 +61,9 @@ func TestRollingUpgrade(t *testing.T) {
 	old := buildRelease(t, previousRelease)
 	nodes := mustClusterOf(t, old, "--rate-limit", "0")
 
+	// The writers' addresses, read once: a restart binds the same ones,
+	// and mustStart rewrites the procs' fields as it restarts them.
+	urls := []string{nodes[0].URL(), nodes[1].URL(), nodes[2].URL()}
 	const writers = 32
 	var stop atomic.Bool
 	var mu sync.Mutex
@@ -79,8 +84,8 @@ func TestRollingUpgrade(t *testing.T) {
 				// same Idempotency-Key, sent again elsewhere until answered.
 				deadline := time.Now().Add(30 * time.Second)
 				for try := 0; ; try++ {
-					p := nodes[(w+i+try)%len(nodes)]
-					r, err := send("POST", p.URL()+"/tasks", body, "Idempotency-Key", "upgrade-"+input)
+					url := urls[(w+i+try)%len(urls)]
+					r, err := send("POST", url+"/tasks", body, "Idempotency-Key", "upgrade-"+input)
 					if err == nil && r.Status == http.StatusCreated {
 						mu.Lock()
 						created[input] = r.Body
@@ -119,21 +124,17 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 	}
 	// Once every voter applies it, the leader writes the binary entry.
-	binary := func() bool {
+	wait.Until(t, "the upgraded cluster to write create_batch entries", 20*time.Second, func() bool {
 		for _, p := range nodes {
-			if p.logged("new tasks enter the log as create_batch") {
-				return true
+			data, _ := os.ReadFile(p.log)
+			for line := range strings.SplitSeq(string(data), "\n") {
+				if strings.Contains(line, `"msg":"log entries for new tasks"`) && strings.Contains(line, `"type":"create_batch"`) {
+					return true
+				}
 			}
 		}
 		return false
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !binary() && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !binary() {
-		t.Error("the upgraded cluster does not write create_batch entries")
-	}
+	})
 	time.Sleep(time.Second) // writes on the new release
 	stop.Store(true)
 	wg.Wait()

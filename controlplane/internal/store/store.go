@@ -367,7 +367,7 @@ func (s *Store) setVotersApply(v int) {
 		if binary {
 			as = cmdCreateBatch
 		}
-		s.log.Info("new tasks enter the log as "+as.String(), "voters_apply", v)
+		s.log.Info("log entries for new tasks", "type", as.String(), "voters_apply", v)
 	}
 }
 
