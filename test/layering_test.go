@@ -128,8 +128,10 @@ func TestDirectImports(t *testing.T) {
 		// Test support: encoderstest runs ffmpeg to make clips, s3test runs
 		// versitygw as a real S3 server. Only tests import them.
 		"encoders/encoderstest", "storage/s3test",
-		// The benchmark harness starts ittybit and ffmpeg to measure them.
-		"test/bench"}
+		// The benchmark harness starts ittybit and ffmpeg to measure them;
+		// release builds an earlier release with git and go for it and for
+		// the rolling-upgrade test.
+		"test/bench", "test/release"}
 	for _, p := range listPackages(t) {
 		r := rel(p.ImportPath)
 		for _, imp := range p.Imports {

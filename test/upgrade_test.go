@@ -1,11 +1,10 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,42 +12,13 @@ import (
 	"time"
 
 	"github.com/ittybit-oss/ittybit/internal/wait"
+	"github.com/ittybit-oss/ittybit/test/release"
 )
 
 // previousRelease is the last release before the binary log: its servers
 // write new tasks as JSON (create_seeds), forward creates one request at
 // a time, and stop at an entry type they do not know.
 const previousRelease = "8e226e7"
-
-// buildRelease builds the ittybit binary of commit rev of this
-// repository (git archive, then go build), for tests that run two
-// releases side by side.
-func buildRelease(t *testing.T, rev string) string {
-	t.Helper()
-	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		t.Fatalf("this test builds release %s from the repository's history: %v", rev, err)
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tarball := filepath.Join(dir, "src.tar")
-	if out, err := exec.Command("git", "-C", strings.TrimSpace(string(root)), "archive", "-o", tarball, rev).CombinedOutput(); err != nil {
-		t.Fatalf("git archive %s: %v\n%s", rev, err, out)
-	}
-	if out, err := exec.Command("tar", "-x", "-C", src, "-f", tarball).CombinedOutput(); err != nil {
-		t.Fatalf("unpack %s: %v\n%s", rev, err, out)
-	}
-	bin := filepath.Join(dir, "ittybit-"+rev)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/ittybit")
-	build.Dir = src
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build release %s: %v\n%s", rev, err, out)
-	}
-	return bin
-}
 
 // TestRollingUpgrade: a cluster of the previous release is upgraded one
 // server at a time (SIGTERM, start the new binary on the same data
@@ -58,7 +28,10 @@ func buildRelease(t *testing.T, rev string) string {
 // applies it), and the upgraded cluster ends up writing it.
 func TestRollingUpgrade(t *testing.T) {
 	t.Parallel()
-	old := buildRelease(t, previousRelease)
+	old, err := release.Build(context.Background(), previousRelease, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	nodes := mustClusterOf(t, old, "--rate-limit", "0")
 
 	// The writers' addresses, read once: a restart binds the same ones,

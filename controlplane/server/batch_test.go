@@ -41,14 +41,7 @@ func batchRequests(t *testing.T, s *Server) float64 {
 // with another body, 400 for a bad request (answered by the follower).
 func TestBatchedCreates(t *testing.T) {
 	dir := t.TempDir()
-	a := mustServer(t, dir, "a", true)
-	defer a.Close()
-	wait.Until(t, "a to lead", 20*time.Second, a.Store().LeaderReady)
-	b := mustServer(t, dir, "b", false, a.URL())
-	defer b.Close()
-	c := mustServer(t, dir, "c", false, a.URL())
-	defer c.Close()
-	wait.Until(t, "three voters", 20*time.Second, func() bool { p, _ := a.Store().Peers(); return len(p) == 3 })
+	a, b, _ := mustThree(t, dir)
 	wait.Until(t, "b to know the leader", 20*time.Second, func() bool { _, addr, ok := b.Store().Leader(); return ok && addr != "" })
 
 	const n = 96

@@ -90,14 +90,7 @@ func take(t *testing.T, ch <-chan sseEvent, n int) []sseEvent {
 func TestEventFeed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	a := mustServer(t, dir, "a", true)
-	defer a.Close()
-	wait.Until(t, "a to lead", 20*time.Second, a.Store().LeaderReady)
-	b := mustServer(t, dir, "b", false, a.URL())
-	defer b.Close()
-	c := mustServer(t, dir, "c", false, a.URL())
-	defer c.Close()
-	wait.Until(t, "three voters", 20*time.Second, func() bool { p, _ := a.Store().Peers(); return len(p) == 3 })
+	a, b, c := mustThree(t, dir)
 
 	create := func(n int) []string {
 		var ids []string

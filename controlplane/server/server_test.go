@@ -33,6 +33,22 @@ func mustServer(t *testing.T, dir, id string, bootstrap bool, join ...string) *S
 	return s
 }
 
+// mustThree starts a three-server cluster with its data in dir: a
+// bootstraps and leads, b and c join through it. Each is closed when the
+// test ends.
+func mustThree(t *testing.T, dir string) (a, b, c *Server) {
+	t.Helper()
+	a = mustServer(t, dir, "a", true)
+	t.Cleanup(func() { a.Close() })
+	wait.Until(t, "a to lead", 20*time.Second, a.Store().LeaderReady)
+	b = mustServer(t, dir, "b", false, a.URL())
+	t.Cleanup(func() { b.Close() })
+	c = mustServer(t, dir, "c", false, a.URL())
+	t.Cleanup(func() { c.Close() })
+	wait.Until(t, "three voters", 20*time.Second, func() bool { p, _ := a.Store().Peers(); return len(p) == 3 })
+	return a, b, c
+}
+
 func do(t *testing.T, method, url, body string, hdr ...string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))

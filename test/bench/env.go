@@ -46,33 +46,6 @@ func newEnv(ctx context.Context, dir string) (*env, error) {
 	return e, nil
 }
 
-// release builds the ittybit binary of commit rev of this repository
-// (git archive, then go build) into the work folder, once, for a
-// benchmark that measures it beside the current one.
-func (e *env) release(ctx context.Context, rev string) (string, error) {
-	bin := filepath.Join(e.dir, "ittybit-"+rev)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	src := filepath.Join(e.dir, "src-"+rev)
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err
-	}
-	tarball := src + ".tar"
-	if out, err := exec.CommandContext(ctx, "git", "archive", "-o", tarball, rev).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("git archive %s: %v: %s", rev, err, out)
-	}
-	if out, err := exec.CommandContext(ctx, "tar", "-x", "-C", src, "-f", tarball).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("unpack %s: %v: %s", rev, err, out)
-	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ittybit")
-	build.Dir = src
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s: %v: %s", rev, err, out)
-	}
-	return bin, nil
-}
-
 // clip returns a 1080p30 test clip with sound of the given length.
 func (e *env) clip(ctx context.Context, seconds int) (string, error) {
 	name := fmt.Sprintf("clip%ds.mov", seconds)

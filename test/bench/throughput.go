@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ittybit-oss/ittybit/test/release"
 )
 
 // targetClients is the level the target is set at; it is measured over
@@ -52,10 +54,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	if err != nil {
 		return err
 	}
-	var urls []string
-	for _, s := range servers {
-		urls = append(urls, s.url)
-	}
+	urls := urlsOf(servers)
 	body := []byte(`{"input":"https://example.com/upload.mov","kind":"video","options":{"width":1280,"height":720,"format":"mp4","quality":"high"}}`)
 	entrySize := createEntrySize(body)
 	results := map[int]loadResult{}
@@ -81,16 +80,12 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 				}
 				go func() { prof <- profileTop(ctx, e, target, c.window-time.Second, "leader.pprof") }()
 			}
-			before := usageOf(ctx, servers)
 			if prof != nil {
 				saveProfile(e, leader, "allocs", "leader-allocs-before.pprof")
 			}
-			r, _, err := postLoad(ctx, urls, body, n, c.window)
+			r, err := measure(ctx, servers, leader, urls, body, n, c.window)
 			if prof != nil {
 				saveProfile(e, leader, "allocs", "leader-allocs-after.pprof")
-			}
-			r.cost = costPerTask(before, usageOf(ctx, servers), leader, r.rate*c.window.Seconds())
-			if prof != nil {
 				top = <-prof
 				if os.Getenv("BENCH_PROFILE") != "" {
 					fmt.Fprint(os.Stderr, top)
@@ -107,13 +102,11 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	}
 	// The same at 64 clients sending everything to the leader: what the
 	// forwarding hop costs.
-	before := usageOf(ctx, servers)
-	direct, _, err := postLoad(ctx, []string{leader.url}, body, 64, c.window)
+	direct, err := measure(ctx, servers, leader, []string{leader.url}, body, 64, c.window)
 	if err != nil {
 		stopAll(servers)
 		return err
 	}
-	direct.cost = costPerTask(before, usageOf(ctx, servers), leader, direct.rate*c.window.Seconds())
 	fmt.Fprintf(os.Stderr, "   ittybit at 64 clients, leader only: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", direct.rate, direct.p50, direct.p99, direct.cost)
 	stopAll(servers)
 	var baseWindows []loadResult
@@ -179,7 +172,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 // baselineThroughput measures the servers of commit c.baseline at 64
 // clients, as the current ones are measured, and returns its windows.
 func baselineThroughput(ctx context.Context, e *env, c config, body []byte) ([]loadResult, error) {
-	bin, err := e.release(ctx, c.baseline)
+	bin, err := release.Build(ctx, c.baseline, e.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -194,22 +187,34 @@ func baselineThroughput(ctx context.Context, e *env, c config, body []byte) ([]l
 	if err != nil {
 		return nil, err
 	}
-	var urls []string
-	for _, s := range servers {
-		urls = append(urls, s.url)
-	}
 	var windows []loadResult
 	for range windowsAt(targetClients) {
-		before := usageOf(ctx, servers)
-		r, _, err := postLoad(ctx, urls, body, targetClients, c.window)
+		r, err := measure(ctx, servers, leader, urlsOf(servers), body, targetClients, c.window)
 		if err != nil {
 			return nil, err
 		}
-		r.cost = costPerTask(before, usageOf(ctx, servers), leader, r.rate*c.window.Seconds())
 		fmt.Fprintf(os.Stderr, "   release %s at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", c.baseline, targetClients, r.rate, r.p50, r.p99, r.cost)
 		windows = append(windows, r)
 	}
 	return windows, nil
+}
+
+// measure posts body from n clients to urls for d (postLoad) and adds
+// what each committed task cost the servers (costPerTask).
+func measure(ctx context.Context, servers []*proc, leader *proc, urls []string, body []byte, n int, d time.Duration) (loadResult, error) {
+	before := usageOf(ctx, servers)
+	r, _, err := postLoad(ctx, urls, body, n, d)
+	r.cost = costPerTask(before, usageOf(ctx, servers), leader, r.rate*d.Seconds())
+	return r, err
+}
+
+// urlsOf lists the servers' API URLs.
+func urlsOf(servers []*proc) []string {
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.url)
+	}
+	return urls
 }
 
 // startCluster starts three `ittybit server` processes: a bootstraps, b

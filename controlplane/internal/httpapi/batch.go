@@ -181,11 +181,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) error {
 		case c.Conflict:
 			out[i].Status = wire.Conflict
 		case c.Replayed:
-			task := c.Task
-			if cur, err := a.cfg.Store.State().Task(task.ID); err == nil {
-				task = cur
-			}
-			b, err := json.Marshal(task)
+			b, err := json.Marshal(a.presentTask(c.Task))
 			if err != nil {
 				return err
 			}

@@ -37,10 +37,7 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 	case out.Conflict:
 		return errIdempotencyConflict()
 	case out.Replayed:
-		// A replay shows the task as it is now.
-		if cur, err := a.cfg.Store.State().Task(out.Task.ID); err == nil {
-			out.Task = cur
-		}
+		out.Task = a.presentTask(out.Task)
 		a.view(r, out.Task)
 	default:
 		a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
@@ -48,6 +45,15 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", "/tasks/"+out.Task.ID)
 	writeJSON(w, http.StatusCreated, out.Task)
 	return nil
+}
+
+// presentTask returns a replayed request's task as it is now (a replay shows
+// the task's present state), or as the replay found it when it is gone.
+func (a *API) presentTask(t *api.Task) *api.Task {
+	if cur, err := a.cfg.Store.State().Task(t.ID); err == nil {
+		return cur
+	}
+	return t
 }
 
 func errIdempotencyConflict() error {

@@ -77,10 +77,8 @@ func serve(t *testing.T, s *state.Store) served {
 		out.Nodes = append(out.Nodes, enc(n))
 	}
 	out.Meta = map[string]string{}
-	for _, k := range []string{metaKeyFixture} {
-		if v, ok := s.Meta(k); ok {
-			out.Meta[k] = v
-		}
+	if v, ok := s.Meta(metaKeyFixture); ok {
+		out.Meta[metaKeyFixture] = v
 	}
 	return out
 }

@@ -67,10 +67,7 @@ func AppendBatch(b []byte, now int64, reqs []state.SeedRequest) []byte {
 	}
 	b = slices.Grow(b, size-len(b))
 	b = append(b, Version)
-	if now != 0 {
-		b = protowire.AppendTag(b, fNow, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(now))
-	}
+	b = appendVarint(b, fNow, uint64(now))
 	var m []byte
 	for i := range reqs {
 		m = appendSeedRequest(m[:0], &reqs[i])
@@ -117,14 +114,8 @@ func seedRequestSize(r *state.SeedRequest) int {
 func appendSeedRequest(b []byte, r *state.SeedRequest) []byte {
 	s := &r.Seed
 	b = appendString(b, fID, s.ID)
-	for _, id := range s.StepIDs {
-		b = protowire.AppendTag(b, fStepID, protowire.BytesType)
-		b = protowire.AppendString(b, id)
-	}
-	if s.At != 0 {
-		b = protowire.AppendTag(b, fAt, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(s.At))
-	}
+	b = appendStrings(b, fStepID, s.StepIDs)
+	b = appendVarint(b, fAt, uint64(s.At))
 	b = appendString(b, fKind, string(s.Kind))
 	b = appendString(b, fInput, s.Input)
 	b = appendString(b, fOutput, s.Output)
@@ -202,20 +193,10 @@ func AppendResults(b []byte, results []Result) []byte {
 	var m []byte
 	for i := range results {
 		r := &results[i]
-		m = m[:0]
-		if r.Status != Created {
-			m = protowire.AppendTag(m, fStatus, protowire.VarintType)
-			m = protowire.AppendVarint(m, uint64(r.Status))
-		}
+		m = appendVarint(m[:0], fStatus, uint64(r.Status))
 		m = appendString(m, fID, r.ID)
-		for _, id := range r.StepIDs {
-			m = protowire.AppendTag(m, fStepID, protowire.BytesType)
-			m = protowire.AppendString(m, id)
-		}
-		if r.At != 0 {
-			m = protowire.AppendTag(m, fAt, protowire.VarintType)
-			m = protowire.AppendVarint(m, uint64(r.At))
-		}
+		m = appendStrings(m, fStepID, r.StepIDs)
+		m = appendVarint(m, fAt, uint64(r.At))
 		m = appendBytes(m, fTask, r.Task)
 		b = protowire.AppendTag(b, fRequest, protowire.BytesType)
 		b = protowire.AppendBytes(b, m)
@@ -312,6 +293,24 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendString(b, s)
+}
+
+// appendStrings appends a repeated string field.
+func appendStrings(b []byte, num protowire.Number, ss []string) []byte {
+	for _, s := range ss {
+		b = protowire.AppendTag(b, num, protowire.BytesType)
+		b = protowire.AppendString(b, s)
+	}
+	return b
+}
+
+// appendVarint appends a varint field, unless it is 0 (a reader's default).
+func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
 }
 
 func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
