@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -36,6 +37,8 @@ type coldTask struct {
 	CreatedAt, FinishedAt int64
 	// Z is coldVersion and the compressed JSON of the task.
 	Z []byte
+	// CancelledBy is the task's (Task.CancelledBy).
+	CancelledBy RequestMark
 }
 
 // coldRecord is a frozen task's line in a snapshot.
@@ -49,11 +52,18 @@ type coldRecord struct {
 	Created  int64  `json:"created"`
 	Finished int64  `json:"finished"`
 	Z        []byte `json:"z"`
+	// CancelledBy is the hex of the task's mark, absent when it has none
+	// (and in snapshots written before it).
+	CancelledBy string `json:"cancelled_by,omitempty"`
 }
 
 // MarshalJSON writes the frozen task as it is, without thawing it.
 func (c *coldTask) MarshalJSON() ([]byte, error) {
-	return json.Marshal(coldRecord{Cold: coldVersion, ID: c.ID, Seq: c.Seq, Kind: c.Kind, Status: c.Status, Created: c.CreatedAt, Finished: c.FinishedAt, Z: c.Z})
+	r := coldRecord{Cold: coldVersion, ID: c.ID, Seq: c.Seq, Kind: c.Kind, Status: c.Status, Created: c.CreatedAt, Finished: c.FinishedAt, Z: c.Z}
+	if c.CancelledBy != (RequestMark{}) {
+		r.CancelledBy = hex.EncodeToString(c.CancelledBy[:])
+	}
+	return json.Marshal(r)
 }
 
 // isColdRecord reports whether a snapshot line's data is a frozen task.
@@ -67,6 +77,11 @@ func readColdRecord(data []byte) (*coldTask, error) {
 		return nil, err
 	}
 	c := &coldTask{ID: r.ID, Seq: r.Seq, Kind: r.Kind, Status: r.Status, CreatedAt: r.Created, FinishedAt: r.Finished, Z: r.Z}
+	if r.CancelledBy != "" {
+		if n, err := hex.Decode(c.CancelledBy[:], []byte(r.CancelledBy)); err != nil || n != len(c.CancelledBy) {
+			return nil, fmt.Errorf("task %s: cancelled_by %q is not %d bytes of hex", r.ID, r.CancelledBy, len(c.CancelledBy))
+		}
+	}
 	if _, err := c.json(); err != nil {
 		return nil, fmt.Errorf("task %s: %w", r.ID, err)
 	}
@@ -91,7 +106,7 @@ func freezeJSON(t *Task, data []byte) *coldTask {
 	if t.FinishedAt != nil {
 		finished = *t.FinishedAt
 	}
-	return &coldTask{ID: t.ID, Seq: t.Seq, Kind: t.Kind, Status: t.Status, CreatedAt: t.CreatedAt, FinishedAt: finished, Z: bytes.Clone(z[:1+n])}
+	return &coldTask{ID: t.ID, Seq: t.Seq, Kind: t.Kind, Status: t.Status, CreatedAt: t.CreatedAt, FinishedAt: finished, Z: bytes.Clone(z[:1+n]), CancelledBy: t.CancelledBy}
 }
 
 // json returns the task's JSON.
@@ -109,7 +124,7 @@ func (c *coldTask) thaw() (*Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("thaw task %s: %w", c.ID, err)
 	}
-	t := &Task{Seq: c.Seq}
+	t := &Task{Seq: c.Seq, CancelledBy: c.CancelledBy}
 	if err := json.Unmarshal(data, &t.Task); err != nil {
 		return nil, fmt.Errorf("thaw task %s: %w", c.ID, err)
 	}

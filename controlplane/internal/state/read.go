@@ -159,6 +159,9 @@ func (s *Store) Hash() string {
 			}
 			_ = enc.Encode(t.Seq)
 			h.Write(data)
+			if t.CancelledBy != (RequestMark{}) {
+				h.Write(t.CancelledBy[:])
+			}
 		case *Task:
 			_ = enc.Encode(t)
 		}

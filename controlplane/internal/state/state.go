@@ -174,10 +174,12 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 }
 
 // CancelRequest is CancelTask for the request named by req (none when its
-// key is ""): a request that cancels a task is remembered for its scope's
-// time, and the same request again, retried after its answer was lost
+// key is ""): the task remembers the request that cancelled it (its mark),
+// and the same request again, retried after its answer was lost
 // (leadership moved between the commit and the answer), gets the cancelled
 // task as its answer, not ErrTaskFinished: its own cancel ended it.
+// Cancels applied before the mark kept a request record instead (still
+// read from older snapshots until it expires).
 func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, error) {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
@@ -188,6 +190,9 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 	if cur.Status.Finished() {
 		c := cur.clone().Task
 		if req.Key != "" {
+			if cur.CancelledBy == req.Mark() {
+				return &c, nil
+			}
 			if prev := liveRequest(txn, req.Scope, req.Key, now); prev != nil && prev.TaskID == id {
 				return &c, nil
 			}
@@ -199,6 +204,7 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 	t.setActive()
 	t.Error = &api.Error{Kind: "cancelled", Message: "the task was cancelled"}
 	t.FinishedAt, t.UpdatedAt = &now, now
+	t.CancelledBy = req.Mark()
 	for i := range t.Steps {
 		st := &t.Steps[i]
 		switch st.Status {
@@ -213,9 +219,6 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 	}
 	st := stored(t)
 	mustInsert(txn, tableTasks, st)
-	if req.Key != "" {
-		mustInsert(txn, tableRequests, &Request{Scope: req.Scope, Key: req.Key, TaskID: id, CreatedAt: now})
-	}
 	s.addEvent(txn, api.EventTaskCancelled, st, now, "", 0)
 	txn.Commit()
 	s.eventsCommitted()

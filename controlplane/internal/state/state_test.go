@@ -166,8 +166,41 @@ func TestCancelRetried(t *testing.T) {
 	if _, err := s.CancelRequest("t1", 2500, RequestKey{Scope: "req:cancel:k", Key: "r2"}); !errors.Is(err, ErrTaskFinished) {
 		t.Errorf("another request: %v, want ErrTaskFinished", err)
 	}
-	if _, err := s.CancelRequest("t1", 2000+RequestTTL, req); !errors.Is(err, ErrTaskFinished) {
-		t.Errorf("the same request after its id expired: %v, want ErrTaskFinished", err)
+	// The task keeps the mark of the request that cancelled it, not a
+	// request record: it holds as long as the task, and through a
+	// snapshot.
+	if got, err := s.CancelRequest("t1", 2000+2*RequestTTL, req); err != nil || got.Status != api.TaskCancelled {
+		t.Errorf("the same request much later: %v, %+v", err, got)
+	}
+	if raw, _ := s.db.Load().Txn(false).First(tableRequests, "id", req.Scope, req.Key); raw != nil {
+		t.Errorf("a cancel stored a request record: %+v", raw)
+	}
+	r := restored(t, s)
+	if _, err := r.CancelRequest("t1", 3000, req); err != nil {
+		t.Errorf("the same request after a snapshot: %v", err)
+	}
+	if _, err := r.CancelRequest("t1", 3000, RequestKey{Scope: "req:cancel:other", Key: "r1"}); !errors.Is(err, ErrTaskFinished) {
+		t.Errorf("the same id from another key: %v, want ErrTaskFinished", err)
+	}
+	if r.Hash() != s.Hash() {
+		t.Errorf("restored state differs")
+	}
+
+	// Cancels applied before the mark kept a request record (snapshots
+	// written then still hold them): it answers until it expires.
+	mustCreate(t, s, 3, "t2")
+	if _, err := s.CancelTask("t2", 4000); err != nil {
+		t.Fatal(err)
+	}
+	old := RequestKey{Scope: "req:cancel:k", Key: "r-old"}
+	txn := s.db.Load().Txn(true)
+	mustInsert(txn, tableRequests, &Request{Scope: old.Scope, Key: old.Key, TaskID: "t2", CreatedAt: 4000})
+	txn.Commit()
+	if _, err := s.CancelRequest("t2", 4500, old); err != nil {
+		t.Errorf("the same request, recorded the old way: %v", err)
+	}
+	if _, err := s.CancelRequest("t2", 4000+RequestTTL, old); !errors.Is(err, ErrTaskFinished) {
+		t.Errorf("the old way's record after it expired: %v, want ErrTaskFinished", err)
 	}
 }
 

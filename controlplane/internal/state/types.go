@@ -1,6 +1,8 @@
 package state
 
 import (
+	"crypto/sha256"
+
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -18,6 +20,29 @@ type Task struct {
 	// Runs holds, per step, what the scheduler needs beside the public
 	// fields: failures so far and the earliest time of the next try.
 	Runs []StepRun `json:"runs,omitempty"`
+	// CancelledBy marks the request that cancelled the task (zero when
+	// none did, or it had no id): the same request again, retried after
+	// its answer was lost, is answered as its first try was.
+	CancelledBy RequestMark `json:"-"`
+}
+
+// RequestMark is a request's key made short: the first 12 bytes of the
+// SHA-256 of its scope and key. Kept on the task it cancelled, it costs 12
+// bytes where a request record costs hundreds.
+type RequestMark [12]byte
+
+// Mark returns req's mark, zero when req has no key.
+func (req RequestKey) Mark() RequestMark {
+	var m RequestMark
+	if req.Key == "" {
+		return m
+	}
+	h := sha256.New()
+	h.Write([]byte(req.Scope))
+	h.Write([]byte{0})
+	h.Write([]byte(req.Key))
+	copy(m[:], h.Sum(nil))
+	return m
 }
 
 // StepRun is the scheduling state of one step.
