@@ -64,6 +64,14 @@ const (
 	// attempt that no longer holds its step.
 	ErrUnknownNode  ErrorKind = "unknown_node"
 	ErrStaleAttempt ErrorKind = "stale_attempt"
+	// ErrForbidden: the API key is valid but its scopes do not open the
+	// route (a key without admin calling /keys; a project's key calling
+	// a route of the whole cluster).
+	ErrForbidden ErrorKind = "forbidden"
+	// ErrInvalidScope: a key asked for with a scope that does not exist.
+	ErrInvalidScope ErrorKind = "invalid_scope"
+	// ErrUnknownProject: a key asked for in a project that does not exist.
+	ErrUnknownProject ErrorKind = "unknown_project"
 )
 
 // validationOrder ranks the validation kinds: when a request has several

@@ -12,11 +12,11 @@ func Status(kind ittybit.ErrorKind) int {
 	switch kind {
 	case ittybit.ErrInputRequired, ittybit.ErrInvalidInput, ittybit.ErrInvalidKind,
 		ittybit.ErrInvalidFormat, ittybit.ErrInvalidCodec, ittybit.ErrInvalidOption,
-		ittybit.ErrInvalidOutput, ittybit.ErrInvalidJSON:
+		ittybit.ErrInvalidOutput, ittybit.ErrInvalidJSON, ittybit.ErrInvalidScope, ittybit.ErrUnknownProject:
 		return http.StatusBadRequest
 	case ittybit.ErrTokenMissing, ittybit.ErrTokenInvalid:
 		return http.StatusUnauthorized
-	case ittybit.ErrCSRFFailed:
+	case ittybit.ErrCSRFFailed, ittybit.ErrForbidden:
 		return http.StatusForbidden
 	case ittybit.ErrNotFound, ittybit.ErrUnknownNode:
 		return http.StatusNotFound

@@ -68,6 +68,9 @@ type Task struct {
 	StartedAt  *int64           `json:"started_at"`
 	FinishedAt *int64           `json:"finished_at"`
 	UpdatedAt  int64            `json:"updated_at"`
+	// Project is the project of the key that created the task; absent
+	// for tasks of the operator's keys.
+	Project string `json:"project,omitempty"`
 	// Archived is set on a task read from the archive: it finished longer
 	// ago than the servers' --task-retention and left their memory.
 	Archived bool `json:"archived,omitempty"`

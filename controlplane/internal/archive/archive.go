@@ -80,7 +80,9 @@ type entry struct {
 	ID     string `json:"id"`
 	Kind   string `json:"kind"`
 	Status string `json:"status"`
-	json   []byte
+	// Project is the task's ("" for the operator's keys).
+	Project string `json:"project"`
+	json    []byte
 }
 
 // Write archives tasks: one object per day they were created. It returns
@@ -189,6 +191,8 @@ type Query struct {
 	Asc           bool
 	After, Before string
 	Kind, Status  string
+	// Project, when set, lists only that project's tasks.
+	Project string
 }
 
 // List returns one page of archived tasks in the query's order and whether
@@ -249,7 +253,7 @@ func (a *Archive) List(ctx context.Context, q Query) ([][]byte, bool, error) {
 			if seen[t.ID] || (cursor != "" && !before(cursor, t.ID)) {
 				continue
 			}
-			if (q.Kind != "" && t.Kind != q.Kind) || (q.Status != "" && t.Status != q.Status) {
+			if (q.Kind != "" && t.Kind != q.Kind) || (q.Status != "" && t.Status != q.Status) || (q.Project != "" && t.Project != q.Project) {
 				continue
 			}
 			seen[t.ID] = true

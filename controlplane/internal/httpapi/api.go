@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/archive"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/webhooks"
@@ -34,9 +35,14 @@ type Store interface {
 	Leader() (id, httpAddr string, ok bool)
 	// AppliedIndex is the last Raft entry applied here.
 	AppliedIndex() uint64
+	// StateIndex is the last Raft entry whose change State shows.
+	StateIndex() uint64
 	CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error)
 	CancelTask(ctx context.Context, id string, now int64, req state.RequestKey) (*state.Task, error)
 	WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error)
+	// AccessOps makes projects and keys and revokes keys
+	// (store.ErrUpgrading while some voter does not apply them).
+	AccessOps(ctx context.Context, ops []state.AccessOp) ([]state.AccessResult, error)
 	Join(ctx context.Context, id, raftAddr, httpAddr string) error
 	// Leave removes a voter (on the leader); Peers are the voters (id →
 	// Raft address); Member is whether this node belongs to a cluster.
@@ -217,29 +223,40 @@ func (a *API) Handle(pattern string, auth Auth, h http.Handler) {
 // routes lists every route in one place.
 func (a *API) routes() {
 	// Public task API: API keys only, answered by the leader.
-	a.route("POST /tasks", AuthAPIKey, a.leaderOr(a.createTask, a.createTaskAway))
-	a.route("GET /tasks", AuthAPIKey, a.leader(a.listTasks))
-	a.route("GET /tasks/{id}", AuthAPIKey, a.leader(a.getTask))
-	a.route("POST /tasks/{id}/cancel", AuthAPIKey, a.leader(a.cancelTask))
+	read, write, admin := api.ScopeTasksRead, api.ScopeTasksWrite, api.ScopeAdmin
+	a.route("POST /tasks", AuthAPIKey, a.need(write, a.leaderOr(a.createTask, a.createTaskAway)))
+	a.route("GET /tasks", AuthAPIKey, a.need(read, a.leader(a.listTasks)))
+	a.route("GET /tasks/{id}", AuthAPIKey, a.need(read, a.leader(a.getTask)))
+	a.route("POST /tasks/{id}/cancel", AuthAPIKey, a.need(write, a.leader(a.cancelTask)))
 	// Other methods on these paths: 405 with the Allow header HTTP
 	// requires, from the routes above.
 	// Events: answered by any node, from its own copy of the log.
-	a.route("GET /events", AuthAPIKey, a.handle(a.listEvents))
-	a.route("GET /events/stream", AuthAPIKey, a.handle(a.streamEvents))
+	a.route("GET /events", AuthAPIKey, a.need(read, a.handle(a.listEvents)))
+	a.route("GET /events/stream", AuthAPIKey, a.need(read, a.handle(a.streamEvents)))
 	// Webhook endpoints: answered by the leader.
-	a.route("POST /webhooks", AuthAPIKey, a.leader(a.createWebhook))
-	a.route("GET /webhooks", AuthAPIKey, a.leader(a.listWebhooks))
-	a.route("GET /webhooks/{id}", AuthAPIKey, a.leader(a.getWebhook))
-	a.route("PATCH /webhooks/{id}", AuthAPIKey, a.leader(a.updateWebhook))
-	a.route("DELETE /webhooks/{id}", AuthAPIKey, a.leader(a.deleteWebhook))
-	a.route("POST /webhooks/{id}/rotate", AuthAPIKey, a.leader(a.rotateWebhook))
-	a.route("POST /webhooks/{id}/test", AuthAPIKey, a.leader(a.testWebhook))
-	a.route("GET /webhooks/{id}/deliveries", AuthAPIKey, a.leader(a.listDeliveries))
-	a.route("POST /webhooks/{id}/deliveries/{delivery}/retry", AuthAPIKey, a.leader(a.retryDelivery))
-	// The fleet at a glance: answered by the leader.
-	a.route("GET /fleet", AuthAPIKey, a.leader(a.fleet))
+	a.route("POST /webhooks", AuthAPIKey, a.need(admin, a.leader(a.createWebhook)))
+	a.route("GET /webhooks", AuthAPIKey, a.need(admin, a.leader(a.listWebhooks)))
+	a.route("GET /webhooks/{id}", AuthAPIKey, a.need(admin, a.leader(a.getWebhook)))
+	a.route("PATCH /webhooks/{id}", AuthAPIKey, a.need(admin, a.leader(a.updateWebhook)))
+	a.route("DELETE /webhooks/{id}", AuthAPIKey, a.need(admin, a.leader(a.deleteWebhook)))
+	a.route("POST /webhooks/{id}/rotate", AuthAPIKey, a.need(admin, a.leader(a.rotateWebhook)))
+	a.route("POST /webhooks/{id}/test", AuthAPIKey, a.need(admin, a.leader(a.testWebhook)))
+	a.route("GET /webhooks/{id}/deliveries", AuthAPIKey, a.need(admin, a.leader(a.listDeliveries)))
+	a.route("POST /webhooks/{id}/deliveries/{delivery}/retry", AuthAPIKey, a.need(admin, a.leader(a.retryDelivery)))
+	// Projects (the operator's) and their keys: answered by the leader.
+	a.route("POST /projects", AuthAPIKey, a.need(scopeOperator, a.leader(a.createProject)))
+	a.route("GET /projects", AuthAPIKey, a.need(admin, a.leader(a.listProjects)))
+	a.route("GET /projects/{id}", AuthAPIKey, a.need(admin, a.leader(a.getProject)))
+	a.route("POST /keys", AuthAPIKey, a.need(admin, a.leader(a.createKey)))
+	a.route("GET /keys", AuthAPIKey, a.need(admin, a.leader(a.listKeys)))
+	a.route("GET /keys/{id}", AuthAPIKey, a.need(admin, a.leader(a.getKey)))
+	a.route("DELETE /keys/{id}", AuthAPIKey, a.need(admin, a.leader(a.revokeKey)))
+	// The fleet at a glance (every project's tasks): answered by the
+	// leader, to an operator's key.
+	a.route("GET /fleet", AuthAPIKey, a.need(scopeOperator, a.leader(a.fleet)))
 	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel", "/events", "/events/stream", "/fleet",
-		"/webhooks", "/webhooks/{id}", "/webhooks/{id}/rotate", "/webhooks/{id}/test", "/webhooks/{id}/deliveries", "/webhooks/{id}/deliveries/{delivery}/retry"} {
+		"/webhooks", "/webhooks/{id}", "/webhooks/{id}/rotate", "/webhooks/{id}/test", "/webhooks/{id}/deliveries", "/webhooks/{id}/deliveries/{delivery}/retry",
+		"/projects", "/projects/{id}", "/keys", "/keys/{id}"} {
 		a.mux.Handle(p, a.handle(methodNotAllowed(a.allowed(p))))
 	}
 

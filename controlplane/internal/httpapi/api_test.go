@@ -317,6 +317,7 @@ func (noLeader) IsLeader() bool                                     { return fal
 func (noLeader) LeaderReady() bool                                  { return false }
 func (noLeader) VerifyLeader() error                                { return errors.New("not the leader") }
 func (noLeader) AppliedIndex() uint64                               { return 0 }
+func (noLeader) StateIndex() uint64                                 { return 0 }
 func (noLeader) Leader() (id, addr string, ok bool)                 { return "", "", false }
 func (noLeader) Join(context.Context, string, string, string) error { return store.ErrNotLeader }
 func (noLeader) Leave(string) error                                 { return store.ErrNotLeader }
@@ -335,6 +336,9 @@ func (noLeader) CancelTask(context.Context, string, int64, state.RequestKey) (*s
 	return nil, store.ErrNotLeader
 }
 func (noLeader) WebhookOps(context.Context, []state.WebhookOp) ([]state.WebhookResult, error) {
+	return nil, store.ErrNotLeader
+}
+func (noLeader) AccessOps(context.Context, []state.AccessOp) ([]state.AccessResult, error) {
 	return nil, store.ErrNotLeader
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/ittybit-oss/ittybit"
@@ -79,13 +80,37 @@ func match(hashes [][32]byte, presented string) (string, bool) {
 
 type ctxKey int
 
-const keyIDKey ctxKey = 1
+const principalKey ctxKey = 1
+
+// principal is who a request acts for: an operator's key (from the
+// environment or the config file: every project, every scope) or a
+// project's key (its project, its scopes).
+type principal struct {
+	// id names the key: the first 6 bytes of an operator key's hash in
+	// hex, a project key's id ("key_…"). Request keys are scoped by it.
+	id      string
+	project string   // "" for an operator's key
+	scopes  []string // a project key's
+	rate    float64  // a project key's requests per second; 0: the server's
+}
+
+// operator reports whether the principal is an operator's key.
+func (p principal) operator() bool { return p.project == "" }
+
+// has reports whether the principal holds scope.
+func (p principal) has(scope string) bool { return p.operator() || slices.Contains(p.scopes, scope) }
+
+// sees reports whether the principal may see an object of project.
+func (p principal) sees(project string) bool { return p.operator() || p.project == project }
+
+// who returns the principal of an authenticated request.
+func who(ctx context.Context) principal {
+	p, _ := ctx.Value(principalKey).(principal)
+	return p
+}
 
 // keyID returns the id of the API key that authenticated the request.
-func keyID(ctx context.Context) string {
-	id, _ := ctx.Value(keyIDKey).(string)
-	return id
-}
+func keyID(ctx context.Context) string { return who(ctx).id }
 
 func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
@@ -102,33 +127,37 @@ func bearer(r *http.Request) (string, bool) {
 // apiKey admits requests with a valid API key, rate-limited per key.
 func (a *API) apiKey(next http.Handler) http.Handler {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := a.apiKeyID(r)
+		p, err := a.apiPrincipal(r)
 		if err != nil {
 			return err
 		}
-		if wait, ok := a.limits.allow(id); !ok {
+		if wait, ok := a.limits.allow(p.id, p.rate); !ok {
 			return retryAfter(w, wait, ittybit.Errorf(ittybit.ErrRateLimited, "too many requests for this API key; retry after %d s", wait))
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 		return nil
 	})
 }
 
-// apiKeyID returns the id of the API key r presents: in its Authorization
-// header, or, without one, through a console session's cookie.
-func (a *API) apiKeyID(r *http.Request) (string, error) {
+// apiPrincipal returns who r acts for, by the API key it presents: in its
+// Authorization header, or, without one, through a console session's
+// cookie (an operator's key).
+func (a *API) apiPrincipal(r *http.Request) (principal, error) {
 	tok, present := bearer(r)
 	if !present {
-		return a.sessionAuth(r)
+		id, err := a.sessionAuth(r)
+		return principal{id: id}, err
 	}
-	id, ok := match(a.cfg.Keys.apiKeys, tok)
-	if !ok {
-		if _, isNode := match(a.cfg.Keys.nodeTokens, tok); isNode {
-			return "", ittybit.Errorf(ittybit.ErrTokenInvalid, "this is a node token; the task API takes an API key")
-		}
-		return "", ittybit.Errorf(ittybit.ErrTokenInvalid, "the API key is not valid")
+	if id, ok := match(a.cfg.Keys.apiKeys, tok); ok {
+		return principal{id: id}, nil
 	}
-	return id, nil
+	if k := a.projectKey(r.Context(), tok); k != nil {
+		return principal{id: k.ID, project: k.Project, scopes: k.Scopes, rate: k.RateLimit}, nil
+	}
+	if _, isNode := match(a.cfg.Keys.nodeTokens, tok); isNode {
+		return principal{}, ittybit.Errorf(ittybit.ErrTokenInvalid, "this is a node token; the task API takes an API key")
+	}
+	return principal{}, ittybit.Errorf(ittybit.ErrTokenInvalid, "the API key is not valid")
 }
 
 // nodeToken admits requests with a valid node token.

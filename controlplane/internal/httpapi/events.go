@@ -110,6 +110,7 @@ func eventQuery(r *http.Request, stream bool) (state.EventQuery, error) {
 		}
 	}
 	q.TaskID = v.Get("task")
+	q.Project = who(r.Context()).project // a project's key sees its own events only
 	if len(problems) > 0 {
 		return q, ittybit.Errorf(ittybit.ErrInvalidOption, "%s", strings.Join(problems, "; "))
 	}

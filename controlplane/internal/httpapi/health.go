@@ -10,7 +10,7 @@ import (
 
 // healthz answers while the process is alive.
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": a.cfg.Store.NodeID(), "applied_index": a.cfg.Store.AppliedIndex(), "log": store.LogVersion})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": a.cfg.Store.NodeID(), "applied_index": a.cfg.Store.AppliedIndex(), "state_index": a.cfg.Store.StateIndex(), "log": store.LogVersion})
 	return nil
 }
 

@@ -28,6 +28,11 @@ func queryParam(name, desc string, schema map[string]any) map[string]any {
 
 var webhookParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The webhook endpoint id (wh_…).", "schema": map[string]any{"type": "string"}}
 
+var (
+	projectParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The project id (proj_…).", "schema": map[string]any{"type": "string"}}
+	keyParam     = map[string]any{"name": "id", "in": "path", "required": true, "description": "The key id (key_…).", "schema": map[string]any{"type": "string"}}
+)
+
 var idParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The task id (task_…).", "schema": map[string]any{"type": "string"}}
 
 // operations is the public API.
@@ -43,7 +48,7 @@ func operations() []operation {
 	return []operation{
 		{"POST", "/tasks", "createTask", "Create a task: probe → ingest → encode → upload.", true,
 			[]map[string]any{{"name": "Idempotency-Key", "in": "header", "required": false, "description": "Replays within 24 h return the original task; the same key with another body is 409 idempotency_conflict.", "schema": map[string]any{"type": "string", "maxLength": maxIdempotencyKey}}},
-			"CreateTaskRequest", with(errs("400", "401", "409", "413", "429", "503"), "201", "Task")},
+			"CreateTaskRequest", with(errs("400", "401", "403", "409", "413", "429", "503"), "201", "Task")},
 		{"GET", "/tasks", "listTasks", "List tasks, newest first, with cursors.", true,
 			[]map[string]any{
 				queryParam("limit", "Page size, 1–100 (default 20).", map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
@@ -54,11 +59,11 @@ func operations() []operation {
 				queryParam("kind", "Only tasks of this kind.", map[string]any{"type": "string", "enum": taskKinds}),
 				queryParam("archived", "true: list the archive instead, the tasks that finished longer ago than the servers' --task-retention (the default list holds the others, and names the archive in its archive field).", map[string]any{"type": "boolean", "default": false}),
 			},
-			"", with(errs("400", "401", "429", "503"), "200", "TaskList")},
+			"", with(errs("400", "401", "403", "429", "503"), "200", "TaskList")},
 		{"GET", "/tasks/{id}", "getTask", "Get a task; one that has retired to the archive is read from there, marked archived.", true, []map[string]any{idParam},
-			"", with(errs("401", "404", "429", "503"), "200", "Task")},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Task")},
 		{"POST", "/tasks/{id}/cancel", "cancelTask", "Cancel a task; running steps are stopped.", true, []map[string]any{idParam},
-			"", with(errs("401", "404", "409", "429", "503"), "200", "Task")},
+			"", with(errs("401", "403", "404", "409", "429", "503"), "200", "Task")},
 		{"GET", "/events", "listEvents", "List events, oldest first, after a cursor; any node answers.", true,
 			[]map[string]any{
 				queryParam("limit", "Page size, 1–100 (default 20).", map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
@@ -66,7 +71,7 @@ func operations() []operation {
 				queryParam("type", "Only events of this type.", map[string]any{"type": "string", "enum": eventTypes()}),
 				queryParam("task", "Only the events of this task.", map[string]any{"type": "string"}),
 			},
-			"", with(errs("400", "401", "410", "429"), "200", "EventList")},
+			"", with(errs("400", "401", "403", "410", "429"), "200", "EventList")},
 		{"GET", "/events/stream", "streamEvents", "The live feed: Server-Sent Events, each with its id; resume with Last-Event-ID. Any node serves it.", true,
 			[]map[string]any{
 				{"name": "Last-Event-ID", "in": "header", "required": false, "description": "The last event id received: the feed resumes after it (overrides after).", "schema": map[string]any{"type": "string"}},
@@ -74,28 +79,42 @@ func operations() []operation {
 				queryParam("type", "Only events of this type.", map[string]any{"type": "string", "enum": eventTypes()}),
 				queryParam("task", "Only the events of this task.", map[string]any{"type": "string"}),
 			},
-			"", with(errs("400", "401", "410", "429"), "200", "")},
+			"", with(errs("400", "401", "403", "410", "429"), "200", "")},
 		{"POST", "/webhooks", "createWebhook", "Create a webhook endpoint; the answer shows its secret, once.", true, nil,
-			"WebhookRequest", with(errs("400", "401", "429", "503"), "201", "Webhook")},
-		{"GET", "/webhooks", "listWebhooks", "List the webhook endpoints.", true, nil, "", with(errs("401", "429", "503"), "200", "WebhookList")},
+			"WebhookRequest", with(errs("400", "401", "403", "429", "503"), "201", "Webhook")},
+		{"GET", "/webhooks", "listWebhooks", "List the webhook endpoints.", true, nil, "", with(errs("401", "403", "429", "503"), "200", "WebhookList")},
 		{"GET", "/webhooks/{id}", "getWebhook", "Get a webhook endpoint (without its secret).", true, []map[string]any{webhookParam},
-			"", with(errs("401", "404", "429", "503"), "200", "Webhook")},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Webhook")},
 		{"PATCH", "/webhooks/{id}", "updateWebhook", "Change a webhook endpoint's url, events, description or status (enabled, disabled).", true, []map[string]any{webhookParam},
-			"WebhookRequest", with(errs("400", "401", "404", "429", "503"), "200", "Webhook")},
+			"WebhookRequest", with(errs("400", "401", "403", "404", "429", "503"), "200", "Webhook")},
 		{"DELETE", "/webhooks/{id}", "deleteWebhook", "Delete a webhook endpoint and its deliveries.", true, []map[string]any{webhookParam},
-			"", with(errs("401", "404", "429", "503"), "200", "Webhook")},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Webhook")},
 		{"POST", "/webhooks/{id}/rotate", "rotateWebhook", "Make a new secret, shown once; the old one still signs, beside it, for 24 h.", true, []map[string]any{webhookParam},
-			"", with(errs("401", "404", "429", "503"), "200", "Webhook")},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Webhook")},
 		{"POST", "/webhooks/{id}/test", "testWebhook", "Send a test message (type webhook.test) to the endpoint.", true, []map[string]any{webhookParam},
-			"", with(errs("401", "404", "429", "503"), "202", "Delivery")},
+			"", with(errs("401", "403", "404", "429", "503"), "202", "Delivery")},
 		{"GET", "/webhooks/{id}/deliveries", "listDeliveries", "The endpoint's deliveries, newest first, with their attempts.", true,
 			[]map[string]any{webhookParam, queryParam("limit", "Page size, 1–100 (default 20).", map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 20})},
-			"", with(errs("400", "401", "404", "429", "503"), "200", "DeliveryList")},
+			"", with(errs("400", "401", "403", "404", "429", "503"), "200", "DeliveryList")},
 		{"POST", "/webhooks/{id}/deliveries/{delivery}/retry", "retryDelivery", "Deliver again now, with the same webhook-id; not scheduled again if it fails.", true,
 			[]map[string]any{webhookParam, {"name": "delivery", "in": "path", "required": true, "description": "The delivery id (dlv_… or msg_…).", "schema": map[string]any{"type": "string"}}},
-			"", with(errs("401", "404", "429", "503"), "202", "Delivery")},
+			"", with(errs("401", "403", "404", "429", "503"), "202", "Delivery")},
+		{"POST", "/projects", "createProject", "Create a project (an operator's key only): a tenant whose keys see only its own tasks, events and webhook endpoints.", true, nil,
+			"ProjectRequest", with(errs("400", "401", "403", "429", "503"), "201", "Project")},
+		{"GET", "/projects", "listProjects", "List the projects (a project's admin key: its own).", true, nil, "", with(errs("401", "403", "429", "503"), "200", "ProjectList")},
+		{"GET", "/projects/{id}", "getProject", "Get a project.", true, []map[string]any{projectParam},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Project")},
+		{"POST", "/keys", "createKey", "Create an API key of a project; the answer shows its secret, once. Needs the admin scope; a project's key makes keys of its own project only.", true, nil,
+			"KeyRequest", with(errs("400", "401", "403", "429", "503"), "201", "Key")},
+		{"GET", "/keys", "listKeys", "List the keys (without secrets): an operator's key sees every project's, or one project's with ?project=; a project's admin key its own project's.", true,
+			[]map[string]any{queryParam("project", "Only this project's keys.", map[string]any{"type": "string"})},
+			"", with(errs("400", "401", "403", "404", "429", "503"), "200", "KeyList")},
+		{"GET", "/keys/{id}", "getKey", "Get a key (without its secret).", true, []map[string]any{keyParam},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Key")},
+		{"DELETE", "/keys/{id}", "revokeKey", "Revoke a key: every server refuses it once the revocation is committed.", true, []map[string]any{keyParam},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Key")},
 		{"GET", "/fleet", "getFleet", "The fleet at a glance: the control plane's servers (leader, health, applied Raft index), the agents (state, encoders, sessions, the steps they run), the ready queue by step kind, and the media seconds encoded per second over the last ten minutes.", true, nil,
-			"", with(errs("401", "429", "503"), "200", "Fleet")},
+			"", with(errs("401", "403", "429", "503"), "200", "Fleet")},
 		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health", "4XX": ""}},
 		{"GET", "/readyz", "ready", "200 once a leader is known (and, in ittybit dev, the agent has registered).", false, nil, "",
 			map[string]string{"200": "Health", "4XX": "", "503": "Error"}},
@@ -111,7 +130,7 @@ var (
 
 var statusText = map[string]string{
 	"200": "OK", "201": "Created", "202": "Accepted: the delivery is queued.", "400": "The request is invalid; kind and message say what to change.",
-	"401": "No API key, or a wrong one.", "404": "No such task.", "409": "An idempotency conflict, or the task already ended.",
+	"401": "No API key, or a wrong one.", "403": "The key's scopes do not open this route (forbidden).", "404": "No such task.", "409": "An idempotency conflict, or the task already ended.",
 	"413": "The body is over the size limit.", "429": "Too many requests for this API key; see Retry-After.",
 	"503": "No leader is available; see Retry-After.",
 	"410": "The cursor names an event older than the retention (cursor_expired): list again from the oldest.",

@@ -114,6 +114,10 @@ func TestOpenAPI(t *testing.T) {
 			{"Options", nil, encoders.Options{}},
 			{"File", nil, encoders.File{}},
 			{"TaskList", nil, api.TaskList{}},
+			{"Project", nil, api.Project{}},
+			{"ProjectRequest", nil, api.ProjectRequest{}},
+			{"Key", nil, api.Key{}},
+			{"KeyRequest", nil, api.KeyRequest{}},
 		}
 		for _, tc := range tests {
 			name := strings.TrimSpace(tc.schema + " " + strings.Join(tc.path, "."))

@@ -18,16 +18,19 @@ func newLimiter(rps float64) *limiter {
 	return &limiter{rps: rps, buckets: map[string]*rate.Limiter{}}
 }
 
-// allow takes a token for key; when none is left it returns how many
-// seconds to wait.
-func (l *limiter) allow(key string) (int, bool) {
-	if l.rps <= 0 {
+// allow takes a token for key, whose own rate is rps (0: the limiter's);
+// when none is left it returns how many seconds to wait.
+func (l *limiter) allow(key string, rps float64) (int, bool) {
+	if rps <= 0 {
+		rps = l.rps
+	}
+	if rps <= 0 {
 		return 0, true
 	}
 	l.mu.Lock()
 	b, ok := l.buckets[key]
 	if !ok {
-		b = rate.NewLimiter(rate.Limit(l.rps), int(math.Max(1, 2*l.rps)))
+		b = rate.NewLimiter(rate.Limit(rps), int(math.Max(1, 2*rps)))
 		l.buckets[key] = b
 	}
 	l.mu.Unlock()

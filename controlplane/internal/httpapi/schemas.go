@@ -143,6 +143,38 @@ func schemas() map[string]any {
 			"created_at": typ("integer", "Epoch milliseconds."), "started_at": msTime("When its first step started"),
 			"finished_at": msTime("When it ended"), "updated_at": typ("integer", "Epoch milliseconds."),
 			"archived": typ("boolean", "Present and true on a task read from the archive: it finished longer ago than the servers' --task-retention."),
+			"project":  typ("string", "The project of the key that created it (proj_…); absent for tasks of the operator's keys."),
+		}),
+		"Project": obj([]string{"id", "object", "name", "created_at"}, map[string]any{
+			"id": typ("string", "proj_…"), "object": enum("Always project.", []string{"project"}),
+			"name": typ("string", "1 to 100 characters."), "created_at": typ("integer", "Epoch ms."),
+		}),
+		"ProjectRequest": obj([]string{"name"}, map[string]any{
+			"name": typ("string", "1 to 100 printable characters."),
+		}),
+		"ProjectList": obj([]string{"object", "data", "has_more"}, map[string]any{
+			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Project")},
+			"has_more": typ("boolean", "Always false: every project the key sees is listed."),
+		}),
+		"Key": obj([]string{"id", "object", "name", "project", "scopes", "rate_limit", "prefix", "created_at"}, map[string]any{
+			"id": typ("string", "key_…"), "object": enum("Always key.", []string{"key"}),
+			"name": typ("string", "1 to 100 characters."), "project": typ("string", "The project it belongs to (proj_…)."),
+			"scopes": map[string]any{"type": "array", "items": enum("A scope.", []string{"tasks:read", "tasks:write", "admin"}),
+				"description": "tasks:read: GET /tasks, /tasks/{id}, /events; tasks:write: POST /tasks, cancel; admin: its project's keys and webhook endpoints."},
+			"rate_limit": typ("number", "Requests per second (bursts of twice that); 0: the server's --rate-limit."),
+			"prefix":     typ("string", "The secret's first 11 characters, to tell keys apart."),
+			"secret":     typ("string", "ik_ and 52 characters: shown only in the answer of POST /keys; the cluster keeps only its SHA-256."),
+			"created_at": typ("integer", "Epoch ms."),
+		}),
+		"KeyRequest": obj([]string{"name"}, map[string]any{
+			"name":       typ("string", "1 to 100 printable characters."),
+			"project":    typ("string", "The project (proj_…): required with an operator's key; a project's key makes keys of its own project only."),
+			"scopes":     map[string]any{"type": "array", "items": enum("A scope.", []string{"tasks:read", "tasks:write", "admin"}), "description": "Default: tasks:read and tasks:write."},
+			"rate_limit": typ("number", "Requests per second, 0 to 100000; 0 (the default): the server's --rate-limit."),
+		}),
+		"KeyList": obj([]string{"object", "data", "has_more"}, map[string]any{
+			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Key")},
+			"has_more": typ("boolean", "Always false: every key the caller sees is listed."),
 		}),
 		"Event": obj([]string{"id", "object", "type", "created_at", "data"}, map[string]any{
 			"id":         typ("string", "evt_ and 16 hex digits; ids sort in the order events happened (the replicated log's)."),

@@ -80,7 +80,7 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 		}
 		scope, key = "idem:"+keyID(r.Context()), k
 	}
-	sd := state.Seed{Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata}
+	sd := state.Seed{Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata, Project: who(r.Context()).project}
 	opts, _ := json.Marshal(req.Options)
 	if string(opts) != "{}" {
 		sd.Options = opts
@@ -105,6 +105,9 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
 	t, err := a.cfg.Store.State().Task(r.PathValue("id"))
 	if errors.Is(err, state.ErrNotFound) && a.cfg.Archive != nil {
 		t, err = a.archivedTask(r.Context(), r.PathValue("id"))
+	}
+	if err == nil && !who(r.Context()).sees(t.Project) {
+		err = state.ErrNotFound // another project's: as if absent
 	}
 	if err != nil {
 		return notFoundTask(r.PathValue("id"), err)
@@ -151,6 +154,7 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) error {
 	if err := a.current(); err != nil {
 		return err
 	}
+	q.Project = who(r.Context()).project
 	if archived {
 		return a.listArchived(w, r, q)
 	}
@@ -185,7 +189,7 @@ func (a *API) listArchived(w http.ResponseWriter, r *http.Request, q state.ListQ
 	}
 	page, more, err := a.cfg.Archive.List(r.Context(), archive.Query{
 		Limit: q.Limit, Asc: q.Order == state.Asc, After: q.After, Before: q.Before,
-		Kind: string(q.Kind), Status: string(q.Status),
+		Kind: string(q.Kind), Status: string(q.Status), Project: q.Project,
 	})
 	if err != nil {
 		return ittybit.Errorf(ittybit.ErrUnavailable, "the archive cannot be read now: %v", err)
@@ -268,6 +272,9 @@ func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	// (forwarded again after leadership moved) is answered as the first
 	// try would have been, not with task_finished for its own cancel.
 	req := state.RequestKey{Scope: "req:cancel:" + keyID(r.Context()), Key: r.Header.Get(headerRequestID)}
+	if project, err := a.cfg.Store.State().TaskProject(id); err == nil && !who(r.Context()).sees(project) {
+		return notFoundTask(id, state.ErrNotFound) // another project's: as if absent
+	}
 	t, err := a.cfg.Store.CancelTask(r.Context(), id, a.cfg.Now().UnixMilli(), req)
 	switch {
 	case errors.Is(err, state.ErrTaskFinished):

@@ -116,6 +116,11 @@ func decodeWebhook(r *http.Request) (api.WebhookRequest, error) {
 
 // webhookOp writes one op and returns its result, or the error to answer.
 func (a *API) webhookOp(r *http.Request, op state.WebhookOp) (state.WebhookResult, error) {
+	if op.Op != state.WebhookCreate {
+		if _, err := a.endpoint(r); err != nil {
+			return state.WebhookResult{}, err // absent, or another project's
+		}
+	}
 	res, err := a.cfg.Store.WebhookOps(r.Context(), []state.WebhookOp{op})
 	if err != nil {
 		return state.WebhookResult{}, elsewhere(err)
@@ -140,7 +145,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := a.cfg.Now()
 	e := &state.Endpoint{ID: "wh_" + newULID(now), URL: *req.URL, Events: req.Events, Secrets: []state.Secret{{Secret: secret}},
-		CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
+		CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli(), Project: who(r.Context()).project}
 	if req.Description != nil {
 		e.Description = *req.Description
 	}
@@ -157,8 +162,11 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) error {
 	out := api.List[api.Webhook]{Object: "list", Data: []api.Webhook{}}
+	p := who(r.Context())
 	for _, e := range a.cfg.Store.State().Endpoints() {
-		out.Data = append(out.Data, webhookView(e))
+		if p.sees(e.Project) {
+			out.Data = append(out.Data, webhookView(e))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -166,7 +174,7 @@ func (a *API) listWebhooks(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) endpoint(r *http.Request) (*state.Endpoint, error) {
 	e, err := a.cfg.Store.State().Endpoint(r.PathValue("id"))
-	if err != nil {
+	if err != nil || !who(r.Context()).sees(e.Project) {
 		return nil, ittybit.Errorf(ittybit.ErrNotFound, "no webhook endpoint %q", r.PathValue("id"))
 	}
 	return e, nil

@@ -39,6 +39,8 @@ type coldTask struct {
 	Z []byte
 	// CancelledBy is the task's (Task.CancelledBy).
 	CancelledBy RequestMark
+	// Project is the task's, for the project index.
+	Project string
 }
 
 // coldRecord is a frozen task's line in a snapshot.
@@ -55,11 +57,12 @@ type coldRecord struct {
 	// CancelledBy is the hex of the task's mark, absent when it has none
 	// (and in snapshots written before it).
 	CancelledBy string `json:"cancelled_by,omitempty"`
+	Project     string `json:"project,omitempty"`
 }
 
 // MarshalJSON writes the frozen task as it is, without thawing it.
 func (c *coldTask) MarshalJSON() ([]byte, error) {
-	r := coldRecord{Cold: coldVersion, ID: c.ID, Seq: c.Seq, Kind: c.Kind, Status: c.Status, Created: c.CreatedAt, Finished: c.FinishedAt, Z: c.Z}
+	r := coldRecord{Cold: coldVersion, ID: c.ID, Seq: c.Seq, Kind: c.Kind, Status: c.Status, Created: c.CreatedAt, Finished: c.FinishedAt, Z: c.Z, Project: c.Project}
 	if c.CancelledBy != (RequestMark{}) {
 		r.CancelledBy = hex.EncodeToString(c.CancelledBy[:])
 	}
@@ -76,7 +79,7 @@ func readColdRecord(data []byte) (*coldTask, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, err
 	}
-	c := &coldTask{ID: r.ID, Seq: r.Seq, Kind: r.Kind, Status: r.Status, CreatedAt: r.Created, FinishedAt: r.Finished, Z: r.Z}
+	c := &coldTask{ID: r.ID, Seq: r.Seq, Kind: r.Kind, Status: r.Status, CreatedAt: r.Created, FinishedAt: r.Finished, Z: r.Z, Project: r.Project}
 	if r.CancelledBy != "" {
 		if n, err := hex.Decode(c.CancelledBy[:], []byte(r.CancelledBy)); err != nil || n != len(c.CancelledBy) {
 			return nil, fmt.Errorf("task %s: cancelled_by %q is not %d bytes of hex", r.ID, r.CancelledBy, len(c.CancelledBy))
@@ -106,7 +109,7 @@ func freezeJSON(t *Task, data []byte) *coldTask {
 	if t.FinishedAt != nil {
 		finished = *t.FinishedAt
 	}
-	return &coldTask{ID: t.ID, Seq: t.Seq, Kind: t.Kind, Status: t.Status, CreatedAt: t.CreatedAt, FinishedAt: finished, Z: bytes.Clone(z[:1+n]), CancelledBy: t.CancelledBy}
+	return &coldTask{ID: t.ID, Seq: t.Seq, Kind: t.Kind, Status: t.Status, CreatedAt: t.CreatedAt, FinishedAt: finished, Z: bytes.Clone(z[:1+n]), CancelledBy: t.CancelledBy, Project: t.Project}
 }
 
 // json returns the task's JSON.
@@ -178,6 +181,17 @@ func asTask(raw any) *Task {
 		return t
 	case *coldTask:
 		return t.mustThaw()
+	}
+	panic(fmt.Sprintf("tasks table holds a %T", raw))
+}
+
+// taskProject returns a stored task's project.
+func taskProject(raw any) string {
+	switch t := raw.(type) {
+	case *Task:
+		return t.Project
+	case *coldTask:
+		return t.Project
 	}
 	panic(fmt.Sprintf("tasks table holds a %T", raw))
 }

@@ -64,6 +64,18 @@ func (e *Event) TaskID() string {
 	return id
 }
 
+// Project is the project of the event's task, or of its endpoint for a
+// webhook.* event ("": the operator's).
+func (e *Event) Project() string {
+	switch {
+	case e.task != nil:
+		return taskProject(e.task)
+	case e.Endpoint != nil:
+		return e.Endpoint.Project
+	}
+	return ""
+}
+
 // Task is the task as the event's write left it (empty for a webhook.*
 // event). It shares its steps with the stored version: copy them before
 // changing them.
@@ -212,9 +224,10 @@ type EventQuery struct {
 	// oldest kept).
 	After uint64
 	Limit int
-	// Type and TaskID filter when set.
-	Type   api.EventType
-	TaskID string
+	// Type, TaskID and Project filter when set.
+	Type    api.EventType
+	TaskID  string
+	Project string
 }
 
 // Events returns the events after q.After that match q, oldest first, at
@@ -233,7 +246,7 @@ func (s *Store) Events(q EventQuery) ([]*Event, bool, error) {
 	var page []*Event
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		e := raw.(*Event)
-		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.TaskID() != q.TaskID) {
+		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.TaskID() != q.TaskID) || (q.Project != "" && e.Project() != q.Project) {
 			continue
 		}
 		if len(page) == q.Limit {

@@ -11,6 +11,16 @@ import (
 	"github.com/ittybit-oss/ittybit/encoders"
 )
 
+// TaskProject returns the project of task id ("" for the operator's), or
+// ErrNotFound, without reading the task whole.
+func (s *Store) TaskProject(id string) (string, error) {
+	raw, err := s.db.Load().Txn(false).First(tableTasks, "id", id)
+	if err != nil || raw == nil {
+		return "", ErrNotFound
+	}
+	return taskProject(raw), nil
+}
+
 // Task returns a copy of the task with the id, or ErrNotFound.
 func (s *Store) Task(id string) (*api.Task, error) {
 	raw, err := s.db.Load().Txn(false).First(tableTasks, "id", id)
@@ -47,6 +57,9 @@ type ListQuery struct {
 	Before string
 	Status api.TaskStatus
 	Kind   encoders.Kind
+	// Project, when set, lists only that project's tasks (a cursor of
+	// another project's task names no task).
+	Project string
 }
 
 // ListTasks returns one page of tasks in q.Order and whether more follow
@@ -60,20 +73,31 @@ func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
 		forward = !forward
 	}
 	descending := forward // walking ids downwards?
+	// A project's tasks are a range of the project index, in id order.
+	index, prefix := "id", ""
+	if q.Project != "" {
+		index, prefix = "project", q.Project+"\x00"
+	}
 	var it memdb.ResultIterator
 	var err error
-	if cursor != "" {
-		if c, ferr := txn.First(tableTasks, "id", cursor); ferr != nil || c == nil {
+	switch {
+	case cursor != "":
+		c, ferr := txn.First(tableTasks, "id", cursor)
+		if ferr != nil || c == nil || (q.Project != "" && taskProject(c) != q.Project) {
 			return nil, false, ErrNotFound
 		}
 		if descending {
-			it, err = txn.ReverseLowerBound(tableTasks, "id", cursor)
+			it, err = txn.ReverseLowerBound(tableTasks, index, prefix+cursor)
 		} else {
-			it, err = txn.LowerBound(tableTasks, "id", cursor)
+			it, err = txn.LowerBound(tableTasks, index, prefix+cursor)
 		}
-	} else if descending {
+	case q.Project != "" && descending:
+		it, err = txn.ReverseLowerBound(tableTasks, index, prefix+"\xff")
+	case q.Project != "":
+		it, err = txn.LowerBound(tableTasks, index, prefix)
+	case descending:
 		it, err = txn.GetReverse(tableTasks, "id")
-	} else {
+	default:
 		it, err = txn.Get(tableTasks, "id")
 	}
 	if err != nil {
@@ -82,6 +106,9 @@ func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
 	var page []*api.Task
 	more := false
 	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if q.Project != "" && taskProject(raw) != q.Project {
+			break // past the project's range
+		}
 		id, _, kind, status := taskFields(raw)
 		if id == cursor || (q.Status != "" && status != q.Status) || (q.Kind != "" && kind != q.Kind) {
 			continue

@@ -15,6 +15,9 @@ const (
 	// Webhook endpoints and their outbox.
 	tableWebhooks   = "webhooks"
 	tableDeliveries = "deliveries"
+	// Projects and their API keys.
+	tableProjects = "projects"
+	tableKeys     = "keys"
 )
 
 func schema() *memdb.DBSchema {
@@ -30,6 +33,16 @@ func schema() *memdb.DBSchema {
 				// active holds only the tasks that have not ended (an empty
 				// key is not indexed), so it costs nothing for the many
 				// finished ones, which are frozen.
+				// project holds a project's tasks in id order (key
+				// project, NUL, id); tasks of the operator's keys have no
+				// project and no entry.
+				"project": {Name: "project", Unique: true, AllowMissing: true, Indexer: taskStringIndex{func(raw any) string {
+					if p := taskProject(raw); p != "" {
+						id, _, _, _ := taskFields(raw)
+						return p + "\x00" + id
+					}
+					return ""
+				}}},
 				"active": {Name: "active", AllowMissing: true, Indexer: taskStringIndex{func(raw any) string {
 					if t, ok := raw.(*Task); ok {
 						return t.ActiveKey
@@ -78,6 +91,19 @@ func schema() *memdb.DBSchema {
 				"pending": {Name: "pending", Unique: true, AllowMissing: true, Indexer: stringIndex[Delivery]{func(d *Delivery) string { return d.PendingKey }}},
 				// pending_task holds them by task, oldest event first.
 				"pending_task": {Name: "pending_task", Unique: true, AllowMissing: true, Indexer: stringIndex[Delivery]{func(d *Delivery) string { return d.TaskKey }}},
+			},
+		},
+		tableProjects: {
+			Name: tableProjects,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			},
+		},
+		tableKeys: {
+			Name: tableKeys,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"hash": {Name: "hash", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Hash"}},
 			},
 		},
 		tableServers: {

@@ -20,6 +20,9 @@ type Seed struct {
 	Output   string          `json:"output,omitempty"`
 	Options  json.RawMessage `json:"options,omitempty"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// Project is the project of the key that asked for the task ("" for
+	// the operator's keys).
+	Project string `json:"project,omitempty"`
 }
 
 // Task builds the task a seed describes: queued, with its four steps
@@ -27,7 +30,7 @@ type Seed struct {
 func (s Seed) Task() api.Task {
 	t := api.Task{
 		ID: s.ID, Object: "task", Kind: s.Kind, Input: s.Input, Metadata: s.Metadata,
-		Status: api.TaskQueued, CreatedAt: s.At, UpdatedAt: s.At,
+		Status: api.TaskQueued, CreatedAt: s.At, UpdatedAt: s.At, Project: s.Project,
 	}
 	if len(s.Options) > 0 {
 		_ = json.Unmarshal(s.Options, &t.Options) // never fails: Options keeps what it cannot read

@@ -39,7 +39,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := enc.Encode(record{Type: "version", Version: snapshotVersion}); err != nil {
 		return cw.n, err
 	}
-	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries} {
+	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries, tableProjects, tableKeys} {
 		it, err := sn.txn.Get(table, "id")
 		if err != nil {
 			return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
@@ -128,6 +128,10 @@ func (s *Store) Restore(r io.Reader) error {
 			obj = &Endpoint{}
 		case tableDeliveries:
 			obj = &Delivery{}
+		case tableProjects:
+			obj = &Project{}
+		case tableKeys:
+			obj = &Key{}
 		default:
 			return fmt.Errorf("snapshot: unknown record type %q", rec.Type)
 		}

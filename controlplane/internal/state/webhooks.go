@@ -37,6 +37,9 @@ type Endpoint struct {
 	// FailingSince is the first failed attempt since the last delivered
 	// one (epoch ms; 0 while the endpoint delivers).
 	FailingSince int64 `json:"failing_since,omitempty"`
+	// Project is the project whose key made the endpoint: it gets only
+	// that project's events. "" (the operator's) gets every event.
+	Project string `json:"project,omitempty"`
 }
 
 // Secret is one signing secret of an endpoint, "whsec_…".
@@ -392,7 +395,7 @@ func (s *Store) outboxEvent(txn *memdb.Txn, e *Event) {
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		ep := raw.(*Endpoint)
-		if !ep.Wants(e.Type) {
+		if !ep.Wants(e.Type) || (ep.Project != "" && e.Project() != ep.Project) {
 			continue
 		}
 		d := &Delivery{ID: DeliveryID(e.Seq, ep.ID), EndpointID: ep.ID, EventSeq: e.Seq, EventType: e.Type, TaskID: e.TaskID(), CreatedAt: e.CreatedAt,

@@ -164,7 +164,7 @@ func checkEntry(data []byte) error {
 			}
 			return fmt.Errorf("%s is damaged: %w", t, err)
 		}
-	case t >= cmdCreateTasks && t < cmdCreateBatch:
+	case t >= cmdCreateTasks && t <= cmdAccessOps:
 		if !json.Valid(payload) {
 			return fmt.Errorf("%s is damaged: its JSON does not parse", t)
 		}

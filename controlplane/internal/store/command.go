@@ -46,6 +46,9 @@ const (
 	// as the validated JSON the leader received. cmdCreateSeeds still
 	// applies in old logs.
 	cmdCreateBatch commandType = 14
+	// cmdAccessOps makes projects and their API keys and revokes keys
+	// (state.AccessOp). Written only once every voter applies it.
+	cmdAccessOps commandType = 15
 )
 
 func (c commandType) String() string {
@@ -78,6 +81,8 @@ func (c commandType) String() string {
 		return "retire_tasks"
 	case cmdCreateBatch:
 		return "create_batch"
+	case cmdAccessOps:
+		return "access_ops"
 	}
 	return fmt.Sprintf("command(%d)", c)
 }
@@ -104,6 +109,9 @@ type (
 	}
 	webhookOpsCmd struct {
 		Ops []state.WebhookOp `json:"ops"`
+	}
+	accessOpsCmd struct {
+		Ops []state.AccessOp `json:"ops"`
 	}
 	expireRequestsCmd struct {
 		// Now expires the request keys older than their time to live; 0

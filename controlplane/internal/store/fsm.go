@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -19,6 +20,9 @@ type fsm struct {
 	// applied, when set, is called after each command with its type; the
 	// store counts and times applies for metrics.
 	applied func(commandType)
+	// index is the Raft index of the last command applied to the state
+	// (after its change is visible to readers).
+	index atomic.Uint64
 }
 
 var (
@@ -102,6 +106,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		var c webhookOpsCmd
 		mustDecode(t, payload, &c)
 		res = f.state.ApplyWebhookOps(c.Ops)
+	case cmdAccessOps:
+		var c accessOpsCmd
+		mustDecode(t, payload, &c)
+		res = f.state.ApplyAccessOps(c.Ops)
 	case cmdRetireTasks:
 		var c retireTasksCmd
 		mustDecode(t, payload, &c)
@@ -115,6 +123,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		// the state, so stop.
 		panic(fmt.Sprintf("unknown command type %d at index %d: upgrade this node", t, l.Index))
 	}
+	f.index.Store(l.Index)
 	if f.applied != nil {
 		f.applied(t)
 	}

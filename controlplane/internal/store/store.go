@@ -93,6 +93,7 @@ type Store struct {
 	log     *slog.Logger
 	raft    *raft.Raft
 	state   *state.Store
+	fsm     *fsm
 	trans   *raft.NetworkTransport
 	boltDB  *raftboltdb.BoltStore
 	creates *batch.Batcher[state.SeedRequest, state.CreateResult]
@@ -197,6 +198,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
 	f := &fsm{state: s.state}
+	s.fsm = f
 	s.raft, err = raft.NewRaft(rc, f, logs, s.boltDB, snaps, s.trans)
 	if err != nil {
 		s.closeIO()
@@ -259,6 +261,11 @@ func (s *Store) NodeID() string { return s.cfg.NodeID }
 
 // AppliedIndex returns the last log index applied to the local state.
 func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
+
+// StateIndex is the Raft index of the last command whose change readers
+// of State see. AppliedIndex may run ahead of it: Raft counts an entry
+// applied once it hands it to the state machine.
+func (s *Store) StateIndex() uint64 { return s.fsm.index.Load() }
 
 // WaitLeader blocks until a leader is known or ctx ends.
 func (s *Store) WaitLeader(ctx context.Context) error {
@@ -331,7 +338,7 @@ func mapRaftErr(err error) error {
 // LogVersion is the newest entry type this release applies; servers
 // report it (GET /healthz), and a leader writes an entry type only once
 // every voter reports that it applies it.
-const LogVersion = int(cmdCreateBatch)
+const LogVersion = int(cmdAccessOps)
 
 // VotersEpoch is a number that changes whenever a server may have
 // joined. A leader reads it before it asks the voters which entry types
@@ -471,6 +478,53 @@ func (s *Store) WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.
 		return nil, err
 	}
 	return res.([]state.WebhookResult), nil
+}
+
+// ErrUpgrading is an entry type some voter does not yet apply: the
+// change must wait until every server runs this release.
+var ErrUpgrading = errors.New("not every server of the cluster applies this change yet")
+
+// AccessOps makes projects and keys and revokes keys. It must run on the
+// leader, once every voter applies access_ops: it waits a little for a
+// leader just elected to learn that (it asks the voters once a second),
+// then answers ErrUpgrading.
+func (s *Store) AccessOps(ctx context.Context, ops []state.AccessOp) ([]state.AccessResult, error) {
+	if err := s.awaitVoters(ctx, cmdAccessOps, 3*time.Second); err != nil {
+		return nil, err
+	}
+	res, err := s.apply(ctx, cmdAccessOps, accessOpsCmd{Ops: ops})
+	if err != nil {
+		return nil, err
+	}
+	// Followers learn that an entry is committed from the leader's next
+	// message, which may be a heartbeat a tenth of the heartbeat timeout
+	// away. A barrier is such a message at once: by its answer the
+	// followers know the change is committed and apply it, so a revoked
+	// key is refused everywhere within milliseconds of the answer.
+	if err := s.raft.Barrier(5 * time.Second).Error(); err != nil {
+		s.log.Warn("barrier after access ops", "err", err)
+	}
+	return res.([]state.AccessResult), nil
+}
+
+// awaitVoters waits until every voter applies entries of type t, for at
+// most wait.
+func (s *Store) awaitVoters(ctx context.Context, t commandType, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for s.votersApply.Load() < int32(t) {
+		if !s.IsLeader() {
+			return ErrNotLeader
+		}
+		if time.Now().After(deadline) {
+			return ErrUpgrading
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // UpsertServer records a control-plane server's addresses.

@@ -39,6 +39,11 @@ const (
 	fScope    protowire.Number = 9
 	fKey      protowire.Number = 10
 	fBodyHash protowire.Number = 11
+	// fProject is the project of the key that asked for the task, absent
+	// for the operator's keys. Added with log entry type 15 (access_ops):
+	// a project exists only once every voter applies that type, so no
+	// node that would skip this field ever meets it.
+	fProject protowire.Number = 12
 )
 
 // Field numbers of a batch: creates (the log entry) or a follower's
@@ -104,7 +109,7 @@ func ReadBatch(b []byte) (now int64, reqs []state.SeedRequest, err error) {
 func seedRequestSize(r *state.SeedRequest) int {
 	s := &r.Seed
 	n := len(s.ID) + len(s.Kind) + len(s.Input) + len(s.Output) + len(s.Options) + len(s.Metadata) +
-		len(r.Scope) + len(r.Key) + len(r.BodyHash) + 8*5 + 11
+		len(r.Scope) + len(r.Key) + len(r.BodyHash) + len(s.Project) + 8*5 + 12
 	for _, id := range s.StepIDs {
 		n += len(id) + 5
 	}
@@ -123,7 +128,8 @@ func appendSeedRequest(b []byte, r *state.SeedRequest) []byte {
 	b = appendBytes(b, fMetadata, s.Metadata)
 	b = appendString(b, fScope, r.Scope)
 	b = appendString(b, fKey, r.Key)
-	return appendString(b, fBodyHash, r.BodyHash)
+	b = appendString(b, fBodyHash, r.BodyHash)
+	return appendString(b, fProject, s.Project)
 }
 
 func readSeedRequest(b []byte, r *state.SeedRequest) error {
@@ -159,6 +165,8 @@ func readSeedRequest(b []byte, r *state.SeedRequest) error {
 			r.Key = string(data)
 		case fBodyHash:
 			r.BodyHash = string(data)
+		case fProject:
+			s.Project = string(data)
 		}
 		return nil
 	})

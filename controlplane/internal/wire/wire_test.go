@@ -18,7 +18,7 @@ func seeds() []state.SeedRequest {
 			Kind: encoders.KindVideo, Input: "https://example.com/ünï.mov", Output: "s3://bucket/out.mp4",
 			Options: json.RawMessage(`{"width":1280,"format":"mp4"}`), Metadata: json.RawMessage(`{"n":[1,2]}`)},
 			Scope: "idem:k1", Key: "order-1", BodyHash: "abc"},
-		{Seed: state.Seed{Kind: encoders.KindImage, Input: "https://example.com/a.png"}, Scope: "req:k1", Key: "r2"},
+		{Seed: state.Seed{Kind: encoders.KindImage, Input: "https://example.com/a.png", Project: "proj_1"}, Scope: "req:k1", Key: "r2"},
 	}
 }
 
