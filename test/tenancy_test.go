@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +152,35 @@ func TestProjectIsolation(t *testing.T) {
 			for _, path := range []string{"/tasks", "/tasks/" + tasksA[0].ID} {
 				checkError(t, mustSend(t, "GET", p.URL()+path, nil, "Authorization", secret), http.StatusUnauthorized, "token_invalid")
 			}
+		}
+	})
+	t.Run("keys from the shell", func(t *testing.T) {
+		env := append(os.Environ(), "ITTYBIT_API_URL="+node(1).URL(), "ITTYBIT_API_KEY="+testAPIKey)
+		var p api.Project
+		if err := json.Unmarshal([]byte(mustRun(t, "", env, ittybitBin, "projects", "create", "charlie")), &p); err != nil || p.Name != "charlie" {
+			t.Fatalf("projects create: %+v %v", p, err)
+		}
+		var k api.Key
+		out := mustRun(t, "", env, ittybitBin, "keys", "create", "charlie ci", "--project", p.ID, "--scopes", "tasks:read", "--rate-limit", "5")
+		if err := json.Unmarshal([]byte(out), &k); err != nil || k.Secret == "" || k.RateLimit != 5 || strings.Join(k.Scopes, ",") != "tasks:read" {
+			t.Fatalf("keys create: %s", out)
+		}
+		if list := mustRun(t, "", env, ittybitBin, "keys", "list", "--project", p.ID); !strings.Contains(list, k.ID) || strings.Contains(list, k.Secret) {
+			t.Errorf("keys list: %s", list)
+		}
+		// The new key, from the shell, through another server.
+		keyEnv := append(os.Environ(), "ITTYBIT_API_URL="+node(2).URL(), "ITTYBIT_API_KEY="+k.Secret)
+		mustRun(t, "", keyEnv, ittybitBin, "tasks", "list")
+		cmd := exec.Command(ittybitBin, "keys", "create", "x", "--project", p.ID, "--scopes", "tasks:read,tasks:delete")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "invalid_scope") {
+			t.Errorf("an unknown scope from the shell: %v %s", err, out)
+		}
+		mustRun(t, "", env, ittybitBin, "keys", "revoke", k.ID)
+		cmd = exec.Command(ittybitBin, "tasks", "list")
+		cmd.Env = keyEnv
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "token_invalid") {
+			t.Errorf("a revoked key from the shell: %v %s", err, out)
 		}
 	})
 	waitSameState(t, 20*time.Second, nodes...)

@@ -76,7 +76,7 @@ Run a task on this machine:
 	for _, k := range []mediaCommand{videoCommand, audioCommand, imageCommand, adaptiveCommand} {
 		root.AddCommand(newMediaCmd(k, stdout, stderr))
 	}
-	root.AddCommand(newServerCmd(stderr), newDevCmd(stdout, stderr), newHashKeyCmd(stdin, stdout), newTasksCmd(stdout, stderr), newEventsCmd(stdout), newWebhooksCmd(stdout), newAgentCmd(stderr))
+	root.AddCommand(newServerCmd(stderr), newDevCmd(stdout, stderr), newHashKeyCmd(stdin, stdout), newTasksCmd(stdout, stderr), newEventsCmd(stdout), newWebhooksCmd(stdout), newProjectsCmd(stdout), newKeysCmd(stdout), newAgentCmd(stderr))
 	root.AddCommand(newEncodersCmd(stdout, stderr))
 	root.AddCommand(newPluginCmd())
 	root.AddCommand(newVersionCmd(stdout))
