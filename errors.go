@@ -72,6 +72,13 @@ const (
 	ErrInvalidScope ErrorKind = "invalid_scope"
 	// ErrUnknownProject: a key asked for in a project that does not exist.
 	ErrUnknownProject ErrorKind = "unknown_project"
+	// ErrConnectionRequired: a project's task reads or writes an S3
+	// bucket the project has no connection for.
+	ErrConnectionRequired ErrorKind = "connection_required"
+	// ErrConnectionFailed: a connection's credentials could not write to
+	// its bucket when it was made or changed; the message has the S3
+	// error code.
+	ErrConnectionFailed ErrorKind = "connection_failed"
 )
 
 // validationOrder ranks the validation kinds: when a request has several

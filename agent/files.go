@@ -13,6 +13,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/steps"
+	"github.com/ittybit-oss/ittybit/storage"
 )
 
 // managedScheme marks managed-storage URLs in step outputs; the API signs
@@ -51,11 +52,11 @@ func (f nodeFiles) fetch(ctx context.Context, t api.AssignedTask, dst string) er
 	defer os.Remove(tmp)
 	var n int64
 	if strings.HasPrefix(t.Input, "s3://") {
-		if cfg.S3 == nil {
-			return ittybit.Errorf(ittybit.ErrFetchFailed, "this agent has no S3 access configured for %s", t.Input)
+		s3c, err := f.s3For(ctx, t, t.Input, ittybit.ErrFetchFailed)
+		if err != nil {
+			return err
 		}
-		var err error
-		if n, err = cfg.S3.Download(ctx, t.Input, tmp, cfg.MaxInputBytes); err != nil {
+		if n, err = s3c.Download(ctx, t.Input, tmp, cfg.MaxInputBytes); err != nil {
 			return err
 		}
 	} else {
@@ -180,8 +181,9 @@ func (f nodeFiles) Deliver(ctx context.Context, t api.AssignedTask, staged encod
 		f.dropStaging(ctx, t)
 		return rebase(staged, managedScheme+stagedPrefix+"/", managedScheme+final+"/"), nil
 	}
-	if cfg.S3 == nil {
-		return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "this agent has no S3 access configured for %s", dest)
+	s3c, err := f.s3For(ctx, t, dest, ittybit.ErrUploadFailed)
+	if err != nil {
+		return encoders.File{}, err
 	}
 	// The staged copy on this node, or fetched from managed storage.
 	local := ""
@@ -210,17 +212,16 @@ func (f nodeFiles) Deliver(ctx context.Context, t api.AssignedTask, staged encod
 		if err := cfg.Managed.GetDir(ctx, stagedPrefix, local); err != nil {
 			// An earlier attempt uploaded it and dropped the staged copy,
 			// and its report was lost on the way: the result is there.
-			if n, serr := cfg.S3.Size(ctx, entry); serr == nil && (t.Kind == encoders.KindAdaptive || n == staged.Filesize) {
+			if n, serr := s3c.Size(ctx, entry); serr == nil && (t.Kind == encoders.KindAdaptive || n == staged.Filesize) {
 				return out, nil
 			}
 			return encoders.File{}, ittybit.Errorf(ittybit.ErrUploadFailed, "read the staged result: %v", err)
 		}
 	}
-	var err error
 	if t.Kind == encoders.KindAdaptive {
-		err = cfg.S3.UploadDir(ctx, local, destBase, name)
+		err = s3c.UploadDir(ctx, local, destBase, name)
 	} else {
-		err = cfg.S3.Upload(ctx, filepath.Join(local, name), dest)
+		err = s3c.Upload(ctx, filepath.Join(local, name), dest)
 	}
 	if err != nil {
 		return encoders.File{}, err
@@ -228,6 +229,29 @@ func (f nodeFiles) Deliver(ctx context.Context, t api.AssignedTask, staged encod
 	cfg.Metrics.bytes.WithLabelValues("upload").Add(float64(deliveredBytes(staged)))
 	f.dropStaging(ctx, t)
 	return out, nil
+}
+
+// s3For returns the S3 client for url: one made for this step from the
+// credentials its assignment carries for url's bucket (a project's
+// connection: kept in memory for the step, never written anywhere), or
+// the agent's own.
+func (f nodeFiles) s3For(ctx context.Context, t api.AssignedTask, url string, kind ittybit.ErrorKind) (S3, error) {
+	if bucket, _, err := storage.ParseS3URL(url); err == nil {
+		for _, a := range t.S3 {
+			if a.Bucket != bucket {
+				continue
+			}
+			c, err := storage.NewS3(ctx, storage.S3Config{Endpoint: a.Endpoint, Region: a.Region, PathStyle: a.PathStyle, AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey})
+			if err != nil {
+				return nil, ittybit.Errorf(kind, "the connection for bucket %s: %v", bucket, err)
+			}
+			return c, nil
+		}
+	}
+	if f.a.cfg.S3 == nil {
+		return nil, ittybit.Errorf(kind, "this agent has no S3 access configured for %s", url)
+	}
+	return f.a.cfg.S3, nil
 }
 
 // deliveredBytes is the size of a result: the file, or an HLS master

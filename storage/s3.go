@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -188,8 +190,17 @@ var credentialCodes = map[string]bool{
 }
 
 // describeErr says why an S3 call failed in words an operator can act on;
-// the SDK's own text (operation, request id, status) follows.
+// the SDK's own text (operation, request id, status) follows, and the S3
+// error code always shows.
 func describeErr(err error) string {
+	msg := describeCause(err)
+	if code := ErrorCode(err); code != "" && !strings.Contains(msg, code) {
+		msg += " (S3 error code " + code + ")"
+	}
+	return msg
+}
+
+func describeCause(err error) string {
 	var status int
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) {
@@ -226,4 +237,31 @@ func isNotFound(err error) bool {
 	}
 	var re interface{ HTTPStatusCode() int }
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
+}
+
+// CheckWrite proves the credentials may write to bucket: it puts a tiny
+// object under .ittybit-check/ and deletes it again. It returns the S3
+// error code ("InvalidAccessKeyId", "NoSuchBucket", …; "" when the server
+// gave none) with the error.
+func (s *S3) CheckWrite(ctx context.Context, bucket string) (string, error) {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	key := ".ittybit-check/" + hex.EncodeToString(nonce[:])
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("ittybit connection check\n")})
+	if err == nil {
+		_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+	}
+	if err != nil {
+		return ErrorCode(err), errors.New(describeErr(err))
+	}
+	return "", nil
+}
+
+// ErrorCode returns the S3 error code of err ("" when it carries none).
+func ErrorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
 }

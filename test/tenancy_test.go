@@ -1,16 +1,28 @@
 package test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/client"
+	"github.com/ittybit-oss/ittybit/encoders/encoderstest"
+	"github.com/ittybit-oss/ittybit/internal/seal"
+	"github.com/ittybit-oss/ittybit/storage/s3test"
 )
 
 // TestProjectIsolation runs projects and their keys on three `ittybit
@@ -184,4 +196,172 @@ func TestProjectIsolation(t *testing.T) {
 		}
 	})
 	waitSameState(t, 20*time.Second, nodes...)
+}
+
+// TestConnections runs a project's S3 connections on three servers and
+// two agents, with two S3 servers (versitygw), each its own identity: the
+// fleet's (the agents' environment) and another that only a connection
+// holds. A project's task writes to the other server's bucket through its
+// connection; a bucket without one is refused at submission
+// (connection_required); credentials that cannot write are refused when
+// the connection is made (connection_failed, with the S3 error code);
+// once the provider rotates the keys, the next task fails cleanly
+// (upload_failed, the code named, no secret in the message), and a PATCH
+// with the new keys mends it; the secret in clear is found nowhere under
+// the servers' and agents' folders and logs, nor in /metrics.
+func TestConnections(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "seal.keys")
+	sealKey, err := seal.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte("# the cluster's seal key\n"+sealKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := mustFleetWith(t, map[string]string{"clip.mov": clips.Path(t, encoderstest.SmallHD)}, []string{"--seal-key-file", keyFile})
+	other := s3test.Start(t) // the second identity: no process has it in its environment
+	other.MakeBucket(t, "bucket2")
+	secrets := []string{other.SecretKey}
+
+	decode := func(r reply, v any) {
+		t.Helper()
+		if err := json.Unmarshal(r.Body, v); err != nil {
+			t.Fatalf("%s: %v", r, err)
+		}
+	}
+	base := f.servers[1].URL()
+	r := mustSend(t, "POST", base+"/projects", []byte(`{"name":"pressroom"}`))
+	var p api.Project
+	decode(r, &p)
+	r = mustSend(t, "POST", base+"/keys", []byte(`{"name":"pressroom app","project":"`+p.ID+`","scopes":["tasks:read","tasks:write","admin"]}`))
+	var k api.Key
+	decode(r, &k)
+	auth := "Bearer " + k.Secret
+	connBody := func(bucket, endpoint, keyID, secret string) []byte {
+		b, _ := json.Marshal(map[string]any{"name": bucket, "kind": "s3", "bucket": bucket, "endpoint": endpoint,
+			"region": "us-east-1", "path_style": true, "access_key_id": keyID, "secret_access_key": secret})
+		return b
+	}
+
+	t.Run("credentials that cannot write are refused", func(t *testing.T) {
+		wrong := "wrong-" + other.SecretKey
+		secrets = append(secrets, wrong)
+		got := mustSend(t, "POST", f.servers[2].URL()+"/connections", connBody("bucket2", other.Endpoint, other.AccessKey, wrong), "Authorization", auth)
+		checkError(t, got, http.StatusBadRequest, "connection_failed")
+		if e := got.apiError(t); !strings.Contains(e.Message, "S3 error code ") || strings.Contains(e.Message, wrong) {
+			t.Errorf("message %q: want the S3 error code and no secret", e.Message)
+		}
+		if l := mustSend(t, "GET", base+"/connections", nil, "Authorization", auth); strings.Contains(string(l.Body), "conn_") {
+			t.Errorf("a refused connection was stored: %s", l)
+		}
+	})
+
+	r = mustSend(t, "POST", f.servers[2].URL()+"/connections", connBody("bucket2", other.Endpoint, other.AccessKey, other.SecretKey), "Authorization", auth)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("POST /connections: %s", r)
+	}
+	var conn api.Connection
+	decode(r, &conn)
+	if strings.Contains(string(r.Body), other.SecretKey) || strings.Contains(string(r.Body), "secret") {
+		t.Errorf("the answer shows the secret: %s", r)
+	}
+	task := func(output string) api.Task {
+		t.Helper()
+		body := fmt.Sprintf(`{"kind":"image","input":%q,"output":%q,"options":{"start":1,"width":160}}`, f.files.URL+"/clip.mov", output)
+		return mustCreate(t, f.servers[0].URL(), body, "Authorization", auth)
+	}
+	wait := func(id string) *api.Task {
+		t.Helper()
+		return waitTask(t, client.New(base, k.Secret), id, 2*time.Minute)
+	}
+
+	t.Run("a bucket without a connection is refused", func(t *testing.T) {
+		got := mustSend(t, "POST", base+"/tasks", []byte(`{"kind":"image","input":"`+f.files.URL+`/clip.mov","output":"s3://outputs/x.jpg"}`), "Authorization", auth)
+		checkError(t, got, http.StatusBadRequest, "connection_required")
+		if e := got.apiError(t); !strings.Contains(e.Message, "outputs") {
+			t.Errorf("message %q does not name the bucket", e.Message)
+		}
+		// The operator's key uses the fleet's identity, as before.
+		if got := mustSend(t, "POST", base+"/tasks", []byte(`{"kind":"image","input":"`+f.files.URL+`/clip.mov","output":"s3://outputs/op.jpg"}`)); got.Status != http.StatusCreated {
+			t.Errorf("the operator's task: %s", got)
+		}
+	})
+
+	t.Run("the task writes through its connection", func(t *testing.T) {
+		done := wait(task("s3://bucket2/pressroom/first.jpg").ID)
+		if done.Status != api.TaskCompleted {
+			t.Fatalf("task %s: %s %+v", done.ID, done.Status, done.Error)
+		}
+		if _, err := other.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("bucket2"), Key: aws.String("pressroom/first.jpg")}); err != nil {
+			t.Errorf("the result is not in bucket2: %v", err)
+		}
+	})
+
+	t.Run("rotated at the provider, then mended", func(t *testing.T) {
+		newKey, newSecret := "rotated-"+other.AccessKey, "rotated-"+other.SecretKey
+		secrets = append(secrets, newSecret)
+		other.Restart(t, newKey, newSecret)
+		failed := wait(task("s3://bucket2/pressroom/second.jpg").ID)
+		if failed.Status != api.TaskFailed || failed.Error == nil || failed.Error.Kind != "upload_failed" {
+			t.Fatalf("task %s after the rotation: %s %+v, want failed upload_failed", failed.ID, failed.Status, failed.Error)
+		}
+		for _, s := range secrets {
+			if strings.Contains(failed.Error.Message, s) {
+				t.Errorf("the error names a secret: %s", failed.Error.Message)
+			}
+		}
+		if !regexp.MustCompile(`InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|XAdminUserNotFound|[A-Z][a-zA-Z]+NotFound`).MatchString(failed.Error.Message) {
+			t.Errorf("the error does not name the S3 error code: %s", failed.Error.Message)
+		}
+		got := mustSend(t, "PATCH", f.servers[0].URL()+"/connections/"+conn.ID, []byte(`{"access_key_id":"`+newKey+`","secret_access_key":"`+newSecret+`"}`), "Authorization", auth)
+		if got.Status != http.StatusOK {
+			t.Fatalf("PATCH /connections/%s: %s", conn.ID, got)
+		}
+		if done := wait(task("s3://bucket2/pressroom/third.jpg").ID); done.Status != api.TaskCompleted {
+			t.Fatalf("task %s after the PATCH: %s %+v", done.ID, done.Status, done.Error)
+		}
+	})
+
+	t.Run("no secret in clear anywhere", func(t *testing.T) {
+		var dirs []string
+		holders := 0
+		for _, p := range append(append([]*proc{}, f.servers...), f.agents...) {
+			dirs = append(dirs, p.dir)
+		}
+		for _, d := range dirs {
+			err := filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
+				if err != nil || e.IsDir() {
+					return err
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return nil // gone meanwhile
+				}
+				for _, s := range secrets {
+					if bytes.Contains(data, []byte(s)) {
+						t.Errorf("%s holds a connection's secret in clear", path)
+					}
+				}
+				if bytes.Contains(data, []byte(conn.ID)) {
+					holders++ // the connection itself is there, sealed
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if holders < len(f.servers) {
+			t.Errorf("only %d files name connection %s: the walk missed the servers' logs", holders, conn.ID)
+		}
+		for _, p := range f.servers {
+			m := mustSend(t, "GET", p.URL()+"/metrics", nil)
+			for _, s := range secrets {
+				if strings.Contains(string(m.Body), s) {
+					t.Errorf("%s's /metrics holds a connection's secret", p.name)
+				}
+			}
+		}
+	})
 }

@@ -28,6 +28,12 @@ type serverFile struct {
 	Storage            string   `yaml:"storage"`
 	AllowPrivateInputs bool     `yaml:"allow_private_inputs"`
 	RateLimit          *float64 `yaml:"rate_limit"`
+	// SealKeyFile holds the keys that seal S3 connections' secrets (one a
+	// line, the first seals); $ITTYBIT_SEAL_KEY instead gives them
+	// comma-separated. FleetBuckets are the buckets the fleet's own S3
+	// identity serves to every project without a connection.
+	SealKeyFile  string   `yaml:"seal_key_file"`
+	FleetBuckets []string `yaml:"fleet_buckets"`
 	// SplitSeconds splits a long video task into parts of about this many
 	// seconds that encode on several agents (0: never); SplitMinSeconds is
 	// the shortest source split.

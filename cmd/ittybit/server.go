@@ -25,6 +25,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/server"
 	"github.com/ittybit-oss/ittybit/encoders"
 	"github.com/ittybit-oss/ittybit/internal/discover"
+	"github.com/ittybit-oss/ittybit/internal/seal"
 	"github.com/ittybit-oss/ittybit/steps"
 	"github.com/ittybit-oss/ittybit/storage"
 )
@@ -115,6 +116,10 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("rate-limit") {
 				file.RateLimit = &rateLimit
 			}
+			override("seal-key-file", &file.SealKeyFile, f.SealKeyFile)
+			if fl.Changed("fleet-bucket") {
+				file.FleetBuckets = f.FleetBuckets
+			}
 			if fl.Changed("split-seconds") {
 				file.SplitSeconds = &splitSeconds
 			}
@@ -148,6 +153,8 @@ are accepted too. The node token also authenticates joins.`,
 	fl.StringVar(&f.DNSServer, "dns-server", "", "look --join's DNS names up at this DNS server (HOST:PORT, e.g. Consul's 127.0.0.1:8600) instead of the system's")
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "accept inputs on loopback, private and link-local addresses")
 	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
+	fl.StringVar(&f.SealKeyFile, "seal-key-file", "", "file of the keys that seal S3 connections' secrets, one a line, the first sealing (mode 600; every server the same); $ITTYBIT_SEAL_KEY gives them comma-separated instead")
+	fl.StringArrayVar(&f.FleetBuckets, "fleet-bucket", nil, "a bucket the fleet's own S3 identity serves to every project, without a connection (repeatable)")
 	fl.Float64Var(&splitSeconds, "split-seconds", 30, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
 	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
 	fl.DurationVar(&eventRetention, "event-retention", defaultEventRetention, "how long events are kept for GET /events and the live feed (0: forever)")
@@ -265,6 +272,27 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if len(cfg.APIKeys)+len(cfg.APIKeyHashes) == 0 {
 		logger.Warn("no API key is configured: every task request will be refused; set ITTYBIT_API_KEY or api_keys in the config file")
 	}
+	switch k := os.Getenv("ITTYBIT_SEAL_KEY"); {
+	case k != "" && f.SealKeyFile != "":
+		return usageError{errors.New("invalid_option: both $ITTYBIT_SEAL_KEY and --seal-key-file are set: accepted: one of them")}
+	case k != "":
+		if cfg.Sealer, err = seal.Parse(k); err != nil {
+			return usageError{fmt.Errorf("invalid_option: $ITTYBIT_SEAL_KEY: %w", err)}
+		}
+	case f.SealKeyFile != "":
+		if cfg.Sealer, err = seal.ReadFile(f.SealKeyFile); err != nil {
+			return usageError{fmt.Errorf("invalid_option: --seal-key-file: %w", err)}
+		}
+	}
+	if cfg.Sealer != nil {
+		logger.Info("S3 connections are sealed", "keys", cfg.Sealer.KeyIDs())
+	}
+	for _, b := range f.FleetBuckets {
+		if b == "" || strings.ContainsAny(b, "/ ") {
+			return usageError{fmt.Errorf("invalid_option: --fleet-bucket %q: accepted: a bucket name", b)}
+		}
+	}
+	cfg.FleetBuckets = f.FleetBuckets
 	if (len(cfg.Join) > 0 || f.BootstrapExpect > 0 || f.LeaveOnTerminate) && cfg.JoinToken == "" {
 		return usageError{errors.New("invalid_option: --join, --bootstrap-expect and --leave-on-terminate need a node token: set ITTYBIT_NODE_TOKEN or node_token in the config file")}
 	}

@@ -56,3 +56,37 @@ type KeyRequest struct {
 	Scopes    []string `json:"scopes,omitempty"`
 	RateLimit *float64 `json:"rate_limit,omitempty"`
 }
+
+// Connection is a project's access to one S3 bucket: tasks of the project
+// whose input or output is s3://<bucket>/… use its credentials. The
+// secret access key is sealed before it is stored and never shown.
+type Connection struct {
+	ID          string `json:"id"`     // "conn_…"
+	Object      string `json:"object"` // "connection"
+	Name        string `json:"name"`
+	Project     string `json:"project"`
+	Kind        string `json:"kind"` // "s3"
+	Bucket      string `json:"bucket"`
+	Endpoint    string `json:"endpoint"`
+	Region      string `json:"region"`
+	PathStyle   bool   `json:"path_style"`
+	AccessKeyID string `json:"access_key_id"`
+	CreatedAt   int64  `json:"created_at"`
+	UpdatedAt   int64  `json:"updated_at"`
+}
+
+// ConnectionRequest creates (POST /connections: name, kind, bucket,
+// access_key_id and secret_access_key required; project with an
+// operator's key) or changes (PATCH /connections/{id}: what is given) a
+// connection.
+type ConnectionRequest struct {
+	Name            *string `json:"name,omitempty"`
+	Project         *string `json:"project,omitempty"`
+	Kind            *string `json:"kind,omitempty"`
+	Bucket          *string `json:"bucket,omitempty"`
+	Endpoint        *string `json:"endpoint,omitempty"`
+	Region          *string `json:"region,omitempty"`
+	PathStyle       *bool   `json:"path_style,omitempty"`
+	AccessKeyID     *string `json:"access_key_id,omitempty"`
+	SecretAccessKey *string `json:"secret_access_key,omitempty"`
+}

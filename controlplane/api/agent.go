@@ -114,7 +114,31 @@ type AssignedTask struct {
 	Output  *string          `json:"output"`
 	Options encoders.Options `json:"options"`
 	Steps   []AssignedStep   `json:"steps"`
+	// S3 holds the credentials of the project's connections for the
+	// buckets of the input or the output, only in the assignment of a
+	// step that reads or writes them; the agent keeps them in memory for
+	// the step and never writes them anywhere.
+	S3 []S3Access `json:"s3,omitempty"`
 }
+
+// S3Access is one bucket and the credentials that reach it.
+type S3Access struct {
+	Bucket          string `json:"bucket"`
+	Endpoint        string `json:"endpoint,omitempty"`
+	Region          string `json:"region,omitempty"`
+	PathStyle       bool   `json:"path_style,omitempty"`
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
+}
+
+// String never shows the secret (a struct printed in a log line or an
+// error).
+func (a S3Access) String() string {
+	return "S3Access{bucket " + a.Bucket + ", endpoint " + a.Endpoint + ", key id " + a.AccessKeyID + "}"
+}
+
+// GoString is String, for %#v.
+func (a S3Access) GoString() string { return a.String() }
 
 // AssignedStep is one step of an AssignedTask.
 type AssignedStep struct {

@@ -12,7 +12,8 @@ func Status(kind ittybit.ErrorKind) int {
 	switch kind {
 	case ittybit.ErrInputRequired, ittybit.ErrInvalidInput, ittybit.ErrInvalidKind,
 		ittybit.ErrInvalidFormat, ittybit.ErrInvalidCodec, ittybit.ErrInvalidOption,
-		ittybit.ErrInvalidOutput, ittybit.ErrInvalidJSON, ittybit.ErrInvalidScope, ittybit.ErrUnknownProject:
+		ittybit.ErrInvalidOutput, ittybit.ErrInvalidJSON, ittybit.ErrInvalidScope, ittybit.ErrUnknownProject,
+		ittybit.ErrConnectionRequired, ittybit.ErrConnectionFailed:
 		return http.StatusBadRequest
 	case ittybit.ErrTokenMissing, ittybit.ErrTokenInvalid:
 		return http.StatusUnauthorized

@@ -241,7 +241,8 @@ func wantAuth(pattern string) httpapi.Auth {
 		return httpapi.AuthNodeToken
 	case path == "/tasks" || strings.HasPrefix(path, "/tasks/") || path == "/events" || strings.HasPrefix(path, "/events/") ||
 		path == "/webhooks" || strings.HasPrefix(path, "/webhooks/") || path == "/fleet" ||
-		path == "/projects" || strings.HasPrefix(path, "/projects/") || path == "/keys" || strings.HasPrefix(path, "/keys/"):
+		path == "/projects" || strings.HasPrefix(path, "/projects/") || path == "/keys" || strings.HasPrefix(path, "/keys/") ||
+		path == "/connections" || strings.HasPrefix(path, "/connections/"):
 		return httpapi.AuthAPIKey
 	case path == "/ui/" || path == "/ui/options.json":
 		return httpapi.AuthSession

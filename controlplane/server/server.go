@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/archive"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/console"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/httpapi"
@@ -29,6 +30,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/internal/tunnel"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/webhooks"
 	"github.com/ittybit-oss/ittybit/internal/discover"
+	"github.com/ittybit-oss/ittybit/internal/seal"
 	"github.com/ittybit-oss/ittybit/storage"
 )
 
@@ -65,6 +67,12 @@ type Config struct {
 	AllowPrivateInputs bool
 	// RateLimit is requests per second per API key; 0: none.
 	RateLimit float64
+	// Sealer seals S3 connections' secrets (every server needs the same
+	// keys); nil: connections cannot be made.
+	Sealer *seal.Sealer
+	// FleetBuckets are the buckets the fleet's own S3 identity serves to
+	// every project, without a connection.
+	FleetBuckets []string
 	// Ready adds a readiness condition (ittybit dev: its agent registered).
 	Ready func() error
 	// Registry collects metrics; nil makes one (served on /metrics).
@@ -240,9 +248,18 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Storage != nil {
 		ended = s.dropTaskFiles
 	}
+	var access func(*api.Task, string) []api.S3Access
+	var sealer httpapi.Sealer
+	if cfg.Sealer != nil {
+		sealer = cfg.Sealer
+		warn := cfg.Logger.With("component", "connections").Warn
+		access = func(t *api.Task, step string) []api.S3Access {
+			return httpapi.S3Access(st.State(), sealer, t, step, warn)
+		}
+	}
 	s.sched = scheduler.New(scheduler.Config{
-		OnEnded: ended,
-		Store:   st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
+		OnEnded: ended, Access: access,
+		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
 		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds, StragglerFactor: cfg.StragglerFactor,
 		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger,
@@ -276,7 +293,7 @@ func Open(cfg Config) (*Server, error) {
 	apiCfg := httpapi.Config{
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
 		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(), WebhookSender: sender,
-		NodeToken: cfg.JoinToken,
+		NodeToken: cfg.JoinToken, Sealer: sealer, FleetBuckets: cfg.FleetBuckets,
 		LeaveSelf: s.leaveAndStop, Archive: arch,
 	}
 	if cfg.Storage != nil {

@@ -14,6 +14,7 @@ import (
 	"go/build"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +46,12 @@ type Server struct {
 	// Dir is the posix backend's root: one folder per bucket.
 	Dir string
 
-	stderr *syncBuffer
+	bin        string
+	posixFlags []string // after "posix", before Dir
+	stderr     *syncBuffer
+	// stop kills the running process and waits for it to exit; calling
+	// it again does nothing.
+	stop func()
 }
 
 // Start launches versitygw and waits until it answers. The server is
@@ -61,11 +67,19 @@ func Start(tb testing.TB) *Server {
 		AccessKey: "ittybit" + strings.ToLower(rand.Text()[:12]),
 		SecretKey: rand.Text() + rand.Text(),
 		Dir:       tb.TempDir(),
+		bin:       bin,
 	}
 	var sidecar []string
 	for attempt := 0; ; attempt++ {
-		err := s.start(tb, bin, sidecar)
+		addr, err := freePort()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.posixFlags = sidecar
+		err = s.start(addr)
 		if err == nil {
+			// Restart replaces the process: stop whichever runs last.
+			tb.Cleanup(func() { s.stop() })
 			return s
 		}
 		switch {
@@ -81,17 +95,43 @@ func Start(tb testing.TB) *Server {
 	}
 }
 
-func (s *Server) start(tb testing.TB, bin string, posixFlags []string) error {
+// Restart stops the server and starts it again on the same port and
+// folder with new root credentials (as when a provider rotates an
+// account's keys): requests signed with the old ones are refused from then
+// on. It fails the test when the server does not come back.
+func (s *Server) Restart(tb testing.TB, accessKey, secretKey string) {
 	tb.Helper()
-	addr, err := freePort()
-	if err != nil {
-		return err
+	if accessKey == "" || secretKey == "" {
+		tb.Fatal("s3test: Restart needs a non-empty access key and secret key")
 	}
+	u, err := url.Parse(s.Endpoint)
+	if err != nil || u.Host == "" || s.stop == nil {
+		tb.Fatalf("s3test: Restart works on a server from s3test.Start, not on one with endpoint %q and no process of its own", s.Endpoint)
+	}
+	s.stop()
+	s.AccessKey, s.SecretKey = accessKey, secretKey
+	for attempt := 0; ; attempt++ {
+		err := s.start(u.Host)
+		if err == nil {
+			return
+		}
+		// The port can take a moment to free; another process may also
+		// have taken it, which no retry mends.
+		if !strings.Contains(err.Error(), "address already in use") || attempt >= 50 {
+			tb.Fatalf("s3test: restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// start launches versitygw on addr with s's credentials and posix flags,
+// waits until it answers and sets s.stop to kill it.
+func (s *Server) start(addr string) error {
 	s.Endpoint = "http://" + addr
 	args := append([]string{"--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey,
-		"--region", region, "--quiet", "posix"}, posixFlags...)
+		"--region", region, "--quiet", "posix"}, s.posixFlags...)
 	args = append(args, s.Dir)
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(s.bin, args...)
 	s.stderr = &syncBuffer{}
 	cmd.Stdout = s.stderr
 	cmd.Stderr = s.stderr
@@ -102,10 +142,10 @@ func (s *Server) start(tb testing.TB, bin string, posixFlags []string) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	stop := func() {
+	stop := sync.OnceFunc(func() {
 		cmd.Process.Kill()
 		<-exited
-	}
+	})
 	deadline := time.After(20 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -124,7 +164,7 @@ func (s *Server) start(tb testing.TB, bin string, posixFlags []string) error {
 		}
 		resp.Body.Close()
 		// Any answer (403 without credentials) means it is serving.
-		tb.Cleanup(stop)
+		s.stop = stop
 		return nil
 	}
 }

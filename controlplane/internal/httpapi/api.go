@@ -62,8 +62,17 @@ type Config struct {
 	Store Store
 	// Keys are the accepted API keys and node tokens, hashed.
 	Keys *Keys
-	// AllowPrivateInputs admits inputs on loopback and private networks.
+	// AllowPrivateInputs admits inputs on loopback and private networks
+	// (and connections' endpoints there).
 	AllowPrivateInputs bool
+	// Sealer seals connections' secrets; nil: no connection can be made.
+	Sealer Sealer
+	// FleetBuckets are the buckets the fleet's own S3 identity serves to
+	// every project: a project's task may use them without a connection.
+	FleetBuckets []string
+	// CheckS3, when set, replaces the test write that proves a
+	// connection's credentials (tests).
+	CheckS3 func(ctx context.Context, cfg storage.S3Config, bucket string) (code string, err error)
 	// MaxBodyBytes caps request bodies; 0 means 1 MiB.
 	MaxBodyBytes int64
 	// RateLimit is requests per second per API key (burst twice that); 0
@@ -251,12 +260,17 @@ func (a *API) routes() {
 	a.route("GET /keys", AuthAPIKey, a.need(admin, a.leader(a.listKeys)))
 	a.route("GET /keys/{id}", AuthAPIKey, a.need(admin, a.leader(a.getKey)))
 	a.route("DELETE /keys/{id}", AuthAPIKey, a.need(admin, a.leader(a.revokeKey)))
+	a.route("POST /connections", AuthAPIKey, a.need(admin, a.leader(a.createConnection)))
+	a.route("GET /connections", AuthAPIKey, a.need(admin, a.leader(a.listConnections)))
+	a.route("GET /connections/{id}", AuthAPIKey, a.need(admin, a.leader(a.getConnection)))
+	a.route("PATCH /connections/{id}", AuthAPIKey, a.need(admin, a.leader(a.updateConnection)))
+	a.route("DELETE /connections/{id}", AuthAPIKey, a.need(admin, a.leader(a.deleteConnection)))
 	// The fleet at a glance (every project's tasks): answered by the
 	// leader, to an operator's key.
 	a.route("GET /fleet", AuthAPIKey, a.need(scopeOperator, a.leader(a.fleet)))
 	for _, p := range []string{"/tasks", "/tasks/{id}", "/tasks/{id}/cancel", "/events", "/events/stream", "/fleet",
 		"/webhooks", "/webhooks/{id}", "/webhooks/{id}/rotate", "/webhooks/{id}/test", "/webhooks/{id}/deliveries", "/webhooks/{id}/deliveries/{delivery}/retry",
-		"/projects", "/projects/{id}", "/keys", "/keys/{id}"} {
+		"/projects", "/projects/{id}", "/keys", "/keys/{id}", "/connections", "/connections/{id}"} {
 		a.mux.Handle(p, a.handle(methodNotAllowed(a.allowed(p))))
 	}
 

@@ -29,8 +29,9 @@ func queryParam(name, desc string, schema map[string]any) map[string]any {
 var webhookParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The webhook endpoint id (wh_…).", "schema": map[string]any{"type": "string"}}
 
 var (
-	projectParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The project id (proj_…).", "schema": map[string]any{"type": "string"}}
-	keyParam     = map[string]any{"name": "id", "in": "path", "required": true, "description": "The key id (key_…).", "schema": map[string]any{"type": "string"}}
+	projectParam    = map[string]any{"name": "id", "in": "path", "required": true, "description": "The project id (proj_…).", "schema": map[string]any{"type": "string"}}
+	keyParam        = map[string]any{"name": "id", "in": "path", "required": true, "description": "The key id (key_…).", "schema": map[string]any{"type": "string"}}
+	connectionParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The connection id (conn_…).", "schema": map[string]any{"type": "string"}}
 )
 
 var idParam = map[string]any{"name": "id", "in": "path", "required": true, "description": "The task id (task_…).", "schema": map[string]any{"type": "string"}}
@@ -113,6 +114,17 @@ func operations() []operation {
 			"", with(errs("401", "403", "404", "429", "503"), "200", "Key")},
 		{"DELETE", "/keys/{id}", "revokeKey", "Revoke a key: every server refuses it once the revocation is committed.", true, []map[string]any{keyParam},
 			"", with(errs("401", "403", "404", "429", "503"), "200", "Key")},
+		{"POST", "/connections", "createConnection", "Create a project's S3 connection: its tasks reading or writing s3://<bucket>/… use these credentials. They are tried first (a small object put and deleted: 400 connection_failed with the S3 error code); the secret is sealed before it is stored and never shown again.", true, nil,
+			"ConnectionRequest", with(errs("400", "401", "403", "429", "503"), "201", "Connection")},
+		{"GET", "/connections", "listConnections", "List the connections (never their secrets): an operator's key sees every project's, or one project's with ?project=; a project's admin key its own.", true,
+			[]map[string]any{queryParam("project", "Only this project's connections.", map[string]any{"type": "string"})},
+			"", with(errs("400", "401", "403", "404", "429", "503"), "200", "ConnectionList")},
+		{"GET", "/connections/{id}", "getConnection", "Get a connection (without its secret).", true, []map[string]any{connectionParam},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Connection")},
+		{"PATCH", "/connections/{id}", "updateConnection", "Change a connection's name, endpoint, region, path_style or credentials (a rotation); tried as a new one is.", true, []map[string]any{connectionParam},
+			"ConnectionRequest", with(errs("400", "401", "403", "404", "429", "503"), "200", "Connection")},
+		{"DELETE", "/connections/{id}", "deleteConnection", "Delete a connection: the project's tasks can no longer use its bucket.", true, []map[string]any{connectionParam},
+			"", with(errs("401", "403", "404", "429", "503"), "200", "Connection")},
 		{"GET", "/fleet", "getFleet", "The fleet at a glance: the control plane's servers (leader, health, applied Raft index), the agents (state, encoders, sessions, the steps they run), the ready queue by step kind, and the media seconds encoded per second over the last ten minutes.", true, nil,
 			"", with(errs("401", "403", "429", "503"), "200", "Fleet")},
 		{"GET", "/healthz", "health", "200 while the process is alive.", false, nil, "", map[string]string{"200": "Health", "4XX": ""}},

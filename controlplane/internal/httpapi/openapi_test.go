@@ -118,6 +118,8 @@ func TestOpenAPI(t *testing.T) {
 			{"ProjectRequest", nil, api.ProjectRequest{}},
 			{"Key", nil, api.Key{}},
 			{"KeyRequest", nil, api.KeyRequest{}},
+			{"Connection", nil, api.Connection{}},
+			{"ConnectionRequest", nil, api.ConnectionRequest{}},
 		}
 		for _, tc := range tests {
 			name := strings.TrimSpace(tc.schema + " " + strings.Join(tc.path, "."))

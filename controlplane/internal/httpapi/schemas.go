@@ -172,6 +172,28 @@ func schemas() map[string]any {
 			"scopes":     map[string]any{"type": "array", "items": enum("A scope.", []string{"tasks:read", "tasks:write", "admin"}), "description": "Default: tasks:read and tasks:write."},
 			"rate_limit": typ("number", "Requests per second, 0 to 100000; 0 (the default): the server's --rate-limit."),
 		}),
+		"Connection": obj([]string{"id", "object", "name", "project", "kind", "bucket", "endpoint", "region", "path_style", "access_key_id", "created_at", "updated_at"}, map[string]any{
+			"id": typ("string", "conn_…"), "object": enum("Always connection.", []string{"connection"}),
+			"name": typ("string", "1 to 100 characters."), "project": typ("string", "The project whose tasks use it (proj_…)."),
+			"kind": enum("The kind of storage.", []string{"s3"}), "bucket": typ("string", "The bucket: tasks of the project whose input or output is s3://<bucket>/… use this connection."),
+			"endpoint":      typ("string", "An S3-compatible server's base URL; empty: AWS. Public addresses only, unless the servers run with --allow-private-inputs."),
+			"region":        typ("string", "The region requests are signed for; empty: us-east-1."),
+			"path_style":    typ("boolean", "Address the bucket as endpoint/bucket (most S3-compatible servers)."),
+			"access_key_id": typ("string", "The access key id (the secret access key is never shown)."),
+			"created_at":    typ("integer", "Epoch ms."), "updated_at": typ("integer", "Epoch ms."),
+		}),
+		"ConnectionRequest": obj(nil, map[string]any{
+			"name": typ("string", "1 to 100 printable characters (required to create)."), "project": typ("string", "The project (create only; required with an operator's key)."),
+			"kind": enum("Create only; required.", []string{"s3"}), "bucket": typ("string", "Create only; required: an S3 bucket name."),
+			"endpoint": typ("string", "An http(s) base URL, at most 2048 bytes."), "region": typ("string", "At most 64 bytes."),
+			"path_style":        typ("boolean", "Path-style addressing."),
+			"access_key_id":     typ("string", "1 to 128 bytes (required to create)."),
+			"secret_access_key": typ("string", "1 to 256 bytes (required to create); sealed before it is stored, never shown."),
+		}),
+		"ConnectionList": obj([]string{"object", "data", "has_more"}, map[string]any{
+			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Connection")},
+			"has_more": typ("boolean", "Always false: every connection the caller sees is listed."),
+		}),
 		"KeyList": obj([]string{"object", "data", "has_more"}, map[string]any{
 			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Key")},
 			"has_more": typ("boolean", "Always false: every key the caller sees is listed."),

@@ -73,6 +73,9 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 	if err := encoders.Validate(spec, a.policy); err != nil {
 		return state.SeedRequest{}, err
 	}
+	if err := a.needConnections(r, req.Input, req.Output); err != nil {
+		return state.SeedRequest{}, err
+	}
 	scope, key := "req:"+keyID(r.Context()), r.Header.Get(headerRequestID)
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if len(k) > maxIdempotencyKey {

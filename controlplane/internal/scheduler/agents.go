@@ -227,7 +227,7 @@ func (d *Dispatcher) deliver(ns *nodeState) []api.Assignment {
 			continue // handed out, ended, released or cancelled meanwhile
 		}
 		l.queued = false
-		out = append(out, ns.hand(l))
+		out = append(out, d.hand(ns, l))
 	}
 	ns.pending = ns.pending[:0]
 	return out
@@ -235,14 +235,22 @@ func (d *Dispatcher) deliver(ns *nodeState) []api.Assignment {
 
 // hand gives a lease its delivery sequence number and the assignment that
 // carries it. Callers hold d.mu.
-func (ns *nodeState) hand(l *lease) api.Assignment {
+func (d *Dispatcher) hand(ns *nodeState, l *lease) api.Assignment {
 	ns.seq++
 	l.seq = ns.seq
-	return assignment(l)
+	return d.assignment(l)
 }
 
-func assignment(l *lease) api.Assignment {
-	return api.Assignment{TaskID: l.taskID, StepID: l.stepID, Step: l.kind, Attempt: l.attempt, Seq: l.seq, Task: l.task.Assigned(), Part: l.part}
+// assignment is what the agent is sent of a lease: the step, its task,
+// and the credentials of the task's S3 connections the step needs (made
+// afresh each time: a rotated connection's next attempt gets the new
+// ones).
+func (d *Dispatcher) assignment(l *lease) api.Assignment {
+	a := api.Assignment{TaskID: l.taskID, StepID: l.stepID, Step: l.kind, Attempt: l.attempt, Seq: l.seq, Task: l.task.Assigned(), Part: l.part}
+	if d.cfg.Access != nil && l.part == nil {
+		a.Task.S3 = d.cfg.Access(&l.task.Task, l.kind)
+	}
+	return a
 }
 
 // Report records an agent's outcome of a step. A report from another
@@ -477,7 +485,7 @@ func (d *Dispatcher) handOver(next *state.StepUpdate, applied bool) api.Assignme
 	// speaks for it. It is received once listed, or released after the
 	// delivery timeout.
 	l.handed = true
-	a := assignment(l)
+	a := d.assignment(l)
 	a.Seq = 0
 	return api.Assignments{Epoch: d.epoch, Assignments: []api.Assignment{a}}
 }

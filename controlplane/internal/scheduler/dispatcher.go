@@ -78,6 +78,10 @@ type Config struct {
 	// that failed or was cancelled, whose leftover files (kept parts,
 	// staged results) no upload step will clear. It must not block.
 	OnEnded func(taskID string)
+	// Access, when set, returns the S3 credentials a step of kind step of
+	// task t needs (its project's connections for the buckets of its
+	// input or output), put in the step's assignment. It must not block.
+	Access func(t *api.Task, step string) []api.S3Access
 	// Backoff is the wait before retry n (1-based); default 1 s, 4 s, 16 s.
 	Backoff func(n int) time.Duration
 	Metrics *Metrics

@@ -35,6 +35,25 @@ type Key struct {
 	CreatedAt int64  `json:"created_at"`
 }
 
+// Connection is a project's access to one S3 bucket. Its secret access
+// key is sealed (package seal) by the server that took it, bound to the
+// connection's id: the log, snapshots and every copy of the state hold
+// only the sealed bytes.
+type Connection struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Project     string `json:"project"`
+	Kind        string `json:"kind"`
+	Bucket      string `json:"bucket"`
+	Endpoint    string `json:"endpoint,omitempty"`
+	Region      string `json:"region,omitempty"`
+	PathStyle   bool   `json:"path_style,omitempty"`
+	AccessKeyID string `json:"access_key_id"`
+	Sealed      []byte `json:"sealed"`
+	CreatedAt   int64  `json:"created_at"`
+	UpdatedAt   int64  `json:"updated_at"`
+}
+
 // Has reports whether the key holds scope.
 func (k *Key) Has(scope string) bool { return slices.Contains(k.Scopes, scope) }
 
@@ -49,15 +68,24 @@ const (
 	KeyCreate AccessOpKind = "key_create"
 	// KeyRevoke removes key ID: every server refuses it from then on.
 	KeyRevoke AccessOpKind = "key_revoke"
+	// ConnectionCreate adds Connection to its project, which must exist
+	// and have none for the bucket.
+	ConnectionCreate AccessOpKind = "connection_create"
+	// ConnectionUpdate replaces connection ID with Connection (the same
+	// id, project and bucket).
+	ConnectionUpdate AccessOpKind = "connection_update"
+	// ConnectionDelete removes connection ID.
+	ConnectionDelete AccessOpKind = "connection_delete"
 )
 
 // AccessOp is one change of the projects and keys, stamped by the leader.
 type AccessOp struct {
-	Op      AccessOpKind `json:"op"`
-	Now     int64        `json:"now"`
-	ID      string       `json:"id,omitempty"`
-	Project *Project     `json:"project,omitempty"`
-	Key     *Key         `json:"key,omitempty"`
+	Op         AccessOpKind `json:"op"`
+	Now        int64        `json:"now"`
+	ID         string       `json:"id,omitempty"`
+	Project    *Project     `json:"project,omitempty"`
+	Key        *Key         `json:"key,omitempty"`
+	Connection *Connection  `json:"connection,omitempty"`
 }
 
 // Why an access op was refused.
@@ -71,9 +99,10 @@ const (
 // AccessResult is what became of one op: the project or key it made or
 // removed, or why it was refused (Access*).
 type AccessResult struct {
-	Project *Project `json:"-"`
-	Key     *Key     `json:"-"`
-	Err     string   `json:"err,omitempty"`
+	Project    *Project    `json:"-"`
+	Key        *Key        `json:"-"`
+	Connection *Connection `json:"-"`
+	Err        string      `json:"err,omitempty"`
 }
 
 // ApplyAccessOps applies ops in order.
@@ -115,6 +144,32 @@ func applyAccessOp(txn *memdb.Txn, op AccessOp) AccessResult {
 		}
 		_ = txn.Delete(tableKeys, k)
 		return AccessResult{Key: k}
+	case ConnectionCreate:
+		c := op.Connection
+		if c == nil || first[Connection](txn, tableConnections, "id", c.ID) != nil || first[Connection](txn, tableConnections, "bucket", c.Project+"\x00"+c.Bucket) != nil {
+			return AccessResult{Err: AccessExists}
+		}
+		if first[Project](txn, tableProjects, "id", c.Project) == nil {
+			return AccessResult{Err: AccessUnknownProject}
+		}
+		n := *c
+		mustInsert(txn, tableConnections, &n)
+		return AccessResult{Connection: &n}
+	case ConnectionUpdate:
+		cur := first[Connection](txn, tableConnections, "id", op.ID)
+		if cur == nil || op.Connection == nil || op.Connection.ID != cur.ID || op.Connection.Project != cur.Project || op.Connection.Bucket != cur.Bucket {
+			return AccessResult{Err: AccessNotFound}
+		}
+		n := *op.Connection
+		mustInsert(txn, tableConnections, &n)
+		return AccessResult{Connection: &n}
+	case ConnectionDelete:
+		cur := first[Connection](txn, tableConnections, "id", op.ID)
+		if cur == nil {
+			return AccessResult{Err: AccessNotFound}
+		}
+		_ = txn.Delete(tableConnections, cur)
+		return AccessResult{Connection: cur}
 	}
 	return AccessResult{Err: AccessUnknownOp}
 }
@@ -176,6 +231,32 @@ func all[T any](txn *memdb.Txn, table string) []*T {
 	var out []*T
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, raw.(*T))
+	}
+	return out
+}
+
+// Connection returns connection id, or ErrNotFound.
+func (s *Store) Connection(id string) (*Connection, error) {
+	c := first[Connection](s.db.Load().Txn(false), tableConnections, "id", id)
+	if c == nil {
+		return nil, ErrNotFound
+	}
+	return c, nil
+}
+
+// BucketConnection returns project's connection for bucket, or nil.
+func (s *Store) BucketConnection(project, bucket string) *Connection {
+	return first[Connection](s.db.Load().Txn(false), tableConnections, "bucket", project+"\x00"+bucket)
+}
+
+// Connections returns the connections of project (every project's when
+// it is ""), by id.
+func (s *Store) Connections(project string) []*Connection {
+	var out []*Connection
+	for _, c := range all[Connection](s.db.Load().Txn(false), tableConnections) {
+		if project == "" || c.Project == project {
+			out = append(out, c)
+		}
 	}
 	return out
 }

@@ -18,6 +18,8 @@ const (
 	// Projects and their API keys.
 	tableProjects = "projects"
 	tableKeys     = "keys"
+	// S3 connections of projects.
+	tableConnections = "connections"
 )
 
 func schema() *memdb.DBSchema {
@@ -104,6 +106,15 @@ func schema() *memdb.DBSchema {
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 				"hash": {Name: "hash", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Hash"}},
+			},
+		},
+		tableConnections: {
+			Name: tableConnections,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				// bucket: project, NUL, bucket: one connection a bucket in
+				// a project.
+				"bucket": {Name: "bucket", Unique: true, Indexer: stringIndex[Connection]{func(c *Connection) string { return c.Project + "\x00" + c.Bucket }}},
 			},
 		},
 		tableServers: {

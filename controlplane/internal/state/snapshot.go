@@ -39,7 +39,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := enc.Encode(record{Type: "version", Version: snapshotVersion}); err != nil {
 		return cw.n, err
 	}
-	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries, tableProjects, tableKeys} {
+	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries, tableProjects, tableKeys, tableConnections} {
 		it, err := sn.txn.Get(table, "id")
 		if err != nil {
 			return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
@@ -132,6 +132,8 @@ func (s *Store) Restore(r io.Reader) error {
 			obj = &Project{}
 		case tableKeys:
 			obj = &Key{}
+		case tableConnections:
+			obj = &Connection{}
 		default:
 			return fmt.Errorf("snapshot: unknown record type %q", rec.Type)
 		}
