@@ -176,6 +176,7 @@ type schedTiming struct {
 	pprof, peerProxy               string
 	webhookDelays                  []time.Duration
 	webhookTimeout                 time.Duration
+	queueFIFO                      bool
 }
 
 func (t *schedTiming) flags(cmd *cobra.Command) {
@@ -189,7 +190,8 @@ func (t *schedTiming) flags(cmd *cobra.Command) {
 	fl.StringVar(&t.peerProxy, "peer-proxy", "", "send Raft and server-to-server HTTP through this HTTP CONNECT proxy (host:port); the fault tests cut links with it")
 	fl.DurationSliceVar(&t.webhookDelays, "webhook-retry-delays", nil, "the webhook retry schedule, comma-separated (default 5s,5m,30m,2h,5h,10h,10h); the first is also the least delay after a 429 or a timeout")
 	fl.DurationVar(&t.webhookTimeout, "webhook-timeout", 0, "how long a webhook receiver has to answer (default 15s)")
-	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "straggler-factor", "pprof", "peer-proxy", "webhook-retry-delays", "webhook-timeout"} {
+	fl.BoolVar(&t.queueFIFO, "queue-fifo", false, "serve ready steps first come, first served, whatever their priority and project (the fairness benchmark's baseline)")
+	for _, n := range []string{"min-heartbeat-ttl", "heartbeat-grace", "failover-ttl", "stall-timeout", "straggler-factor", "pprof", "peer-proxy", "webhook-retry-delays", "webhook-timeout", "queue-fifo"} {
 		_ = fl.MarkHidden(n)
 	}
 }
@@ -198,6 +200,7 @@ func (t schedTiming) apply(cfg *server.Config) {
 	cfg.MinHeartbeatTTL, cfg.HeartbeatGrace, cfg.FailoverTTL, cfg.StallTimeout = t.minTTL, t.grace, t.failover, t.stall
 	cfg.PeerProxy, cfg.StragglerFactor = t.peerProxy, t.stragglerFactor
 	cfg.WebhookDelays, cfg.WebhookTimeout = t.webhookDelays, t.webhookTimeout
+	cfg.QueueFIFO = t.queueFIFO
 	if len(t.webhookDelays) > 0 {
 		cfg.WebhookThrottle = t.webhookDelays[0]
 	}

@@ -21,15 +21,19 @@ func DefaultScopes() []string { return []string{ScopeTasksRead, ScopeTasksWrite}
 // its own tasks, events and webhook endpoints. Projects are made with the
 // operator's key.
 type Project struct {
-	ID        string `json:"id"`     // "proj_…"
-	Object    string `json:"object"` // "project"
-	Name      string `json:"name"`
-	CreatedAt int64  `json:"created_at"`
+	ID     string `json:"id"`     // "proj_…"
+	Object string `json:"object"` // "project"
+	Name   string `json:"name"`
+	// Weight is the project's share of the fleet against the others at
+	// the same priority (1 to 100; default 1).
+	Weight    int   `json:"weight"`
+	CreatedAt int64 `json:"created_at"`
 }
 
 // ProjectRequest creates a project (POST /projects).
 type ProjectRequest struct {
-	Name *string `json:"name,omitempty"`
+	Name   *string `json:"name,omitempty"`
+	Weight *int    `json:"weight,omitempty"`
 }
 
 // Key is an API key of a project. Its secret is shown only when it is
@@ -43,6 +47,8 @@ type Key struct {
 	// RateLimit is the key's requests per second (bursts of twice that);
 	// 0: the server's --rate-limit.
 	RateLimit float64 `json:"rate_limit"`
+	// Priority is the priority of the key's tasks that name none.
+	Priority string `json:"priority"`
 	// Prefix is the secret's first characters, to tell keys apart.
 	Prefix    string `json:"prefix"`
 	Secret    string `json:"secret,omitempty"`
@@ -55,6 +61,7 @@ type KeyRequest struct {
 	Project   *string  `json:"project,omitempty"`
 	Scopes    []string `json:"scopes,omitempty"`
 	RateLimit *float64 `json:"rate_limit,omitempty"`
+	Priority  *string  `json:"priority,omitempty"`
 }
 
 // Connection is a project's access to one S3 bucket: tasks of the project

@@ -71,6 +71,9 @@ type Task struct {
 	// Project is the project of the key that created the task; absent
 	// for tasks of the operator's keys.
 	Project string `json:"project,omitempty"`
+	// Priority is the task's place in the queue (low, normal, high);
+	// absent: normal.
+	Priority string `json:"priority,omitempty"`
 	// Archived is set on a task read from the archive: it finished longer
 	// ago than the servers' --task-retention and left their memory.
 	Archived bool `json:"archived,omitempty"`
@@ -179,7 +182,20 @@ type CreateTaskRequest struct {
 	Options  encoders.Options `json:"options,omitzero"`
 	Output   string           `json:"output,omitempty"`
 	Metadata json.RawMessage  `json:"metadata,omitempty"`
+	// Priority is low, normal or high; absent: the key's (normal for the
+	// operator's keys).
+	Priority string `json:"priority,omitempty"`
 }
+
+// Task priorities, lowest first.
+const (
+	PriorityLow    = "low"
+	PriorityNormal = "normal"
+	PriorityHigh   = "high"
+)
+
+// Priorities lists the priorities, lowest first.
+func Priorities() []string { return []string{PriorityLow, PriorityNormal, PriorityHigh} }
 
 // List is a page of a listing.
 type List[T any] struct {

@@ -73,6 +73,9 @@ type Config struct {
 	// FleetBuckets are the buckets the fleet's own S3 identity serves to
 	// every project, without a connection.
 	FleetBuckets []string
+	// QueueFIFO serves ready steps first come, first served (the
+	// fairness benchmark's baseline).
+	QueueFIFO bool
 	// Ready adds a readiness condition (ittybit dev: its agent registered).
 	Ready func() error
 	// Registry collects metrics; nil makes one (served on /metrics).
@@ -258,7 +261,7 @@ func Open(cfg Config) (*Server, error) {
 		}
 	}
 	s.sched = scheduler.New(scheduler.Config{
-		OnEnded: ended, Access: access,
+		OnEnded: ended, Access: access, FIFO: cfg.QueueFIFO,
 		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
 		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds, StragglerFactor: cfg.StragglerFactor,

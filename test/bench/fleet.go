@@ -245,6 +245,11 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 // with its own Idempotency-Key (a retry after an error reuses it), until n
 // are committed (n > 0) or for d; created counts the 201s.
 func submit(ctx context.Context, url string, clients, n int, d time.Duration, prefix string, created *atomic.Int64) error {
+	return submitAs(ctx, url, apiKey, clients, n, d, prefix, created)
+}
+
+// submitAs is submit with the API key auth.
+func submitAs(ctx context.Context, url, auth string, clients, n int, d time.Duration, prefix string, created *atomic.Int64) error {
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxIdleConns: clients}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
@@ -262,7 +267,7 @@ func submit(ctx context.Context, url string, clients, n int, d time.Duration, pr
 					return
 				}
 				body := fmt.Sprintf(`{"kind":"video","input":"https://example.com/fleet/%s-%d.mov"}`, prefix, k)
-				if err := postTask(ctx, hc, url, body, fmt.Sprintf("%s-%d", prefix, k)); err != nil {
+				if err := postTask(ctx, hc, url, auth, body, fmt.Sprintf("%s-%d", prefix, k)); err != nil {
 					errs <- err
 					return
 				}
@@ -277,11 +282,11 @@ func submit(ctx context.Context, url string, clients, n int, d time.Duration, pr
 
 // postTask creates one task, trying again (with the same key) after a
 // transport error or a 503 for up to a minute.
-func postTask(ctx context.Context, hc *http.Client, url, body, key string) error {
+func postTask(ctx context.Context, hc *http.Client, url, auth, body, key string) error {
 	var last error
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && ctx.Err() == nil; {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/tasks", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Authorization", "Bearer "+auth)
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
 		resp, err := hc.Do(req)

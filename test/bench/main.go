@@ -146,6 +146,7 @@ func run(ctx context.Context, args []string) error {
 		{"webhooks", benchWebhooks},
 		{"small", benchSmall},
 		{"memory", benchMemory},
+		{"fairness", benchFairness},
 	} {
 		if !want(s.name) {
 			continue

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -31,6 +32,7 @@ const keyPrefix = "ik_"
 const (
 	maxNameLen   = 100
 	maxRateLimit = 100_000
+	maxWeight    = 100
 )
 
 // scopeOperator is what a route of the whole cluster needs: only an
@@ -115,12 +117,12 @@ func newKeySecret() (string, error) {
 }
 
 func projectView(p *state.Project) api.Project {
-	return api.Project{ID: p.ID, Object: "project", Name: p.Name, CreatedAt: p.CreatedAt}
+	return api.Project{ID: p.ID, Object: "project", Name: p.Name, Weight: max(1, p.Weight), CreatedAt: p.CreatedAt}
 }
 
 func keyView(k *state.Key) api.Key {
 	return api.Key{ID: k.ID, Object: "key", Name: k.Name, Project: k.Project, Scopes: slices.Clone(k.Scopes),
-		RateLimit: k.RateLimit, Prefix: k.Prefix, CreatedAt: k.CreatedAt}
+		RateLimit: k.RateLimit, Priority: cmp.Or(k.Priority, api.PriorityNormal), Prefix: k.Prefix, CreatedAt: k.CreatedAt}
 }
 
 // accessOp writes one op and returns its result.
@@ -162,14 +164,20 @@ func decodeStrict(r *http.Request, v any, what, accepted string) error {
 
 func (a *API) createProject(w http.ResponseWriter, r *http.Request) error {
 	var req api.ProjectRequest
-	if err := decodeStrict(r, &req, "a project", `{"name"}`); err != nil {
+	if err := decodeStrict(r, &req, "a project", `{"name", "weight"}`); err != nil {
 		return err
 	}
 	if err := checkName("name", req.Name); err != nil {
 		return err
 	}
+	if req.Weight != nil && (*req.Weight < 1 || *req.Weight > maxWeight) {
+		return ittybit.FieldErrorf(ittybit.ErrInvalidOption, "weight", "weight %d is out of range; accepted: 1 to %d (the project's share of the fleet against the others at the same priority; default 1)", *req.Weight, maxWeight)
+	}
 	now := a.cfg.Now()
 	p := &state.Project{ID: "proj_" + newULID(now), Name: strings.TrimSpace(*req.Name), CreatedAt: now.UnixMilli()}
+	if req.Weight != nil && *req.Weight > 1 {
+		p.Weight = *req.Weight
+	}
 	res, err := a.accessOp(r, state.AccessOp{Op: state.ProjectCreate, Now: now.UnixMilli(), Project: p})
 	if err != nil {
 		return err
@@ -232,6 +240,9 @@ func (a *API) checkKey(p principal, req api.KeyRequest) (string, error) {
 			problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidScope, "scopes", "scope %q is unknown; accepted: %s", s, strings.Join(api.Scopes(), ", ")))
 		}
 	}
+	if req.Priority != nil && !slices.Contains(api.Priorities(), *req.Priority) {
+		problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidOption, "priority", "priority %q is unknown; accepted: %s (default normal)", *req.Priority, strings.Join(api.Priorities(), ", ")))
+	}
 	if req.RateLimit != nil && (math.IsNaN(*req.RateLimit) || *req.RateLimit < 0 || *req.RateLimit > maxRateLimit) {
 		problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidOption, "rate_limit", "rate_limit %v is out of range; accepted: requests per second from 0 (the server's --rate-limit) to %d", *req.RateLimit, maxRateLimit))
 	}
@@ -240,7 +251,7 @@ func (a *API) checkKey(p principal, req api.KeyRequest) (string, error) {
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 	var req api.KeyRequest
-	if err := decodeStrict(r, &req, "a key", `{"name", "project", "scopes", "rate_limit"}`); err != nil {
+	if err := decodeStrict(r, &req, "a key", `{"name", "project", "scopes", "rate_limit", "priority"}`); err != nil {
 		return err
 	}
 	p := who(r.Context())
@@ -266,6 +277,9 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 		Prefix: secret[:len(keyPrefix)+8], Hash: HashKey(secret), CreatedAt: now.UnixMilli()}
 	if req.RateLimit != nil {
 		k.RateLimit = *req.RateLimit
+	}
+	if req.Priority != nil && *req.Priority != api.PriorityNormal {
+		k.Priority = *req.Priority
 	}
 	res, err := a.accessOp(r, state.AccessOp{Op: state.KeyCreate, Now: now.UnixMilli(), Key: k})
 	if err != nil {

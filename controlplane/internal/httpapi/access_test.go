@@ -95,6 +95,7 @@ func TestProjectKeys(t *testing.T) {
 			{`{"name":"` + strings.Repeat("n", 101) + `","project":"` + pa.ID + `"}`, "invalid_option"},
 			{`{"name":"x","project":"` + pa.ID + `","rate_limit":-1}`, "invalid_option"},
 			{`{"name":"x","project":"` + pa.ID + `","max_everything":1}`, "invalid_json"},
+			{`{"name":"x","project":"` + pa.ID + `","priority":"urgent"}`, "invalid_option"},
 		} {
 			e := wantError(t, serve(a, "POST", "/keys", tc.body, withKey), 400, tc.kind)
 			if !strings.Contains(e.Message, "accepted") {
@@ -103,6 +104,8 @@ func TestProjectKeys(t *testing.T) {
 		}
 		wantError(t, serve(a, "POST", "/projects", `{"name":""}`, withKey), 400, "invalid_option")
 		wantError(t, serve(a, "POST", "/projects", `{"name":"a\u0007"}`, withKey), 400, "invalid_option")
+		wantError(t, serve(a, "POST", "/projects", `{"name":"heavy","weight":0}`, withKey), 400, "invalid_option")
+		wantError(t, serve(a, "POST", "/projects", `{"name":"heavy","weight":101}`, withKey), 400, "invalid_option")
 		if after := countKeys(t, a); after != before {
 			t.Errorf("%d keys after bad requests, %d before", after, before)
 		}
@@ -242,6 +245,28 @@ func TestProjectKeys(t *testing.T) {
 		wantError(t, serve(a, "GET", "/tasks", "", k.Secret), 401, "token_invalid")
 		wantError(t, serve(a, "GET", "/keys/"+k.ID, "", withKey), 404, "not_found")
 		wantError(t, serve(a, "DELETE", "/keys/"+k.ID, "", withKey), 404, "not_found")
+	})
+
+	t.Run("priorities", func(t *testing.T) {
+		hi := mustKey(t, a, withKey, `{"name":"urgent","project":"`+pa.ID+`","priority":"high"}`)
+		if hi.Priority != "high" || rw.Priority != "normal" {
+			t.Errorf("key priorities %q, %q", hi.Priority, rw.Priority)
+		}
+		for _, tc := range []struct{ auth, body, want string }{
+			{hi.Secret, `{"kind":"image","input":"https://example.com/a.png"}`, "high"},
+			{hi.Secret, `{"kind":"image","input":"https://example.com/a.png","priority":"low"}`, "low"},
+			{rw.Secret, `{"kind":"image","input":"https://example.com/a.png"}`, ""},
+			{withKey, `{"kind":"image","input":"https://example.com/a.png","priority":"high"}`, "high"},
+		} {
+			w := serve(a, "POST", "/tasks", tc.body, tc.auth)
+			if task := decodeAs[api.Task](t, w.Body.Bytes()); w.Code != 201 || task.Priority != tc.want {
+				t.Errorf("%s: %d, priority %q, want %q", tc.body, w.Code, task.Priority, tc.want)
+			}
+		}
+		p := decodeAs[api.Project](t, serve(a, "POST", "/projects", `{"name":"heavy","weight":5}`, withKey).Body.Bytes())
+		if p.Weight != 5 || pa.Weight != 1 {
+			t.Errorf("weights %d, %d", p.Weight, pa.Weight)
+		}
 	})
 
 	t.Run("a key's own rate limit", func(t *testing.T) {

@@ -92,6 +92,8 @@ type principal struct {
 	project string   // "" for an operator's key
 	scopes  []string // a project key's
 	rate    float64  // a project key's requests per second; 0: the server's
+	// priority is a project key's default for its tasks ("": normal).
+	priority string
 }
 
 // operator reports whether the principal is an operator's key.
@@ -152,7 +154,7 @@ func (a *API) apiPrincipal(r *http.Request) (principal, error) {
 		return principal{id: id}, nil
 	}
 	if k := a.projectKey(r.Context(), tok); k != nil {
-		return principal{id: k.ID, project: k.Project, scopes: k.Scopes, rate: k.RateLimit}, nil
+		return principal{id: k.ID, project: k.Project, scopes: k.Scopes, rate: k.RateLimit, priority: k.Priority}, nil
 	}
 	if _, isNode := match(a.cfg.Keys.nodeTokens, tok); isNode {
 		return principal{}, ittybit.Errorf(ittybit.ErrTokenInvalid, "this is a node token; the task API takes an API key")

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 )
 
 // requestFields are the fields of a create request, in the seed's order.
-var requestFields = []string{"input", "kind", "options", "output", "metadata"}
+var requestFields = []string{"input", "kind", "options", "output", "metadata", "priority"}
 
 // decodeCreate reads a POST /tasks body. It fails only when the body is not
 // a JSON object or a field has the wrong JSON type; option values are left
@@ -71,6 +72,10 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 				return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "metadata must be a JSON object of key-value pairs")
 			}
 			req.Metadata = canonical(m)
+		case "priority":
+			if !isNull && (json.Unmarshal(raw, &req.Priority) != nil || !slices.Contains(api.Priorities(), req.Priority)) {
+				bad(ittybit.ErrInvalidOption, "priority", "priority must be one of "+strings.Join(api.Priorities(), ", ")+" (default: the API key's, normal for the operator's)")
+			}
 		default:
 			return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "unknown field %q; a task takes %s", k, strings.Join(requestFields, ", "))
 		}
@@ -110,6 +115,10 @@ func bodyHash(req api.CreateTaskRequest, opts []byte) string {
 	for _, part := range [][]byte{[]byte(req.Input), []byte(req.Kind), opts, []byte(req.Output), req.Metadata} {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
+	}
+	if req.Priority != "" {
+		// Only then: a request without one hashes as it always did.
+		fmt.Fprintf(h, "priority:%s", req.Priority)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -76,9 +76,10 @@ func schemas() map[string]any {
 			"options":  ref("Options"),
 			"output":   typ("string", "Destination, s3://bucket/key; managed storage when absent."),
 			"metadata": map[string]any{"type": "object", "description": "Arbitrary key-value pairs, returned as given."},
+			"priority": enum("The task's place in the queue: higher first; default the API key's (normal for the operator's).", []string{"low", "normal", "high"}),
 		}),
 		"Error": obj([]string{"kind", "message"}, map[string]any{
-			"kind":    typ("string", "What went wrong, for programs: input_required, invalid_input, invalid_kind, invalid_format, invalid_codec, invalid_option, invalid_output, invalid_json, token_missing, token_invalid, csrf_failed, not_found, cursor_expired, idempotency_conflict, task_finished, payload_too_large, rate_limited, unavailable; on steps also input_blocked, fetch_failed, input_too_large, invalid_media, unsupported_media, encode_failed, upload_failed, stalled, cancelled, internal."),
+			"kind":    typ("string", "What went wrong, for programs: input_required, invalid_input, invalid_kind, invalid_format, invalid_codec, invalid_option, invalid_output, invalid_json, invalid_scope, unknown_project, connection_required, connection_failed, token_missing, token_invalid, csrf_failed, forbidden, not_found, cursor_expired, idempotency_conflict, task_finished, payload_too_large, rate_limited, unavailable; on steps also input_blocked, fetch_failed, input_too_large, invalid_media, unsupported_media, encode_failed, upload_failed, stalled, cancelled, internal."),
 			"message": typ("string", "What was wrong and what is accepted, for people."),
 			"field":   typ("string", "The request field or option at fault, when the problem is about one (input, width, …); with several problems, each names its own in errors."),
 			"errors": map[string]any{"type": "array", "description": "Each problem, when there were several.", "items": obj([]string{"kind", "message"}, map[string]any{
@@ -144,24 +145,28 @@ func schemas() map[string]any {
 			"finished_at": msTime("When it ended"), "updated_at": typ("integer", "Epoch milliseconds."),
 			"archived": typ("boolean", "Present and true on a task read from the archive: it finished longer ago than the servers' --task-retention."),
 			"project":  typ("string", "The project of the key that created it (proj_…); absent for tasks of the operator's keys."),
+			"priority": enum("Its place in the queue; absent: normal.", []string{"low", "normal", "high"}),
 		}),
-		"Project": obj([]string{"id", "object", "name", "created_at"}, map[string]any{
+		"Project": obj([]string{"id", "object", "name", "weight", "created_at"}, map[string]any{
 			"id": typ("string", "proj_…"), "object": enum("Always project.", []string{"project"}),
 			"name": typ("string", "1 to 100 characters."), "created_at": typ("integer", "Epoch ms."),
+			"weight": typ("integer", "Its share of the fleet against the other projects at the same priority (weighted round robin)."),
 		}),
 		"ProjectRequest": obj([]string{"name"}, map[string]any{
-			"name": typ("string", "1 to 100 printable characters."),
+			"name":   typ("string", "1 to 100 printable characters."),
+			"weight": map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 1, "description": "Its share of the fleet against the other projects at the same priority."},
 		}),
 		"ProjectList": obj([]string{"object", "data", "has_more"}, map[string]any{
 			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Project")},
 			"has_more": typ("boolean", "Always false: every project the key sees is listed."),
 		}),
-		"Key": obj([]string{"id", "object", "name", "project", "scopes", "rate_limit", "prefix", "created_at"}, map[string]any{
+		"Key": obj([]string{"id", "object", "name", "project", "scopes", "rate_limit", "priority", "prefix", "created_at"}, map[string]any{
 			"id": typ("string", "key_…"), "object": enum("Always key.", []string{"key"}),
 			"name": typ("string", "1 to 100 characters."), "project": typ("string", "The project it belongs to (proj_…)."),
 			"scopes": map[string]any{"type": "array", "items": enum("A scope.", []string{"tasks:read", "tasks:write", "admin"}),
 				"description": "tasks:read: GET /tasks, /tasks/{id}, /events; tasks:write: POST /tasks, cancel; admin: its project's keys and webhook endpoints."},
 			"rate_limit": typ("number", "Requests per second (bursts of twice that); 0: the server's --rate-limit."),
+			"priority":   enum("The priority of its tasks that name none.", []string{"low", "normal", "high"}),
 			"prefix":     typ("string", "The secret's first 11 characters, to tell keys apart."),
 			"secret":     typ("string", "ik_ and 52 characters: shown only in the answer of POST /keys; the cluster keeps only its SHA-256."),
 			"created_at": typ("integer", "Epoch ms."),
@@ -171,6 +176,7 @@ func schemas() map[string]any {
 			"project":    typ("string", "The project (proj_…): required with an operator's key; a project's key makes keys of its own project only."),
 			"scopes":     map[string]any{"type": "array", "items": enum("A scope.", []string{"tasks:read", "tasks:write", "admin"}), "description": "Default: tasks:read and tasks:write."},
 			"rate_limit": typ("number", "Requests per second, 0 to 100000; 0 (the default): the server's --rate-limit."),
+			"priority":   enum("The priority of its tasks that name none (default normal).", []string{"low", "normal", "high"}),
 		}),
 		"Connection": obj([]string{"id", "object", "name", "project", "kind", "bucket", "endpoint", "region", "path_style", "access_key_id", "created_at", "updated_at"}, map[string]any{
 			"id": typ("string", "conn_…"), "object": enum("Always connection.", []string{"connection"}),

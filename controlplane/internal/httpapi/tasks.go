@@ -83,7 +83,10 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 		}
 		scope, key = "idem:"+keyID(r.Context()), k
 	}
-	sd := state.Seed{Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata, Project: who(r.Context()).project}
+	sd := state.Seed{Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata, Project: who(r.Context()).project, Priority: req.Priority}
+	if sd.Priority == "" {
+		sd.Priority = who(r.Context()).priority
+	}
 	opts, _ := json.Marshal(req.Options)
 	if string(opts) != "{}" {
 		sd.Options = opts

@@ -78,6 +78,11 @@ type Config struct {
 	// that failed or was cancelled, whose leftover files (kept parts,
 	// staged results) no upload step will clear. It must not block.
 	OnEnded func(taskID string)
+	// FIFO serves the ready queue first come, first served, whatever the
+	// tasks' priorities and projects (the benchmark's baseline); by
+	// default higher priorities go first and projects share the fleet
+	// by weighted round robin.
+	FIFO bool
 	// Access, when set, returns the S3 credentials a step of kind step of
 	// task t needs (its project's connections for the buckets of its
 	// input or output), put in the step's assignment. It must not block.
@@ -265,6 +270,13 @@ func (d *Dispatcher) rebuild() (ready, running, nodes int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ready, d.nodes, d.leases, d.chained = newQueue(), map[string]*nodeState{}, map[string]*lease{}, map[string]encoders.Backend{}
+	d.ready.fifo = d.cfg.FIFO
+	d.ready.weight = func(project string) int {
+		if p, err := st.Project(project); err == nil {
+			return p.Weight
+		}
+		return 1
+	}
 	d.backups = map[string]*lease{}
 	d.epoch, d.hwCodecs = newEpoch(), nil
 	for _, n := range st.Nodes() {
@@ -404,7 +416,7 @@ func (d *Dispatcher) eachLease(f func(*lease)) {
 // readyOf describes step i of t, or its part k (k ≥ 0), for placement.
 func readyOf(t *state.Task, i, k int) Ready {
 	s := t.Steps[i]
-	r := Ready{TaskID: t.ID, StepID: s.ID, Kind: s.Kind, Attempt: s.Attempt}
+	r := Ready{TaskID: t.ID, StepID: s.ID, Kind: s.Kind, Attempt: s.Attempt, Project: t.Project, Priority: priorityOf(t.Priority)}
 	failedOn := s.Node
 	if k >= 0 {
 		p := s.Parts[k]
@@ -482,4 +494,15 @@ func (d *Dispatcher) Active() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.active
+}
+
+// priorityOf is a task's priority as the queue orders them.
+func priorityOf(p string) int {
+	switch p {
+	case api.PriorityLow:
+		return PriorityLow
+	case api.PriorityHigh:
+		return PriorityHigh
+	}
+	return PriorityNormal
 }

@@ -7,7 +7,6 @@ package scheduler
 
 import (
 	"maps"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -38,6 +37,10 @@ type Ready struct {
 	// Part marks a part of a split step: only a node that runs parts
 	// (NodeView.Parts) takes it.
 	Part bool
+	// Project and Priority choose the step's lane in the queue: higher
+	// priorities first, projects in turn within one.
+	Project  string
+	Priority int
 }
 
 // IsEncode reports whether the step encodes.
@@ -68,7 +71,8 @@ type Placement struct {
 	Backend encoders.Backend
 }
 
-// Place assigns ready steps to nodes, oldest first. Encode steps go to a
+// Place assigns ready steps to nodes in the order given (the queue's:
+// priority, then projects in turn, each project's oldest first). Encode steps go to a
 // node that advertises the codec, preferring one with a free hardware
 // session; any step prefers the node holding its input, then the least
 // loaded node (ties: the node listed first, then those that took a step
@@ -81,11 +85,9 @@ type Placement struct {
 // buckets by load, so that a pass over thousands of steps and nodes stays
 // linear.
 func Place(ready []Ready, nodes []NodeView, now int64) []Placement {
-	queue := append([]Ready(nil), ready...)
-	sort.SliceStable(queue, func(i, j int) bool { return queue[i].ReadyAt < queue[j].ReadyAt })
 	p := newPlacer(nodes)
 	var out []Placement
-	for _, r := range queue {
+	for _, r := range ready {
 		if p.free == 0 {
 			break
 		}

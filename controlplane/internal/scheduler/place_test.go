@@ -79,13 +79,15 @@ func TestPlace(t *testing.T) {
 			want:  map[string]string{"s1": "b/"},
 		},
 		{
-			name: "slots and FIFO",
+			// The queue's order (its lanes: priority, project, then
+			// ReadyAt), not ReadyAt alone.
+			name: "slots, in the queue's order",
 			ready: []Ready{
 				{StepID: "late", Kind: "probe", ReadyAt: 9},
 				{StepID: "early", Kind: "probe", ReadyAt: 1},
 			},
 			nodes: []NodeView{{Name: "a", Free: 1}},
-			want:  map[string]string{"early": "a/"},
+			want:  map[string]string{"late": "a/"},
 		},
 		{
 			name:  "backoff holds a retry",

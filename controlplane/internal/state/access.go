@@ -15,9 +15,11 @@ import (
 // Project is a tenant: its keys see only its tasks, events and webhook
 // endpoints.
 type Project struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	CreatedAt int64  `json:"created_at"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Weight is its share against other projects at a priority (0: 1).
+	Weight    int   `json:"weight,omitempty"`
+	CreatedAt int64 `json:"created_at"`
 }
 
 // Key is a project's API key.
@@ -28,6 +30,8 @@ type Key struct {
 	Scopes  []string `json:"scopes"`
 	// RateLimit is requests per second; 0: the server's default.
 	RateLimit float64 `json:"rate_limit,omitempty"`
+	// Priority is the priority of its tasks that name none ("": normal).
+	Priority string `json:"priority,omitempty"`
 	// Prefix is the secret's first characters; Hash the hex SHA-256 of
 	// the whole secret.
 	Prefix    string `json:"prefix"`

@@ -23,6 +23,8 @@ type Seed struct {
 	// Project is the project of the key that asked for the task ("" for
 	// the operator's keys).
 	Project string `json:"project,omitempty"`
+	// Priority is low, normal or high; "": normal.
+	Priority string `json:"priority,omitempty"`
 }
 
 // Task builds the task a seed describes: queued, with its four steps
@@ -30,7 +32,7 @@ type Seed struct {
 func (s Seed) Task() api.Task {
 	t := api.Task{
 		ID: s.ID, Object: "task", Kind: s.Kind, Input: s.Input, Metadata: s.Metadata,
-		Status: api.TaskQueued, CreatedAt: s.At, UpdatedAt: s.At, Project: s.Project,
+		Status: api.TaskQueued, CreatedAt: s.At, UpdatedAt: s.At, Project: s.Project, Priority: s.Priority,
 	}
 	if len(s.Options) > 0 {
 		_ = json.Unmarshal(s.Options, &t.Options) // never fails: Options keeps what it cannot read

@@ -44,6 +44,9 @@ const (
 	// a project exists only once every voter applies that type, so no
 	// node that would skip this field ever meets it.
 	fProject protowire.Number = 12
+	// fPriority is the task's priority, absent for normal; added with
+	// fProject.
+	fPriority protowire.Number = 13
 )
 
 // Field numbers of a batch: creates (the log entry) or a follower's
@@ -109,7 +112,7 @@ func ReadBatch(b []byte) (now int64, reqs []state.SeedRequest, err error) {
 func seedRequestSize(r *state.SeedRequest) int {
 	s := &r.Seed
 	n := len(s.ID) + len(s.Kind) + len(s.Input) + len(s.Output) + len(s.Options) + len(s.Metadata) +
-		len(r.Scope) + len(r.Key) + len(r.BodyHash) + len(s.Project) + 8*5 + 12
+		len(r.Scope) + len(r.Key) + len(r.BodyHash) + len(s.Project) + len(s.Priority) + 8*5 + 13
 	for _, id := range s.StepIDs {
 		n += len(id) + 5
 	}
@@ -129,7 +132,8 @@ func appendSeedRequest(b []byte, r *state.SeedRequest) []byte {
 	b = appendString(b, fScope, r.Scope)
 	b = appendString(b, fKey, r.Key)
 	b = appendString(b, fBodyHash, r.BodyHash)
-	return appendString(b, fProject, s.Project)
+	b = appendString(b, fProject, s.Project)
+	return appendString(b, fPriority, s.Priority)
 }
 
 func readSeedRequest(b []byte, r *state.SeedRequest) error {
@@ -167,6 +171,8 @@ func readSeedRequest(b []byte, r *state.SeedRequest) error {
 			r.BodyHash = string(data)
 		case fProject:
 			s.Project = string(data)
+		case fPriority:
+			s.Priority = string(data)
 		}
 		return nil
 	})

@@ -1,0 +1,114 @@
+package scheduler
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func anyNode(Ready) bool { return true }
+
+// ids lists candidates as project:step.
+func ids(rs []Ready) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.StepID)
+	}
+	return strings.Join(out, " ")
+}
+
+func pushN(q *queue, project string, priority, n int, at int64) {
+	for i := range n {
+		q.push(Ready{TaskID: fmt.Sprintf("%s-t%d", project, i), StepID: fmt.Sprintf("%s%d", project, i), Kind: "probe", Project: project, Priority: priority, ReadyAt: at + int64(i)})
+	}
+}
+
+// TestQueueShares: a project's backlog does not hold another project's
+// steps back; higher priorities go first; weights share a round; the FIFO
+// baseline serves in arrival order.
+func TestQueueShares(t *testing.T) {
+	t.Run("projects in turn", func(t *testing.T) {
+		q := newQueue()
+		pushN(q, "a", PriorityNormal, 2000, 0)
+		pushN(q, "b", PriorityNormal, 3, 5000)
+		if got := ids(q.candidates(0, 6, anyNode)); got != "a0 b0 a1 b1 a2 b2" {
+			t.Errorf("candidates %q", got)
+		}
+		// The next pass starts with the other project.
+		q.remove("a0")
+		q.remove("b0")
+		if got := ids(q.candidates(0, 2, anyNode)); got != "b1 a1" {
+			t.Errorf("next pass %q", got)
+		}
+	})
+	t.Run("higher priorities first", func(t *testing.T) {
+		q := newQueue()
+		pushN(q, "a", PriorityNormal, 5, 0)
+		pushN(q, "l", PriorityLow, 5, 0)
+		pushN(q, "h", PriorityHigh, 2, 100)
+		if got := ids(q.candidates(0, 4, anyNode)); got != "h0 h1 a0 a1" {
+			t.Errorf("candidates %q", got)
+		}
+	})
+	t.Run("weights", func(t *testing.T) {
+		q := newQueue()
+		q.weight = func(p string) int { return map[string]int{"a": 3}[p] }
+		pushN(q, "a", PriorityNormal, 10, 0)
+		pushN(q, "b", PriorityNormal, 10, 0)
+		if got := ids(q.candidates(0, 8, anyNode)); got != "a0 a1 a2 b0 a3 a4 a5 b1" {
+			t.Errorf("candidates %q", got)
+		}
+	})
+	t.Run("fifo", func(t *testing.T) {
+		q := newQueue()
+		q.fifo = true
+		pushN(q, "a", PriorityNormal, 3, 0)
+		pushN(q, "h", PriorityHigh, 2, 100)
+		if got := ids(q.candidates(0, 5, anyNode)); got != "a0 a1 a2 h0 h1" {
+			t.Errorf("candidates %q", got)
+		}
+	})
+	t.Run("held back, unsupported, removed and requeued", func(t *testing.T) {
+		q := newQueue()
+		pushN(q, "a", PriorityNormal, 4, 0)
+		r := q.items["a0"]
+		r.NotBefore = 1000
+		q.push(r)
+		q.remove("a1")
+		noA2 := func(r Ready) bool { return r.StepID != "a2" }
+		if got := ids(q.candidates(0, 5, noA2)); got != "a3" {
+			t.Errorf("candidates %q", got)
+		}
+		if got := ids(q.candidates(1000, 5, anyNode)); got != "a0 a2 a3" {
+			t.Errorf("later %q", got)
+		}
+		// Queued again at another priority: served from its new lane, once.
+		r = q.items["a3"]
+		r.Priority = PriorityHigh
+		q.push(r)
+		if got := ids(q.candidates(1000, 5, anyNode)); got != "a3 a0 a2" {
+			t.Errorf("after a move %q", got)
+		}
+		for _, id := range []string{"a0", "a2", "a3"} {
+			q.remove(id)
+		}
+		if q.len() != 0 || len(q.lanes) != 0 {
+			t.Errorf("an emptied queue holds %d items, %d lanes", q.len(), len(q.lanes))
+		}
+	})
+	t.Run("long queues stay cheap", func(t *testing.T) {
+		q := newQueue()
+		pushN(q, "a", PriorityNormal, 20000, 0)
+		pushN(q, "b", PriorityNormal, 1, 0)
+		for i := range 19000 {
+			q.remove(fmt.Sprintf("a%d", i))
+		}
+		if got := ids(q.candidates(0, 2, anyNode)); got != "a19000 b0" {
+			t.Errorf("candidates %q", got)
+		}
+		// The dead entries were passed for good and then dropped.
+		if l := q.lanes[laneKey{PriorityNormal, "a"}]; len(l.order)-l.head != 1000 || len(l.order) > 1000 {
+			t.Errorf("lane a keeps %d entries from its head %d, want the 1000 live ones", len(l.order), l.head)
+		}
+	})
+}
