@@ -88,7 +88,7 @@ func (q *queue) push(r Ready) {
 func (q *queue) remove(id string) {
 	delete(q.items, id)
 	if len(q.items) == 0 && len(q.lanes) > 0 {
-		q.lanes, q.rounds, q.start = map[laneKey]*lane{}, map[int][]string{}, map[int]int{}
+		q.items, q.lanes, q.rounds, q.start = map[string]Ready{}, map[laneKey]*lane{}, map[int][]string{}, map[int]int{}
 	}
 }
 
