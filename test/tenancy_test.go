@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,6 +296,51 @@ func TestConnections(t *testing.T) {
 		}
 		if _, err := other.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("bucket2"), Key: aws.String("pressroom/first.jpg")}); err != nil {
 			t.Errorf("the result is not in bucket2: %v", err)
+		}
+	})
+
+	t.Run("another project sees none of it", func(t *testing.T) {
+		r := mustSend(t, "POST", base+"/projects", []byte(`{"name":"rival"}`))
+		var q api.Project
+		decode(r, &q)
+		r = mustSend(t, "POST", base+"/keys", []byte(`{"name":"rival app","project":"`+q.ID+`","scopes":["tasks:read","tasks:write","admin"]}`))
+		var rk api.Key
+		decode(r, &rk)
+		rival := "Bearer " + rk.Secret
+		// A result in managed storage: a signed URL, which only its
+		// project's key is ever shown.
+		done := wait(mustCreate(t, base, `{"kind":"image","input":"`+f.files.URL+`/clip.mov","options":{"start":1,"width":160}}`, "Authorization", auth).ID)
+		if done.Status != api.TaskCompleted || done.Output == nil {
+			t.Fatalf("task %s: %s %+v", done.ID, done.Status, done.Error)
+		}
+		for _, p := range f.servers {
+			for _, r := range []struct{ method, path string }{
+				{"GET", "/tasks/" + done.ID}, {"POST", "/tasks/" + done.ID + "/cancel"},
+				{"GET", "/connections/" + conn.ID}, {"PATCH", "/connections/" + conn.ID}, {"DELETE", "/connections/" + conn.ID},
+			} {
+				checkError(t, mustSend(t, r.method, p.URL()+r.path, []byte(`{}`), "Authorization", rival), http.StatusNotFound, "not_found")
+			}
+			for _, path := range []string{"/tasks?limit=100", "/events?limit=100", "/connections"} {
+				if got := mustSend(t, "GET", p.URL()+path, nil, "Authorization", rival); strings.Contains(string(got.Body), done.ID) || strings.Contains(string(got.Body), conn.ID) {
+					t.Errorf("GET %s via %s shows the other project's: %s", path, p.name, got)
+				}
+			}
+		}
+		// The file itself: its path with the signature changed, or
+		// without one, is refused, with any key.
+		u, err := url.Parse(*done.Output)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.SplitN(strings.TrimPrefix(u.Path, "/files/"), "/", 3) // <sig>/<exp>/<key>
+		if len(parts) != 3 {
+			t.Fatalf("output %s is not a signed /files/ URL", *done.Output)
+		}
+		for _, path := range []string{"/files/" + strings.Repeat("0", len(parts[0])) + "/" + parts[1] + "/" + parts[2], "/files/" + parts[2]} {
+			got := mustSend(t, "GET", base+path, nil, "Authorization", rival)
+			if got.Status == http.StatusOK {
+				t.Errorf("GET %s with another project's key: 200", path)
+			}
 		}
 	})
 

@@ -14,18 +14,20 @@ func newProjectsCmd(stdout io.Writer) *cobra.Command {
 		Use:   "projects",
 		Short: "Manage projects: tenants whose keys see only their own tasks ($ITTYBIT_API_URL, $ITTYBIT_API_KEY: an operator's key)",
 	}
+	var weight int
 	create := &cobra.Command{
-		Use:   "create NAME",
+		Use:   "create NAME [--weight N]",
 		Short: "Create a project and print it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := apiClient().CreateProject(cmd.Context(), args[0])
+			p, err := apiClient().CreateProject(cmd.Context(), args[0], weight)
 			if err != nil {
 				return apiErr(err)
 			}
 			return printJSON(stdout, p)
 		},
 	}
+	create.Flags().IntVar(&weight, "weight", 0, "its share of the fleet against the other projects at the same priority, 1 to 100 (default 1)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the projects",
@@ -47,7 +49,7 @@ func newKeysCmd(stdout io.Writer) *cobra.Command {
 		Use:   "keys",
 		Short: "Manage a project's API keys ($ITTYBIT_API_URL, $ITTYBIT_API_KEY: an operator's key, or a project key with the admin scope)",
 	}
-	var project, scopes string
+	var project, scopes, priority string
 	var rateLimit float64
 	create := &cobra.Command{
 		Use:   "create NAME [--project ID] [--scopes S,S] [--rate-limit N]",
@@ -64,6 +66,9 @@ func newKeysCmd(stdout io.Writer) *cobra.Command {
 			if cmd.Flags().Changed("rate-limit") {
 				req.RateLimit = &rateLimit
 			}
+			if priority != "" {
+				req.Priority = &priority
+			}
 			k, err := apiClient().CreateKey(cmd.Context(), req)
 			if err != nil {
 				return apiErr(err)
@@ -73,6 +78,7 @@ func newKeysCmd(stdout io.Writer) *cobra.Command {
 	}
 	create.Flags().StringVar(&project, "project", "", "the project (proj_…); required with an operator's key, else the key's own")
 	create.Flags().StringVar(&scopes, "scopes", strings.Join(api.DefaultScopes(), ","), "comma-separated: "+strings.Join(api.Scopes(), ", "))
+	create.Flags().StringVar(&priority, "priority", "", "the priority of its tasks that name none: low, normal (default) or high")
 	create.Flags().Float64Var(&rateLimit, "rate-limit", 0, "requests per second (bursts of twice that); 0: the server's --rate-limit")
 	var listProject string
 	list := &cobra.Command{

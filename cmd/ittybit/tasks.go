@@ -52,14 +52,14 @@ func newTasksCmd(stdout, stderr io.Writer) *cobra.Command {
 }
 
 func newTasksCreateCmd(stdout, stderr io.Writer) *cobra.Command {
-	var kind, input, output, options, metadata, idemKey string
+	var kind, input, output, options, metadata, idemKey, priority string
 	var wait bool
 	cmd := &cobra.Command{
 		Use:   "create --kind KIND -i URL [-o s3://…] [--options JSON] [--metadata JSON]",
 		Short: "Create a task (POST /tasks) and print it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := api.CreateTaskRequest{Kind: encoders.Kind(kind), Input: input, Output: output}
+			req := api.CreateTaskRequest{Kind: encoders.Kind(kind), Input: input, Output: output, Priority: priority}
 			if options != "" {
 				if err := json.Unmarshal([]byte(options), &req.Options); err != nil {
 					return usageError{fmt.Errorf("invalid_json: --options is not JSON: %v", err)}
@@ -88,6 +88,7 @@ func newTasksCreateCmd(stdout, stderr io.Writer) *cobra.Command {
 	fl.StringVarP(&output, "output", "o", "", "destination s3://bucket/key (default: managed storage)")
 	fl.StringVar(&options, "options", "", `options as JSON, e.g. '{"width":1280,"format":"mp4"}'`)
 	fl.StringVar(&metadata, "metadata", "", "metadata as a JSON object")
+	fl.StringVar(&priority, "priority", "", "low, normal or high (default: the API key's)")
 	fl.StringVar(&idemKey, "idempotency-key", "", "Idempotency-Key header: a retry with the same key returns the same task")
 	fl.BoolVar(&wait, "wait", false, "wait until the task ends, then print it")
 	return cmd

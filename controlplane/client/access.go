@@ -9,9 +9,14 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 )
 
-// CreateProject makes a project (an operator's key only).
-func (c *Client) CreateProject(ctx context.Context, name string) (*api.Project, error) {
-	body, err := json.Marshal(api.ProjectRequest{Name: &name})
+// CreateProject makes a project (an operator's key only) with its weight
+// (0: the server's default).
+func (c *Client) CreateProject(ctx context.Context, name string, weight int) (*api.Project, error) {
+	req := api.ProjectRequest{Name: &name}
+	if weight != 0 {
+		req.Weight = &weight
+	}
+	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}

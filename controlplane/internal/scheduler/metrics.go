@@ -25,9 +25,9 @@ type Metrics struct {
 	Splits, PartRetries        prometheus.Counter
 	BackupsStarted, BackupsWon prometheus.Counter
 
-	queueDesc, nodesDesc, partsDesc *prometheus.Desc
-	mu                              sync.Mutex
-	source                          func() (queue, nodes, parts map[string]float64)
+	queueDesc, nodesDesc, partsDesc, priorityDesc *prometheus.Desc
+	mu                                            sync.Mutex
+	source                                        func() (queue, nodes, parts, priorities map[string]float64)
 }
 
 // encodeBuckets span sub-second probes to multi-hour encodes: about three
@@ -74,9 +74,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BackupsWon: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ittybit_part_backups_won_total", Help: "Backup copies of parts that finished before the copy they backed up.",
 		}),
-		partsDesc: prometheus.NewDesc("ittybit_parts", "Parts of split steps, by state: queued (ready, waiting for an agent) or running (copies running, backups included); 0 on followers.", []string{"state"}, nil),
-		queueDesc: prometheus.NewDesc("ittybit_queue_depth", "Steps ready to run and waiting for a node, by step kind (0 on followers).", []string{"step_kind"}, nil),
-		nodesDesc: prometheus.NewDesc("ittybit_nodes", "Agents known to the leader, by state: ready, draining, down (0 on followers).", []string{"state"}, nil),
+		partsDesc:    prometheus.NewDesc("ittybit_parts", "Parts of split steps, by state: queued (ready, waiting for an agent) or running (copies running, backups included); 0 on followers.", []string{"state"}, nil),
+		queueDesc:    prometheus.NewDesc("ittybit_queue_depth", "Steps ready to run and waiting for a node, by step kind (0 on followers).", []string{"step_kind"}, nil),
+		priorityDesc: prometheus.NewDesc("ittybit_queue_depth_by_priority", "Steps ready to run and waiting for a node, by their task's priority: low, normal, high (0 on followers).", []string{"priority"}, nil),
+		nodesDesc:    prometheus.NewDesc("ittybit_nodes", "Agents known to the leader, by state: ready, draining, down (0 on followers).", []string{"state"}, nil),
 	}
 	// Every kind and final status reads 0 from the start, so that rates
 	// and ratios over them have a series before the first task ends.
@@ -94,6 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // Describe implements prometheus.Collector for the gauges.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.queueDesc
+	ch <- m.priorityDesc
 	ch <- m.nodesDesc
 	ch <- m.partsDesc
 }
@@ -104,9 +106,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	src := m.source
 	m.mu.Unlock()
-	queue, nodes, parts := map[string]float64{}, map[string]float64{}, map[string]float64{}
+	queue, nodes, parts, priorities := map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
 	if src != nil {
-		queue, nodes, parts = src()
+		queue, nodes, parts, priorities = src()
+	}
+	for _, p := range api.Priorities() {
+		ch <- prometheus.MustNewConstMetric(m.priorityDesc, prometheus.GaugeValue, priorities[p], p)
 	}
 	for _, s := range []string{"queued", "running"} {
 		ch <- prometheus.MustNewConstMetric(m.partsDesc, prometheus.GaugeValue, parts[s], s)
@@ -121,16 +126,17 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 
 // gauges counts the ready queue by step kind, the agents by state and the
 // parts by state; a dispatcher that does not lead reports nothing.
-func (d *Dispatcher) gauges() (queue, nodes, parts map[string]float64) {
-	queue, nodes, parts = map[string]float64{}, map[string]float64{}, map[string]float64{}
+func (d *Dispatcher) gauges() (queue, nodes, parts, priorities map[string]float64) {
+	queue, nodes, parts, priorities = map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
 	recorded := d.cfg.Store.State().Nodes()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.active {
-		return queue, nodes, parts
+		return queue, nodes, parts, priorities
 	}
 	for id, r := range d.ready.items {
 		queue[r.Kind]++
+		priorities[api.Priorities()[r.Priority]]++
 		if api.IsPartID(id) {
 			parts["queued"]++
 		}
@@ -148,5 +154,5 @@ func (d *Dispatcher) gauges() (queue, nodes, parts map[string]float64) {
 			nodes[string(state.NodeDown)]++
 		}
 	}
-	return queue, nodes, parts
+	return queue, nodes, parts, priorities
 }
