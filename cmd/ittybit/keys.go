@@ -14,19 +14,20 @@ func newProjectsCmd(stdout io.Writer) *cobra.Command {
 		Use:   "projects",
 		Short: "Manage projects: tenants whose keys see only their own tasks ($ITTYBIT_API_URL, $ITTYBIT_API_KEY: an operator's key)",
 	}
-	var weight int
+	var weight, maxConcurrent int
 	create := &cobra.Command{
-		Use:   "create NAME [--weight N]",
+		Use:   "create NAME [--weight N] [--max-concurrent-tasks N]",
 		Short: "Create a project and print it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := apiClient().CreateProject(cmd.Context(), args[0], weight)
+			p, err := apiClient().CreateProject(cmd.Context(), args[0], weight, maxConcurrent)
 			if err != nil {
 				return apiErr(err)
 			}
 			return printJSON(stdout, p)
 		},
 	}
+	create.Flags().IntVar(&maxConcurrent, "max-concurrent-tasks", 0, "the most of its tasks running at once; the rest wait (default: no cap)")
 	create.Flags().IntVar(&weight, "weight", 0, "its share of the fleet against the other projects at the same priority, 1 to 100 (default 1)")
 	list := &cobra.Command{
 		Use:   "list",

@@ -26,14 +26,18 @@ type Project struct {
 	Name   string `json:"name"`
 	// Weight is the project's share of the fleet against the others at
 	// the same priority (1 to 100; default 1).
-	Weight    int   `json:"weight"`
-	CreatedAt int64 `json:"created_at"`
+	Weight int `json:"weight"`
+	// MaxConcurrentTasks caps the project's tasks running at once; the
+	// rest wait in the queue, they are not refused (0: no cap).
+	MaxConcurrentTasks int   `json:"max_concurrent_tasks"`
+	CreatedAt          int64 `json:"created_at"`
 }
 
 // ProjectRequest creates a project (POST /projects).
 type ProjectRequest struct {
-	Name   *string `json:"name,omitempty"`
-	Weight *int    `json:"weight,omitempty"`
+	Name               *string `json:"name,omitempty"`
+	Weight             *int    `json:"weight,omitempty"`
+	MaxConcurrentTasks *int    `json:"max_concurrent_tasks,omitempty"`
 }
 
 // Key is an API key of a project. Its secret is shown only when it is

@@ -10,11 +10,14 @@ import (
 )
 
 // CreateProject makes a project (an operator's key only) with its weight
-// (0: the server's default).
-func (c *Client) CreateProject(ctx context.Context, name string, weight int) (*api.Project, error) {
+// and its cap of running tasks (0: the defaults, 1 and none).
+func (c *Client) CreateProject(ctx context.Context, name string, weight, maxConcurrent int) (*api.Project, error) {
 	req := api.ProjectRequest{Name: &name}
 	if weight != 0 {
 		req.Weight = &weight
+	}
+	if maxConcurrent != 0 {
+		req.MaxConcurrentTasks = &maxConcurrent
 	}
 	body, err := json.Marshal(req)
 	if err != nil {

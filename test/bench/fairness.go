@@ -86,10 +86,10 @@ func fairOnce(ctx context.Context, e *env, name string, flags []string) (fairRun
 	}
 	op := client.New(srv.url, apiKey)
 	keyOf := func(project string) (string, error) {
-		p, err := op.CreateProject(ctx, project, 0)
+		p, err := op.CreateProject(ctx, project, 0, 0)
 		for err != nil && strings.Contains(err.Error(), "unavailable") && ctx.Err() == nil {
 			time.Sleep(200 * time.Millisecond) // the leader learns what the voters apply
-			p, err = op.CreateProject(ctx, project, 0)
+			p, err = op.CreateProject(ctx, project, 0, 0)
 		}
 		if err != nil {
 			return "", err

@@ -33,6 +33,8 @@ const (
 	maxNameLen   = 100
 	maxRateLimit = 100_000
 	maxWeight    = 100
+	// maxConcurrent bounds a project's cap of running tasks.
+	maxConcurrent = 1_000_000
 )
 
 // scopeOperator is what a route of the whole cluster needs: only an
@@ -117,7 +119,7 @@ func newKeySecret() (string, error) {
 }
 
 func projectView(p *state.Project) api.Project {
-	return api.Project{ID: p.ID, Object: "project", Name: p.Name, Weight: max(1, p.Weight), CreatedAt: p.CreatedAt}
+	return api.Project{ID: p.ID, Object: "project", Name: p.Name, Weight: max(1, p.Weight), MaxConcurrentTasks: p.MaxConcurrentTasks, CreatedAt: p.CreatedAt}
 }
 
 func keyView(k *state.Key) api.Key {
@@ -164,7 +166,7 @@ func decodeStrict(r *http.Request, v any, what, accepted string) error {
 
 func (a *API) createProject(w http.ResponseWriter, r *http.Request) error {
 	var req api.ProjectRequest
-	if err := decodeStrict(r, &req, "a project", `{"name", "weight"}`); err != nil {
+	if err := decodeStrict(r, &req, "a project", `{"name", "weight", "max_concurrent_tasks"}`); err != nil {
 		return err
 	}
 	if err := checkName("name", req.Name); err != nil {
@@ -173,8 +175,14 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request) error {
 	if req.Weight != nil && (*req.Weight < 1 || *req.Weight > maxWeight) {
 		return ittybit.FieldErrorf(ittybit.ErrInvalidOption, "weight", "weight %d is out of range; accepted: 1 to %d (the project's share of the fleet against the others at the same priority; default 1)", *req.Weight, maxWeight)
 	}
+	if req.MaxConcurrentTasks != nil && (*req.MaxConcurrentTasks < 0 || *req.MaxConcurrentTasks > maxConcurrent) {
+		return ittybit.FieldErrorf(ittybit.ErrInvalidOption, "max_concurrent_tasks", "max_concurrent_tasks %d is out of range; accepted: 0 (no cap) to %d", *req.MaxConcurrentTasks, maxConcurrent)
+	}
 	now := a.cfg.Now()
 	p := &state.Project{ID: "proj_" + newULID(now), Name: strings.TrimSpace(*req.Name), CreatedAt: now.UnixMilli()}
+	if req.MaxConcurrentTasks != nil {
+		p.MaxConcurrentTasks = *req.MaxConcurrentTasks
+	}
 	if req.Weight != nil && *req.Weight > 1 {
 		p.Weight = *req.Weight
 	}

@@ -147,14 +147,16 @@ func schemas() map[string]any {
 			"project":  typ("string", "The project of the key that created it (proj_…); absent for tasks of the operator's keys."),
 			"priority": enum("Its place in the queue; absent: normal.", []string{"low", "normal", "high"}),
 		}),
-		"Project": obj([]string{"id", "object", "name", "weight", "created_at"}, map[string]any{
+		"Project": obj([]string{"id", "object", "name", "weight", "max_concurrent_tasks", "created_at"}, map[string]any{
 			"id": typ("string", "proj_…"), "object": enum("Always project.", []string{"project"}),
 			"name": typ("string", "1 to 100 characters."), "created_at": typ("integer", "Epoch ms."),
-			"weight": typ("integer", "Its share of the fleet against the other projects at the same priority (weighted round robin)."),
+			"weight":               typ("integer", "Its share of the fleet against the other projects at the same priority (weighted round robin)."),
+			"max_concurrent_tasks": typ("integer", "The most of its tasks running at once; the rest wait in the queue (0: no cap)."),
 		}),
 		"ProjectRequest": obj([]string{"name"}, map[string]any{
-			"name":   typ("string", "1 to 100 printable characters."),
-			"weight": map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 1, "description": "Its share of the fleet against the other projects at the same priority."},
+			"name":                 typ("string", "1 to 100 printable characters."),
+			"weight":               map[string]any{"type": "integer", "minimum": 1, "maximum": 100, "default": 1, "description": "Its share of the fleet against the other projects at the same priority."},
+			"max_concurrent_tasks": map[string]any{"type": "integer", "minimum": 0, "default": 0, "description": "The most of its tasks running at once; the rest wait (0: no cap)."},
 		}),
 		"ProjectList": obj([]string{"object", "data", "has_more"}, map[string]any{
 			"object": enum("Always list.", []string{"list"}), "data": map[string]any{"type": "array", "items": ref("Project")},

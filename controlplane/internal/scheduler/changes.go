@@ -207,6 +207,12 @@ func (d *Dispatcher) cancelled(t *state.Task) {
 // stop drops an ended task's queued steps and tells the agents running
 // its steps and parts to stop. Callers hold d.mu.
 func (d *Dispatcher) stop(t *state.Task) {
+	if r := d.running[t.Project]; r != nil {
+		delete(r, t.ID)
+		if len(r) == 0 {
+			delete(d.running, t.Project)
+		}
+	}
 	if (t.Status == api.TaskFailed || t.Status == api.TaskCancelled) && d.cfg.OnEnded != nil {
 		d.cfg.OnEnded(t.ID)
 	}

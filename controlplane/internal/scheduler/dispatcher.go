@@ -121,6 +121,9 @@ type Dispatcher struct {
 	// over in its answer rather than by long-poll, with the backend
 	// counted for them.
 	chained map[string]encoders.Backend
+	// running holds, per project, its tasks that have started and not
+	// ended: what a project's max_concurrent_tasks counts.
+	running map[string]map[string]bool
 	// hwCodecs caches the codecs some live node encodes in hardware; nil
 	// when the fleet changed since (hardwareAnywhere).
 	hwCodecs map[string]bool
@@ -271,6 +274,7 @@ func (d *Dispatcher) rebuild() (ready, running, nodes int) {
 	defer d.mu.Unlock()
 	d.ready, d.nodes, d.leases, d.chained = newQueue(), map[string]*nodeState{}, map[string]*lease{}, map[string]encoders.Backend{}
 	d.ready.fifo = d.cfg.FIFO
+	d.running = map[string]map[string]bool{}
 	d.ready.weight = func(project string) int {
 		if p, err := st.Project(project); err == nil {
 			return p.Weight
@@ -313,6 +317,9 @@ func (d *Dispatcher) track(t *state.Task, now time.Time) {
 	i := t.Current()
 	if i < 0 || t.Status.Finished() {
 		return
+	}
+	if t.Status == api.TaskProcessing {
+		d.started(t.Project, t.ID)
 	}
 	s := t.Steps[i]
 	if s.Parts != nil && !api.PartsDone(s.Parts) {
@@ -505,4 +512,40 @@ func priorityOf(p string) int {
 		return PriorityHigh
 	}
 	return PriorityNormal
+}
+
+// started counts a task of project as running. Callers hold d.mu.
+func (d *Dispatcher) started(project, taskID string) {
+	if d.running[project] == nil {
+		d.running[project] = map[string]bool{}
+	}
+	d.running[project][taskID] = true
+}
+
+// capped returns, for a pass, whether a step may be placed under its
+// project's max_concurrent_tasks: a step of a task already running may; a
+// task's first step only while the project runs fewer tasks than its cap
+// (counting those this pass admitted). Callers hold d.mu.
+func (d *Dispatcher) capped() func(Ready) bool {
+	caps := map[string]int{}
+	for _, p := range d.cfg.Store.State().Projects() {
+		if p.MaxConcurrentTasks > 0 {
+			caps[p.ID] = p.MaxConcurrentTasks
+		}
+	}
+	if len(caps) == 0 {
+		return func(Ready) bool { return true }
+	}
+	admitted := map[string]int{}
+	return func(r Ready) bool {
+		c, ok := caps[r.Project]
+		if !ok || d.running[r.Project][r.TaskID] {
+			return true
+		}
+		if len(d.running[r.Project])+admitted[r.Project] >= c {
+			return false // waits: not refused
+		}
+		admitted[r.Project]++
+		return true
+	}
 }

@@ -1,9 +1,15 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+	"github.com/ittybit-oss/ittybit/encoders"
 )
 
 func anyNode(Ready) bool { return true }
@@ -111,4 +117,83 @@ func TestQueueShares(t *testing.T) {
 			t.Errorf("lane a keeps %d entries from its head %d, want the 1000 live ones", len(l.order), l.head)
 		}
 	})
+}
+
+// TestMaxConcurrentTasks: a project's tasks beyond its cap wait in the
+// queue (they are not refused) while another project's run; a running
+// task's next steps are never held back by the cap.
+func TestMaxConcurrentTasks(t *testing.T) {
+	d, st := mustDispatcher(t, Config{})
+	st.ApplyAccessOps([]state.AccessOp{
+		{Op: state.ProjectCreate, Project: &state.Project{ID: "proj_capped", Name: "capped", MaxConcurrentTasks: 1}},
+		{Op: state.ProjectCreate, Project: &state.Project{ID: "proj_free", Name: "free"}},
+	})
+	add := func(id, project string) {
+		now := time.Now().UnixMilli()
+		task := api.Task{ID: id, Object: "task", Kind: encoders.KindImage, Input: "https://example.com/a.png", Status: api.TaskQueued, CreatedAt: now, UpdatedAt: now, Project: project}
+		for i, k := range api.StepKinds(encoders.KindImage) {
+			task.Steps = append(task.Steps, api.Step{ID: fmt.Sprintf("%s_s%d", id, i), Object: "step", Kind: k, Status: api.StepWaiting, CreatedAt: now})
+		}
+		seq++
+		st.CreateTasks(seq, now, []state.CreateRequest{{Task: task, Scope: "req", Key: id, BodyHash: "h"}})
+	}
+	add("c1", "proj_capped")
+	add("c2", "proj_capped")
+	add("f1", "proj_free")
+	register(t, d, "a") // two slots
+	var rcv api.Received
+	next := func(wait time.Duration) []api.Assignment {
+		t.Helper()
+		out, err := d.Assignments(context.Background(), "a", wait, rcv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcv.Epoch = out.Epoch
+		for _, a := range out.Assignments {
+			rcv.Seq = max(rcv.Seq, a.Seq)
+		}
+		return out.Assignments
+	}
+	got := map[string]api.Assignment{}
+	for len(got) < 2 {
+		for _, a := range next(5 * time.Second) {
+			got[a.TaskID] = a
+		}
+	}
+	_, c1 := got["c1"]
+	_, c2 := got["c2"]
+	if _, f1 := got["f1"]; !f1 || c1 == c2 {
+		t.Fatalf("the first two assignments are of %v: want f1 and one capped task", got)
+	}
+	first, other := "c1", "c2"
+	if c2 {
+		first, other = "c2", "c1"
+	}
+	if more := next(300 * time.Millisecond); len(more) != 0 {
+		t.Fatalf("a third assignment while the cap is reached: %+v", more)
+	}
+	// The capped task runs through its steps (never held back by the
+	// cap); the other waits until it ends, then runs.
+	a := got[first]
+	for {
+		complete(t, d, a, `{"object":"file","url":"managed://tasks/`+first+`/output.jpg"}`)
+		if a.Step == "upload" {
+			break
+		}
+		var more []api.Assignment
+		for len(more) == 0 {
+			more = next(5 * time.Second)
+		}
+		if more[0].TaskID != first {
+			t.Fatalf("got %s's %s while %s runs, want %s's next step", more[0].TaskID, more[0].Step, first, first)
+		}
+		a = more[0]
+	}
+	var last []api.Assignment
+	for len(last) == 0 {
+		last = next(5 * time.Second)
+	}
+	if last[0].TaskID != other {
+		t.Errorf("after %s ended, got %s's %s, want %s", first, last[0].TaskID, last[0].Step, other)
+	}
 }

@@ -30,7 +30,8 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 	}
 	// The oldest steps some node can take: a few more than the free
 	// slots, so that steps held to one node do not starve the others.
-	ready := d.ready.candidates(now.UnixMilli(), 4*free+16, supportedBy(views))
+	supported, capped := supportedBy(views), d.capped()
+	ready := d.ready.candidates(now.UnixMilli(), 4*free+16, func(r Ready) bool { return supported(r) && capped(r) })
 	d.mu.Unlock()
 
 	placements := Place(ready, views, now.UnixMilli())
@@ -56,6 +57,7 @@ func (d *Dispatcher) schedule(ctx context.Context) {
 			ns.placed = now
 		}
 		placed = append(placed, p)
+		d.started(p.Project, p.TaskID)
 		ups = append(ups, state.StepUpdate{Op: state.OpAssign, TaskID: p.TaskID, StepID: p.StepID, Attempt: p.Attempt + 1, Node: p.Node, Now: now.UnixMilli()})
 	}
 	d.mu.Unlock()

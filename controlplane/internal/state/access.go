@@ -18,8 +18,11 @@ type Project struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	// Weight is its share against other projects at a priority (0: 1).
-	Weight    int   `json:"weight,omitempty"`
-	CreatedAt int64 `json:"created_at"`
+	Weight int `json:"weight,omitempty"`
+	// MaxConcurrentTasks caps its tasks running at once (0: no cap); the
+	// rest wait in the queue.
+	MaxConcurrentTasks int   `json:"max_concurrent_tasks,omitempty"`
+	CreatedAt          int64 `json:"created_at"`
 }
 
 // Key is a project's API key.
