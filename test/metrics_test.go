@@ -28,7 +28,7 @@ import (
 // The metric names of README.md's Monitoring section, by component.
 var (
 	controlPlaneMetrics = []string{
-		"ittybit_tasks_created_total", "ittybit_tasks_finished_total", "ittybit_queue_depth",
+		"ittybit_tasks_created_total", "ittybit_tasks_finished_total", "ittybit_queue_depth", "ittybit_queue_depth_by_priority",
 		"ittybit_step_wait_seconds", "ittybit_step_duration_seconds", "ittybit_nodes", "ittybit_raft_leader",
 		"ittybit_raft_apply_seconds", "ittybit_http_requests_total", "ittybit_http_request_duration_seconds",
 		"ittybit_tasks_retired_total", "ittybit_archive_write_failures_total", "ittybit_archive_failing", "ittybit_tasks_retire_due",

@@ -34,6 +34,9 @@ type serverFile struct {
 	// identity serves to every project without a connection.
 	SealKeyFile  string   `yaml:"seal_key_file"`
 	FleetBuckets []string `yaml:"fleet_buckets"`
+	// QueueMetricsProjects labels the queue's depth by project for that
+	// many projects (those with the most queued; the rest as other).
+	QueueMetricsProjects int `yaml:"queue_metrics_projects"`
 	// SplitSeconds splits a long video task into parts of about this many
 	// seconds that encode on several agents (0: never); SplitMinSeconds is
 	// the shortest source split.

@@ -120,6 +120,9 @@ are accepted too. The node token also authenticates joins.`,
 			if fl.Changed("fleet-bucket") {
 				file.FleetBuckets = f.FleetBuckets
 			}
+			if fl.Changed("queue-metrics-projects") {
+				file.QueueMetricsProjects = f.QueueMetricsProjects
+			}
 			if fl.Changed("split-seconds") {
 				file.SplitSeconds = &splitSeconds
 			}
@@ -154,6 +157,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.BoolVar(&f.AllowPrivateInputs, "allow-private-inputs", false, "accept inputs on loopback, private and link-local addresses")
 	fl.Float64Var(&rateLimit, "rate-limit", 100, "requests per second per API key (burst twice that); 0 turns limits off")
 	fl.StringVar(&f.SealKeyFile, "seal-key-file", "", "file of the keys that seal S3 connections' secrets, one a line, the first sealing (mode 600; every server the same); $ITTYBIT_SEAL_KEY gives them comma-separated instead")
+	fl.IntVar(&f.QueueMetricsProjects, "queue-metrics-projects", 0, "label the queue's depth by project (ittybit_queue_depth_by_project) for this many projects, those with the most queued, the rest as other; 0: no project label")
 	fl.StringArrayVar(&f.FleetBuckets, "fleet-bucket", nil, "a bucket the fleet's own S3 identity serves to every project, without a connection (repeatable)")
 	fl.Float64Var(&splitSeconds, "split-seconds", 30, "split a long video task into parts of about this many seconds, encoded on several agents and stitched (0: never; at least 2)")
 	fl.Float64Var(&splitMin, "split-min-seconds", 120, "the shortest source --split-seconds splits (at least 10)")
@@ -296,6 +300,10 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 		}
 	}
 	cfg.FleetBuckets = f.FleetBuckets
+	if f.QueueMetricsProjects < 0 || f.QueueMetricsProjects > 1000 {
+		return usageError{fmt.Errorf("invalid_option: --queue-metrics-projects %d: accepted: 0 (no project label) to 1000", f.QueueMetricsProjects)}
+	}
+	cfg.QueueMetricProjects = f.QueueMetricsProjects
 	if (len(cfg.Join) > 0 || f.BootstrapExpect > 0 || f.LeaveOnTerminate) && cfg.JoinToken == "" {
 		return usageError{errors.New("invalid_option: --join, --bootstrap-expect and --leave-on-terminate need a node token: set ITTYBIT_NODE_TOKEN or node_token in the config file")}
 	}

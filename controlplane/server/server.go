@@ -76,6 +76,9 @@ type Config struct {
 	// QueueFIFO serves ready steps first come, first served (the
 	// fairness benchmark's baseline).
 	QueueFIFO bool
+	// QueueMetricProjects reports the queue by project for that many
+	// projects (0: no project label).
+	QueueMetricProjects int
 	// Ready adds a readiness condition (ittybit dev: its agent registered).
 	Ready func() error
 	// Registry collects metrics; nil makes one (served on /metrics).
@@ -261,7 +264,7 @@ func Open(cfg Config) (*Server, error) {
 		}
 	}
 	s.sched = scheduler.New(scheduler.Config{
-		OnEnded: ended, Access: access, FIFO: cfg.QueueFIFO,
+		OnEnded: ended, Access: access, FIFO: cfg.QueueFIFO, MetricProjects: cfg.QueueMetricProjects,
 		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
 		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds, StragglerFactor: cfg.StragglerFactor,

@@ -78,6 +78,10 @@ type Config struct {
 	// that failed or was cancelled, whose leftover files (kept parts,
 	// staged results) no upload step will clear. It must not block.
 	OnEnded func(taskID string)
+	// MetricProjects, when above 0, reports the ready queue by project for
+	// that many projects (those with the most queued), the rest summed
+	// under "other": a label whose values stay bounded.
+	MetricProjects int
 	// FIFO serves the ready queue first come, first served, whatever the
 	// tasks' priorities and projects (the benchmark's baseline); by
 	// default higher priorities go first and projects share the fleet
@@ -222,6 +226,9 @@ func New(cfg Config) *Dispatcher {
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "scheduler"), kick: make(chan struct{}, 1)}
 	cfg.Metrics.mu.Lock()
 	cfg.Metrics.source = d.gauges
+	if cfg.MetricProjects > 0 {
+		cfg.Metrics.projects = d.queueByProject
+	}
 	cfg.Metrics.mu.Unlock()
 	cfg.Store.State().Observe(d.Applied)
 	return d
@@ -548,4 +555,36 @@ func (d *Dispatcher) capped() func(Ready) bool {
 		admitted[r.Project]++
 		return true
 	}
+}
+
+// queueByProject counts the ready steps of the MetricProjects projects
+// with the most, the rest under "other", the operator's under "none"; a
+// dispatcher that does not lead reports nothing.
+func (d *Dispatcher) queueByProject() map[string]float64 {
+	d.mu.Lock()
+	counts := map[string]float64{}
+	if d.active {
+		for _, r := range d.ready.items {
+			counts[r.Project]++
+		}
+	}
+	d.mu.Unlock()
+	out := map[string]float64{}
+	names := make([]string, 0, len(counts))
+	for p := range counts {
+		if p == "" {
+			out["none"] = counts[p]
+			continue
+		}
+		names = append(names, p)
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b)) })
+	for i, p := range names {
+		if i < d.cfg.MetricProjects {
+			out[p] = counts[p]
+		} else {
+			out["other"] += counts[p]
+		}
+	}
+	return out
 }

@@ -28,6 +28,9 @@ type Metrics struct {
 	queueDesc, nodesDesc, partsDesc, priorityDesc *prometheus.Desc
 	mu                                            sync.Mutex
 	source                                        func() (queue, nodes, parts, priorities map[string]float64)
+	// projects reports the queue by project (see Config.MetricProjects).
+	projects    func() map[string]float64
+	projectDesc *prometheus.Desc
 }
 
 // encodeBuckets span sub-second probes to multi-hour encodes: about three
@@ -76,6 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		partsDesc:    prometheus.NewDesc("ittybit_parts", "Parts of split steps, by state: queued (ready, waiting for an agent) or running (copies running, backups included); 0 on followers.", []string{"state"}, nil),
 		queueDesc:    prometheus.NewDesc("ittybit_queue_depth", "Steps ready to run and waiting for a node, by step kind (0 on followers).", []string{"step_kind"}, nil),
+		projectDesc:  prometheus.NewDesc("ittybit_queue_depth_by_project", "Steps ready to run and waiting for a node, for the projects with the most (--queue-metrics-projects of them), the rest under other and the operator's tasks under none (0 on followers).", []string{"project"}, nil),
 		priorityDesc: prometheus.NewDesc("ittybit_queue_depth_by_priority", "Steps ready to run and waiting for a node, by their task's priority: low, normal, high (0 on followers).", []string{"priority"}, nil),
 		nodesDesc:    prometheus.NewDesc("ittybit_nodes", "Agents known to the leader, by state: ready, draining, down (0 on followers).", []string{"state"}, nil),
 	}
@@ -96,6 +100,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.queueDesc
 	ch <- m.priorityDesc
+	ch <- m.projectDesc
 	ch <- m.nodesDesc
 	ch <- m.partsDesc
 }
@@ -104,8 +109,13 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // sees them now.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	src := m.source
+	src, byProject := m.source, m.projects
 	m.mu.Unlock()
+	if byProject != nil {
+		for p, n := range byProject() {
+			ch <- prometheus.MustNewConstMetric(m.projectDesc, prometheus.GaugeValue, n, p)
+		}
+	}
 	queue, nodes, parts, priorities := map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
 	if src != nil {
 		queue, nodes, parts, priorities = src()

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/wait"
 )
 
 func anyNode(Ready) bool { return true }
@@ -196,4 +199,26 @@ func TestMaxConcurrentTasks(t *testing.T) {
 	if last[0].TaskID != other {
 		t.Errorf("after %s ended, got %s's %s, want %s", first, last[0].TaskID, last[0].Step, other)
 	}
+}
+
+// TestQueueByProject: the queue's depth by project names the projects
+// with the most queued, up to the bound, and sums the rest.
+func TestQueueByProject(t *testing.T) {
+	d, st := mustDispatcher(t, Config{MetricProjects: 2})
+	n := 0
+	for project, count := range map[string]int{"proj_a": 3, "proj_b": 2, "proj_c": 1, "proj_d": 1, "": 2} {
+		for range count {
+			n++
+			now := time.Now().UnixMilli()
+			id := fmt.Sprintf("qb%d", n)
+			task := api.Task{ID: id, Object: "task", Kind: encoders.KindImage, Input: "https://example.com/a.png", Status: api.TaskQueued, CreatedAt: now, UpdatedAt: now, Project: project}
+			for i, k := range api.StepKinds(encoders.KindImage) {
+				task.Steps = append(task.Steps, api.Step{ID: fmt.Sprintf("%s_s%d", id, i), Object: "step", Kind: k, Status: api.StepWaiting, CreatedAt: now})
+			}
+			seq++
+			st.CreateTasks(seq, now, []state.CreateRequest{{Task: task, Scope: "req", Key: id, BodyHash: "h"}})
+		}
+	}
+	want := map[string]float64{"proj_a": 3, "proj_b": 2, "other": 2, "none": 2}
+	wait.Until(t, "every task queued", 5*time.Second, func() bool { return cmp.Equal(d.queueByProject(), want) })
 }
