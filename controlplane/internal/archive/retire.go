@@ -165,6 +165,11 @@ func (r *Retirer) Run(ctx context.Context) {
 		for batch := range slices.Chunk(due, r.Batch) {
 			start, index := time.Now(), r.Store.AppliedIndex()
 			n, err := r.Store.RetireTasks(ctx, retirement(batch))
+			if err == nil {
+				// Counted even when leadership ends in the same moment:
+				// the entry applied, and no later leader retires them.
+				r.Metrics.Retired.Add(float64(n))
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -173,7 +178,6 @@ func (r *Retirer) Run(ctx context.Context) {
 				wait = every
 				break
 			}
-			r.Metrics.Retired.Add(float64(n))
 			dueCount = max(0, dueCount-n)
 			r.Metrics.Due.Set(float64(dueCount))
 			log.Debug("retired tasks", "count", n)
