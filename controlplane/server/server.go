@@ -288,8 +288,10 @@ func Open(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("archive staging folder: %w", err)
 		}
 		arch = archive.New(cfg.Storage, staging)
+		metrics := archive.NewMetrics(reg)
+		st.OnRetired(func(n int) { metrics.Retired.Add(float64(n)) })
 		retirer := &archive.Retirer{Store: st, Archive: arch, Retention: cfg.TaskRetention,
-			Metrics: archive.NewMetrics(reg), Logger: cfg.Logger.With("component", "archive")}
+			Metrics: metrics, Logger: cfg.Logger.With("component", "archive")}
 		st.OnLeader(retirer.Run)
 	}
 	if cfg.FilesTTL == 0 {

@@ -164,12 +164,10 @@ func (r *Retirer) Run(ctx context.Context) {
 		}
 		for batch := range slices.Chunk(due, r.Batch) {
 			start, index := time.Now(), r.Store.AppliedIndex()
+			// Metrics.Retired is counted by the store as this node applies
+			// the entries it proposed (server: Store.OnRetired), so an
+			// entry committed as leadership ended counts too.
 			n, err := r.Store.RetireTasks(ctx, retirement(batch))
-			if err == nil {
-				// Counted even when leadership ends in the same moment:
-				// the entry applied, and no later leader retires them.
-				r.Metrics.Retired.Add(float64(n))
-			}
 			if ctx.Err() != nil {
 				return
 			}

@@ -144,8 +144,13 @@ type (
 		// Events their events. V is 2 since entries name the events (an
 		// entry before names none, and its tasks' events are found by a
 		// walk over all of them).
-		V        int                `json:"v,omitempty"`
-		IDs      []string           `json:"ids"`
+		V   int      `json:"v,omitempty"`
+		IDs []string `json:"ids"`
+		// By is the node that proposed the entry (as leader): that node
+		// counts what it retired as it applies the entry, whether or not
+		// it still leads and its proposal's answer arrived. Absent in
+		// older entries; older nodes ignore it.
+		By       string             `json:"by,omitempty"`
 		Requests []state.RequestKey `json:"requests,omitempty"`
 		Events   []uint64           `json:"events,omitempty"`
 	}

@@ -20,6 +20,10 @@ type fsm struct {
 	// applied, when set, is called after each command with its type; the
 	// store counts and times applies for metrics.
 	applied func(commandType)
+	// node is this node's id; retired, when set, is called with how many
+	// tasks an entry this node proposed retired, as it applies.
+	node    string
+	retired atomic.Pointer[func(n int)]
 	// index is the Raft index of the last command applied to the state
 	// (after its change is visible to readers).
 	index atomic.Uint64
@@ -113,7 +117,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 	case cmdRetireTasks:
 		var c retireTasksCmd
 		mustDecode(t, payload, &c)
-		res = f.state.RetireTasks(state.Retirement{IDs: c.IDs, Requests: c.Requests, Events: c.Events, Listed: c.V >= 2})
+		n := f.state.RetireTasks(state.Retirement{IDs: c.IDs, Requests: c.Requests, Events: c.Events, Listed: c.V >= 2})
+		if fn := f.retired.Load(); fn != nil && c.By != "" && c.By == f.node {
+			(*fn)(n)
+		}
+		res = n
 	case cmdSetMeta:
 		var c setMetaCmd
 		mustDecode(t, payload, &c)

@@ -197,7 +197,7 @@ func Open(cfg Config) (*Store, error) {
 		s.closeIO()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
-	f := &fsm{state: s.state}
+	f := &fsm{state: s.state, node: cfg.NodeID}
 	s.fsm = f
 	s.raft, err = raft.NewRaft(rc, f, logs, s.boltDB, snaps, s.trans)
 	if err != nil {
@@ -554,13 +554,19 @@ func (s *Store) ExpireRequests(ctx context.Context, now int64) (int, error) {
 // the request keys that created them and their events; it returns how
 // many it dropped.
 func (s *Store) RetireTasks(ctx context.Context, r state.Retirement) (int, error) {
-	res, err := s.apply(ctx, cmdRetireTasks, retireTasksCmd{V: 2, IDs: r.IDs, Requests: r.Requests, Events: r.Events})
+	res, err := s.apply(ctx, cmdRetireTasks, retireTasksCmd{V: 2, IDs: r.IDs, Requests: r.Requests, Events: r.Events, By: s.cfg.NodeID})
 	if err != nil {
 		return 0, err
 	}
 	n, _ := res.(int)
 	return n, nil
 }
+
+// OnRetired calls fn, as this node applies each retire_tasks entry it
+// proposed, with how many tasks the entry retired: exactly once per entry
+// committed, even when leadership ended before the proposal's answer. Set
+// it before the store serves (entries applied before then are not counted).
+func (s *Store) OnRetired(fn func(n int)) { s.fsm.retired.Store(&fn) }
 
 // TrimEvents forgets the oldest events beyond Config.EventLimit, and
 // nothing else: the leader writes it as soon as the events outgrow the
