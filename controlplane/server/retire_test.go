@@ -214,8 +214,18 @@ func TestRetirement(t *testing.T) {
 	// state as it was; requests in flight) lets go; what stays is what
 	// the servers keep.
 	heapEnd := liveHeap()
+	// Within 1.2 × the level before the tasks. Under the race detector (10,000
+	// tasks, make test, beside the other packages on a loaded CI) what is
+	// in flight at either measure varied by a few MiB from run to run
+	// (12.3 → 15.0 MiB once, 1.04 × standalone): there, also within 3 % of
+	// what the tasks took above the level before them, which a leak of a
+	// few hundred bytes a task still exceeds. Without it, 1.2 × only.
+	allowed := 1.2 * float64(heap0)
+	if raceEnabled {
+		allowed = max(allowed, float64(heap0)+0.03*float64(heapFull-heap0))
+	}
 	wait.For(t, "the live heap to return to within 1.2 × its level before the tasks", time.Minute, func() error {
-		if heapEnd = min(heapEnd, liveHeap()); float64(heapEnd) > 1.2*float64(heap0) {
+		if heapEnd = min(heapEnd, liveHeap()); float64(heapEnd) > allowed {
 			return fmt.Errorf("%.1f MiB, %.2f × the %.1f MiB before the tasks (%.1f MiB with them)",
 				mib(heapEnd), float64(heapEnd)/float64(heap0), mib(heap0), mib(heapFull))
 		}
