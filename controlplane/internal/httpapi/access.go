@@ -225,20 +225,11 @@ func (a *API) checkKey(p principal, req api.KeyRequest) (string, error) {
 	if err := checkName("name", req.Name); err != nil {
 		problems = append(problems, err)
 	}
-	project := p.project
-	switch {
-	case req.Project != nil && !p.operator() && *req.Project != p.project:
-		return "", ittybit.FieldErrorf(ittybit.ErrForbidden, "project", "this key manages only the keys of its own project, %s", p.project)
-	case req.Project != nil:
-		project = *req.Project
-	}
-	switch {
-	case project == "":
-		problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidOption, "project", "project is required; accepted: the id of a project (GET /projects)"))
-	default:
-		if _, err := a.cfg.Store.State().Project(project); err != nil {
-			problems = append(problems, ittybit.FieldErrorf(ittybit.ErrUnknownProject, "project", "project %q does not exist; accepted: the id of a project (GET /projects)", project))
-		}
+	project, err := a.requestProject(p, req.Project, "keys")
+	if ittybit.KindOf(err) == ittybit.ErrForbidden {
+		return "", err
+	} else if err != nil {
+		problems = append(problems, err)
 	}
 	if req.Scopes != nil && len(req.Scopes) == 0 {
 		problems = append(problems, ittybit.FieldErrorf(ittybit.ErrInvalidScope, "scopes", "scopes is empty; accepted: one or more of %s (default: %s)", strings.Join(api.Scopes(), ", "), strings.Join(api.DefaultScopes(), ", ")))
@@ -296,7 +287,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 	switch res.Err {
 	case "":
 	case state.AccessUnknownProject:
-		return ittybit.FieldErrorf(ittybit.ErrUnknownProject, "project", "project %q does not exist; accepted: the id of a project (GET /projects)", project)
+		return unknownProject(project)
 	default:
 		return fmt.Errorf("create key %s: %s", k.ID, res.Err) // a fresh id and secret: never
 	}
@@ -308,16 +299,9 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {
-	p := who(r.Context())
-	project := p.project
-	for name, v := range r.URL.Query() {
-		if name != "project" {
-			return ittybit.Errorf(ittybit.ErrInvalidOption, "unknown query parameter %q; accepted: project", name)
-		}
-		if !p.sees(v[0]) {
-			return ittybit.Errorf(ittybit.ErrNotFound, "no project %q", v[0])
-		}
-		project = v[0]
+	project, err := projectQuery(r)
+	if err != nil {
+		return err
 	}
 	out := api.List[api.Key]{Object: "list", Data: []api.Key{}}
 	for _, k := range a.cfg.Store.State().Keys(project) {
@@ -361,4 +345,47 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, keyView(res.Key))
 	return nil
+}
+
+// requestProject returns the project a request to make a key or a
+// connection names (what: "keys", "connections"), or its key's own when it
+// names none, with why it cannot be used: a project's key naming another
+// project (forbidden), none named by an operator's key, or one that does
+// not exist.
+func (a *API) requestProject(p principal, named *string, what string) (string, error) {
+	project := p.project
+	switch {
+	case named != nil && !p.operator() && *named != p.project:
+		return "", ittybit.FieldErrorf(ittybit.ErrForbidden, "project", "this key manages only the %s of its own project, %s", what, p.project)
+	case named != nil:
+		project = *named
+	}
+	if project == "" {
+		return "", ittybit.FieldErrorf(ittybit.ErrInvalidOption, "project", "project is required; accepted: the id of a project (GET /projects)")
+	}
+	if _, err := a.cfg.Store.State().Project(project); err != nil {
+		return project, unknownProject(project)
+	}
+	return project, nil
+}
+
+func unknownProject(project string) error {
+	return ittybit.FieldErrorf(ittybit.ErrUnknownProject, "project", "project %q does not exist; accepted: the id of a project (GET /projects)", project)
+}
+
+// projectQuery reads a listing's query: the key's own project, or, for
+// an operator's key, the one ?project= names ("": every project's).
+func projectQuery(r *http.Request) (string, error) {
+	p := who(r.Context())
+	project := p.project
+	for name, v := range r.URL.Query() {
+		if name != "project" {
+			return "", ittybit.Errorf(ittybit.ErrInvalidOption, "unknown query parameter %q; accepted: project", name)
+		}
+		if !p.sees(v[0]) {
+			return "", ittybit.Errorf(ittybit.ErrNotFound, "no project %q", v[0])
+		}
+		project = v[0]
+	}
+	return project, nil
 }

@@ -80,16 +80,11 @@ func (a *API) checkConnection(r *http.Request, req api.ConnectionRequest, create
 		if err := checkName("name", req.Name); err != nil {
 			problems = append(problems, err)
 		}
-		switch {
-		case req.Project != nil && !p.operator() && *req.Project != p.project:
-			return "", ittybit.FieldErrorf(ittybit.ErrForbidden, "project", "this key manages only the connections of its own project, %s", p.project)
-		case req.Project != nil:
-			project = *req.Project
-		}
-		if project == "" {
-			bad("project", "project is required; accepted: the id of a project (GET /projects)")
-		} else if _, err := a.cfg.Store.State().Project(project); err != nil {
-			problems = append(problems, ittybit.FieldErrorf(ittybit.ErrUnknownProject, "project", "project %q does not exist; accepted: the id of a project (GET /projects)", project))
+		var err error
+		if project, err = a.requestProject(p, req.Project, "connections"); ittybit.KindOf(err) == ittybit.ErrForbidden {
+			return "", err
+		} else if err != nil {
+			problems = append(problems, err)
 		}
 		for field, v := range map[string]*string{"kind": req.Kind, "bucket": req.Bucket, "access_key_id": req.AccessKeyID, "secret_access_key": req.SecretAccessKey} {
 			if v == nil || *v == "" {
@@ -208,7 +203,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 	case state.AccessExists:
 		return ittybit.FieldErrorf(ittybit.ErrInvalidOption, "bucket", "project %s already has a connection for bucket %s; accepted: change it with PATCH", project, c.Bucket)
 	case state.AccessUnknownProject:
-		return ittybit.FieldErrorf(ittybit.ErrUnknownProject, "project", "project %q does not exist; accepted: the id of a project (GET /projects)", project)
+		return unknownProject(project)
 	default:
 		return fmt.Errorf("create connection %s: %s", c.ID, res.Err)
 	}
@@ -218,16 +213,9 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
-	p := who(r.Context())
-	project := p.project
-	for name, v := range r.URL.Query() {
-		if name != "project" {
-			return ittybit.Errorf(ittybit.ErrInvalidOption, "unknown query parameter %q; accepted: project", name)
-		}
-		if !p.sees(v[0]) {
-			return ittybit.Errorf(ittybit.ErrNotFound, "no project %q", v[0])
-		}
-		project = v[0]
+	project, err := projectQuery(r)
+	if err != nil {
+		return err
 	}
 	out := api.List[api.Connection]{Object: "list", Data: []api.Connection{}}
 	for _, c := range a.cfg.Store.State().Connections(project) {
