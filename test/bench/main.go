@@ -47,6 +47,9 @@ type config struct {
 	stepTime  time.Duration
 	encSecs   int
 	splitSecs int
+	// splitRuns: how many times the split benchmark times each side,
+	// interleaved.
+	splitRuns int
 	// smallRuns and smallBurst: runs of each small task, and tasks of
 	// each kind in its CPU burst.
 	smallRuns, smallBurst int
@@ -79,6 +82,7 @@ func run(ctx context.Context, args []string) error {
 	fl.DurationVar(&c.stepTime, "step-time", 20*time.Millisecond, "how long a simulated agent takes per step")
 	fl.IntVar(&c.encSecs, "encoder-seconds", 4, "length of the clip of the encoder table")
 	fl.IntVar(&c.splitSecs, "split-seconds", 120, "length of the video of the split benchmark")
+	fl.IntVar(&c.splitRuns, "split-runs", 3, "how many times the split benchmark times each side, interleaved (the medians are compared)")
 	fl.IntVar(&c.smallRuns, "small-runs", 9, "runs of each small task (at least 9)")
 	fl.IntVar(&c.smallBurst, "small-burst", 100, "tasks of each kind in the small tasks' CPU burst")
 	fl.IntVar(&c.memStateTasks, "mem-state-tasks", 1_000_000, "finished tasks of the in-process memory measure (the state package; 0: not measured)")

@@ -63,15 +63,29 @@ func benchSplit(ctx context.Context, e *env, c config, rep *report) error {
 		}
 		return timeTask(ctx, client.New(srv.url, apiKey), req)
 	}
-	whole, wt, err := cluster("split-off", "0", "0")
-	if err != nil {
-		return err
+	// The two sides alternate, each run on fresh servers, so that a slow
+	// spell of the shared machine falls on both; the medians are compared.
+	var wholes, splits []float64
+	var st *api.Task
+	var wholeRuns, splitRuns []string
+	for i := range max(c.splitRuns, 1) {
+		whole, wt, err := cluster(fmt.Sprintf("split-off%d", i), "0", "0")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "   whole on one CPU: %.1fs (%s)\n", secs(whole), breakdown(wt))
+		split, t, err := cluster(fmt.Sprintf("split-on%d", i), "30", "0", "1")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "   split on two CPUs: %.1fs\n", secs(split))
+		wholes, splits = append(wholes, secs(whole)), append(splits, secs(split))
+		wholeRuns, splitRuns = append(wholeRuns, f2(secs(whole))), append(splitRuns, f2(secs(split)))
+		if st == nil || secs(split) <= median(splits) {
+			st = t // the timeline shown: a run at or below the median
+		}
 	}
-	fmt.Fprintf(os.Stderr, "   whole on one CPU: %.1fs (%s)\n", secs(whole), breakdown(wt))
-	split, st, err := cluster("split-on", "30", "0", "1")
-	if err != nil {
-		return err
-	}
+	whole, split := median(wholes), median(splits)
 	parts := 0
 	nodes := map[string]bool{}
 	for _, p := range st.Steps[2].Parts {
@@ -80,23 +94,25 @@ func benchSplit(ctx context.Context, e *env, c config, rep *report) error {
 			nodes[*p.Node] = true
 		}
 	}
-	fmt.Fprintf(os.Stderr, "   split on two CPUs: %.1fs, %d parts on %d agents\n", secs(split), parts, len(nodes))
+	fmt.Fprintf(os.Stderr, "   split: %d parts on %d agents\n", parts, len(nodes))
 	timeline := splitTimeline(st)
 	fmt.Fprintf(os.Stderr, "   %s\n", timeline)
-	ratio := secs(split) / secs(whole)
+	ratio := split / whole
 	rep.add(&section{
 		title: "6. Split encodes across agents",
 		intro: fmt.Sprintf("The same %d s 640×360 30 fps video (testsrc2 with light noise, sound) → h264 mp4 at `quality: high`, "+
 			"timed from `POST /tasks` to `finished_at`: **whole** on one server and one agent pinned to CPU 0 (`taskset -c 0`, `--slots 1 --encode-threads 1`, "+
-			"`--split-seconds 0`), against **split** into 30 s parts on one server and two such agents pinned to CPUs 0 and 1.", c.splitSecs),
-		header: []string{"what", "seconds", "parts", "agents", "ratio to whole"},
+			"`--split-seconds 0`), against **split** into 30 s parts on one server and two such agents pinned to CPUs 0 and 1. "+
+			"The two alternate, %d runs each, every run on fresh processes; the table compares the medians (the host's other load "+
+			"moved single runs of either side by 15 %%).", c.splitSecs, max(c.splitRuns, 1)),
+		header: []string{"what", "median s", "runs (s)", "parts", "agents", "ratio to whole"},
 		rows: [][]string{
-			{"whole, one agent (anchor)", f2(secs(whole)), "—", "1", "1.00"},
-			{"split, two agents", f2(secs(split)), strconv.Itoa(parts), strconv.Itoa(len(nodes)), f3(ratio)},
+			{"whole, one agent (anchor)", f2(whole), strings.Join(wholeRuns, ", "), "—", "1", "1.00"},
+			{"split, two agents", f2(split), strings.Join(splitRuns, ", "), strconv.Itoa(parts), strconv.Itoa(len(nodes)), f3(ratio)},
 		},
 		target: "split ≤ 0.6 × whole (ideal 0.5)",
 		met:    verdict(ratio <= 0.6),
-		notes:  []string{"Where the split task's time went (seconds from its creation): " + timeline + "."},
+		notes:  []string{"Where the time went in a split run at or below the median (seconds from the task's creation): " + timeline + "."},
 	})
 	return nil
 }
