@@ -3,7 +3,9 @@ package encoders
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,6 +149,24 @@ type Options struct {
 	unknown []string
 	// notObject is set when the options were not a JSON object.
 	notObject bool
+}
+
+// Clone returns a deep copy of o: nothing it points to is shared.
+func (o Options) Clone() Options {
+	c := o
+	c.Width, c.Height = clonePtr(o.Width), clonePtr(o.Height)
+	c.FPS, c.Bitrate, c.Start, c.End = clonePtr(o.FPS), clonePtr(o.Bitrate), clonePtr(o.Start), clonePtr(o.End)
+	c.bad = maps.Clone(o.bad)
+	c.unknown = slices.Clone(o.unknown)
+	return c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // optionNames is every option, in the API's order.

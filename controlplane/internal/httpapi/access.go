@@ -179,7 +179,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request) error {
 		return ittybit.FieldErrorf(ittybit.ErrInvalidOption, "max_concurrent_tasks", "max_concurrent_tasks %d is out of range; accepted: 0 (no cap) to %d", *req.MaxConcurrentTasks, maxConcurrent)
 	}
 	now := a.cfg.Now()
-	p := &state.Project{ID: "proj_" + newULID(now), Name: strings.TrimSpace(*req.Name), CreatedAt: now.UnixMilli()}
+	p := &state.Project{ID: newID("proj_", now), Name: strings.TrimSpace(*req.Name), CreatedAt: now.UnixMilli()}
 	if req.MaxConcurrentTasks != nil {
 		p.MaxConcurrentTasks = *req.MaxConcurrentTasks
 	}
@@ -272,7 +272,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := a.cfg.Now()
-	k := &state.Key{ID: "key_" + newULID(now), Name: strings.TrimSpace(*req.Name), Project: project, Scopes: scopes,
+	k := &state.Key{ID: newID("key_", now), Name: strings.TrimSpace(*req.Name), Project: project, Scopes: scopes,
 		Prefix: secret[:len(keyPrefix)+8], Hash: HashKey(secret), CreatedAt: now.UnixMilli()}
 	if req.RateLimit != nil {
 		k.RateLimit = *req.RateLimit

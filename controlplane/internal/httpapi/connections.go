@@ -177,7 +177,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 		return ittybit.FieldErrorf(ittybit.ErrInvalidOption, "bucket", "project %s already has connection %s for bucket %s; accepted: change it with PATCH /connections/%s, or a bucket it has none for", project, cur.ID, cur.Bucket, cur.ID)
 	}
 	now := a.cfg.Now()
-	c := &state.Connection{ID: "conn_" + newULID(now), Name: strings.TrimSpace(*req.Name), Project: project, Kind: *req.Kind, Bucket: *req.Bucket,
+	c := &state.Connection{ID: newID("conn_", now), Name: strings.TrimSpace(*req.Name), Project: project, Kind: *req.Kind, Bucket: *req.Bucket,
 		AccessKeyID: *req.AccessKeyID, CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli()}
 	if req.Endpoint != nil {
 		c.Endpoint = *req.Endpoint

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -188,8 +189,13 @@ func elsewhere(err error) error {
 	return err
 }
 
+// newRequestID returns 32 hex digits: the time in milliseconds (6 bytes),
+// then 10 random bytes. Time first keeps the ids of a moment together in
+// the replicated table of request keys, so a batch's inserts share one path
+// of its tree instead of copying a path each.
 func newRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(b[6:])
 	return hex.EncodeToString(b[:])
 }

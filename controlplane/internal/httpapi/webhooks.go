@@ -144,7 +144,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := a.cfg.Now()
-	e := &state.Endpoint{ID: "wh_" + newULID(now), URL: *req.URL, Events: req.Events, Secrets: []state.Secret{{Secret: secret}},
+	e := &state.Endpoint{ID: newID("wh_", now), URL: *req.URL, Events: req.Events, Secrets: []state.Secret{{Secret: secret}},
 		CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli(), Project: who(r.Context()).project}
 	if req.Description != nil {
 		e.Description = *req.Description
@@ -300,7 +300,7 @@ func (a *API) testWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := a.cfg.Now()
-	id := "msg_" + newULID(now)
+	id := newID("msg_", now)
 	payload, _ := json.Marshal(map[string]any{"id": id, "object": "event", "type": api.EventWebhookTest, "created_at": now.UnixMilli(),
 		"data": map[string]any{"webhook": e.ID, "message": fmt.Sprintf("a test message from ittybit to %s", e.URL)}})
 	test := &state.Delivery{ID: id, EventType: api.EventWebhookTest, Payload: payload, CreatedAt: now.UnixMilli()}

@@ -104,14 +104,14 @@ func (s *Store) Retirable(now, before int64, limit int) []Retiree {
 	// A request is remembered a day at most: with a longer retention, the
 	// keys of the tasks due have expired, and there is nothing to walk for.
 	if now-newest < max(IdempotencyTTL, RequestTTL) {
-		it, err := txn.Get(tableRequests, "id")
-		for raw := next(it, err); raw != nil; raw = it.Next() {
-			if r := raw.(*Request); r.TaskID != "" {
+		s.reqs.Load().clone().Ascend(func(r *Request) bool {
+			if r.TaskID != "" {
 				if i, ok := at[r.TaskID]; ok {
 					out[i].Requests = append(out[i].Requests, RequestKey{Scope: r.Scope, Key: r.Key})
 				}
 			}
-		}
+			return true
+		})
 	}
 	// A task's events are no newer than its end: the walk stops past the
 	// last end among them (give or take the leaders' clocks). An event it
@@ -183,11 +183,9 @@ func (s *Store) RetireTasks(r Retirement) int {
 	if len(gone) == 0 {
 		return 0
 	}
+	reqs := s.reqs.Load()
 	for _, k := range r.Requests {
-		raw, err := txn.First(tableRequests, "id", k.Scope, k.Key)
-		if err == nil && raw != nil && gone[raw.(*Request).TaskID] {
-			_ = txn.Delete(tableRequests, raw)
-		}
+		reqs.remove(k.Scope, k.Key, func(r *Request) bool { return gone[r.TaskID] })
 	}
 	dropped := map[uint64]*Event{}
 	keep := func(e *Event) {

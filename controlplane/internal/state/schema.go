@@ -6,7 +6,9 @@ import (
 
 // Table names.
 const (
-	tableTasks    = "tasks"
+	tableTasks = "tasks"
+	// Request keys are kept outside memdb (requests.go); the name is
+	// their records' in snapshots.
 	tableRequests = "requests"
 	tableServers  = "servers"
 	tableNodes    = "nodes"
@@ -51,12 +53,6 @@ func schema() *memdb.DBSchema {
 					}
 					return ""
 				}}},
-			},
-		},
-		tableRequests: {
-			Name: tableRequests,
-			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: pairIndex[Request]{func(r *Request) (string, string) { return r.Scope, r.Key }}},
 			},
 		},
 		tableNodes: {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/json"
+	"sync"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -35,7 +36,7 @@ func (s Seed) Task() api.Task {
 		Status: api.TaskQueued, CreatedAt: s.At, UpdatedAt: s.At, Project: s.Project, Priority: s.Priority,
 	}
 	if len(s.Options) > 0 {
-		_ = json.Unmarshal(s.Options, &t.Options) // never fails: Options keeps what it cannot read
+		t.Options = decodeOptions(s.Options)
 	}
 	if s.Output != "" {
 		out := s.Output
@@ -57,6 +58,35 @@ func (s Seed) Task() api.Task {
 		})
 	}
 	return t
+}
+
+// optionsCache holds the options seeds carried lately, decoded: tasks
+// come in runs with the same options (one preset, many inputs), and
+// decoding them again on every node for every task was a tenth of a
+// create's cost in the state machine.
+var optionsCache = struct {
+	sync.Mutex
+	m map[string]encoders.Options
+}{m: map[string]encoders.Options{}}
+
+// optionsCacheSize bounds optionsCache; when full it starts again.
+const optionsCacheSize = 256
+
+// decodeOptions decodes the options of a seed (the leader's validated
+// form), each time into memory of its own.
+func decodeOptions(raw []byte) encoders.Options {
+	optionsCache.Lock()
+	defer optionsCache.Unlock()
+	if o, ok := optionsCache.m[string(raw)]; ok {
+		return o.Clone()
+	}
+	var o encoders.Options
+	_ = json.Unmarshal(raw, &o) // never fails: Options keeps what it cannot read
+	if len(optionsCache.m) >= optionsCacheSize {
+		clear(optionsCache.m)
+	}
+	optionsCache.m[string(raw)] = o
+	return o.Clone()
 }
 
 // SeedRequest is a CreateRequest in the log's compact form.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/google/btree"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -23,12 +24,14 @@ type record struct {
 // Snapshot is a point-in-time view of the state, cheap to take; WriteTo
 // does the I/O and may run while the state keeps changing.
 type Snapshot struct {
-	txn *memdb.Txn
+	txn  *memdb.Txn
+	reqs *btree.BTreeG[*Request]
 }
 
-// Snapshot captures the current state.
+// Snapshot captures the current state. The state machine calls it between
+// two entries.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{txn: s.db.Load().Txn(false)}
+	return &Snapshot{txn: s.db.Load().Txn(false), reqs: s.reqs.Load().clone()}
 }
 
 // WriteTo writes the snapshot as JSON lines.
@@ -40,24 +43,34 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return cw.n, err
 	}
 	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries, tableProjects, tableKeys, tableConnections} {
-		it, err := sn.txn.Get(table, "id")
-		if err != nil {
-			return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
-		}
 		// Each line is what enc.Encode(record{Type: table, Data: data})
 		// writes, framed by hand: the encoder would scan data once more
 		// to check it, and snapshots of a large state are mostly that.
 		head := []byte(`{"t":"` + table + `","d":`)
-		for raw := it.Next(); raw != nil; raw = it.Next() {
+		var werr error
+		write := func(raw any) bool {
 			data, err := json.Marshal(raw)
 			if err != nil {
-				return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
+				werr = fmt.Errorf("snapshot %s: %w", table, err)
+				return false
 			}
 			cw.Write(head)
 			cw.Write(data)
-			if _, err := cw.Write([]byte("}\n")); err != nil {
-				return cw.n, err
+			_, werr = cw.Write([]byte("}\n"))
+			return werr == nil
+		}
+		if table == tableRequests {
+			sn.reqs.Ascend(func(r *Request) bool { return write(r) })
+		} else {
+			it, err := sn.txn.Get(table, "id")
+			if err != nil {
+				return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
 			}
+			for raw := it.Next(); raw != nil && write(raw); raw = it.Next() {
+			}
+		}
+		if werr != nil {
+			return cw.n, werr
 		}
 	}
 	return cw.n, bw.Flush()
@@ -79,6 +92,7 @@ func (s *Store) Restore(r io.Reader) error {
 	db := mustDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
+	reqs := newRequests()
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	first := true
 	var events int64
@@ -148,6 +162,10 @@ func (s *Store) Restore(r io.Reader) error {
 		if rec.Type == tableEvents {
 			events++
 		}
+		if r, ok := obj.(*Request); ok {
+			reqs.t.ReplaceOrInsert(r)
+			continue
+		}
 		if err := txn.Insert(rec.Type, obj); err != nil {
 			return fmt.Errorf("snapshot %s: %w", rec.Type, err)
 		}
@@ -158,6 +176,7 @@ func (s *Store) Restore(r io.Reader) error {
 	last := lastEventSeq(txn)
 	txn.Commit()
 	s.db.Store(db)
+	s.reqs.Store(reqs)
 	s.lastEvent = last
 	s.eventCount.Store(events)
 	return nil

@@ -32,6 +32,7 @@ const (
 // with each other and with one writer (the FSM).
 type Store struct {
 	db       atomic.Pointer[memdb.MemDB]
+	reqs     atomic.Pointer[requests] // request keys (requests.go)
 	observer atomic.Pointer[func(Change)]
 	names    sync.Map // node name → *string (Store.node)
 
@@ -52,6 +53,7 @@ type Store struct {
 func New() *Store {
 	s := &Store{}
 	s.db.Store(mustDB())
+	s.reqs.Store(newRequests())
 	return s
 }
 
@@ -94,7 +96,7 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 	out := make([]CreateResult, len(reqs))
 	var created []*Task
 	for i, r := range reqs {
-		if prev := liveRequest(txn, r.Scope, r.Key, now); prev != nil {
+		if prev := s.liveRequest(r.Scope, r.Key, now); prev != nil {
 			if prev.BodyHash != r.BodyHash {
 				out[i] = CreateResult{Conflict: true}
 				continue
@@ -110,7 +112,7 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 			t.Runs[0].ReadyAt = t.CreatedAt
 		}
 		mustInsert(txn, tableTasks, t)
-		mustInsert(txn, tableRequests, &Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
+		s.reqs.Load().put(&Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
 		s.addEvent(txn, api.EventTaskCreated, t, t.CreatedAt, "", 0)
 		out[i] = CreateResult{Task: &t.Task}
 		created = append(created, t)
@@ -123,13 +125,9 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 
 // liveRequest returns the remembered request with this key, unless it has
 // expired by now.
-func liveRequest(txn *memdb.Txn, scope, key string, now int64) *Request {
-	raw, err := txn.First(tableRequests, "id", scope, key)
-	if err != nil || raw == nil {
-		return nil
-	}
-	r := raw.(*Request)
-	if now-r.CreatedAt >= ttl(scope) {
+func (s *Store) liveRequest(scope, key string, now int64) *Request {
+	r := s.reqs.Load().get(scope, key)
+	if r == nil || now-r.CreatedAt >= ttl(scope) {
 		return nil
 	}
 	return r
@@ -147,23 +145,7 @@ func ttl(scope string) int64 {
 
 // ExpireRequests forgets request keys that expired by now.
 func (s *Store) ExpireRequests(now int64) int {
-	txn := s.db.Load().Txn(true)
-	defer txn.Abort()
-	it, err := txn.Get(tableRequests, "id")
-	if err != nil {
-		return 0
-	}
-	var old []*Request
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if r := raw.(*Request); now-r.CreatedAt >= ttl(r.Scope) {
-			old = append(old, r)
-		}
-	}
-	for _, r := range old {
-		_ = txn.Delete(tableRequests, r)
-	}
-	txn.Commit()
-	return len(old)
+	return s.reqs.Load().removeIf(func(r *Request) bool { return now-r.CreatedAt >= ttl(r.Scope) })
 }
 
 // CancelTask ends a task as cancelled at time now: the task and every step
@@ -193,7 +175,7 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 			if cur.CancelledBy == req.Mark() {
 				return &c, nil
 			}
-			if prev := liveRequest(txn, req.Scope, req.Key, now); prev != nil && prev.TaskID == id {
+			if prev := s.liveRequest(req.Scope, req.Key, now); prev != nil && prev.TaskID == id {
 				return &c, nil
 			}
 		}

@@ -172,8 +172,8 @@ func TestCancelRetried(t *testing.T) {
 	if got, err := s.CancelRequest("t1", 2000+2*RequestTTL, req); err != nil || got.Status != api.TaskCancelled {
 		t.Errorf("the same request much later: %v, %+v", err, got)
 	}
-	if raw, _ := s.db.Load().Txn(false).First(tableRequests, "id", req.Scope, req.Key); raw != nil {
-		t.Errorf("a cancel stored a request record: %+v", raw)
+	if r := s.reqs.Load().get(req.Scope, req.Key); r != nil {
+		t.Errorf("a cancel stored a request record: %+v", r)
 	}
 	r := restored(t, s)
 	if _, err := r.CancelRequest("t1", 3000, req); err != nil {
@@ -193,9 +193,7 @@ func TestCancelRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := RequestKey{Scope: "req:cancel:k", Key: "r-old"}
-	txn := s.db.Load().Txn(true)
-	mustInsert(txn, tableRequests, &Request{Scope: old.Scope, Key: old.Key, TaskID: "t2", CreatedAt: 4000})
-	txn.Commit()
+	s.reqs.Load().put(&Request{Scope: old.Scope, Key: old.Key, TaskID: "t2", CreatedAt: 4000})
 	if _, err := s.CancelRequest("t2", 4500, old); err != nil {
 		t.Errorf("the same request, recorded the old way: %v", err)
 	}

@@ -91,6 +91,14 @@ func ReadBatch(b []byte) (now int64, reqs []state.SeedRequest, err error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	count := 0
+	_ = fields(b, func(num protowire.Number, typ protowire.Type, _ uint64, _ []byte) error {
+		if num == fRequest && typ == protowire.BytesType {
+			count++
+		}
+		return nil
+	})
+	reqs = make([]state.SeedRequest, 0, count)
 	err = fields(b, func(num protowire.Number, typ protowire.Type, v uint64, data []byte) error {
 		switch {
 		case num == fNow && typ == protowire.VarintType:
@@ -152,6 +160,9 @@ func readSeedRequest(b []byte, r *state.SeedRequest) error {
 		case fID:
 			s.ID = string(data)
 		case fStepID:
+			if s.StepIDs == nil {
+				s.StepIDs = make([]string, 0, 4) // a task's steps
+			}
 			s.StepIDs = append(s.StepIDs, string(data))
 		case fKind:
 			s.Kind = encoders.Kind(data)
