@@ -32,7 +32,7 @@ import (
 // again, as before, for a while.
 const (
 	maxForwardBatch    = 256
-	maxForwardInFlight = 4
+	maxForwardInFlight = 2
 	// maxBatchedBody: a larger request is forwarded whole, so that a
 	// batch stays within maxBatchBytes.
 	maxBatchedBody = 64 << 10
