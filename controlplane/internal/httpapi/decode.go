@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -46,12 +47,12 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 		isNull := string(bytes.TrimSpace(raw)) == "null"
 		switch k {
 		case "input":
-			if !isNull && json.Unmarshal(raw, &req.Input) != nil {
+			if !isNull && !decodeString(raw, &req.Input) {
 				bad(ittybit.ErrInvalidInput, "input", "input must be a URL string (http://, https://, or s3://)")
 			}
 		case "kind":
 			var s string
-			if !isNull && json.Unmarshal(raw, &s) != nil {
+			if !isNull && !decodeString(raw, &s) {
 				bad(ittybit.ErrInvalidKind, "kind", "kind must be a string, one of video, audio, image, adaptive_video")
 			}
 			req.Kind = encoders.Kind(s)
@@ -60,7 +61,7 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 				bad(ittybit.ErrInvalidOption, "options", "options must be a JSON object")
 			}
 		case "output":
-			if !isNull && json.Unmarshal(raw, &req.Output) != nil {
+			if !isNull && !decodeString(raw, &req.Output) {
 				bad(ittybit.ErrInvalidOutput, "output", "output must be a string: an s3://bucket/key URL")
 			}
 		case "metadata":
@@ -73,7 +74,7 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 			}
 			req.Metadata = canonical(m)
 		case "priority":
-			if !isNull && (json.Unmarshal(raw, &req.Priority) != nil || !slices.Contains(api.Priorities(), req.Priority)) {
+			if !isNull && (!decodeString(raw, &req.Priority) || !slices.Contains(api.Priorities(), req.Priority)) {
 				bad(ittybit.ErrInvalidOption, "priority", "priority must be one of "+strings.Join(api.Priorities(), ", ")+" (default: the API key's, normal for the operator's)")
 			}
 		default:
@@ -88,6 +89,27 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 		return req, errors.Join(errs...)
 	}
 	return req, nil
+}
+
+// decodeString reads a JSON string into dst, as json.Unmarshal does; a
+// plain one (no escapes, valid UTF-8: nearly every URL and name) is taken
+// as it is, without the decoder's second scan and reflection.
+func decodeString(raw json.RawMessage, dst *string) bool {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		body := raw[1 : n-1]
+		plain := utf8.Valid(body)
+		for _, c := range body {
+			if c < 0x20 || c == '\\' || c == '"' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			*dst = string(body)
+			return true
+		}
+	}
+	return json.Unmarshal(raw, dst) == nil
 }
 
 func jsonErr(err error) string {
