@@ -99,6 +99,8 @@ func benchMemory(ctx context.Context, e *env, c config, rep *report) error {
 		"Before events shared their task's stored version and the tasks table lost its index in commit order (the commit before them, this section on the same machine): "+
 			"in-process 1,673 B per finished task; one server 3,014 B of live heap and 8,080 B of RSS (read at once, not settled) per finished task, 4,661 B live per queued task. "+
 			"Before retirement was paced in entries of 50: p99 of POST /tasks 4.48 × the anchor while tasks retired (155.1 against 34.6 ms, 8 s windows).",
+		"Before request keys left memdb for a B-tree of their own (the commit before 0b1dc8a, this section on the same machine the same day): "+
+			"in-process 1,297 B per finished task; one server 1,786 B of live heap and 4,065 B of RSS per finished task, 4,098 B live per queued task.",
 		"RSS is per finished task: queued tasks are the work in hand, bounded by the fleet's pace, not by history; each still holds its steps whole (about 4 KiB of live heap), which compact step records would cut.")
 	rep.add(s)
 	return nil
