@@ -145,7 +145,6 @@ func (t *Task) decoded() {
 	}
 	t.Metadata = unnull(t.Metadata)
 	t.Runs = make([]StepRun, len(t.Steps))
-	t.setActive()
 }
 
 func unnull(m json.RawMessage) json.RawMessage {

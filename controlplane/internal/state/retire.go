@@ -185,7 +185,7 @@ func (s *Store) RetireTasks(r Retirement) int {
 	}
 	reqs := s.reqs.Load()
 	for _, k := range r.Requests {
-		reqs.remove(k.Scope, k.Key, func(r *Request) bool { return gone[r.TaskID] })
+		reqs.delete(&Request{Scope: k.Scope, Key: k.Key}, func(r *Request) bool { return gone[r.TaskID] })
 	}
 	dropped := map[uint64]*Event{}
 	keep := func(e *Event) {

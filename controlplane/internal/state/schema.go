@@ -34,9 +34,8 @@ func schema() *memdb.DBSchema {
 				// retirement, snapshots and the hash walk it (an index in
 				// commit order cost 400 bytes a task).
 				"id": {Name: "id", Unique: true, Indexer: taskStringIndex{func(raw any) string { id, _, _, _ := taskFields(raw); return id }}},
-				// active holds only the tasks that have not ended (an empty
-				// key is not indexed), so it costs nothing for the many
-				// finished ones, which are frozen.
+				// The tasks that have not ended are kept apart (Store.active,
+				// cow.go), not in an index.
 				// project holds a project's tasks in id order (key
 				// project, NUL, id); tasks of the operator's keys have no
 				// project and no entry.
@@ -44,12 +43,6 @@ func schema() *memdb.DBSchema {
 					if p := taskProject(raw); p != "" {
 						id, _, _, _ := taskFields(raw)
 						return p + "\x00" + id
-					}
-					return ""
-				}}},
-				"active": {Name: "active", AllowMissing: true, Indexer: taskStringIndex{func(raw any) string {
-					if t, ok := raw.(*Task); ok {
-						return t.ActiveKey
 					}
 					return ""
 				}}},

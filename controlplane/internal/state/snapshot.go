@@ -92,7 +92,7 @@ func (s *Store) Restore(r io.Reader) error {
 	db := mustDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	reqs := newRequests()
+	reqs, active := newRequests(), newActive()
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	first := true
 	var events int64
@@ -125,9 +125,11 @@ func (s *Store) Restore(r io.Reader) error {
 			if err := json.Unmarshal(rec.Data, t); err != nil {
 				return fmt.Errorf("snapshot task: %w", err)
 			}
-			t.setActive()
 			// Snapshots before cold tasks hold finished tasks whole.
 			obj = stored(t)
+			if !t.Status.Finished() {
+				active.put(t.ID)
+			}
 		case tableRequests:
 			obj = &Request{}
 		case tableServers:
@@ -177,6 +179,7 @@ func (s *Store) Restore(r io.Reader) error {
 	txn.Commit()
 	s.db.Store(db)
 	s.reqs.Store(reqs)
+	s.active.Store(active)
 	s.lastEvent = last
 	s.eventCount.Store(events)
 	return nil

@@ -32,7 +32,8 @@ const (
 // with each other and with one writer (the FSM).
 type Store struct {
 	db       atomic.Pointer[memdb.MemDB]
-	reqs     atomic.Pointer[requests] // request keys (requests.go)
+	reqs     atomic.Pointer[cowTree[*Request]] // request keys (cow.go)
+	active   atomic.Pointer[cowTree[string]]   // ids of the tasks not ended (cow.go)
 	observer atomic.Pointer[func(Change)]
 	names    sync.Map // node name → *string (Store.node)
 
@@ -54,6 +55,7 @@ func New() *Store {
 	s := &Store{}
 	s.db.Store(mustDB())
 	s.reqs.Store(newRequests())
+	s.active.Store(newActive())
 	return s
 }
 
@@ -107,11 +109,10 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 			}
 		}
 		t := &Task{Task: r.Task, Seq: index<<16 | uint64(i), Runs: make([]StepRun, len(r.Task.Steps))}
-		t.setActive()
 		if len(t.Runs) > 0 {
 			t.Runs[0].ReadyAt = t.CreatedAt
 		}
-		mustInsert(txn, tableTasks, t)
+		s.putTask(txn, t)
 		s.reqs.Load().put(&Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
 		s.addEvent(txn, api.EventTaskCreated, t, t.CreatedAt, "", 0)
 		out[i] = CreateResult{Task: &t.Task}
@@ -126,8 +127,8 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 // liveRequest returns the remembered request with this key, unless it has
 // expired by now.
 func (s *Store) liveRequest(scope, key string, now int64) *Request {
-	r := s.reqs.Load().get(scope, key)
-	if r == nil || now-r.CreatedAt >= ttl(scope) {
+	r, ok := s.reqs.Load().get(&Request{Scope: scope, Key: key})
+	if !ok || now-r.CreatedAt >= ttl(scope) {
 		return nil
 	}
 	return r
@@ -183,7 +184,6 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 	}
 	t := cur.clone()
 	t.Status = api.TaskCancelled
-	t.setActive()
 	t.Error = &api.Error{Kind: "cancelled", Message: "the task was cancelled"}
 	t.FinishedAt, t.UpdatedAt = &now, now
 	t.CancelledBy = req.Mark()
@@ -199,8 +199,7 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 		}
 		cancelParts(st, now)
 	}
-	st := stored(t)
-	mustInsert(txn, tableTasks, st)
+	st := s.putTask(txn, t)
 	s.addEvent(txn, api.EventTaskCancelled, st, now, "", 0)
 	txn.Commit()
 	s.eventsCommitted()
@@ -219,10 +218,28 @@ func (s *Store) UpsertServer(srv Server) {
 	txn.Commit()
 }
 
+// putTask stores a task's new version (frozen when it has ended) and
+// returns what was stored.
+func (s *Store) putTask(txn *memdb.Txn, t *Task) any {
+	st := stored(t)
+	mustInsert(txn, tableTasks, st)
+	s.markActive(t.ID, !t.Status.Finished())
+	return st
+}
+
 func mustInsert(txn *memdb.Txn, table string, obj any) {
 	if err := txn.Insert(table, obj); err != nil {
 		panic(fmt.Sprintf("insert into %s: %v", table, err)) // schema violation: a bug
 	}
+}
+
+// getRaw returns the stored form of a task (*Task or *coldTask), or nil.
+func getRaw(txn *memdb.Txn, id string) any {
+	raw, err := txn.First(tableTasks, "id", id)
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 func getTask(txn *memdb.Txn, id string) *Task {

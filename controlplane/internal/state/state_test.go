@@ -172,7 +172,7 @@ func TestCancelRetried(t *testing.T) {
 	if got, err := s.CancelRequest("t1", 2000+2*RequestTTL, req); err != nil || got.Status != api.TaskCancelled {
 		t.Errorf("the same request much later: %v, %+v", err, got)
 	}
-	if r := s.reqs.Load().get(req.Scope, req.Key); r != nil {
+	if r, ok := s.reqs.Load().get(&Request{Scope: req.Scope, Key: req.Key}); ok {
 		t.Errorf("a cancel stored a request record: %+v", r)
 	}
 	r := restored(t, s)

@@ -106,7 +106,6 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 			out[i] = StepResult{Task: cur, Err: errStr}
 			continue
 		}
-		t.setActive()
 		if touched[u.TaskID] == nil {
 			order = append(order, u.TaskID)
 		}
@@ -118,8 +117,7 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 	var frozen map[*Task]*coldTask
 	for _, id := range order {
 		t := touched[id]
-		st := stored(t)
-		mustInsert(txn, tableTasks, st)
+		st := s.putTask(txn, t)
 		if c, ok := st.(*coldTask); ok {
 			if frozen == nil {
 				frozen = map[*Task]*coldTask{}
@@ -448,15 +446,19 @@ func cancelParts(st *api.Step, now int64) {
 }
 
 // ActiveTasks returns every task that has not ended.
+// The ids are read first, then the tasks: a task created in between is
+// left out (whoever follows the changes hears of it), one that ended in
+// between too.
 func (s *Store) ActiveTasks() []*Task {
-	it, err := s.db.Load().Txn(false).Get(tableTasks, "active", "1")
-	if err != nil {
-		return nil
-	}
+	ids := s.active.Load().clone()
+	txn := s.db.Load().Txn(false)
 	var out []*Task
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*Task).clone())
-	}
+	ids.Ascend(func(id string) bool {
+		if t, ok := getRaw(txn, id).(*Task); ok && !t.Status.Finished() {
+			out = append(out, t.clone())
+		}
+		return true
+	})
 	return out
 }
 

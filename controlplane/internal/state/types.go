@@ -14,9 +14,6 @@ type Task struct {
 	api.Task
 	// Seq is the commit order: the Raft index and the position in its batch.
 	Seq uint64 `json:"seq"`
-	// ActiveKey is "1" while the task has not ended, "" after: the active
-	// index holds only running tasks.
-	ActiveKey string `json:"-"`
 	// Runs holds, per step, what the scheduler needs beside the public
 	// fields: failures so far and the earliest time of the next try.
 	Runs []StepRun `json:"runs,omitempty"`
@@ -65,14 +62,6 @@ type StepRun struct {
 	Issued int `json:"issued,omitempty"`
 	// Parts is the scheduling state of each part of a split step.
 	Parts []StepRun `json:"parts,omitempty"`
-}
-
-// setActive keeps ActiveKey in step with Status.
-func (t *Task) setActive() {
-	t.ActiveKey = ""
-	if !t.Status.Finished() {
-		t.ActiveKey = "1"
-	}
 }
 
 func (t *Task) clone() *Task {
