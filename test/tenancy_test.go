@@ -232,12 +232,18 @@ func TestConnections(t *testing.T) {
 		}
 	}
 	base := f.servers[1].URL()
-	r := mustSend(t, "POST", base+"/projects", []byte(`{"name":"pressroom"}`))
-	var p api.Project
-	decode(r, &p)
-	r = mustSend(t, "POST", base+"/keys", []byte(`{"name":"pressroom app","project":"`+p.ID+`","scopes":["tasks:read","tasks:write","admin"]}`))
-	var k api.Key
-	decode(r, &k)
+	// projectKey makes a project and a key of it with every scope.
+	projectKey := func(name string) api.Key {
+		t.Helper()
+		r := mustSend(t, "POST", base+"/projects", []byte(`{"name":"`+name+`"}`))
+		var p api.Project
+		decode(r, &p)
+		r = mustSend(t, "POST", base+"/keys", []byte(`{"name":"`+name+` app","project":"`+p.ID+`","scopes":["tasks:read","tasks:write","admin"]}`))
+		var k api.Key
+		decode(r, &k)
+		return k
+	}
+	k := projectKey("pressroom")
 	auth := "Bearer " + k.Secret
 	connBody := func(bucket, endpoint, keyID, secret string) []byte {
 		b, _ := json.Marshal(map[string]any{"name": bucket, "kind": "s3", "bucket": bucket, "endpoint": endpoint,
@@ -258,7 +264,7 @@ func TestConnections(t *testing.T) {
 		}
 	})
 
-	r = mustSend(t, "POST", f.servers[2].URL()+"/connections", connBody("bucket2", other.Endpoint, other.AccessKey, other.SecretKey), "Authorization", auth)
+	r := mustSend(t, "POST", f.servers[2].URL()+"/connections", connBody("bucket2", other.Endpoint, other.AccessKey, other.SecretKey), "Authorization", auth)
 	if r.Status != http.StatusCreated {
 		t.Fatalf("POST /connections: %s", r)
 	}
@@ -300,13 +306,7 @@ func TestConnections(t *testing.T) {
 	})
 
 	t.Run("another project sees none of it", func(t *testing.T) {
-		r := mustSend(t, "POST", base+"/projects", []byte(`{"name":"rival"}`))
-		var q api.Project
-		decode(r, &q)
-		r = mustSend(t, "POST", base+"/keys", []byte(`{"name":"rival app","project":"`+q.ID+`","scopes":["tasks:read","tasks:write","admin"]}`))
-		var rk api.Key
-		decode(r, &rk)
-		rival := "Bearer " + rk.Secret
+		rival := "Bearer " + projectKey("rival").Secret
 		// A result in managed storage: a signed URL, which only its
 		// project's key is ever shown.
 		done := wait(mustCreate(t, base, `{"kind":"image","input":"`+f.files.URL+`/clip.mov","options":{"start":1,"width":160}}`, "Authorization", auth).ID)

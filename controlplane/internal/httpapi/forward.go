@@ -202,8 +202,8 @@ func elsewhere(err error) error {
 
 // newRequestID returns 32 hex digits: the time in milliseconds (6 bytes),
 // then 10 random bytes. Time first keeps the ids of a moment together in
-// the replicated table of request keys, so a batch's inserts share one path
-// of its tree instead of copying a path each.
+// the replicated tree of request keys, so a batch's inserts land in the
+// same few nodes.
 func newRequestID() string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)

@@ -8,9 +8,9 @@ import (
 // Typed memdb indexes for the tables written per task (tasks, events).
 // memdb's field indexes find the field by name through reflection on
 // every insert, and the FSM inserts a task on every step it moves; these
-// read the field directly. Their keys are memdb's own
-// encodings (a string and a NUL; a big-endian uint64), so the two kinds
-// order and look up alike.
+// read the field directly. Their keys are memdb's own encodings (a string
+// and a NUL; a big-endian uint64), so the two kinds order and look up
+// alike.
 
 // stringIndex indexes a string field; an empty value is not indexed.
 type stringIndex[T any] struct{ field func(*T) string }

@@ -7,8 +7,8 @@ import (
 // Table names.
 const (
 	tableTasks = "tasks"
-	// Request keys are kept outside memdb (requests.go); the name is
-	// their records' in snapshots.
+	// Request keys are kept outside memdb (cow.go); the name is their
+	// records' in snapshots.
 	tableRequests = "requests"
 	tableServers  = "servers"
 	tableNodes    = "nodes"

@@ -165,7 +165,7 @@ func (s *Store) Restore(r io.Reader) error {
 			events++
 		}
 		if r, ok := obj.(*Request); ok {
-			reqs.t.ReplaceOrInsert(r)
+			reqs.put(r)
 			continue
 		}
 		if err := txn.Insert(rec.Type, obj); err != nil {

@@ -243,8 +243,8 @@ func getRaw(txn *memdb.Txn, id string) any {
 }
 
 func getTask(txn *memdb.Txn, id string) *Task {
-	raw, err := txn.First(tableTasks, "id", id)
-	if err != nil || raw == nil {
+	raw := getRaw(txn, id)
+	if raw == nil {
 		return nil
 	}
 	return asTask(raw)
