@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,26 +45,35 @@ func TestDamagedNodeRefused(t *testing.T) {
 			mustCreate(t, p.URL(), `{"input":"https://example.com/while-c-is-down.mov","kind":"audio"}`)
 		}
 	}
-	logPath := filepath.Join(c.DataDir(), "raft.db")
+	segs, err := filepath.Glob(filepath.Join(c.DataDir(), "wal", "*.wal"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no raft log segment in %s (%v)", c.DataDir(), err)
+	}
+	slices.Sort(segs)
+	logPath := segs[len(segs)-1] // the one written to
 	good, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	end := len(good) // what was written: the rest is the zeros it was made with
+	for end > 0 && good[end-1] == 0 {
+		end--
 	}
 	t.Run("log cut short", func(t *testing.T) {
 		if err := os.WriteFile(logPath, good[:100], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, "raft.db")
+		refused(t, filepath.Base(logPath))
 	})
-	t.Run("log pages overwritten", func(t *testing.T) {
+	t.Run("log overwritten", func(t *testing.T) {
 		bad := append([]byte(nil), good...)
-		for i := 2 * 4096; i < len(bad); i++ {
+		for i := end / 2; i < len(bad); i++ {
 			bad[i] ^= 0x5a
 		}
 		if err := os.WriteFile(logPath, bad, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, "raft.db")
+		refused(t, filepath.Base(logPath))
 	})
 	// The operator empties the folder: c joins again (its --join) and
 	// catches up.

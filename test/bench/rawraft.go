@@ -12,16 +12,32 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	raftwal "github.com/hashicorp/raft-wal"
+)
+
+// logStore is a Raft log and stable store that closes.
+type logStore interface {
+	raft.LogStore
+	raft.StableStore
+	Close() error
+}
+
+// The raw cluster's log store: raft-boltdb (the anchor since the
+// benchmark began) or raft-wal (ittybit's log store now).
+const (
+	rawBolt = "raft-boltdb"
+	rawWAL  = "raft-wal"
 )
 
 // rawRaft measures a bare 3-node hashicorp/raft cluster: TCP on loopback,
-// raft-boltdb, the settings ittybit's store uses, and an FSM that does
-// nothing. n writers apply entries of size bytes for d.
-func rawRaft(ctx context.Context, dir string, size, n int, d time.Duration) (loadResult, error) {
+// the log store named by store (rawBolt or rawWAL), the settings
+// ittybit's store uses, and an FSM that does nothing. n writers apply
+// entries of size bytes for d.
+func rawRaft(ctx context.Context, dir, store string, size, n int, d time.Duration) (loadResult, error) {
 	type node struct {
 		r     *raft.Raft
 		trans *raft.NetworkTransport
-		db    *raftboltdb.BoltStore
+		db    logStore
 	}
 	var nodes []node
 	defer func() {
@@ -42,7 +58,12 @@ func rawRaft(ctx context.Context, dir string, size, n int, d time.Duration) (loa
 		if err != nil {
 			return loadResult{}, err
 		}
-		db, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(ndir, "raft.db")})
+		var db logStore
+		if store == rawWAL {
+			db, err = raftwal.Open(ndir)
+		} else {
+			db, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(ndir, "raft.db")})
+		}
 		if err != nil {
 			return loadResult{}, err
 		}

@@ -78,18 +78,19 @@ func checkSnapshot(dir string) error {
 	return nil
 }
 
-// openLog opens the Raft log and reads every entry of it, checking that
-// this release can apply it: a known type, a payload that decodes.
-// Broken pages can make bolt panic or touch memory outside its map: both
-// are caught and reported as damage, naming the file.
-func openLog(path string) (logs *raftboltdb.BoltStore, err error) {
+// openBoltLog opens a raft-boltdb log (an earlier release's, to migrate)
+// and reads every entry of it, checking that this release can apply it:
+// a known type, a payload that decodes. Broken pages can make bolt panic
+// or touch memory outside its map: both are caught and reported as
+// damage, naming the file.
+func openBoltLog(path string) (logs *raftboltdb.BoltStore, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("raft log %s is damaged: %v", path, p)
 		}
 	}()
-	if err := checkLogSize(path); err != nil {
+	if err := checkBoltSize(path); err != nil {
 		return nil, err
 	}
 	logs, err = raftboltdb.New(raftboltdb.Options{Path: path})
@@ -103,15 +104,18 @@ func openLog(path string) (logs *raftboltdb.BoltStore, err error) {
 	return logs, nil
 }
 
-// checkLogSize checks that the file holds every page its metadata says
-// it has: a log cut short may still open, its missing pages unread.
-func checkLogSize(path string) error {
+// checkBoltSize checks that a bolt file holds every page its metadata
+// says it has: a file cut short may still open, its missing pages unread.
+func checkBoltSize(path string) error {
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("raft log %s cannot be read: %w", path, err)
+	}
+	if st.Size() == 0 {
+		return fmt.Errorf("raft log %s is damaged: it is empty", path)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
@@ -126,7 +130,9 @@ func checkLogSize(path string) error {
 	return nil
 }
 
-func checkLogEntries(path string, logs *raftboltdb.BoltStore) error {
+// checkLogEntries reads every entry of logs (at path), checking that this
+// release can apply it.
+func checkLogEntries(path string, logs raft.LogStore) error {
 	first, err := logs.FirstIndex()
 	if err != nil {
 		return fmt.Errorf("raft log %s cannot be read: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,12 +103,12 @@ func TestOldDataFolders(t *testing.T) {
 			if err := os.CopyFS(work, os.DirFS(filepath.Join(dir, "node"))); err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(Config{NodeID: "a", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", Dir: work,
-				HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+			cfg := Config{NodeID: "a", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", Dir: work,
+				HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond}
+			s, err := Open(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer s.Close()
 			wait.Until(t, "leadership on the old data", 20*time.Second, s.LeaderReady)
 			got := serve(t, s.State())
 			if diff := cmp.Diff(normal(t, want), normal(t, got)); diff != "" {
@@ -117,6 +118,25 @@ func TestOldDataFolders(t *testing.T) {
 			create(t, s, 1, "new")
 			if n := s.State().CountTasks(); n != len(want.Tasks)+1 {
 				t.Errorf("%d tasks after one more, want %d", n, len(want.Tasks)+1)
+			}
+			withNew := serve(t, s.State())
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// A raft-boltdb log was copied into raft-wal once: the next
+			// start reads the copy, the new write included.
+			if _, err := os.Stat(filepath.Join(work, "raft.db")); err == nil {
+				t.Error("raft.db is still there, to be read again")
+			}
+			s, err = Open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			wait.Until(t, "leadership again", 20*time.Second, s.LeaderReady)
+			wait.Until(t, "every task again", 20*time.Second, func() bool { return s.State().CountTasks() == len(want.Tasks)+1 })
+			if diff := cmp.Diff(normal(t, withNew), normal(t, serve(t, s.State()))); diff != "" {
+				t.Errorf("served differently after a restart on the migrated log (-then +now):\n%s", diff)
 			}
 		})
 	}
@@ -153,7 +173,7 @@ func TestWriteDataFolder(t *testing.T) {
 	dir := filepath.Join(out, "node")
 	s, err := Open(Config{NodeID: "a", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", Dir: dir, Bootstrap: true,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		SnapshotThreshold: 1 << 20, EventLimit: 1000})
+		SnapshotThreshold: 1 << 20, EventLimit: 1000, LogSegmentBytes: 256 << 10}) // small segments: the folder is committed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,5 +329,35 @@ func writeHistory(t *testing.T, s *Store, round int) {
 		}
 		_, err = s.RetireTasks(ctx, r)
 		must(err)
+	}
+}
+
+// TestDamagedOldLogRefused: an earlier release's raft.db that is damaged
+// is refused by name before anything is copied from it, and the folder
+// is left as it was.
+func TestDamagedOldLogRefused(t *testing.T) {
+	for name, damage := range map[string]func(t *testing.T, path string){
+		"cut short":         func(t *testing.T, path string) { truncate(t, path, 0.5) },
+		"pages overwritten": func(t *testing.T, path string) { scribble(t, path, 4096*2, 4096*6) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			work := t.TempDir()
+			if err := os.CopyFS(work, os.DirFS(filepath.Join(oldDataFolders[0], "node"))); err != nil {
+				t.Fatal(err)
+			}
+			damage(t, filepath.Join(work, "raft.db"))
+			s, err := Open(Config{NodeID: "a", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", Dir: work})
+			if err == nil {
+				s.Close()
+				t.Fatal("started on a damaged raft.db")
+			}
+			if !strings.Contains(err.Error(), "raft.db") {
+				t.Errorf("refused with %q, which does not name raft.db", err)
+			}
+			if _, err := os.Stat(filepath.Join(work, "wal")); err == nil {
+				t.Error("a wal folder was made from the damaged log")
+			}
+			t.Log(err)
+		})
 	}
 }

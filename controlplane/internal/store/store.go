@@ -1,5 +1,5 @@
 // Package store wires hashicorp/raft for the control plane: a TCP
-// transport, raft-boltdb for the log and stable store, file snapshots,
+// transport, raft-wal for the log and stable store (logstore.go), file snapshots,
 // bootstrap and join, and the FSM over package state. Writes go through
 // Apply-style methods that fail with ErrNotLeader on followers; concurrent
 // task creations are group-committed, many tasks per log entry.
@@ -23,7 +23,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/batch"
@@ -58,8 +57,11 @@ type Config struct {
 	// HTTPAddr is where this node serves the API, recorded so that
 	// followers can forward writes to the leader.
 	HTTPAddr string
-	// Dir holds raft.db and snapshots/.
+	// Dir holds the Raft log (wal/) and snapshots/.
 	Dir string
+	// LogSegmentBytes is the size of the Raft log's segment files (0:
+	// raft-wal's 64 MiB); tests make it small to seal many.
+	LogSegmentBytes int
 	// Bootstrap forms a new single-node cluster when Dir holds no state.
 	Bootstrap bool
 	// Logger receives the store's logs (and Raft's, at warning and above).
@@ -95,7 +97,7 @@ type Store struct {
 	state   *state.Store
 	fsm     *fsm
 	trans   *raft.NetworkTransport
-	boltDB  *raftboltdb.BoltStore
+	wal     *markedLog
 	creates *batch.Batcher[state.SeedRequest, state.CreateResult]
 	updates *batch.Batcher[state.StepUpdate, state.StepResult]
 
@@ -172,7 +174,6 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}
 	s.cfg.RaftAdvertise = string(s.trans.LocalAddr())
-	logPath := filepath.Join(cfg.Dir, "raft.db")
 	if err := checkSnapshots(filepath.Join(cfg.Dir, "snapshots")); err != nil {
 		s.trans.Close()
 		return nil, err
@@ -182,24 +183,24 @@ func Open(cfg Config) (*Store, error) {
 		s.trans.Close()
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
-	s.boltDB, err = openLog(logPath)
+	s.wal, err = openLogStore(cfg.Dir, cfg.LogSegmentBytes, rc.Logger.Named("wal"))
 	if err != nil {
 		s.trans.Close()
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(512, s.boltDB)
+	logs, err := raft.NewLogCache(512, s.wal)
 	if err != nil {
 		s.closeIO()
 		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
-	existing, err := raft.HasExistingState(logs, s.boltDB, snaps)
+	existing, err := raft.HasExistingState(logs, s.wal, snaps)
 	if err != nil {
 		s.closeIO()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
 	f := &fsm{state: s.state, node: cfg.NodeID}
 	s.fsm = f
-	s.raft, err = raft.NewRaft(rc, f, logs, s.boltDB, snaps, s.trans)
+	s.raft, err = raft.NewRaft(rc, f, logs, s.wal, snaps, s.trans)
 	if err != nil {
 		s.closeIO()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -225,8 +226,8 @@ func (s *Store) closeIO() {
 	if s.trans != nil {
 		s.trans.Close()
 	}
-	if s.boltDB != nil {
-		s.boltDB.Close()
+	if s.wal != nil {
+		s.wal.Close()
 	}
 }
 
