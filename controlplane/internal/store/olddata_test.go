@@ -28,6 +28,9 @@ var oldDataFolders = []string{
 	// updates, cancel with its request, webhooks, retire_tasks v2, …) and
 	// a snapshot with events and cold tasks in the middle of them.
 	"testdata/datafolders/8e226e7",
+	// 090f406: the same history (writeHistory), written by the first
+	// release with its log in raft-wal (wal/, segments of 256 KiB here).
+	"testdata/datafolders/090f406",
 }
 
 // served is what a node serves from its state, as compared across
