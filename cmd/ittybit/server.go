@@ -148,7 +148,7 @@ are accepted too. The node token also authenticates joins.`,
 	fl.StringVar(&f.HTTPAdvertise, "http-advertise", "", "API address other nodes use (default: the address bound; bound to 0.0.0.0, this host's first private IPv4 address)")
 	fl.StringVar(&f.Raft, "raft", "127.0.0.1:9090", "Raft listen address")
 	fl.StringVar(&f.RaftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: the address bound; bound to 0.0.0.0, this host's first private IPv4 address)")
-	fl.StringVar(&f.Data, "data", "data", "data folder (Raft log and snapshots)")
+	fl.StringVar(&f.Data, "data", "data", "data folder (Raft log in wal/, snapshots)")
 	fl.BoolVar(&f.Bootstrap, "bootstrap", false, "form a new cluster with this node (first node only)")
 	fl.StringArrayVar(&f.Join, "join", nil, "a server to join or to form the cluster with (repeatable): http://HOST:PORT, dns://NAME:PORT (every A/AAAA address of NAME) or dns+srv://NAME (its SRV records)")
 	fl.IntVar(&f.BootstrapExpect, "bootstrap-expect", 0, "form a cluster of this many voters once that many servers found through --join have none (start every server the same way); 0: --bootstrap or --join decide")
