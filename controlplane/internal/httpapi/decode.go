@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -29,21 +28,18 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 	if len(trimmed) == 0 {
 		return req, ittybit.Errorf(ittybit.ErrInvalidJSON, `the body is empty; send a JSON object such as {"input": "https://example.com/upload.mov", "kind": "video"}`)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &fields); err != nil || trimmed[0] != '{' {
+	fields, ok := objectMembers(trimmed)
+	if !ok {
+		var m map[string]json.RawMessage
+		err := json.Unmarshal(trimmed, &m)
 		return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "the body is not a JSON object (%s); send {\"input\": …, \"kind\": …}", jsonErr(err))
 	}
 	var problems []*ittybit.Error
 	bad := func(kind ittybit.ErrorKind, field, msg string) {
 		problems = append(problems, &ittybit.Error{Kind: kind, Field: field, Message: msg})
 	}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		raw := fields[k]
+	for _, f := range fields {
+		k, raw := f.name, f.raw
 		isNull := string(bytes.TrimSpace(raw)) == "null"
 		switch k {
 		case "input":
@@ -110,6 +106,101 @@ func decodeString(raw json.RawMessage, dst *string) bool {
 		}
 	}
 	return json.Unmarshal(raw, dst) == nil
+}
+
+// member is one name and raw value of a JSON object.
+type member struct {
+	name string
+	raw  json.RawMessage
+}
+
+// objectMembers splits a JSON object into its members, sorted by name,
+// as json.Unmarshal into a map[string]json.RawMessage reads it (a later
+// member of the same name wins; names unescaped), without the map and
+// the decoder's second scan: once json.Valid has passed, the value
+// boundaries need only strings and nesting to be followed. The values
+// are slices of data. It reports false when data is not a JSON object.
+func objectMembers(data []byte) ([]member, bool) {
+	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
+		return nil, false
+	}
+	var out []member
+	i := skipSpace(data, 1)
+	if data[i] == '}' {
+		return out, true
+	}
+	for {
+		end := stringEnd(data, i)
+		var name string
+		if !decodeString(data[i:end], &name) {
+			return nil, false
+		}
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // past ':'
+		vend := valueEnd(data, i)
+		m := member{name: name, raw: data[i:vend:vend]}
+		if k := slices.IndexFunc(out, func(o member) bool { return o.name == name }); k >= 0 {
+			out[k] = m
+		} else {
+			out = append(out, m)
+		}
+		i = skipSpace(data, vend)
+		if data[i] == '}' {
+			break
+		}
+		i = skipSpace(data, i+1) // past ','
+	}
+	slices.SortFunc(out, func(a, b member) int { return strings.Compare(a.name, b.name) })
+	return out, true
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string that starts at
+// data[i] (a '"').
+func stringEnd(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value that starts at
+// data[i], in valid JSON.
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case '"':
+				i = stringEnd(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(data) && !strings.ContainsRune(",}] \t\n\r", rune(data[i])) {
+		i++
+	}
+	return i
 }
 
 func jsonErr(err error) string {
