@@ -98,6 +98,7 @@ test-long: deps ## the tests, retirement of 50,000 tasks without the race detect
 	ITTYBIT_LINEARIZABLE_SCHEDULES=30 $(GO) test -count=1 -timeout 60m -run '^TestLinearizable$$' ./test/
 	$(MAKE) test-image
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzObjectMembers$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
 	$(GO) test -run '^$$' -fuzz '^FuzzInputHost$$' -fuzztime $(FUZZTIME) ./storage/
 	$(GO) test -run '^$$' -fuzz '^FuzzScalars$$' -fuzztime $(FUZZTIME) ./encoders/
