@@ -20,7 +20,18 @@ type localStore struct{ st *state.Store }
 
 func (l localStore) State() *state.Store { return l.st }
 func (l localStore) WebhookOps(_ context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error) {
-	return l.st.ApplyWebhookOps(ops), nil
+	return applyWebhookOps(l.st, ops), nil
+}
+
+// applyMu orders the tests' writes to a state, one at a time as the log
+// applies them: the outbox writes from its goroutine, the test from its
+// own.
+var applyMu sync.Mutex
+
+func applyWebhookOps(st *state.Store, ops []state.WebhookOp) []state.WebhookResult {
+	applyMu.Lock()
+	defer applyMu.Unlock()
+	return st.ApplyWebhookOps(ops)
 }
 
 // clock is a settable clock.
@@ -38,6 +49,8 @@ func (c *clock) Add(d time.Duration) {
 
 func newTaskEvent(t *testing.T, st *state.Store, index uint64, id string, at time.Time) {
 	t.Helper()
+	applyMu.Lock()
+	defer applyMu.Unlock()
 	st.SetIndex(index)
 	task := api.Task{ID: id, Object: "task", Kind: "image", Status: api.TaskQueued, CreatedAt: at.UnixMilli(), UpdatedAt: at.UnixMilli(),
 		Steps: []api.Step{{ID: id + "_s0", Object: "step", Kind: "probe", Status: api.StepQueued}}}
@@ -66,7 +79,7 @@ func TestOutboxOnAClock(t *testing.T) {
 	st := state.New()
 	secret, _ := NewSecret(nil)
 	t0 := clk.Now()
-	st.ApplyWebhookOps([]state.WebhookOp{{Op: state.WebhookCreate, Now: t0.UnixMilli(), Endpoint: &state.Endpoint{
+	applyWebhookOps(st, []state.WebhookOp{{Op: state.WebhookCreate, Now: t0.UnixMilli(), Endpoint: &state.Endpoint{
 		ID: "wh_1", URL: recv.URL, Events: []string{"*"}, Secrets: []state.Secret{{Secret: secret}}, CreatedAt: t0.UnixMilli()}}})
 	var draws atomic.Int32
 	o := &Outbox{Store: localStore{st}, Sender: &Sender{AllowPrivate: true}, Render: func(e *state.Event) []byte { return []byte(`{}`) },
@@ -147,8 +160,8 @@ func TestOutboxOnAClock(t *testing.T) {
 
 	// Re-enabled, a retry by hand goes at once; failing, it is not
 	// scheduled again.
-	st.ApplyWebhookOps([]state.WebhookOp{{Op: state.WebhookUpdate, Now: clk.Now().UnixMilli(), ID: "wh_1", Endpoint: &state.Endpoint{URL: recv.URL, Events: []string{"*"}}}})
-	st.ApplyWebhookOps([]state.WebhookOp{{Op: state.WebhookRetry, Now: clk.Now().UnixMilli(), ID: "wh_1", Delivery: first}})
+	applyWebhookOps(st, []state.WebhookOp{{Op: state.WebhookUpdate, Now: clk.Now().UnixMilli(), ID: "wh_1", Endpoint: &state.Endpoint{URL: recv.URL, Events: []string{"*"}}}})
+	applyWebhookOps(st, []state.WebhookOp{{Op: state.WebhookRetry, Now: clk.Now().UnixMilli(), ID: "wh_1", Delivery: first}})
 	wait.Until(t, "the retry by hand", 5*time.Second, func() bool { return len(attempts(first)) == len(Schedule)+2 })
 	if d, _ := st.Delivery(first); d.Status != state.DeliveryFailed {
 		t.Errorf("a failed retry by hand is %s, want failed (not scheduled again)", d.Status)
