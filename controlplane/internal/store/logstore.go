@@ -95,8 +95,9 @@ const markName = "reaches"
 
 // markedLog is raft-wal and a record, in a file of its own, of the last
 // entry it is known to hold: written once a second while entries are
-// appended (off the append path), and before an append that goes back
-// over the log's end (Raft replacing a follower's uncommitted entries).
+// appended (off the append path), and before the log's end is cut back
+// (Raft replacing a follower's uncommitted entries, or deleting the
+// whole log for a snapshot).
 // A log that opens shorter than its record lost entries it had
 // acknowledged, which raft-wal cannot tell from a write cut short by a
 // crash when the damage runs to the end of what was written.
