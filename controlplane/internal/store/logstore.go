@@ -105,10 +105,14 @@ type markedLog struct {
 	*raftwal.WAL
 	path string
 
+	// mu guards stored and gen, and is all an append takes; markMu
+	// orders the record's writes (each two fsyncs) and guards marked, so
+	// that appends never wait for them.
 	mu     sync.Mutex
-	stored uint64 // the last entry appended (under mu)
-	marked uint64 // the last recorded (under mu)
-	gen    uint64 // counts the log's ends cut back (under mu)
+	stored uint64 // the last entry appended
+	gen    uint64 // counts the log's ends cut back
+	markMu sync.Mutex
+	marked uint64 // the last recorded
 
 	stop, done chan struct{}
 	closeOnce  sync.Once
@@ -177,10 +181,12 @@ func (l *markedLog) DeleteRange(min, max uint64) error {
 	if min <= first {
 		mark = 0 // the whole log
 	}
+	l.markMu.Lock()
+	defer l.markMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.gen++
 	l.stored = mark
+	l.mu.Unlock()
 	if err := l.writeMark(mark); err != nil {
 		return err
 	}
@@ -197,16 +203,26 @@ func (l *markedLog) markEvery(interval time.Duration) {
 		case <-l.stop:
 			return
 		case <-t.C:
-			l.mu.Lock()
-			if l.stored != l.marked {
-				_ = l.writeMark(l.stored) // a failed record is retried on the next tick
-			}
-			l.mu.Unlock()
+			_ = l.markStored() // a failed write is tried again on the next tick
 		}
 	}
 }
 
-// writeMark records mark durably; l.mu is held.
+// markStored records the last entry stored, if the record lags; a failed
+// write is tried again on the next call.
+func (l *markedLog) markStored() error {
+	l.markMu.Lock()
+	defer l.markMu.Unlock()
+	l.mu.Lock()
+	stored := l.stored
+	l.mu.Unlock()
+	if stored == l.marked {
+		return nil
+	}
+	return l.writeMark(stored)
+}
+
+// writeMark records mark durably; l.markMu is held.
 func (l *markedLog) writeMark(mark uint64) error {
 	if err := writeMarkFile(l.path, mark); err != nil {
 		return err
@@ -248,11 +264,7 @@ func (l *markedLog) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.stop)
 		<-l.done
-		l.mu.Lock()
-		if l.stored != l.marked {
-			err = l.writeMark(l.stored)
-		}
-		l.mu.Unlock()
+		err = l.markStored()
 		if cerr := l.WAL.Close(); err == nil {
 			err = cerr
 		}
