@@ -18,9 +18,12 @@ import (
 // log's mapped pages): the operator gave it that memory, and using it
 // means fewer collections. Without a limit, a server holding a million
 // tasks must not hold four times their memory: past 64 MiB of live data
-// the room stays at 64 MiB or half the live data, whichever is more
-// (gcPercent), re-read every few seconds. $GOGC and $GOMEMLIMIT, when set,
-// decide instead.
+// the room is the live data again (Go's default; gcPercent), re-read
+// every few seconds. Half the live data kept RSS lower (2.4 against
+// 2.9 KiB per finished task, BENCHMARKS.md section 10) but a queue of
+// 100,000 tasks then cost the leader a third more CPU per create in
+// collections (section 2). $GOGC and $GOMEMLIMIT, when set, decide
+// instead.
 func tuneGC() {
 	limited := os.Getenv("GOMEMLIMIT") != ""
 	if !limited {
@@ -41,13 +44,13 @@ func tuneGC() {
 const gcRoom = 64 << 20
 
 // gcPercent is the GC percentage for live bytes of live data: room for
-// 64 MiB or half the live data, whichever is more, and at most three
-// times the live data.
+// 64 MiB or the live data, whichever is more, and at most three times
+// the live data.
 func gcPercent(live uint64) int {
 	if live == 0 {
 		return 300
 	}
-	pct := 100 * max(gcRoom, live/2) / live
+	pct := 100 * max(gcRoom, live) / live
 	return int(min(pct, 300))
 }
 

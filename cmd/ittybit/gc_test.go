@@ -8,13 +8,13 @@ func TestGCPercent(t *testing.T) {
 		live uint64
 		want int
 	}{
-		{0, 300},         // before the first collection
-		{8 * mib, 300},   // small: four times the live data
-		{21 * mib, 300},  // 64 MiB of room would be more than three times
-		{32 * mib, 200},  // 64 MiB of room
-		{128 * mib, 50},  // half the live data: 64 MiB
-		{1024 * mib, 50}, // half the live data
-		{100 * mib, 64},  // 64 MiB of room
+		{0, 300},          // before the first collection
+		{8 * mib, 300},    // small: four times the live data
+		{21 * mib, 300},   // 64 MiB of room would be more than three times
+		{32 * mib, 200},   // 64 MiB of room
+		{64 * mib, 100},   // the live data: 64 MiB
+		{1024 * mib, 100}, // the live data
+		{48 * mib, 133},   // 64 MiB of room
 	} {
 		if got := gcPercent(tc.live); got != tc.want {
 			t.Errorf("gcPercent(%d MiB) = %d, want %d", tc.live/mib, got, tc.want)

@@ -153,7 +153,11 @@ func logField(path, msg, field string) (string, bool) {
 
 // waitReady polls /readyz.
 func (p *proc) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
 	for {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after a minute: see %s", p.log)
+		}
 		resp, err := http.Get(p.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()

@@ -36,7 +36,7 @@ func benchMemory(ctx context.Context, e *env, c config, rep *report) error {
 			"every step leased and completed, events trimmed; the live heap after `runtime.GC`, per task. **One server**: `ittybit server --bootstrap --task-retention 0`, "+
 			"%d clients post %d tasks (queued: no agent), then cancel each (finished); live heap (`go_gc_heap_live_bytes` after a collection forced through `/debug/pprof/heap?gc=1`) "+
 			"and RSS (`/proc`, once it has stopped falling: the runtime returns freed memory in the background), less the empty server's, per task; "+
-			"the GC policy is ittybit's own (heap room of 3 × the live data up to 64 MiB of it, then 64 MiB or half of it; freed memory returned at once when the live heap falls by a quarter). "+
+			"the GC policy is ittybit's own (heap room of 3 × the live data up to 21 MiB of it, then 64 MiB or the live data, whichever is more; freed memory returned at once when the live heap falls by a quarter). "+
 			"**Retirement under load**: %d finished tasks retire while %d writers post for %s; p99 of `POST /tasks` against the same server and load with `--task-retention 0`.",
 			memWriters, c.memServerTasks, c.retireBacklog, memWriters, c.retireWindow),
 		header: []string{"what", "tasks", "live heap per task", "RSS per task", "note"},
