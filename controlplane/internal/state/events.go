@@ -156,7 +156,7 @@ func (s *Store) insertEvent(txn *memdb.Txn, e *Event) {
 	}
 	s.lastEvent = seq
 	e.Seq = seq
-	mustInsert(txn, tableEvents, e)
+	s.events.Load().put(e)
 	s.eventCount.Add(1)
 	s.outboxEvent(txn, e)
 	s.eventsAdded = true
@@ -169,6 +169,7 @@ func (s *Store) eventsCommitted() {
 		return
 	}
 	s.eventsAdded = false
+	s.events.Load().commit(s.lastEvent)
 	ch := make(chan struct{})
 	if old := s.eventWake.Swap(&ch); old != nil {
 		close(*old)
@@ -235,40 +236,32 @@ type EventQuery struct {
 // trimmed is ErrCursorExpired: the events after it are gone, and a silent
 // jump would lose them.
 func (s *Store) Events(q EventQuery) ([]*Event, bool, error) {
-	txn := s.db.Load().Txn(false)
-	if q.After > 0 && q.After < eventsTrimmed(txn) {
+	v := s.events.Load().view()
+	if q.After > 0 && q.After < v.trimmed {
 		return nil, false, ErrCursorExpired
 	}
-	it, err := txn.LowerBound(tableEvents, "id", q.After+1)
-	if err != nil {
-		return nil, false, err
-	}
 	var page []*Event
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		e := raw.(*Event)
+	more := false
+	v.from(q.After+1, func(e *Event) bool {
 		if (q.Type != "" && e.Type != q.Type) || (q.TaskID != "" && e.TaskID() != q.TaskID) || (q.Project != "" && e.Project() != q.Project) {
-			continue
+			return true
 		}
 		if len(page) == q.Limit {
-			return page, true, nil
+			more = true
+			return false
 		}
 		page = append(page, e)
-	}
-	return page, false, nil
+		return true
+	})
+	return page, more, nil
 }
 
 // LatestEvent is the sequence number of the last event kept, 0 when none
 // is.
-func (s *Store) LatestEvent() uint64 {
-	raw, err := s.db.Load().Txn(false).Last(tableEvents, "id")
-	if err != nil || raw == nil {
-		return 0
-	}
-	return raw.(*Event).Seq
-}
+func (s *Store) LatestEvent() uint64 { return s.events.Load().latest() }
 
-// eventsTrimmed is the sequence number of the last event trimmed, 0 when
-// none was.
+// eventsTrimmed is the sequence number of the last event trimmed, as the
+// meta table keeps it for snapshots, 0 when none was.
 func eventsTrimmed(txn *memdb.Txn) uint64 {
 	raw, err := txn.First(tableMeta, "id", metaEventsTrimmed)
 	if err != nil || raw == nil {
@@ -291,27 +284,23 @@ func (s *Store) EventCount() int { return int(s.eventCount.Load()) }
 // many it forgot. A pending delivery of an event trimmed keeps the event
 // for itself, so that nothing owed to an endpoint is lost.
 func (s *Store) TrimEvents(before int64, keep int) int {
-	txn := s.db.Load().Txn(true)
-	defer txn.Abort()
-	it, err := txn.Get(tableEvents, "id")
-	if err != nil {
-		return 0
-	}
 	count := s.EventCount()
 	var old []*Event
-	for raw := it.Next(); raw != nil && len(old) < maxTrim; raw = it.Next() {
-		e := raw.(*Event)
-		if !(e.CreatedAt < before || (keep > 0 && count-len(old) > keep)) {
-			break
+	log := s.events.Load()
+	log.oldest(func(e *Event) bool {
+		if len(old) == maxTrim || !(e.CreatedAt < before || (keep > 0 && count-len(old) > keep)) {
+			return false
 		}
 		old = append(old, e)
-	}
+		return true
+	})
 	if len(old) == 0 {
 		return 0
 	}
+	txn := s.db.Load().Txn(true)
+	defer txn.Abort()
 	trimmed := make(map[uint64]*Event, len(old))
 	for _, e := range old {
-		_ = txn.Delete(tableEvents, e)
 		trimmed[e.Seq] = e
 	}
 	last := old[len(old)-1].Seq
@@ -322,6 +311,7 @@ func (s *Store) TrimEvents(before int64, keep int) int {
 	})
 	mustInsert(txn, tableMeta, &Meta{Key: metaEventsTrimmed, Value: strconv.FormatUint(last, 10)})
 	txn.Commit()
+	log.remove(old, last)
 	s.eventCount.Add(-int64(len(old)))
 	return len(old)
 }
@@ -354,16 +344,4 @@ func settleDeliveries(txn *memdb.Txn, dropped map[uint64]*Event, done func(*Deli
 		d.Event = dropped[d.EventSeq]
 		mustInsert(txn, tableDeliveries, &d)
 	}
-}
-
-// lastEventSeq is the highest event sequence number in db (0 when none).
-func lastEventSeq(txn *memdb.Txn) uint64 {
-	it, err := txn.GetReverse(tableEvents, "id")
-	if err != nil {
-		return 0
-	}
-	if raw := it.Next(); raw != nil {
-		return raw.(*Event).Seq
-	}
-	return max(0, eventsTrimmed(txn))
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -146,5 +147,84 @@ func TestEvents(t *testing.T) {
 	}
 	if got := eventList(t, s, EventQuery{}); len(got) != 4 || got[0].Type != api.EventStepRetrying {
 		t.Errorf("kept after trimming: %+v", got)
+	}
+}
+
+// TestEventsReadOnceCommitted: an event goes into the log as its write
+// adds it, but pages and the latest mark show it only once that write has
+// committed (a lookup by sequence number, which deliveries make once
+// their write committed, finds it at once); pages read while the writer
+// creates and trims see whole writes, in order, never a trimmed cursor
+// served.
+func TestEventsReadOnceCommitted(t *testing.T) {
+	s := New()
+	s.SetIndex(1)
+	mustCreate(t, s, 1, "t1")
+	first := s.LatestEvent()
+
+	s.SetIndex(2)
+	txn := s.db.Load().Txn(true)
+	e := s.addEvent(txn, api.EventTaskCancelled, getRaw(txn, "t1"), 2000, "", 0)
+	if got := eventList(t, s, EventQuery{}); len(got) != 1 {
+		t.Errorf("before the commit: %d events, want 1", len(got))
+	}
+	if got := s.LatestEvent(); got != first {
+		t.Errorf("the latest event before the commit: %d, want %d", got, first)
+	}
+	if got, err := s.EventBySeq(e.Seq); err != nil || got != e {
+		t.Errorf("the event by its number: %v, %v", got, err)
+	}
+	txn.Commit()
+	s.eventsCommitted()
+	if got := eventList(t, s, EventQuery{}); len(got) != 2 {
+		t.Errorf("after the commit: %d events, want 2", len(got))
+	}
+	if got := s.LatestEvent(); got != e.Seq {
+		t.Errorf("the latest event after the commit: %d, want %d", got, e.Seq)
+	}
+
+	// Readers alongside the writer.
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			page, _, err := s.Events(EventQuery{Limit: 1000})
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i, e := range page {
+				if i > 0 && e.Seq <= page[i-1].Seq {
+					errs <- errors.New("a page out of order")
+					return
+				}
+				_ = e.Task().Status // the task as its write left it
+			}
+			_ = s.LatestEvent()
+		}
+	}()
+	for i := range 200 {
+		s.SetIndex(uint64(10 + i))
+		mustCreate(t, s, uint64(10+i), fmt.Sprintf("c%03d", i))
+		if i%20 == 19 {
+			s.TrimEvents(0, 50)
+		}
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if n := s.EventCount(); n != 50 {
+		t.Errorf("%d events kept, want the 50 newest", n)
+	}
+	page, _, _ := s.Events(EventQuery{Limit: 1000})
+	if len(page) != 50 || page[49].TaskID() != "c199" {
+		t.Errorf("kept: %d events, the last about %q", len(page), page[len(page)-1].TaskID())
 	}
 }

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -56,28 +55,4 @@ func (ix taskStringIndex) FromObject(obj any) (bool, []byte, error) {
 // FromArgs implements memdb.Indexer: one string.
 func (ix taskStringIndex) FromArgs(args ...any) ([]byte, error) {
 	return stringIndex[Task]{}.FromArgs(args...)
-}
-
-// uintIndex indexes a uint64 field.
-type uintIndex[T any] struct{ field func(*T) uint64 }
-
-// FromObject implements memdb.SingleIndexer.
-func (ix uintIndex[T]) FromObject(obj any) (bool, []byte, error) {
-	t, ok := obj.(*T)
-	if !ok {
-		return false, nil, fmt.Errorf("index of %T given %T", t, obj)
-	}
-	return true, binary.BigEndian.AppendUint64(nil, ix.field(t)), nil
-}
-
-// FromArgs implements memdb.Indexer: one uint64.
-func (ix uintIndex[T]) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, fmt.Errorf("want one argument, got %d", len(args))
-	}
-	v, ok := args[0].(uint64)
-	if !ok {
-		return nil, fmt.Errorf("want a uint64, got %T", args[0])
-	}
-	return binary.BigEndian.AppendUint64(nil, v), nil
 }

@@ -77,6 +77,7 @@ func eachDue(txn *memdb.Txn, before int64, fn func(raw any, created, finished in
 // them in smaller entries.
 func (s *Store) Retirable(now, before int64, limit int) []Retiree {
 	txn := s.db.Load().Txn(false)
+	events := s.events.Load().view()
 	var out []Retiree
 	at := map[string]int{}
 	last := int64(0)   // the latest finish among them
@@ -116,25 +117,16 @@ func (s *Store) Retirable(now, before int64, limit int) []Retiree {
 	// A task's events are no newer than its end: the walk stops past the
 	// last end among them (give or take the leaders' clocks). An event it
 	// misses goes when events are trimmed.
-	it, err := txn.Get(tableEvents, "id")
-	for raw := next(it, err); raw != nil; raw = it.Next() {
-		e := raw.(*Event)
+	events.from(0, func(e *Event) bool {
 		if e.CreatedAt > last+retireSkew {
-			break
+			return false
 		}
 		if i, ok := at[e.TaskID()]; ok && e.Endpoint == nil {
 			out[i].Events = append(out[i].Events, e.Seq)
 		}
-	}
+		return true
+	})
 	return out
-}
-
-// next is the first object of a walk that may not have begun (nil then).
-func next(it memdb.ResultIterator, err error) any {
-	if err != nil {
-		return nil
-	}
-	return it.Next()
 }
 
 // RetirableCount is how many finished tasks finished before before, up to
@@ -188,29 +180,31 @@ func (s *Store) RetireTasks(r Retirement) int {
 		reqs.delete(&Request{Scope: k.Scope, Key: k.Key}, func(r *Request) bool { return gone[r.TaskID] })
 	}
 	dropped := map[uint64]*Event{}
-	keep := func(e *Event) {
-		if e.Endpoint == nil && gone[e.TaskID()] {
+	var list []*Event
+	keep := func(e *Event) bool {
+		if e.Endpoint == nil && gone[e.TaskID()] && dropped[e.Seq] == nil {
 			dropped[e.Seq] = e
+			list = append(list, e)
 		}
+		return true
 	}
+	log := s.events.Load()
 	if r.Listed {
 		for _, seq := range r.Events {
-			if raw, err := txn.First(tableEvents, "id", seq); err == nil && raw != nil {
-				keep(raw.(*Event))
+			if e, ok := log.get(seq); ok {
+				keep(e)
 			}
 		}
-	} else if it, err := txn.Get(tableEvents, "id"); err == nil {
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			keep(raw.(*Event))
-		}
-	}
-	for _, e := range dropped {
-		_ = txn.Delete(tableEvents, e)
+	} else {
+		log.oldest(keep)
 	}
 	if len(dropped) > 0 {
-		s.eventCount.Add(-int64(len(dropped)))
 		settleDeliveries(txn, dropped, func(d *Delivery) bool { return dropped[d.EventSeq] != nil })
 	}
 	txn.Commit()
+	if len(list) > 0 {
+		log.remove(list, 0)
+		s.eventCount.Add(-int64(len(list)))
+	}
 	return len(gone)
 }

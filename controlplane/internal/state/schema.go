@@ -13,7 +13,9 @@ const (
 	tableServers  = "servers"
 	tableNodes    = "nodes"
 	tableMeta     = "meta"
-	tableEvents   = "events"
+	// Events are kept outside memdb (eventlog.go); the name is their
+	// records' in snapshots.
+	tableEvents = "events"
 	// Webhook endpoints and their outbox.
 	tableWebhooks   = "webhooks"
 	tableDeliveries = "deliveries"
@@ -58,12 +60,6 @@ func schema() *memdb.DBSchema {
 			Name: tableMeta,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
-			},
-		},
-		tableEvents: {
-			Name: tableEvents,
-			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: uintIndex[Event]{func(e *Event) uint64 { return e.Seq }}},
 			},
 		},
 		tableWebhooks: {

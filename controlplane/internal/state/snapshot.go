@@ -24,14 +24,15 @@ type record struct {
 // Snapshot is a point-in-time view of the state, cheap to take; WriteTo
 // does the I/O and may run while the state keeps changing.
 type Snapshot struct {
-	txn  *memdb.Txn
-	reqs *btree.BTreeG[*Request]
+	txn    *memdb.Txn
+	reqs   *btree.BTreeG[*Request]
+	events eventView
 }
 
 // Snapshot captures the current state. The state machine calls it between
 // two entries.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{txn: s.db.Load().Txn(false), reqs: s.reqs.Load().clone()}
+	return &Snapshot{txn: s.db.Load().Txn(false), reqs: s.reqs.Load().clone(), events: s.events.Load().view()}
 }
 
 // WriteTo writes the snapshot as JSON lines.
@@ -59,9 +60,12 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			_, werr = cw.Write([]byte("}\n"))
 			return werr == nil
 		}
-		if table == tableRequests {
+		switch table {
+		case tableRequests:
 			sn.reqs.Ascend(func(r *Request) bool { return write(r) })
-		} else {
+		case tableEvents:
+			sn.events.from(0, func(e *Event) bool { return write(e) })
+		default:
 			it, err := sn.txn.Get(table, "id")
 			if err != nil {
 				return cw.n, fmt.Errorf("snapshot %s: %w", table, err)
@@ -92,7 +96,7 @@ func (s *Store) Restore(r io.Reader) error {
 	db := mustDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	reqs, active := newRequests(), newActive()
+	reqs, active, log := newRequests(), newActive(), newEventLog()
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	first := true
 	var events int64
@@ -161,8 +165,10 @@ func (s *Store) Restore(r io.Reader) error {
 		if d, ok := obj.(*Delivery); ok {
 			d.setPending()
 		}
-		if rec.Type == tableEvents {
+		if e, ok := obj.(*Event); ok {
+			log.t.ReplaceOrInsert(e)
 			events++
+			continue
 		}
 		if r, ok := obj.(*Request); ok {
 			reqs.put(r)
@@ -175,12 +181,17 @@ func (s *Store) Restore(r io.Reader) error {
 	if first {
 		return fmt.Errorf("empty snapshot")
 	}
-	last := lastEventSeq(txn)
+	log.trimmed = eventsTrimmed(txn)
+	log.committed = log.trimmed
+	if e, ok := log.t.Max(); ok {
+		log.committed = max(log.committed, e.Seq)
+	}
 	txn.Commit()
 	s.db.Store(db)
 	s.reqs.Store(reqs)
 	s.active.Store(active)
-	s.lastEvent = last
+	s.events.Store(log)
+	s.lastEvent = log.committed
 	s.eventCount.Store(events)
 	return nil
 }

@@ -34,6 +34,7 @@ type Store struct {
 	db       atomic.Pointer[memdb.MemDB]
 	reqs     atomic.Pointer[cowTree[*Request]] // request keys (cow.go)
 	active   atomic.Pointer[cowTree[string]]   // ids of the tasks not ended (cow.go)
+	events   atomic.Pointer[eventLog]          // the events kept (eventlog.go)
 	observer atomic.Pointer[func(Change)]
 	names    sync.Map // node name → *string (Store.node)
 
@@ -56,6 +57,7 @@ func New() *Store {
 	s.db.Store(mustDB())
 	s.reqs.Store(newRequests())
 	s.active.Store(newActive())
+	s.events.Store(newEventLog())
 	return s
 }
 

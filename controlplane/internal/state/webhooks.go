@@ -495,9 +495,9 @@ func (s *Store) PendingDeliveries() int { return s.count(tableDeliveries, "pendi
 
 // EventBySeq returns one event, or ErrNotFound (trimmed, or never).
 func (s *Store) EventBySeq(seq uint64) (*Event, error) {
-	raw, err := s.db.Load().Txn(false).First(tableEvents, "id", seq)
-	if err != nil || raw == nil {
+	e, ok := s.events.Load().get(seq)
+	if !ok {
 		return nil, ErrNotFound
 	}
-	return raw.(*Event), nil
+	return e, nil
 }
