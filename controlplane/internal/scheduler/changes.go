@@ -24,7 +24,7 @@ func (d *Dispatcher) Applied(c state.Change) {
 	if !d.active {
 		return
 	}
-	for _, t := range c.Created {
+	for _, t := range c.CreatedTasks() {
 		d.track(t, now)
 		step := ""
 		if i := t.Current(); i >= 0 {

@@ -6,13 +6,25 @@ package state
 // leader's scheduler follows the state itself rather than the callers that
 // wrote it. Tasks are the stored values: read them, never change them.
 type Change struct {
-	// Created are the tasks this write added (not replays of a known key).
-	Created []*Task
+	// created are the tasks this write added (not replays of a known
+	// key), as stored: CreatedTasks builds them.
+	created []any
 	// Cancelled is the task this write cancelled, if any.
 	Cancelled *Task
 	// Steps are the step transitions this write applied, each with its
 	// task as it is after the transition. Refused updates are not listed.
 	Steps []StepChange
+}
+
+// CreatedTasks returns the tasks the write added (not replays of a known
+// key). A task new from a seed is built as it is read: a node that does
+// not schedule never asks.
+func (c Change) CreatedTasks() []*Task {
+	out := make([]*Task, len(c.created))
+	for i, raw := range c.created {
+		out[i] = asTask(raw)
+	}
+	return out
 }
 
 // StepChange is one applied step transition.
@@ -30,7 +42,7 @@ func (s *Store) Observe(fn func(Change)) { s.observer.Store(&fn) }
 // notify tells the observer of a change, if there is one and it is not
 // empty.
 func (s *Store) notify(c Change) {
-	if len(c.Created) == 0 && c.Cancelled == nil && len(c.Steps) == 0 {
+	if len(c.created) == 0 && c.Cancelled == nil && len(c.Steps) == 0 {
 		return
 	}
 	if fn := s.observer.Load(); fn != nil {

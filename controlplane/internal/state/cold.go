@@ -173,13 +173,16 @@ func stored(t *Task) any {
 }
 
 // asTask returns a stored task as a Task: the stored value itself when it
-// is live (never change it), a thawed copy when it is frozen.
+// is live (never change it), a thawed copy when it is frozen, one built
+// when it is a seed.
 func asTask(raw any) *Task {
 	switch t := raw.(type) {
 	case *Task:
 		return t
 	case *coldTask:
 		return t.mustThaw()
+	case *seededTask:
+		return t.task()
 	}
 	panic(fmt.Sprintf("tasks table holds a %T", raw))
 }
@@ -190,6 +193,8 @@ func taskProject(raw any) string {
 	case *Task:
 		return t.Project
 	case *coldTask:
+		return t.Project
+	case *seededTask:
 		return t.Project
 	}
 	panic(fmt.Sprintf("tasks table holds a %T", raw))
@@ -203,6 +208,8 @@ func taskFields(raw any) (id string, seq uint64, kind encoders.Kind, status api.
 		return t.ID, t.Seq, t.Kind, t.Status
 	case *coldTask:
 		return t.ID, t.Seq, t.Kind, t.Status
+	case *seededTask:
+		return t.ID, t.Seq, t.Kind, api.TaskQueued
 	}
 	panic(fmt.Sprintf("tasks table holds a %T", raw))
 }

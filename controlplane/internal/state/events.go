@@ -96,6 +96,8 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 		r.Task, err = json.Marshal(&t.Task)
 	case *coldTask:
 		r.Task, err = t.json()
+	case *seededTask:
+		r.Task, err = json.Marshal(&t.task().Task)
 	}
 	if err != nil {
 		return nil, err

@@ -32,8 +32,11 @@ func (s *Store) Task(id string) (*api.Task, error) {
 
 // readTask returns a copy of a stored task for a reader.
 func readTask(raw any) *api.Task {
-	if c, ok := raw.(*coldTask); ok {
-		return &c.mustThaw().Task // a copy already
+	switch t := raw.(type) {
+	case *coldTask:
+		return &t.mustThaw().Task // a copy already
+	case *seededTask:
+		return &t.task().Task // built anew
 	}
 	c := raw.(*Task).clone().Task
 	return &c
@@ -191,6 +194,8 @@ func (s *Store) Hash() string {
 			}
 		case *Task:
 			_ = enc.Encode(t)
+		case *seededTask:
+			_ = enc.Encode(t.task()) // as the task whole
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))

@@ -60,6 +60,8 @@ func eachDue(txn *memdb.Txn, before int64, fn func(raw any, created, finished in
 			}
 		case *coldTask:
 			created, finished = t.CreatedAt, t.FinishedAt
+		case *seededTask:
+			created, finished = t.At, -1
 		}
 		if created > before+retireSkew {
 			return

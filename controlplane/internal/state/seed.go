@@ -101,3 +101,36 @@ type SeedRequest struct {
 func (r SeedRequest) Request() CreateRequest {
 	return CreateRequest{Task: r.Seed.Task(), Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash}
 }
+
+// seededTask is a new task kept as its seed until its first change. A
+// queued task nobody has touched is whole in its seed: Seed.Task builds
+// it, the same on every node. Built on every node as each create applied,
+// a task and its four steps and runs were 2 KiB of a create's 4.6 KiB of
+// allocation in the state machine and of a queued task's live heap, on
+// nodes that may never read it; kept as its seed it costs its strings.
+// Readers build the task when they read it (asTask); its first change
+// (a lease, a cancel) stores the task whole, as any change does.
+type seededTask struct {
+	Seed
+	// Seq is the commit order (Task.Seq).
+	Seq uint64
+}
+
+// task builds the stored task the seed stands for: queued, its first
+// step ready since its creation, as CreateTasks stores a new task.
+func (t *seededTask) task() *Task {
+	return newStored(t.Seed.Task(), t.Seq)
+}
+
+// newStored is a new task as stored: queued, its first step ready since
+// its creation.
+func newStored(task api.Task, seq uint64) *Task {
+	t := &Task{Task: task, Seq: seq, Runs: make([]StepRun, len(task.Steps))}
+	if len(t.Runs) > 0 {
+		t.Runs[0].ReadyAt = t.CreatedAt
+	}
+	return t
+}
+
+// MarshalJSON writes the task whole, as a snapshot holds a live task.
+func (t *seededTask) MarshalJSON() ([]byte, error) { return json.Marshal(t.task()) }

@@ -88,6 +88,18 @@ type CreateResult struct {
 	Replayed bool `json:"replayed,omitempty"`
 	// Conflict is set when the key had been seen with another body.
 	Conflict bool `json:"conflict,omitempty"`
+	// stored is the task created, as stored, until Resolve builds Task
+	// from it.
+	stored any
+}
+
+// Resolve fills in Task where CreateSeeds left it to be built: only the
+// node that proposed the entry answers its callers, and only it needs the
+// tasks whole.
+func (r *CreateResult) Resolve() {
+	if r.Task == nil && r.stored != nil {
+		r.Task = &asTask(r.stored).Task
+	}
 }
 
 // CreateTasks stores a batch of new tasks committed at Raft log index
@@ -95,13 +107,33 @@ type CreateResult struct {
 // is known returns the original task instead (or a conflict when its body
 // differs), so replays and retries never create a task twice.
 func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []CreateResult {
+	out := s.create(index, now, len(reqs), func(i int) (string, string, string) { return reqs[i].Scope, reqs[i].Key, reqs[i].BodyHash },
+		func(i int, seq uint64) any { return newStored(reqs[i].Task, seq) })
+	for i := range out {
+		out[i].Resolve()
+	}
+	return out
+}
+
+// CreateSeeds is CreateTasks for requests in the log's form: each new
+// task is kept as its seed until its first change (seededTask), and the
+// results' tasks are built only when asked (CreateResult.Resolve).
+func (s *Store) CreateSeeds(index uint64, now int64, reqs []SeedRequest) []CreateResult {
+	return s.create(index, now, len(reqs), func(i int) (string, string, string) { return reqs[i].Scope, reqs[i].Key, reqs[i].BodyHash },
+		func(i int, seq uint64) any { return &seededTask{Seed: reqs[i].Seed, Seq: seq} })
+}
+
+// create stores n new tasks in one write: request i has the key and body
+// hash key returns, and stored makes its task as stored, numbered seq.
+func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, key, bodyHash string), stored func(i int, seq uint64) any) []CreateResult {
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
-	out := make([]CreateResult, len(reqs))
-	var created []*Task
-	for i, r := range reqs {
-		if prev := s.liveRequest(r.Scope, r.Key, now); prev != nil {
-			if prev.BodyHash != r.BodyHash {
+	out := make([]CreateResult, n)
+	var created []any
+	for i := range n {
+		scope, k, hash := key(i)
+		if prev := s.liveRequest(scope, k, now); prev != nil {
+			if prev.BodyHash != hash {
 				out[i] = CreateResult{Conflict: true}
 				continue
 			}
@@ -110,20 +142,27 @@ func (s *Store) CreateTasks(index uint64, now int64, reqs []CreateRequest) []Cre
 				continue
 			}
 		}
-		t := &Task{Task: r.Task, Seq: index<<16 | uint64(i), Runs: make([]StepRun, len(r.Task.Steps))}
-		if len(t.Runs) > 0 {
-			t.Runs[0].ReadyAt = t.CreatedAt
-		}
-		s.putTask(txn, t)
-		s.reqs.Load().put(&Request{Scope: r.Scope, Key: r.Key, BodyHash: r.BodyHash, TaskID: t.ID, CreatedAt: now})
-		s.addEvent(txn, api.EventTaskCreated, t, t.CreatedAt, "", 0)
-		out[i] = CreateResult{Task: &t.Task}
-		created = append(created, t)
+		st := stored(i, index<<16|uint64(i))
+		mustInsert(txn, tableTasks, st)
+		id, _, _, _ := taskFields(st)
+		s.markActive(id, true)
+		s.reqs.Load().put(&Request{Scope: scope, Key: k, BodyHash: hash, TaskID: id, CreatedAt: now})
+		s.addEvent(txn, api.EventTaskCreated, st, createdAt(st), "", 0)
+		out[i] = CreateResult{stored: st}
+		created = append(created, st)
 	}
 	txn.Commit()
 	s.eventsCommitted()
-	s.notify(Change{Created: created})
+	s.notify(Change{created: created})
 	return out
+}
+
+// createdAt is when a task new in the table was created.
+func createdAt(raw any) int64 {
+	if t, ok := raw.(*seededTask); ok {
+		return t.At
+	}
+	return raw.(*Task).CreatedAt
 }
 
 // liveRequest returns the remembered request with this key, unless it has

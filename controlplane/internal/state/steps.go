@@ -454,8 +454,13 @@ func (s *Store) ActiveTasks() []*Task {
 	txn := s.db.Load().Txn(false)
 	var out []*Task
 	ids.Ascend(func(id string) bool {
-		if t, ok := getRaw(txn, id).(*Task); ok && !t.Status.Finished() {
-			out = append(out, t.clone())
+		switch t := getRaw(txn, id).(type) {
+		case *Task:
+			if !t.Status.Finished() {
+				out = append(out, t.clone())
+			}
+		case *seededTask:
+			out = append(out, t.task())
 		}
 		return true
 	})

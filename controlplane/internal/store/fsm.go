@@ -57,21 +57,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 	case cmdCreateSeeds:
 		var c createSeedsCmd
 		mustDecode(t, payload, &c)
-		reqs := make([]state.CreateRequest, len(c.Requests))
-		for i, r := range c.Requests {
-			reqs[i] = r.Request()
-		}
-		res = f.state.CreateTasks(l.Index, c.Now, reqs)
+		res = f.state.CreateSeeds(l.Index, c.Now, c.Requests)
 	case cmdCreateBatch:
 		now, seeds, err := wire.ReadBatch(payload)
 		if err != nil {
 			panic(fmt.Sprintf("decode %s at index %d: %v", t, l.Index, err))
 		}
-		reqs := make([]state.CreateRequest, len(seeds))
-		for i, r := range seeds {
-			reqs[i] = r.Request()
-		}
-		res = f.state.CreateTasks(l.Index, now, reqs)
+		res = f.state.CreateSeeds(l.Index, now, seeds)
 	case cmdCancelTask:
 		var c cancelTaskCmd
 		mustDecode(t, payload, &c)

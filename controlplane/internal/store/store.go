@@ -417,7 +417,11 @@ func (s *Store) commitCreates(reqs []state.SeedRequest) ([]state.CreateResult, e
 	if err != nil {
 		return nil, err
 	}
-	return res.([]state.CreateResult), nil
+	out := res.([]state.CreateResult)
+	for i := range out {
+		out[i].Resolve() // the tasks whole, for the callers' answers
+	}
+	return out, nil
 }
 
 // StepUpdates commits step transitions, batched with other concurrent
