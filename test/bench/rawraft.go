@@ -39,6 +39,9 @@ func rawRaft(ctx context.Context, dir, store string, size, n int, d time.Duratio
 		trans *raft.NetworkTransport
 		db    logStore
 	}
+	if err := os.RemoveAll(dir); err != nil { // a fresh cluster, even in a reused -work folder
+		return loadResult{}, err
+	}
 	var nodes []node
 	defer func() {
 		for _, nd := range nodes {

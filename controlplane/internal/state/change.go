@@ -8,7 +8,7 @@ package state
 type Change struct {
 	// created are the tasks this write added (not replays of a known
 	// key), as stored: CreatedTasks builds them.
-	created []any
+	created *createdTasks
 	// Cancelled is the task this write cancelled, if any.
 	Cancelled *Task
 	// Steps are the step transitions this write applied, each with its
@@ -20,9 +20,12 @@ type Change struct {
 // key). A task new from a seed is built as it is read: a node that does
 // not schedule never asks.
 func (c Change) CreatedTasks() []*Task {
-	out := make([]*Task, len(c.created))
-	for i, raw := range c.created {
-		out[i] = asTask(raw)
+	if c.created == nil {
+		return nil
+	}
+	out := make([]*Task, len(c.created.stored))
+	for i := range out {
+		out[i] = c.created.task(i)
 	}
 	return out
 }
@@ -42,7 +45,7 @@ func (s *Store) Observe(fn func(Change)) { s.observer.Store(&fn) }
 // notify tells the observer of a change, if there is one and it is not
 // empty.
 func (s *Store) notify(c Change) {
-	if len(c.created) == 0 && c.Cancelled == nil && len(c.Steps) == 0 {
+	if (c.created == nil || len(c.created.stored) == 0) && c.Cancelled == nil && len(c.Steps) == 0 {
 		return
 	}
 	if fn := s.observer.Load(); fn != nil {

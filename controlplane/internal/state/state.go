@@ -88,18 +88,38 @@ type CreateResult struct {
 	Replayed bool `json:"replayed,omitempty"`
 	// Conflict is set when the key had been seen with another body.
 	Conflict bool `json:"conflict,omitempty"`
-	// stored is the task created, as stored, until Resolve builds Task
-	// from it.
-	stored any
+	// created is the write's new tasks, as stored, and this one's place
+	// among them, until Resolve builds Task.
+	created *createdTasks
+	at      int
 }
 
 // Resolve fills in Task where CreateSeeds left it to be built: only the
 // node that proposed the entry answers its callers, and only it needs the
 // tasks whole.
 func (r *CreateResult) Resolve() {
-	if r.Task == nil && r.stored != nil {
-		r.Task = &asTask(r.stored).Task
+	if r.Task == nil && r.created != nil {
+		r.Task = &r.created.task(r.at).Task
 	}
+}
+
+// createdTasks are the tasks one write created, as stored, each built
+// whole once, when first asked for: the results and the scheduler's
+// change share them. Only the writer's goroutine and, after it, the
+// proposer's read them.
+type createdTasks struct {
+	stored []any
+	built  []*Task
+}
+
+func (c *createdTasks) task(i int) *Task {
+	if c.built == nil {
+		c.built = make([]*Task, len(c.stored))
+	}
+	if c.built[i] == nil {
+		c.built[i] = asTask(c.stored[i])
+	}
+	return c.built[i]
 }
 
 // CreateTasks stores a batch of new tasks committed at Raft log index
@@ -129,7 +149,7 @@ func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, k
 	txn := s.db.Load().Txn(true)
 	defer txn.Abort()
 	out := make([]CreateResult, n)
-	var created []any
+	created := &createdTasks{}
 	for i := range n {
 		scope, k, hash := key(i)
 		if prev := s.liveRequest(scope, k, now); prev != nil {
@@ -148,8 +168,8 @@ func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, k
 		s.markActive(id, true)
 		s.reqs.Load().put(&Request{Scope: scope, Key: k, BodyHash: hash, TaskID: id, CreatedAt: now})
 		s.addEvent(txn, api.EventTaskCreated, st, createdAt(st), "", 0)
-		out[i] = CreateResult{stored: st}
-		created = append(created, st)
+		out[i] = CreateResult{created: created, at: len(created.stored)}
+		created.stored = append(created.stored, st)
 	}
 	txn.Commit()
 	s.eventsCommitted()
