@@ -91,8 +91,17 @@ func (e *env) start(ctx context.Context, name string, extraEnv []string, args ..
 }
 
 // startWrapped is start with the process run under wrap (taskset …) when
-// wrap is not empty.
+// wrap is not empty. Its --data folder starts empty: every process the
+// bench starts is new, even in a -work folder used before (a server that
+// found the last run's tasks answered their Idempotency-Keys as replays).
 func (e *env) startWrapped(ctx context.Context, name string, wrap, extraEnv []string, args ...string) (*proc, error) {
+	for i, a := range args {
+		if a == "--data" && i+1 < len(args) {
+			if err := os.RemoveAll(args[i+1]); err != nil {
+				return nil, err
+			}
+		}
+	}
 	p := &proc{log: filepath.Join(e.dir, name+".log"), done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {

@@ -235,10 +235,7 @@ func startCluster(ctx context.Context, e *env, prefix string, extra ...string) (
 func startClusterEnv(ctx context.Context, e *env, prefix string, extraEnv []string, extra ...string) ([]*proc, error) {
 	var out []*proc
 	for i, name := range []string{"a", "b", "c"} {
-		data := filepath.Join(e.dir, prefix+"-"+name)
-		if err := os.RemoveAll(data); err != nil { // a fresh cluster, even in a reused -work folder
-			return nil, err
-		}
+		data := filepath.Join(e.dir, prefix+"-"+name) // emptied by start
 		args := append([]string{"server", "--node-id", name, "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0",
 			"--data", data, "--log-level", "warn"}, extra...)
 		if i == 0 {
