@@ -20,10 +20,7 @@ type Change struct {
 // key). A task new from a seed is built as it is read: a node that does
 // not schedule never asks.
 func (c Change) CreatedTasks() []*Task {
-	if c.created == nil {
-		return nil
-	}
-	out := make([]*Task, len(c.created.stored))
+	out := make([]*Task, c.created.count())
 	for i := range out {
 		out[i] = c.created.task(i)
 	}
@@ -45,7 +42,7 @@ func (s *Store) Observe(fn func(Change)) { s.observer.Store(&fn) }
 // notify tells the observer of a change, if there is one and it is not
 // empty.
 func (s *Store) notify(c Change) {
-	if (c.created == nil || len(c.created.stored) == 0) && c.Cancelled == nil && len(c.Steps) == 0 {
+	if c.created.count() == 0 && c.Cancelled == nil && len(c.Steps) == 0 {
 		return
 	}
 	if fn := s.observer.Load(); fn != nil {

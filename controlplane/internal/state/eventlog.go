@@ -67,7 +67,7 @@ func (l *eventLog) get(seq uint64) (*Event, bool) {
 
 // remove drops the events of a committed write; trimmed, when above the
 // mark, moves it.
-func (l *eventLog) remove(es []*Event, trimmed uint64) {
+func (l *eventLog) remove(es map[uint64]*Event, trimmed uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range es {

@@ -313,7 +313,7 @@ func (s *Store) TrimEvents(before int64, keep int) int {
 	})
 	mustInsert(txn, tableMeta, &Meta{Key: metaEventsTrimmed, Value: strconv.FormatUint(last, 10)})
 	txn.Commit()
-	log.remove(old, last)
+	log.remove(trimmed, last)
 	s.eventCount.Add(-int64(len(old)))
 	return len(old)
 }

@@ -182,11 +182,9 @@ func (s *Store) RetireTasks(r Retirement) int {
 		reqs.delete(&Request{Scope: k.Scope, Key: k.Key}, func(r *Request) bool { return gone[r.TaskID] })
 	}
 	dropped := map[uint64]*Event{}
-	var list []*Event
 	keep := func(e *Event) bool {
-		if e.Endpoint == nil && gone[e.TaskID()] && dropped[e.Seq] == nil {
+		if e.Endpoint == nil && gone[e.TaskID()] {
 			dropped[e.Seq] = e
-			list = append(list, e)
 		}
 		return true
 	}
@@ -204,9 +202,9 @@ func (s *Store) RetireTasks(r Retirement) int {
 		settleDeliveries(txn, dropped, func(d *Delivery) bool { return dropped[d.EventSeq] != nil })
 	}
 	txn.Commit()
-	if len(list) > 0 {
-		log.remove(list, 0)
-		s.eventCount.Add(-int64(len(list)))
+	if len(dropped) > 0 {
+		log.remove(dropped, 0)
+		s.eventCount.Add(-int64(len(dropped)))
 	}
 	return len(gone)
 }

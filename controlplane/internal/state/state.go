@@ -112,6 +112,14 @@ type createdTasks struct {
 	built  []*Task
 }
 
+// count is how many tasks the write created (none for a nil c).
+func (c *createdTasks) count() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.stored)
+}
+
 func (c *createdTasks) task(i int) *Task {
 	if c.built == nil {
 		c.built = make([]*Task, len(c.stored))
