@@ -127,6 +127,19 @@ func closeAll(servers ...*Server) {
 	wg.Wait()
 }
 
+// keptLogs returns a buffer for a server's logs, whose last 8 KiB the
+// test prints if it fails.
+func keptLogs(t *testing.T, name string) *syncBuffer {
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out := logs.String()
+			t.Logf("the last of %s's logs:\n%s", name, out[max(0, len(out)-8<<10):])
+		}
+	})
+	return logs
+}
+
 // TestBootstrapExpect starts three servers with identical arguments
 // (--bootstrap-expect 3, joined by a DNS SRV name) at the same moment, 20
 // times over: one cluster forms each time. Then one is wiped and rejoins,
@@ -151,7 +164,11 @@ func TestBootstrapExpect(t *testing.T) {
 		for i, id := range ids {
 			wg.Go(func() {
 				<-start
-				servers[i], errs[i] = expectServer(t, d, dir, id, 3, nil)
+				var logs *syncBuffer
+				if round == rounds-1 {
+					logs = keptLogs(t, id)
+				}
+				servers[i], errs[i] = expectServer(t, d, dir, id, 3, logs)
 			})
 		}
 		close(start)
@@ -177,7 +194,7 @@ func TestBootstrapExpect(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, "s2")); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := expectServer(t, d, dir, "s2", 3, nil)
+	s2, err := expectServer(t, d, dir, "s2", 3, keptLogs(t, "s2 (wiped)"))
 	if err != nil {
 		t.Fatalf("restart s2: %v", err)
 	}
@@ -193,7 +210,7 @@ func TestBootstrapExpect(t *testing.T) {
 	})
 
 	// A fourth server, started the same way, joins the running cluster.
-	s4, err := expectServer(t, d, dir, "s4", 3, nil)
+	s4, err := expectServer(t, d, dir, "s4", 3, keptLogs(t, "s4"))
 	if err != nil {
 		t.Fatalf("open s4: %v", err)
 	}

@@ -749,7 +749,14 @@ func (s *Store) Leave(id string) error {
 		return err
 	}
 	if _, ok := peers[id]; !ok {
-		return nil // already gone
+		// Gone from the newest configuration, but that may be an entry
+		// not yet committed (an earlier try whose answer was lost): wait
+		// until everything this leader holds is committed, or fail, so
+		// that "left" is never said of a removal a new leader could drop.
+		if err := s.raft.Barrier(10 * time.Second).Error(); err != nil {
+			return fmt.Errorf("confirm the removal of %s: %w", id, mapRaftErr(err))
+		}
+		return nil
 	}
 	if err := s.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
 		return fmt.Errorf("remove server %s: %w", id, mapRaftErr(err))
