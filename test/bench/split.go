@@ -102,7 +102,7 @@ func benchSplit(ctx context.Context, e *env, c config, rep *report) error {
 		title: "6. Split encodes across agents",
 		intro: fmt.Sprintf("The same %d s 640×360 30 fps video (testsrc2 with light noise, sound) → h264 mp4 at `quality: high`, "+
 			"timed from `POST /tasks` to `finished_at`: **whole** on one server and one agent pinned to CPU 0 (`taskset -c 0`, `--slots 1 --encode-threads 1`, "+
-			"`--split-seconds 0`), against **split** into 30 s parts on one server and two such agents pinned to CPUs 0 and 1. "+
+			"`--split-seconds 0`), against **split** with `--split-seconds 30` (parts of at most 30 s, which the planner shortens so that they fill the two slots in whole rounds) on one server and two such agents pinned to CPUs 0 and 1. "+
 			"The two alternate, %d runs each, every run on fresh processes; the table compares the medians (the host's other load "+
 			"moved single runs of either side by 15 %%).", c.splitSecs, max(c.splitRuns, 1)),
 		header: []string{"what", "median s", "runs (s)", "parts", "agents", "ratio to whole"},
