@@ -157,7 +157,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) error {
 	if !a.cfg.Store.LeaderReady() {
 		return ittybit.Errorf(ittybit.ErrUnavailable, "this server is not the leader; retry")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBatchBytes))
+	body, err := readBody(w, r, maxBatchBytes)
 	if err != nil {
 		return ittybit.Errorf(ittybit.ErrPayloadTooLarge, "the batch is over the limit of %d bytes", maxBatchBytes)
 	}
