@@ -37,6 +37,8 @@ type Store interface {
 	AppliedIndex() uint64
 	// StateIndex is the last Raft entry whose change State shows.
 	StateIndex() uint64
+	// CreateTasks commits new tasks; a new task's result is built when
+	// asked (CreateResult.Resolve).
 	CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error)
 	CancelTask(ctx context.Context, id string, now int64, req state.RequestKey) (*state.Task, error)
 	WebhookOps(ctx context.Context, ops []state.WebhookOp) ([]state.WebhookResult, error)

@@ -33,6 +33,7 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 		return elsewhere(err)
 	}
 	out := res[0]
+	out.Resolve()
 	switch {
 	case out.Conflict:
 		return errIdempotencyConflict()

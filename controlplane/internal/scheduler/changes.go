@@ -24,14 +24,12 @@ func (d *Dispatcher) Applied(c state.Change) {
 	if !d.active {
 		return
 	}
-	for _, t := range c.CreatedTasks() {
-		d.track(t, now)
-		step := ""
-		if i := t.Current(); i >= 0 {
-			step = t.Steps[i].ID
+	for _, q := range c.CreatedQueued() {
+		if d.leases[q.StepID] == nil {
+			d.ready.push(readyOfNew(q))
 		}
 		d.log.LogAttrs(context.Background(), slog.LevelInfo, "task queued",
-			slog.String("task_id", t.ID), slog.String("step_id", step), slog.String("node_id", ""), slog.String("kind", string(t.Kind)))
+			slog.String("task_id", q.TaskID), slog.String("step_id", q.StepID), slog.String("node_id", ""), slog.String("kind", string(q.Kind)))
 	}
 	if t := c.Cancelled; t != nil {
 		d.cancelled(t)

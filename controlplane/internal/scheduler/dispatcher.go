@@ -478,6 +478,12 @@ func readyOf(t *state.Task, i, k int) Ready {
 	return r
 }
 
+// readyOfNew is readyOf for the first step of a task just created, read
+// without the task: a probe, never tried, ready since the task's creation.
+func readyOfNew(q state.Queued) Ready {
+	return Ready{TaskID: q.TaskID, StepID: q.StepID, Kind: q.StepKind, Project: q.Project, Priority: priorityOf(q.Priority), ReadyAt: q.ReadyAt}
+}
+
 // mostParts is the node that ran most of step i's parts.
 func mostParts(t *state.Task, i int) string {
 	count := map[string]int{}

@@ -1,5 +1,7 @@
 package state
 
+import "github.com/ittybit-oss/ittybit/encoders"
+
 // Change is what one write did to the tasks. Every write that touches a
 // task reports one, whichever route it came by (a create through any node,
 // a cancel, a step report, a lease the leader decided), so that the
@@ -7,7 +9,7 @@ package state
 // wrote it. Tasks are the stored values: read them, never change them.
 type Change struct {
 	// created are the tasks this write added (not replays of a known
-	// key), as stored: CreatedTasks builds them.
+	// key), as stored: CreatedQueued reads them.
 	created *createdTasks
 	// Cancelled is the task this write cancelled, if any.
 	Cancelled *Task
@@ -16,13 +18,29 @@ type Change struct {
 	Steps []StepChange
 }
 
-// CreatedTasks returns the tasks the write added (not replays of a known
-// key). A task new from a seed is built as it is read: a node that does
-// not schedule never asks.
-func (c Change) CreatedTasks() []*Task {
-	out := make([]*Task, c.created.count())
+// Queued is a task a write created, as it waits for its first step:
+// what a scheduler queues it by.
+type Queued struct {
+	TaskID string
+	// StepID and StepKind are the task's first step's.
+	StepID   string
+	StepKind string
+	Kind     encoders.Kind
+	Project  string
+	Priority string
+	// ReadyAt is when the first step became ready: the task's creation
+	// (epoch ms).
+	ReadyAt int64
+}
+
+// CreatedQueued returns the tasks the write added (not replays of a known
+// key), each as it waits for its first step. A task new from a seed is read from
+// its seed, never built: the leader queues every task created through a
+// follower, and builds none of them.
+func (c Change) CreatedQueued() []Queued {
+	out := make([]Queued, c.created.count())
 	for i := range out {
-		out[i] = c.created.task(i)
+		out[i] = c.created.queued(i)
 	}
 	return out
 }

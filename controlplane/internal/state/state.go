@@ -96,7 +96,9 @@ type CreateResult struct {
 
 // Resolve fills in Task where CreateSeeds left it to be built: only the
 // node that proposed the entry answers its callers, and only it needs the
-// tasks whole.
+// tasks whole (and not for a follower's batch, answered from its seeds).
+// Callers of one write may each resolve their own results at once, never
+// the same result from two goroutines.
 func (r *CreateResult) Resolve() {
 	if r.Task == nil && r.created != nil {
 		r.Task = &r.created.task(r.at).Task
@@ -104,9 +106,9 @@ func (r *CreateResult) Resolve() {
 }
 
 // createdTasks are the tasks one write created, as stored, each built
-// whole once, when first asked for: the results and the scheduler's
-// change share them. Only the writer's goroutine and, after it, the
-// proposer's read them.
+// whole once, when first asked for (built has a place for each). The
+// scheduler's change reads them on the writer's goroutine, from their
+// seeds; after it, the proposer's callers build their own results'.
 type createdTasks struct {
 	stored []any
 	built  []*Task
@@ -121,13 +123,32 @@ func (c *createdTasks) count() int {
 }
 
 func (c *createdTasks) task(i int) *Task {
-	if c.built == nil {
-		c.built = make([]*Task, len(c.stored))
-	}
 	if c.built[i] == nil {
 		c.built[i] = asTask(c.stored[i])
 	}
 	return c.built[i]
+}
+
+// queued is task i as it waits for its first step, read from its seed
+// when it has one.
+func (c *createdTasks) queued(i int) Queued {
+	if st, ok := c.stored[i].(*seededTask); ok {
+		q := Queued{TaskID: st.ID, Kind: st.Kind, Project: st.Project, Priority: st.Priority, ReadyAt: st.At}
+		q.StepKind = api.StepKinds(st.Kind)[0]
+		if len(st.StepIDs) > 0 {
+			q.StepID = st.StepIDs[0]
+		}
+		return q
+	}
+	t := c.task(i)
+	q := Queued{TaskID: t.ID, Kind: t.Kind, Project: t.Project, Priority: t.Priority}
+	if len(t.Steps) > 0 {
+		q.StepID, q.StepKind = t.Steps[0].ID, t.Steps[0].Kind
+	}
+	if len(t.Runs) > 0 {
+		q.ReadyAt = t.Runs[0].ReadyAt
+	}
+	return q
 }
 
 // CreateTasks stores a batch of new tasks committed at Raft log index
@@ -181,6 +202,9 @@ func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, k
 	}
 	txn.Commit()
 	s.eventsCommitted()
+	// One place per task for its build, made here: the results' callers
+	// may each build their own tasks at once (CreateResult.Resolve).
+	created.built = make([]*Task, len(created.stored))
 	s.notify(Change{created: created})
 	return out
 }

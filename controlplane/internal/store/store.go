@@ -380,7 +380,9 @@ func (s *Store) setVotersApply(v int) {
 }
 
 // CreateTasks commits new tasks, batched with other concurrent calls into
-// as few log entries as possible. Results are in request order.
+// as few log entries as possible. Results are in request order; a new
+// task's Task is built when the caller asks (CreateResult.Resolve), so a
+// follower's batch, answered from its seeds, costs the leader no build.
 func (s *Store) CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error) {
 	return s.creates.Submit(ctx, reqs)
 }
@@ -417,11 +419,7 @@ func (s *Store) commitCreates(reqs []state.SeedRequest) ([]state.CreateResult, e
 	if err != nil {
 		return nil, err
 	}
-	out := res.([]state.CreateResult)
-	for i := range out {
-		out[i].Resolve() // the tasks whole, for the callers' answers
-	}
-	return out, nil
+	return res.([]state.CreateResult), nil
 }
 
 // StepUpdates commits step transitions, batched with other concurrent
