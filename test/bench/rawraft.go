@@ -49,6 +49,8 @@ func rawRaft(ctx context.Context, dir, store string, size, n int, d time.Duratio
 			nd.trans.Close()
 			nd.db.Close()
 		}
+		// Measured: the logs go (a full run's raw clusters wrote 4 GB).
+		_ = os.RemoveAll(dir)
 	}()
 	var servers []raft.Server
 	for i := 0; i < 3; i++ {
