@@ -130,7 +130,8 @@ func (c *createdTasks) task(i int) *Task {
 }
 
 // queued is task i as it waits for its first step, read from its seed
-// when it has one.
+// when it has one, else from the task stored whole; it builds nothing and
+// leaves built to the results' callers.
 func (c *createdTasks) queued(i int) Queued {
 	if st, ok := c.stored[i].(*seededTask); ok {
 		q := Queued{TaskID: st.ID, Kind: st.Kind, Project: st.Project, Priority: st.Priority, ReadyAt: st.At}
@@ -140,7 +141,7 @@ func (c *createdTasks) queued(i int) Queued {
 		}
 		return q
 	}
-	t := c.task(i)
+	t := asTask(c.stored[i])
 	q := Queued{TaskID: t.ID, Kind: t.Kind, Project: t.Project, Priority: t.Priority}
 	if len(t.Steps) > 0 {
 		q.StepID, q.StepKind = t.Steps[0].ID, t.Steps[0].Kind
