@@ -232,15 +232,8 @@ func rssParts(pid int) (anon, file int64) {
 
 // procStats reads a process's CPU seconds and peak RSS from /proc.
 func procStats(pid int) (cpu float64, peakRSS int64) {
-	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		s := string(data)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(fields) > 12 {
-			ut, _ := strconv.ParseFloat(fields[11], 64)
-			st, _ := strconv.ParseFloat(fields[12], 64)
-			cpu = (ut + st) / 100 // clock ticks (USER_HZ is 100 on Linux)
-		}
-	}
+	user, sys := procCPU(pid)
+	cpu = user + sys
 	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for _, l := range strings.Split(string(data), "\n") {
 			if strings.HasPrefix(l, "VmHWM:") {
@@ -250,4 +243,20 @@ func procStats(pid int) (cpu float64, peakRSS int64) {
 		}
 	}
 	return cpu, peakRSS
+}
+
+// procCPU reads a process's user and system CPU seconds from /proc.
+func procCPU(pid int) (user, sys float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(fields) > 12 {
+		ut, _ := strconv.ParseFloat(fields[11], 64)
+		st, _ := strconv.ParseFloat(fields[12], 64)
+		user, sys = ut/100, st/100 // clock ticks (USER_HZ is 100 on Linux)
+	}
+	return user, sys
 }

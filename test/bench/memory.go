@@ -215,20 +215,40 @@ func settledMemory(ctx context.Context, p *proc) (heap, rss int64, err error) {
 
 // metricValue reads one unlabelled metric from a server's /metrics.
 func metricValue(ctx context.Context, base, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
+	vs, err := metricValues(ctx, base, name)
 	if err != nil {
 		return 0, err
 	}
+	v, ok := vs[name]
+	if !ok {
+		return 0, fmt.Errorf("no %s in %s/metrics", name, base)
+	}
+	return v, nil
+}
+
+// metricValues reads the series named (as the exposition writes them:
+// name{labels}) from one scrape of base's /metrics; those not there are
+// left out.
+func metricValues(ctx context.Context, base string, names ...string) (map[string]float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		for _, name := range names {
+			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+				if out[name], err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
-	return 0, fmt.Errorf("no %s in %s/metrics", name, base)
+	return out, sc.Err()
 }
 
 // postMany creates n tasks from clients writers and returns their ids.

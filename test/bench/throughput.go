@@ -145,12 +145,12 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 			"ittybit's own log is raft-wal (one append and one fsync per batch, where raft-boltdb rewrites B-tree pages and syncs twice), "+
 			"so the same raw cluster on raft-wal runs beside the anchor, the two in turn, and the last two columns compare with it.", c.window, entrySize),
 		header: []string{"clients", "ittybit tasks/s", "p50 ms", "p99 ms", "raw raft entries/s", "raw p50 ms", "raw p99 ms", "ratio",
-			"leader CPU µs/task", "leader allocs/task", "leader KiB allocated/task", "followers' CPU µs/task", "raw raft on raft-wal entries/s", "ratio to it"},
+			"leader CPU µs/task", "of which kernel µs", "leader allocs/task", "leader KiB allocated/task", "followers' CPU µs/task", "tasks per entry", "raw raft on raft-wal entries/s", "ratio to it"},
 		target: "≥ 0.5 × the raw rate at 64 clients, and the leader's CPU ≤ 60 µs per committed task",
 	}
 	row := func(label string, o, r, w loadResult) []string {
 		return []string{label, f0(o.rate), f1(o.p50), f1(o.p99), f0(r.rate), f1(r.p50), f1(r.p99), f2(o.rate / r.rate),
-			f0(o.cost.leaderCPU), f0(o.cost.allocs), f1(o.cost.bytes / 1024), f0(o.cost.followersCPU), f0(w.rate), f2(o.rate / w.rate)}
+			f0(o.cost.leaderCPU), f0(o.cost.leaderSys), f0(o.cost.allocs), f1(o.cost.bytes / 1024), f0(o.cost.followersCPU), f1(o.cost.perEntry), f0(w.rate), f2(o.rate / w.rate)}
 	}
 	for _, n := range c.levels {
 		s.rows = append(s.rows, row(fmt.Sprint(n), results[n], raw[n], wal[n]))
@@ -165,8 +165,8 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		"so at %d clients each side ran %d windows and the table gives the median window; all of them: ittybit %s tasks/s, raw raft %s entries/s, raw raft on raft-wal %s entries/s.",
 		targetClients, windowsAt(targetClients), rates(windows[targetClients]), rates(rawWindows[targetClients]), rates(walWindows[targetClients])))
 	s.notes = append(s.notes, "*Leader CPU µs/task* is the leader process's user + system time (from `/proc/PID/stat`) over the window, divided by the tasks answered 201 "+
-		"through all three nodes (forwarded ones included); *allocs* and *KiB allocated* are the growth of its `go_memstats_mallocs_total` and `go_memstats_alloc_bytes_total` over the same window, per task; "+
-		"*followers' CPU* is the same time of the two other servers together. At 64 clients the first window also runs the CPU profile below.")
+		"through all three nodes (forwarded ones included), and *of which kernel* its system time alone (syscalls: socket reads and writes, fsync); *allocs* and *KiB allocated* are the growth of its `go_memstats_mallocs_total` and `go_memstats_alloc_bytes_total` over the same window, per task; "+
+		"*followers' CPU* is the same time of the two other servers together; *tasks per entry* is the tasks answered over the Raft entries the leader applied (`ittybit_raft_apply_seconds_count`). At 64 clients the first window also runs the CPU profile below.")
 	if c.baseline != "" {
 		s.notes = append(s.notes, fmt.Sprintf("*Before*: the row of release %s is the same measure (64 clients over the three nodes, the median of %d windows) of servers built from that commit "+
 			"(before batched forwarding from followers and binary create entries), run in this same bench after the current ones; its windows: %s tasks/s. "+
@@ -298,29 +298,41 @@ type loadResult struct {
 }
 
 // usage is what each server has spent so far: CPU seconds (user + system,
-// from /proc) and heap allocations (from its /metrics).
-type usage map[*proc]struct{ cpu, mallocs, bytes float64 }
+// and system alone, from /proc) and heap allocations (from its /metrics);
+// and what it has done: batches of creates forwarded to it, Raft entries
+// it applied as leader, tasks created through its own API.
+type usage map[*proc]struct{ cpu, sys, mallocs, bytes, forwards, entries, created float64 }
 
 func usageOf(ctx context.Context, servers []*proc) usage {
 	u := usage{}
 	for _, p := range servers {
-		cpu, _ := procStats(p.cmd.Process.Pid)
-		m, _ := metricValue(ctx, p.url, "go_memstats_mallocs_total")
-		b, _ := metricValue(ctx, p.url, "go_memstats_alloc_bytes_total")
-		u[p] = struct{ cpu, mallocs, bytes float64 }{cpu, m, b}
+		user, sys := procCPU(p.cmd.Process.Pid)
+		const (
+			mallocs   = "go_memstats_mallocs_total"
+			allocated = "go_memstats_alloc_bytes_total"
+			forwards  = `ittybit_http_requests_total{code="200",route="POST /internal/tasks/batch"}`
+			entries   = "ittybit_raft_apply_seconds_count"
+			created   = `ittybit_http_requests_total{code="201",route="POST /tasks"}`
+		)
+		m, _ := metricValues(ctx, p.url, mallocs, allocated, forwards, entries, created) // a series not there yet counts 0
+		u[p] = struct{ cpu, sys, mallocs, bytes, forwards, entries, created float64 }{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created]}
 	}
 	return u
 }
 
 // taskCost is what one committed task cost the servers: the leader's CPU
-// microseconds, allocations and bytes allocated, and the followers' CPU
-// microseconds together.
+// microseconds (and those in the kernel), allocations and bytes
+// allocated, and the followers' CPU microseconds together; perForward and
+// perEntry are the tasks the leader received per forwarded batch and
+// applied per Raft entry (entries of other kinds included).
 type taskCost struct {
-	leaderCPU, allocs, bytes, followersCPU float64
+	leaderCPU, leaderSys, allocs, bytes, followersCPU float64
+	perForward, perEntry                              float64
 }
 
 func (c taskCost) String() string {
-	return fmt.Sprintf("%.0f µs CPU, %.0f allocs, %.1f KiB per task (followers %.0f µs)", c.leaderCPU, c.allocs, c.bytes/1024, c.followersCPU)
+	return fmt.Sprintf("%.0f µs CPU (%.0f in the kernel), %.0f allocs, %.1f KiB per task (followers %.0f µs); %.1f tasks per forwarded batch, %.1f per entry",
+		c.leaderCPU, c.leaderSys, c.allocs, c.bytes/1024, c.followersCPU, c.perForward, c.perEntry)
 }
 
 // costPerTask divides what the servers spent between before and after by
@@ -330,15 +342,25 @@ func costPerTask(before, after usage, leader *proc, tasks float64) taskCost {
 		return taskCost{}
 	}
 	var c taskCost
+	var forwarded, forwards float64 // created through the followers; batches the leader got
 	for p, a := range after {
 		b := before[p]
 		if p == leader {
 			c.leaderCPU = (a.cpu - b.cpu) * 1e6 / tasks
+			c.leaderSys = (a.sys - b.sys) * 1e6 / tasks
 			c.allocs = (a.mallocs - b.mallocs) / tasks
 			c.bytes = (a.bytes - b.bytes) / tasks
+			forwards = a.forwards - b.forwards
+			if e := a.entries - b.entries; e > 0 {
+				c.perEntry = tasks / e
+			}
 			continue
 		}
 		c.followersCPU += (a.cpu - b.cpu) * 1e6 / tasks
+		forwarded += a.created - b.created
+	}
+	if forwards > 0 {
+		c.perForward = forwarded / forwards
 	}
 	return c
 }
