@@ -84,6 +84,9 @@ type Config struct {
 	// Registry collects metrics; nil makes one (served on /metrics).
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// LogBurst is the Logger's writer, when it can gather a burst of lines
+	// into one write (scheduler.Config.LogBurst).
+	LogBurst scheduler.Burst
 	// Raft timing; zero values take the library's defaults.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -268,7 +271,7 @@ func Open(cfg Config) (*Server, error) {
 		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
 		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds, StragglerFactor: cfg.StragglerFactor,
-		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger,
+		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger, LogBurst: cfg.LogBurst,
 	})
 	st.OnLeader(s.sched.Run)
 	st.OnLeader(s.ensureSecret)

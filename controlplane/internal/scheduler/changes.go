@@ -24,7 +24,12 @@ func (d *Dispatcher) Applied(c state.Change) {
 	if !d.active {
 		return
 	}
-	for _, q := range c.CreatedQueued() {
+	queued := c.CreatedQueued()
+	if b := d.cfg.LogBurst; b != nil && len(queued) > 1 {
+		b.Hold()
+		defer b.Release()
+	}
+	for _, q := range queued {
 		if d.leases[q.StepID] == nil {
 			d.ready.push(readyOfNew(q))
 		}

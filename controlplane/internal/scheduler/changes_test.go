@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -9,6 +10,7 @@ import (
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/linebuf"
 )
 
 // TestQueuedFromSeeds: a task created from a seed is queued from the seed
@@ -56,5 +58,62 @@ func TestQueuedFromSeeds(t *testing.T) {
 				t.Errorf("%s: task %s queued (-built whole +from the seed):\n%s", way, task.ID, diff)
 			}
 		}
+	}
+}
+
+// writeCounter counts the writes its log gets.
+type writeCounter struct {
+	logBuffer
+	writes int
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.writes++
+	w.mu.Unlock()
+	return w.logBuffer.Write(p)
+}
+
+func (w *writeCounter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes
+}
+
+// TestQueuedLinesOneWrite: the "task queued" lines of one batch of creates
+// reach the log in one write when the logger's writer can hold a burst,
+// each line whole, and lines outside a batch are written as they come.
+func TestQueuedLinesOneWrite(t *testing.T) {
+	out := &writeCounter{}
+	lines := linebuf.New(out)
+	d, st := mustDispatcher(t, Config{Logger: slog.New(slog.NewJSONHandler(lines, nil)), LogBurst: lines})
+	before := out.count()
+	var seeds []state.SeedRequest
+	for i := range 50 {
+		sd := state.Seed{ID: fmt.Sprintf("task_burst_%d", i), At: 1000, Kind: encoders.KindVideo, Input: "https://example.com/a.mov"}
+		for k := range api.StepKinds(sd.Kind) {
+			sd.StepIDs = append(sd.StepIDs, fmt.Sprintf("step_burst_%d_%d", i, k))
+		}
+		seeds = append(seeds, state.SeedRequest{Seed: sd, Scope: "req", Key: sd.ID, BodyHash: "h"})
+	}
+	st.CreateSeeds(1, 1000, seeds)
+	if got := out.count() - before; got != 1 {
+		t.Errorf("a batch of %d creates made %d writes to the log, want 1", len(seeds), got)
+	}
+	queued := map[string]bool{}
+	for _, rec := range out.records(t) {
+		if rec["msg"] == "task queued" {
+			queued[rec["task_id"].(string)] = true
+		}
+	}
+	for _, sd := range seeds {
+		if !queued[sd.Seed.ID] {
+			t.Errorf("no task queued line for %s", sd.Seed.ID)
+		}
+	}
+	before = out.count()
+	d.log.Info("a line on its own")
+	if got := out.count() - before; got != 1 {
+		t.Errorf("a line outside a batch made %d writes, want 1 at once", got)
 	}
 }

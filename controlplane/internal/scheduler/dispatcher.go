@@ -38,6 +38,13 @@ type Store interface {
 	SetNodeStatus(ctx context.Context, name string, status state.NodeStatus, now int64) error
 }
 
+// Burst gathers the log lines written between Hold and Release into one
+// write (linebuf.Writer).
+type Burst interface {
+	Hold()
+	Release()
+}
+
 // Config configures a Dispatcher. Zero durations take the defaults.
 type Config struct {
 	Store Store
@@ -95,7 +102,11 @@ type Config struct {
 	Backoff func(n int) time.Duration
 	Metrics *Metrics
 	Logger  *slog.Logger
-	Now     func() time.Time
+	// LogBurst, when set, holds the log's writer while one applied change
+	// logs a line per task (a batch of creates: hundreds), so that they
+	// cost one write (package linebuf).
+	LogBurst Burst
+	Now      func() time.Time
 }
 
 // Dispatcher is the leader's working state: the ready queue, the agents
