@@ -50,6 +50,17 @@ func rates(ws []loadResult) string {
 // hashicorp/raft cluster applying entries of one task's size at the same
 // concurrency.
 func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
+	// The baseline's cluster runs beside the current one, and at 64
+	// clients their windows alternate, so that both see the same host.
+	var base []*proc
+	var baseLeader *proc
+	if c.baseline != "" {
+		var err error
+		if base, baseLeader, err = startBaseline(ctx, e, c); err != nil {
+			return err
+		}
+		defer stopAll(base)
+	}
 	servers, err := startCluster(ctx, e, "tp", "--rate-limit", "0", "--pprof", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -65,6 +76,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	}
 	var top string
 	windows := map[int][]loadResult{}
+	var baseWindows []loadResult
 	for _, n := range c.levels {
 		for w := 0; w < windowsAt(n); w++ {
 			var prof chan string
@@ -97,6 +109,15 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 			}
 			windows[n] = append(windows[n], r)
 			fmt.Fprintf(os.Stderr, "   ittybit at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms (%d errors); leader %s\n", n, r.rate, r.p50, r.p99, r.errors, r.cost)
+			if n == targetClients && base != nil {
+				b, err := measure(ctx, base, baseLeader, urlsOf(base), body, n, c.window)
+				if err != nil {
+					stopAll(servers)
+					return err
+				}
+				baseWindows = append(baseWindows, b)
+				fmt.Fprintf(os.Stderr, "   release %s at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", c.baseline, n, b.rate, b.p50, b.p99, b.cost)
+			}
 		}
 		results[n] = medianWindow(windows[n])
 	}
@@ -109,12 +130,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	}
 	fmt.Fprintf(os.Stderr, "   ittybit at 64 clients, leader only: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", direct.rate, direct.p50, direct.p99, direct.cost)
 	stopAll(servers)
-	var baseWindows []loadResult
-	if c.baseline != "" {
-		if baseWindows, err = baselineThroughput(ctx, e, c, body); err != nil {
-			return err
-		}
-	}
+	stopAll(base)
 
 	raw, wal := map[int]loadResult{}, map[int]loadResult{}
 	rawWindows, walWindows := map[int][]loadResult{}, map[int][]loadResult{}
@@ -169,7 +185,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		"*followers' CPU* is the same time of the two other servers together; *tasks per entry* is the tasks answered over the Raft entries the leader applied (`ittybit_raft_apply_seconds_count`). At 64 clients the first window also runs the CPU profile below.")
 	if c.baseline != "" {
 		s.notes = append(s.notes, fmt.Sprintf("*Before*: the row of release %s is the same measure (64 clients over the three nodes, the median of %d windows) of servers built from that commit "+
-			"(before batched forwarding from followers and binary create entries), run in this same bench after the current ones; its windows: %s tasks/s. "+
+			"(before batched forwarding from followers and binary create entries), running beside the current ones in this same bench, each of its windows right after one of theirs (the idle cluster only heartbeats); its windows: %s tasks/s. "+
 			"The issue's first measure was 447 µs of leader CPU per task.", c.baseline, windowsAt(targetClients), rates(baseWindows)))
 	}
 	s.notes = append(s.notes, "The leader's CPU profile at 64 clients (`go tool pprof -top`):\n\n```\n"+top+"```")
@@ -177,34 +193,25 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	return nil
 }
 
-// baselineThroughput measures the servers of commit c.baseline at 64
-// clients, as the current ones are measured, and returns its windows.
-func baselineThroughput(ctx context.Context, e *env, c config, body []byte) ([]loadResult, error) {
+// startBaseline starts a cluster of the servers of commit c.baseline and
+// returns it with its leader.
+func startBaseline(ctx context.Context, e *env, c config) ([]*proc, *proc, error) {
 	bin, err := release.Build(ctx, c.baseline, e.dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	be := *e
 	be.bin = bin
 	servers, err := startCluster(ctx, &be, "base", "--rate-limit", "0")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer stopAll(servers)
 	leader, err := findLeader(servers)
 	if err != nil {
-		return nil, err
+		stopAll(servers)
+		return nil, nil, err
 	}
-	var windows []loadResult
-	for range windowsAt(targetClients) {
-		r, err := measure(ctx, servers, leader, urlsOf(servers), body, targetClients, c.window)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(os.Stderr, "   release %s at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", c.baseline, targetClients, r.rate, r.p50, r.p99, r.cost)
-		windows = append(windows, r)
-	}
-	return windows, nil
+	return servers, leader, nil
 }
 
 // measure posts body from n clients to urls for d (postLoad) and adds
