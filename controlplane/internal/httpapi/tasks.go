@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/controlplane/internal/archive"
@@ -97,13 +95,14 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 
 // stamp gives a new task its ids and time (the leader's clock).
 func (a *API) stamp(sd *state.Seed) {
-	now := a.cfg.Now()
-	sd.ID, sd.At = newID("task_", now), now.UnixMilli()
-	sd.StepIDs = sd.StepIDs[:0]
-	for range api.StepKinds(sd.Kind) {
-		sd.StepIDs = append(sd.StepIDs, newID("step_", now))
-	}
+	sd.At = a.cfg.Now().UnixMilli()
+	all := ids.make(sd.At, make([]string, 0, len(taskIDPrefixes)), taskIDPrefixes[:]...)
+	sd.ID, sd.StepIDs = all[0], all[1:]
 }
+
+// taskIDPrefixes are the prefixes of a task's ids: its own, then one for
+// each of its steps (api.StepKinds).
+var taskIDPrefixes = [...]string{"task_", "step_", "step_", "step_", "step_"}
 
 func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
 	if err := a.current(); err != nil {
@@ -292,19 +291,4 @@ func (a *API) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	a.view(r, &t.Task)
 	writeJSON(w, http.StatusOK, t.Task)
 	return nil
-}
-
-// newID returns prefix and a lowercase ULID (sortable by time, 80 random
-// bits), made in one allocation.
-func newID(prefix string, now interface{ UnixMilli() int64 }) string {
-	var b [64]byte
-	n := copy(b[:], prefix)
-	u := ulid.MustNew(uint64(now.UnixMilli()), ulid.DefaultEntropy())
-	_ = u.MarshalTextTo(b[n : n+ulid.EncodedSize])
-	for i := n; i < n+ulid.EncodedSize; i++ {
-		if c := b[i]; c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b[:n+ulid.EncodedSize])
 }
