@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -144,49 +145,117 @@ func appendSeedRequest(b []byte, r *state.SeedRequest) []byte {
 	return appendString(b, fPriority, s.Priority)
 }
 
+// readSeedRequest reads one seed request. Its strings are cut from two
+// strings made for them: the seed's (kept with the task) and the request
+// key's (kept as long as the key is remembered, which may be longer);
+// its options and metadata from one byte slice. A task read from a
+// create entry costs three allocations and its step ids' slice, where
+// a string each cost twelve: on every node, for every task.
 func readSeedRequest(b []byte, r *state.SeedRequest) error {
-	s := &r.Seed
-	return fields(b, func(num protowire.Number, typ protowire.Type, v uint64, data []byte) error {
+	// The fields, in order, read once; a task has 13 or so.
+	type field struct {
+		num  protowire.Number
+		v    uint64
+		data []byte
+	}
+	var local [24]field
+	fs := local[:0]
+	var seedLen, keyLen, rawLen, steps int
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v uint64, data []byte) error {
 		if typ == protowire.VarintType {
 			if num == fAt {
-				s.At = int64(v)
+				fs = append(fs, field{num: num, v: v})
 			}
-			return nil
-		}
-		if typ != protowire.BytesType {
 			return nil
 		}
 		switch num {
-		case fID:
-			s.ID = string(data)
 		case fStepID:
-			if s.StepIDs == nil {
-				s.StepIDs = make([]string, 0, 4) // a task's steps
-			}
-			s.StepIDs = append(s.StepIDs, string(data))
-		case fKind:
-			s.Kind = encoders.Kind(data)
-		case fInput:
-			s.Input = string(data)
-		case fOutput:
-			s.Output = string(data)
-		case fOptions:
-			s.Options = append([]byte(nil), data...)
-		case fMetadata:
-			s.Metadata = append([]byte(nil), data...)
-		case fScope:
-			r.Scope = string(data)
-		case fKey:
-			r.Key = string(data)
-		case fBodyHash:
-			r.BodyHash = string(data)
-		case fProject:
-			s.Project = string(data)
-		case fPriority:
-			s.Priority = string(data)
+			steps++
+			seedLen += len(data)
+		case fID, fKind, fInput, fOutput, fProject, fPriority:
+			seedLen += len(data)
+		case fScope, fKey, fBodyHash:
+			keyLen += len(data)
+		case fOptions, fMetadata:
+			rawLen += len(data)
+		default:
+			return nil
 		}
+		fs = append(fs, field{num: num, data: data})
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	var seedStr, keyStr strings.Builder
+	seedStr.Grow(seedLen)
+	keyStr.Grow(keyLen)
+	for _, f := range fs {
+		switch f.num {
+		case fID, fStepID, fKind, fInput, fOutput, fProject, fPriority:
+			seedStr.Write(f.data)
+		case fScope, fKey, fBodyHash:
+			keyStr.Write(f.data)
+		}
+	}
+	seedAll, keyAll := seedStr.String(), keyStr.String()
+	var raw []byte
+	if rawLen > 0 {
+		raw = make([]byte, 0, rawLen)
+	}
+	s := &r.Seed
+	if steps > 0 {
+		s.StepIDs = make([]string, 0, steps)
+	}
+	cut := func(all *string, n int) string {
+		v := (*all)[:n]
+		*all = (*all)[n:]
+		return v
+	}
+	for _, f := range fs {
+		n := len(f.data)
+		switch f.num {
+		case fAt:
+			s.At = int64(f.v)
+		case fID:
+			s.ID = cut(&seedAll, n)
+		case fStepID:
+			s.StepIDs = append(s.StepIDs, cut(&seedAll, n))
+		case fKind:
+			s.Kind = encoders.Kind(cut(&seedAll, n))
+		case fInput:
+			s.Input = cut(&seedAll, n)
+		case fOutput:
+			s.Output = cut(&seedAll, n)
+		case fProject:
+			s.Project = cut(&seedAll, n)
+		case fPriority:
+			s.Priority = cut(&seedAll, n)
+		case fScope:
+			r.Scope = cut(&keyAll, n)
+		case fKey:
+			r.Key = cut(&keyAll, n)
+		case fBodyHash:
+			r.BodyHash = cut(&keyAll, n)
+		case fOptions:
+			s.Options = appendRaw(&raw, f.data)
+		case fMetadata:
+			s.Metadata = appendRaw(&raw, f.data)
+		}
+	}
+	return nil
+}
+
+// appendRaw copies data to the end of *raw, which has room for it, and
+// returns the copy (nil for none), capped so that appending to it cannot
+// write over what follows.
+func appendRaw(raw *[]byte, data []byte) []byte {
+	if len(data) == 0 {
+		return nil
+	}
+	start := len(*raw)
+	*raw = append(*raw, data...)
+	return (*raw)[start:len(*raw):len(*raw)]
 }
 
 // Status is what became of one of a follower's requests.
