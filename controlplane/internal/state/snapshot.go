@@ -193,5 +193,6 @@ func (s *Store) Restore(r io.Reader) error {
 	s.events.Store(log)
 	s.lastEvent = log.committed
 	s.eventCount.Store(events)
+	s.endpoints = anyEndpoint(db.Txn(false))
 	return nil
 }

@@ -44,6 +44,12 @@ type Store struct {
 	index       uint64
 	lastEvent   uint64
 	eventsAdded bool
+	// endpoints is false only while no webhook endpoint exists: then an
+	// event queues no delivery, and is not checked against each endpoint
+	// (a scan of the webhooks table for every task created). Set when an
+	// endpoint is created, and read again from the table after a write
+	// that may delete one and after a restore.
+	endpoints bool
 	// eventCount is how many events are kept (read by the leader to
 	// decide when to trim).
 	eventCount atomic.Int64

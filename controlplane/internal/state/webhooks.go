@@ -230,9 +230,16 @@ func (s *Store) ApplyWebhookOps(ops []WebhookOp) []WebhookResult {
 	for i, op := range ops {
 		out[i] = s.applyWebhookOp(txn, op)
 	}
+	s.endpoints = anyEndpoint(txn)
 	txn.Commit()
 	s.eventsCommitted()
 	return out
+}
+
+// anyEndpoint reports whether a webhook endpoint exists.
+func anyEndpoint(txn *memdb.Txn) bool {
+	raw, err := txn.First(tableWebhooks, "id")
+	return err == nil && raw != nil
 }
 
 func getEndpoint(txn *memdb.Txn, id string) *Endpoint {
@@ -260,6 +267,7 @@ func (s *Store) applyWebhookOp(txn *memdb.Txn, op WebhookOp) WebhookResult {
 		}
 		e := *op.Endpoint
 		mustInsert(txn, tableWebhooks, &e)
+		s.endpoints = true
 		return WebhookResult{Endpoint: &e}
 	case WebhookUpdate:
 		cur := getEndpoint(txn, op.ID)
@@ -389,6 +397,9 @@ func (s *Store) dropPending(txn *memdb.Txn, endpointID string) {
 
 // outboxEvent queues event e for every endpoint that wants it.
 func (s *Store) outboxEvent(txn *memdb.Txn, e *Event) {
+	if !s.endpoints {
+		return
+	}
 	it, err := txn.Get(tableWebhooks, "id")
 	if err != nil {
 		return

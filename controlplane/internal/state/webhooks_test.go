@@ -122,3 +122,30 @@ func TestTrimKeepsWhatIsOwed(t *testing.T) {
 		t.Errorf("restored: %d events, delivery %+v", r.EventCount(), d)
 	}
 }
+
+// TestOutboxFollowsEndpoints: events queue deliveries only while an
+// endpoint exists, and a store restored from a snapshot that holds one
+// queues them as the store it came from did.
+func TestOutboxFollowsEndpoints(t *testing.T) {
+	s := New()
+	s.SetIndex(2)
+	mustCreate(t, s, 2, "t1")
+	if n := s.PendingDeliveries(); n != 0 {
+		t.Fatalf("pending with no endpoint: %d", n)
+	}
+	s.ApplyWebhookOps([]WebhookOp{{Op: WebhookCreate, Now: 1, Endpoint: &Endpoint{ID: "wh_a", URL: "http://a", Events: []string{"*"}}}})
+	r := restored(t, s)
+	for _, st := range []*Store{s, r} {
+		st.SetIndex(3)
+		mustCreate(t, st, 3, "t2")
+		if n := st.PendingDeliveries(); n != 1 {
+			t.Fatalf("pending once wh_a exists: %d, want 1", n)
+		}
+	}
+	s.ApplyWebhookOps([]WebhookOp{{Op: WebhookDelete, ID: "wh_a"}})
+	s.SetIndex(4)
+	mustCreate(t, s, 4, "t3")
+	if n := s.PendingDeliveries(); n != 0 {
+		t.Fatalf("pending once wh_a is deleted: %d, want 0", n)
+	}
+}
