@@ -9,7 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/ittybit-oss/ittybit/internal/jsonobj"
 )
 
 // Quality is one of the five quality levels of the API.
@@ -194,6 +195,12 @@ func (o *Options) UnmarshalJSON(data []byte) error {
 	*o = Options{}
 	data = bytes.TrimSpace(data)
 	if bytes.Equal(data, []byte("null")) {
+		return nil
+	}
+	if members, ok := jsonobj.Members(data); ok { // sorted by name, as below
+		for _, m := range members {
+			o.set(m.Name, m.Raw)
+		}
 		return nil
 	}
 	var m map[string]json.RawMessage
@@ -404,24 +411,9 @@ func isJSONNumber(b []byte) bool {
 // unquote reads a JSON string. Strings without escapes, the common case,
 // are taken as they are; the rest go through encoding/json.
 func unquote(raw json.RawMessage) (string, bool) {
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
-		body := raw[1 : len(raw)-1]
-		simple := utf8.Valid(body)
-		for _, c := range body {
-			if c == '\\' || c == '"' || c < 0x20 {
-				simple = false
-				break
-			}
-		}
-		if simple {
-			return string(body), true
-		}
-	}
 	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
+	ok := jsonobj.String(raw, &s)
+	return s, ok
 }
 
 // parseWhole reads a JSON number that is a whole number ("1.5e6" is).

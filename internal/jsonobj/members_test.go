@@ -1,4 +1,4 @@
-package httpapi
+package jsonobj
 
 import (
 	"encoding/json"
@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// FuzzObjectMembers holds objectMembers to json.Unmarshal into a
+// FuzzMembers holds Members to json.Unmarshal into a
 // map[string]json.RawMessage: the same verdict, the same members.
-// `go test` runs the seeds; `go test -fuzz FuzzObjectMembers` looks further.
-func FuzzObjectMembers(f *testing.F) {
+// `go test` runs the seeds; `go test -fuzz FuzzMembers` looks further.
+func FuzzMembers(f *testing.F) {
 	for _, s := range []string{
 		`{"input":"https://example.com/upload.mov","kind":"video","options":{"width":1280,"height":720,"format":"mp4","quality":"high"}}`,
 		`{}`, ` { } `, `{"a":1,"a":2}`, `{"a\"b":[1,{"c":"}"}],"d":null,"e":true,"f":-1.5e3}`, `{"\u00e9":"x","é":"y"}`,
@@ -23,11 +23,11 @@ func FuzzObjectMembers(f *testing.F) {
 		var want map[string]json.RawMessage
 		werr := json.Unmarshal(data, &want)
 		if len(data) > 0 && data[0] != '{' {
-			werr = errNotObject // objectMembers takes what decodeCreate trimmed
+			werr = errNotObject // Members takes trimmed data
 		}
-		got, ok := objectMembers(data)
+		got, ok := Members(data)
 		if ok != (werr == nil) {
-			t.Fatalf("%q: objectMembers %v, json.Unmarshal %v", data, ok, werr)
+			t.Fatalf("%q: Members %v, json.Unmarshal %v", data, ok, werr)
 		}
 		if !ok {
 			return
@@ -37,8 +37,8 @@ func FuzzObjectMembers(f *testing.F) {
 			t.Fatalf("%q: %d members, json.Unmarshal %d", data, len(got), len(names))
 		}
 		for i, m := range got {
-			if m.name != names[i] || string(m.raw) != string(want[m.name]) {
-				t.Fatalf("%q: member %d is %q=%s, json.Unmarshal %q=%s", data, i, m.name, m.raw, names[i], want[names[i]])
+			if m.Name != names[i] || string(m.Raw) != string(want[m.Name]) {
+				t.Fatalf("%q: member %d is %q=%s, json.Unmarshal %q=%s", data, i, m.Name, m.Raw, names[i], want[names[i]])
 			}
 		}
 	})
