@@ -95,6 +95,12 @@ func (e *env) start(ctx context.Context, name string, extraEnv []string, args ..
 // bench starts is new, even in a -work folder used before (a server that
 // found the last run's tasks answered their Idempotency-Keys as replays).
 func (e *env) startWrapped(ctx context.Context, name string, wrap, extraEnv []string, args ...string) (*proc, error) {
+	return e.startProgram(ctx, e.bin, name, wrap, extraEnv, args...)
+}
+
+// startProgram is startWrapped for another program than ittybit (one that
+// logs the same "server started" line).
+func (e *env) startProgram(ctx context.Context, bin, name string, wrap, extraEnv []string, args ...string) (*proc, error) {
 	for i, a := range args {
 		if a == "--data" && i+1 < len(args) {
 			if err := os.RemoveAll(args[i+1]); err != nil {
@@ -109,9 +115,9 @@ func (e *env) startWrapped(ctx context.Context, name string, wrap, extraEnv []st
 	}
 	defer f.Close()
 	if len(wrap) > 0 {
-		p.cmd = exec.Command(wrap[0], append(append(wrap[1:len(wrap):len(wrap)], e.bin), args...)...)
+		p.cmd = exec.Command(wrap[0], append(append(wrap[1:len(wrap):len(wrap)], bin), args...)...)
 	} else {
-		p.cmd = exec.Command(e.bin, args...)
+		p.cmd = exec.Command(bin, args...)
 	}
 	p.cmd.Env = append(append(os.Environ(), "ITTYBIT_API_KEY="+apiKey, "ITTYBIT_NODE_TOKEN="+nodeToken), extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f

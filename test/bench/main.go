@@ -64,6 +64,9 @@ type config struct {
 	// baseline: a commit whose servers the throughput comparison also
 	// measures at 64 clients, in the same run ("": none).
 	baseline string
+	// windows: how many windows the throughput comparison measures at 64
+	// clients (the target's), each side in turn.
+	windows int
 }
 
 func run(ctx context.Context, args []string) error {
@@ -90,7 +93,8 @@ func run(ctx context.Context, args []string) error {
 	fl.IntVar(&c.retireBacklog, "retire-backlog", 50_000, "finished tasks that retire while writers post")
 	fl.DurationVar(&c.retireWindow, "retire-window", 24*time.Second, "how long writers post while tasks retire (and without retirement, the anchor)")
 	fl.StringVar(&c.baseline, "baseline", "8e226e7", "a commit of this repository whose servers the throughput comparison also measures at 64 clients, in the same run (the release before batched forwarding and binary entries; \"\": none)")
-	levels := fl.String("levels", "16,64,256", "client counts of the throughput comparison (64, the target's, is measured over 3 windows)")
+	fl.IntVar(&c.windows, "windows", 3, "windows of the throughput comparison at 64 clients, the target's (the median is reported)")
+	levels := fl.String("levels", "16,64,256", "client counts of the throughput comparison (64, the target's, is measured over -windows windows)")
 	update := fl.Bool("update", false, "with -only: replace the sections run in the existing report (-out), each marked as rerun on its own, and leave the rest")
 	keep := fl.String("work", "", "use this folder for the binary, clips and profiles (leader.pprof, leader.heap, memory-queued.heap, memory-finished.heap, retire-on.pprof, …) and keep it; by default a temporary folder, removed at the end")
 	cpuProfile := fl.String("cpuprofile", "", "write this process's CPU profile (the simulated fleet, the clients) to this file")
@@ -103,6 +107,9 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("-levels %q: want whole numbers of clients, like 16,64,256", *levels)
 		}
 		c.levels = append(c.levels, n)
+	}
+	if c.windows < 1 {
+		return fmt.Errorf("-windows %d: want 1 or more", c.windows)
 	}
 	if *update && c.only == "" {
 		return fmt.Errorf("-update replaces the sections of a subset: give -only too")
