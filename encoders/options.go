@@ -197,7 +197,8 @@ func (o *Options) UnmarshalJSON(data []byte) error {
 	if bytes.Equal(data, []byte("null")) {
 		return nil
 	}
-	if members, ok := jsonobj.Members(data); ok { // sorted by name, as below
+	var local [16]jsonobj.Member // 12 options and a few unknown ones
+	if members, ok := jsonobj.Members(local[:0], data); ok { // sorted by name, as below
 		for _, m := range members {
 			o.set(m.Name, m.Raw)
 		}
@@ -340,21 +341,47 @@ func (o *Options) clear(name string) {
 	}
 }
 
-// given returns the names of the well-typed options that are set.
+// given returns the names of the well-typed options that are set, in
+// the order of optionNames.
 func (o *Options) given() []string {
-	set := map[string]bool{
-		"format": o.Format != "", "codec": o.Codec != "", "quality": o.Quality != "",
-		"width": o.Width != nil, "height": o.Height != nil, "fit": o.Fit != "",
-		"position": o.Position != "", "background": o.Background != "",
-		"fps": o.FPS != nil, "bitrate": o.Bitrate != nil, "start": o.Start != nil, "end": o.End != nil,
-	}
-	var out []string
+	out := make([]string, 0, len(optionNames))
 	for _, n := range optionNames {
-		if set[n] {
+		if o.isSet(n) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// isSet reports whether the well-typed option name is set.
+func (o *Options) isSet(name string) bool {
+	switch name {
+	case "format":
+		return o.Format != ""
+	case "codec":
+		return o.Codec != ""
+	case "quality":
+		return o.Quality != ""
+	case "width":
+		return o.Width != nil
+	case "height":
+		return o.Height != nil
+	case "fit":
+		return o.Fit != ""
+	case "position":
+		return o.Position != ""
+	case "background":
+		return o.Background != ""
+	case "fps":
+		return o.FPS != nil
+	case "bitrate":
+		return o.Bitrate != nil
+	case "start":
+		return o.Start != nil
+	case "end":
+		return o.End != nil
+	}
+	return false
 }
 
 // parseNumber reads a JSON number (not a string holding one).
