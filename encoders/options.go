@@ -197,8 +197,10 @@ func (o *Options) UnmarshalJSON(data []byte) error {
 	if bytes.Equal(data, []byte("null")) {
 		return nil
 	}
-	var local [16]jsonobj.Member // 12 options and a few unknown ones
-	if members, ok := jsonobj.Members(local[:0], data); ok { // sorted by name, as below
+	// Twelve options and a few unknown ones fit; sorted by name, as
+	// below.
+	var local [16]jsonobj.Member
+	if members, ok := jsonobj.Members(local[:0], data); ok {
 		for _, m := range members {
 			o.set(m.Name, m.Raw)
 		}

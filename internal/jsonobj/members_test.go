@@ -25,7 +25,7 @@ func FuzzMembers(f *testing.F) {
 		if len(data) > 0 && data[0] != '{' {
 			werr = errNotObject // Members takes trimmed data
 		}
-		got, ok := Members(data)
+		got, ok := Members(nil, data)
 		if ok != (werr == nil) {
 			t.Fatalf("%q: Members %v, json.Unmarshal %v", data, ok, werr)
 		}

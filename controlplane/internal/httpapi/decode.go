@@ -28,7 +28,8 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 	if len(trimmed) == 0 {
 		return req, ittybit.Errorf(ittybit.ErrInvalidJSON, `the body is empty; send a JSON object such as {"input": "https://example.com/upload.mov", "kind": "video"}`)
 	}
-	fields, ok := jsonobj.Members(trimmed)
+	var local [8]jsonobj.Member // a task request has 6 fields
+	fields, ok := jsonobj.Members(local[:0], trimmed)
 	if !ok {
 		var m map[string]json.RawMessage
 		err := json.Unmarshal(trimmed, &m)
