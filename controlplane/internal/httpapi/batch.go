@@ -66,11 +66,10 @@ func (a *API) createTaskAway(w http.ResponseWriter, r *http.Request) error {
 	if f == nil || time.Since(time.UnixMilli(f.off.Load())) < batchRetry {
 		return errForward
 	}
-	body, _ := io.ReadAll(r.Body)
+	body, _ := bodyOf(r)
 	if len(body) > maxBatchedBody {
 		return errForward
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	req, err := a.readCreate(r)
 	if err != nil {
 		return err

@@ -100,8 +100,10 @@ func (a *API) leaderOr(h, away handlerFunc) http.Handler {
 		// for each was 3 % of a follower's CPU under load.
 		deadline := time.Now().Add(a.cfg.ForwardTimeout)
 		wait := 25 * time.Millisecond
+		held := &heldBody{b: body}
 		for {
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			held.Reset(body)
+			r.Body = held
 			switch {
 			case a.cfg.Store.LeaderReady():
 				err := h(w, r)
@@ -206,6 +208,29 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return b, nil
 	}
 	return io.ReadAll(body)
+}
+
+// heldBody is a request body read whole (leaderOr reads it once, to try
+// the request again or forward it): a reader over its bytes, which the
+// handlers take through bodyOf rather than read a copy of.
+type heldBody struct {
+	bytes.Reader
+	b []byte
+}
+
+func (*heldBody) Close() error { return nil }
+
+// bodyOf returns the body of r: the bytes of a held body, or what r.Body
+// reads, which it then holds in their place.
+func bodyOf(r *http.Request) ([]byte, error) {
+	if h, ok := r.Body.(*heldBody); ok {
+		return h.b, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	h := &heldBody{b: b}
+	h.Reset(b)
+	r.Body = h
+	return b, err
 }
 
 // elsewhere turns the store's "not the leader" errors into errElsewhere.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -63,7 +62,7 @@ func errIdempotencyConflict() error {
 // for, as a seed still to be stamped, with the key of its request (the
 // Idempotency-Key, or the id the first server gave the request).
 func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
-	body, _ := io.ReadAll(r.Body) // already bounded and buffered by leader()
+	body, _ := bodyOf(r) // bounded and read by leaderOr
 	req, err := decodeCreate(body)
 	if err != nil {
 		return state.SeedRequest{}, err
