@@ -27,7 +27,8 @@ const targetClients = 64
 // BENCH_PROFILE=1 prints the leader's CPU profile at 64 clients (kept as
 // leader.pprof in the work folder); =follower profiles a follower there
 // instead; =direct also profiles the leader in the first window with
-// every request sent to it (direct.pprof).
+// every request sent to it (direct.pprof, and its allocations in
+// direct-allocs-before.pprof and direct-allocs-after.pprof).
 func (c config) windowsAt(n int) int {
 	if n == targetClients {
 		return c.windows
@@ -159,9 +160,11 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		if w == 0 && os.Getenv("BENCH_PROFILE") == "direct" {
 			dprof = make(chan string, 1)
 			go func() { dprof <- profileTop(ctx, e, leader, c.window-time.Second, "direct.pprof") }()
+			saveProfile(e, leader, "allocs", "direct-allocs-before.pprof")
 		}
 		d, err := measure(ctx, servers, leader, []string{leader.url}, body, targetClients, c.window)
 		if dprof != nil {
+			saveProfile(e, leader, "allocs", "direct-allocs-after.pprof")
 			<-dprof
 		}
 		if err != nil {
