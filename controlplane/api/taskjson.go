@@ -2,36 +2,37 @@ package api
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
+
+	"github.com/ittybit-oss/ittybit/internal/jsonobj"
 )
 
 // AppendJSON appends the task's JSON, byte for byte what encoding/json
 // writes for it (json.Marshal; an Encoder adds a newline), without the
 // reflection: every POST /tasks answers with a task, and encoding/json
 // took 6 % of a loaded leader's CPU doing it. The fields it writes itself
-// are the task's and its steps' scalars and plain strings; anything else
-// (a string to escape, metadata, options, an error, the parts of a split
-// step) goes through encoding/json one value at a time. Its tests hold it
+// are the task's, its steps' and its options' scalars and plain strings;
+// anything else (a string to escape, metadata, an error, the parts of a
+// split step) goes through encoding/json one value at a time. Its tests hold it
 // to json.Marshal.
 func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, t.ID)
+	b = jsonobj.AppendString(b, t.ID)
 	b = append(b, `,"object":`...)
-	b = appendJSONString(b, t.Object)
+	b = jsonobj.AppendString(b, t.Object)
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, string(t.Kind))
+	b = jsonobj.AppendString(b, string(t.Kind))
 	b = append(b, `,"input":`...)
-	b = appendJSONString(b, t.Input)
+	b = jsonobj.AppendString(b, t.Input)
 	b = append(b, `,"output":`...)
 	if t.Output == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, *t.Output)
+		b = jsonobj.AppendString(b, *t.Output)
 	}
 	b = append(b, `,"options":`...)
-	if b, err = appendMarshal(b, &t.Options); err != nil {
+	if b, err = t.Options.AppendJSON(b); err != nil {
 		return b, err
 	}
 	b = append(b, `,"metadata":`...)
@@ -39,9 +40,11 @@ func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(t.Status))
+	b = jsonobj.AppendString(b, string(t.Status))
 	b = append(b, `,"error":`...)
-	if b, err = appendMarshal(b, t.Error); err != nil {
+	if t.Error == nil {
+		b = append(b, "null"...)
+	} else if b, err = appendMarshal(b, t.Error); err != nil {
 		return b, err
 	}
 	b = append(b, `,"steps":`...)
@@ -69,11 +72,11 @@ func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 	b = strconv.AppendInt(b, t.UpdatedAt, 10)
 	if t.Project != "" {
 		b = append(b, `,"project":`...)
-		b = appendJSONString(b, t.Project)
+		b = jsonobj.AppendString(b, t.Project)
 	}
 	if t.Priority != "" {
 		b = append(b, `,"priority":`...)
-		b = appendJSONString(b, t.Priority)
+		b = jsonobj.AppendString(b, t.Priority)
 	}
 	if t.Archived {
 		b = append(b, `,"archived":true`...)
@@ -84,11 +87,11 @@ func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 func (s *Step) appendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, s.ID)
+	b = jsonobj.AppendString(b, s.ID)
 	b = append(b, `,"object":`...)
-	b = appendJSONString(b, s.Object)
+	b = jsonobj.AppendString(b, s.Object)
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, s.Kind)
+	b = jsonobj.AppendString(b, s.Kind)
 	b = append(b, `,"input":`...)
 	if b, err = appendRaw(b, s.Input); err != nil {
 		return b, err
@@ -102,15 +105,17 @@ func (s *Step) appendJSON(b []byte) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(s.Status))
+	b = jsonobj.AppendString(b, string(s.Status))
 	b = append(b, `,"progress":`...)
 	if s.Progress == nil {
 		b = append(b, "null"...)
-	} else if b, err = appendFloat(b, *s.Progress); err != nil {
+	} else if b, err = jsonobj.AppendFloat(b, *s.Progress); err != nil {
 		return b, err
 	}
 	b = append(b, `,"error":`...)
-	if b, err = appendMarshal(b, s.Error); err != nil {
+	if s.Error == nil {
+		b = append(b, "null"...)
+	} else if b, err = appendMarshal(b, s.Error); err != nil {
 		return b, err
 	}
 	b = append(b, `,"created_at":`...)
@@ -125,30 +130,17 @@ func (s *Step) appendJSON(b []byte) ([]byte, error) {
 	if s.Node == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, *s.Node)
+		b = jsonobj.AppendString(b, *s.Node)
 	}
 	b = append(b, `,"attempt":`...)
 	b = strconv.AppendInt(b, int64(s.Attempt), 10)
 	b = append(b, `,"parts":`...)
-	if b, err = appendMarshal(b, s.Parts); err != nil {
+	if s.Parts == nil {
+		b = append(b, "null"...)
+	} else if b, err = appendMarshal(b, s.Parts); err != nil {
 		return b, err
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s as encoding/json writes it: as it is when
-// it is printable ASCII with nothing to escape (HTML's <, > and & are),
-// through encoding/json otherwise.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // appendRaw appends raw JSON as encoding/json writes a json.RawMessage:
@@ -177,26 +169,4 @@ func appendIntPtr(b []byte, n *int64) []byte {
 		return append(b, "null"...)
 	}
 	return strconv.AppendInt(b, *n, 10)
-}
-
-// appendFloat appends f as encoding/json writes a float64: the shortest
-// form that reads back the same, in exponent form only for magnitudes
-// below 1e-6 or from 1e21, with a one-digit negative exponent unpadded.
-func appendFloat(b []byte, f float64) ([]byte, error) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return appendMarshal(b, f) // its error
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 to e-9
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, nil
 }

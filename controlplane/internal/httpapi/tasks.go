@@ -85,7 +85,10 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 	if sd.Priority == "" {
 		sd.Priority = who(r.Context()).priority
 	}
-	opts, _ := json.Marshal(req.Options)
+	opts, err := req.Options.AppendJSON(nil) // json.Marshal's bytes
+	if err != nil {
+		opts = nil // as json.Marshal left them; validated options always encode
+	}
 	if string(opts) != "{}" {
 		sd.Options = opts
 	}
