@@ -13,8 +13,8 @@ import (
 // took 6 % of a loaded leader's CPU doing it. The fields it writes itself
 // are the task's, its steps' and its options' scalars and plain strings;
 // anything else (a string to escape, metadata, an error, the parts of a
-// split step) goes through encoding/json one value at a time. Its tests hold it
-// to json.Marshal.
+// split step) goes through encoding/json one value at a time. Its tests
+// hold it to json.Marshal.
 func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"id":`...)
@@ -26,11 +26,7 @@ func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"input":`...)
 	b = jsonobj.AppendString(b, t.Input)
 	b = append(b, `,"output":`...)
-	if t.Output == nil {
-		b = append(b, "null"...)
-	} else {
-		b = jsonobj.AppendString(b, *t.Output)
-	}
+	b = appendStringPtr(b, t.Output)
 	b = append(b, `,"options":`...)
 	if b, err = t.Options.AppendJSON(b); err != nil {
 		return b, err
@@ -42,9 +38,7 @@ func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"status":`...)
 	b = jsonobj.AppendString(b, string(t.Status))
 	b = append(b, `,"error":`...)
-	if t.Error == nil {
-		b = append(b, "null"...)
-	} else if b, err = appendMarshal(b, t.Error); err != nil {
+	if b, err = appendError(b, t.Error); err != nil {
 		return b, err
 	}
 	b = append(b, `,"steps":`...)
@@ -113,9 +107,7 @@ func (s *Step) appendJSON(b []byte) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"error":`...)
-	if s.Error == nil {
-		b = append(b, "null"...)
-	} else if b, err = appendMarshal(b, s.Error); err != nil {
+	if b, err = appendError(b, s.Error); err != nil {
 		return b, err
 	}
 	b = append(b, `,"created_at":`...)
@@ -127,11 +119,7 @@ func (s *Step) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"updated_at":`...)
 	b = strconv.AppendInt(b, s.UpdatedAt, 10)
 	b = append(b, `,"node":`...)
-	if s.Node == nil {
-		b = append(b, "null"...)
-	} else {
-		b = jsonobj.AppendString(b, *s.Node)
-	}
+	b = appendStringPtr(b, s.Node)
 	b = append(b, `,"attempt":`...)
 	b = strconv.AppendInt(b, int64(s.Attempt), 10)
 	b = append(b, `,"parts":`...)
@@ -162,6 +150,22 @@ func appendRaw(b []byte, raw json.RawMessage) ([]byte, error) {
 func appendMarshal(b []byte, v any) ([]byte, error) {
 	out, err := json.Marshal(v)
 	return append(b, out...), err
+}
+
+// appendError appends an error through encoding/json, and null for none
+// without it.
+func appendError(b []byte, e *Error) ([]byte, error) {
+	if e == nil {
+		return append(b, "null"...), nil
+	}
+	return appendMarshal(b, e)
+}
+
+func appendStringPtr(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	return jsonobj.AppendString(b, *s)
 }
 
 func appendIntPtr(b []byte, n *int64) []byte {

@@ -23,12 +23,6 @@ import (
 const targetClients = 64
 
 // windowsAt is how many windows level n is measured over.
-//
-// BENCH_PROFILE=1 prints the leader's CPU profile at 64 clients (kept as
-// leader.pprof in the work folder); =follower profiles a follower there
-// instead; =direct also profiles the leader in the first window with
-// every request sent to it (direct.pprof, and its allocations in
-// direct-allocs-before.pprof and direct-allocs-after.pprof).
 func (c config) windowsAt(n int) int {
 	if n == targetClients {
 		return c.windows
@@ -53,18 +47,19 @@ func medianCost(ws []loadResult) loadResult {
 // leaderCPUs lists the windows' leader CPU per task in the order they
 // ran.
 func leaderCPUs(ws []loadResult) string {
-	var out []string
-	for _, w := range ws {
-		out = append(out, f0(w.cost.leaderCPU))
-	}
-	return strings.Join(out, ", ")
+	return each(ws, func(w loadResult) float64 { return w.cost.leaderCPU })
 }
 
 // rates lists the windows' rates in the order they ran.
 func rates(ws []loadResult) string {
+	return each(ws, func(w loadResult) float64 { return w.rate })
+}
+
+// each lists one figure of each window, in the order they ran.
+func each(ws []loadResult, figure func(loadResult) float64) string {
 	var out []string
 	for _, w := range ws {
-		out = append(out, f0(w.rate))
+		out = append(out, f0(figure(w)))
 	}
 	return strings.Join(out, ", ")
 }
@@ -73,6 +68,12 @@ func rates(ws []loadResult) string {
 // concurrent clients and compares the committed rate with a raw
 // hashicorp/raft cluster applying entries of one task's size at the same
 // concurrency.
+//
+// BENCH_PROFILE=1 prints the leader's CPU profile at 64 clients (kept as
+// leader.pprof in the work folder); =follower profiles a follower there
+// instead; =direct also profiles the leader in the first window with
+// every request sent to it (direct.pprof, and its allocations in
+// direct-allocs-before.pprof and direct-allocs-after.pprof).
 func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	// The baseline's cluster runs beside the current one, and at 64
 	// clients their windows alternate, so that both see the same host.
@@ -151,7 +152,6 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	floor, floorLeader, err := startFloor(ctx, e)
 	if err != nil {
 		stopAll(servers)
-		stopAll(base)
 		return err
 	}
 	var directWindows, floorWindows []loadResult
