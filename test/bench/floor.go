@@ -13,8 +13,8 @@ import (
 
 // startFloor builds test/bench/floornode (the least a task API on
 // net/http and hashicorp/raft does for a create) and starts a cluster of
-// three of them: a bootstraps, b and c join. It returns the nodes and
-// the leader.
+// three of them: a bootstraps and leads, b and c join and forward their
+// creates to it in batches. It returns the nodes and the leader.
 func startFloor(ctx context.Context, e *env) ([]*proc, *proc, error) {
 	bin := filepath.Join(e.dir, "floornode")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./test/bench/floornode")
@@ -35,6 +35,8 @@ func startFloor(ctx context.Context, e *env) ([]*proc, *proc, error) {
 		args := []string{"-id", name, "-dir", dir}
 		if i == 0 {
 			args = append(args, "-bootstrap")
+		} else {
+			args = append(args, "-leader", nodes[0].url)
 		}
 		p, err := e.startProgram(ctx, bin, "floor-"+name, nil, nil, args...)
 		if err != nil {
@@ -59,15 +61,13 @@ func startFloor(ctx context.Context, e *env) ([]*proc, *proc, error) {
 		}
 	}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, p := range nodes {
-			resp, err := http.Get(p.url + "/leader")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nodes, p, nil
-				}
+		resp, err := http.Get(nodes[0].url + "/leader")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nodes, nodes[0], nil
 			}
 		}
 	}
-	return fail(fmt.Errorf("the floor cluster has no leader"))
+	return fail(fmt.Errorf("floor node a, which b and c forward to, does not lead"))
 }

@@ -11,8 +11,14 @@
 // answers 201 with a small JSON object. The state machine decodes each
 // entry and keeps each task's body in a map. It does nothing else:
 // no authentication, no validation beyond two fields, no idempotency
-// keys, no events, no queue, no metrics, no log line, no forwarding (the
-// benchmark sends every request to the leader).
+// keys, no events, no queue, no metrics, no log line.
+//
+// A follower started with -leader forwards as ittybit's followers do: it
+// decodes each create itself, joins the creates in flight into one
+// request to the leader (POST /batch: at most two under way, up to 256
+// creates each), and answers each client from the ids the leader sends
+// back; the leader commits a batch's creates with its own. The leader is
+// the one named at start: the floor has no failover.
 //
 // It prints one JSON line when it listens ({"msg":"server started",
 // "http":…, "raft":…}); POST /join?id=…&addr=… on the leader adds a voter;
@@ -21,6 +27,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -40,22 +47,24 @@ import (
 )
 
 const (
-	maxBatch    = 512 // tasks in one entry
-	maxInFlight = 2   // entries applied at once
+	maxBatch        = 512 // tasks in one entry
+	maxForwardBatch = 256 // creates in one request to the leader
+	maxInFlight     = 2   // entries applied (or batches forwarded) at once
 )
 
 func main() {
 	id := flag.String("id", "", "node id")
 	dir := flag.String("dir", "", "data folder")
 	bootstrap := flag.Bool("bootstrap", false, "start a cluster of one")
+	leader := flag.String("leader", "", "the leader's URL, to forward creates to in batches (a follower)")
 	flag.Parse()
-	if err := run(*id, *dir, *bootstrap); err != nil {
+	if err := run(*id, *dir, *bootstrap, *leader); err != nil {
 		fmt.Fprintln(os.Stderr, "floornode:", err)
 		os.Exit(1)
 	}
 }
 
-func run(id, dir string, bootstrap bool) error {
+func run(id, dir string, bootstrap bool, leader string) error {
 	if id == "" || dir == "" {
 		return errors.New("-id and -dir are required")
 	}
@@ -93,10 +102,12 @@ func run(id, dir string, bootstrap bool) error {
 			return err
 		}
 	}
-	n := &node{raft: r}
-	n.wake = sync.NewCond(&n.mu)
+	n := &node{raft: r, leader: leader, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxInFlight}}}
+	n.entries = gatherer{max: maxBatch, commit: n.apply}
+	n.forwards = gatherer{max: maxForwardBatch, commit: n.forward}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /tasks", n.create)
+	mux.HandleFunc("POST /batch", n.batch)
 	mux.HandleFunc("POST /join", n.join)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if addr, _ := r.LeaderWithID(); addr == "" {
@@ -117,18 +128,18 @@ func run(id, dir string, bootstrap bool) error {
 	return http.Serve(ln, mux)
 }
 
-// node is one server: its Raft node and the creates waiting to commit.
+// node is one server: its Raft node and the creates waiting to commit or
+// to go to the leader.
 type node struct {
-	raft *raft.Raft
-	next atomic.Uint64
-
-	mu       sync.Mutex
-	wake     *sync.Cond
-	pending  []*create
-	inFlight int
+	raft     *raft.Raft
+	next     atomic.Uint64
+	leader   string // the leader's URL on a follower that forwards
+	client   *http.Client
+	entries  gatherer // creates to commit here
+	forwards gatherer // creates to send to the leader
 }
 
-// create is one POST /tasks waiting for its entry.
+// create is one create waiting for its entry.
 type create struct {
 	id   string
 	body []byte
@@ -154,8 +165,13 @@ func (n *node) create(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"input and kind are required"}`, http.StatusBadRequest)
 		return
 	}
-	c := &create{id: "task_" + strconv.FormatUint(n.next.Add(1), 36) + strconv.FormatInt(time.Now().UnixNano(), 36), body: body, done: make(chan struct{})}
-	n.submit(c)
+	c := &create{body: body, done: make(chan struct{})}
+	if n.leader != "" {
+		n.forwards.submit(c)
+	} else {
+		c.id = n.newID()
+		n.entries.submit(c)
+	}
 	<-c.done
 	if c.err != nil {
 		http.Error(w, c.err.Error(), http.StatusServiceUnavailable)
@@ -172,55 +188,151 @@ func (n *node) create(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-// submit queues c for the next entry and starts one if fewer than
-// maxInFlight are under way.
-func (n *node) submit(c *create) {
-	n.mu.Lock()
-	n.pending = append(n.pending, c)
-	start := n.inFlight < maxInFlight
-	var batch []*create
-	if start {
-		batch = n.take()
+func (n *node) newID() string {
+	return "task_" + strconv.FormatUint(n.next.Add(1), 36) + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// batch serves POST /batch on the leader: a follower's creates (each body
+// after its length, as a uvarint), committed with the leader's own; the
+// answer is their ids, in the same form.
+func (n *node) batch(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
-	n.mu.Unlock()
-	if start {
-		go n.commit(batch)
+	var cs []*create
+	for len(b) > 0 {
+		body, rest, ok := cut(b)
+		if !ok {
+			http.Error(w, "a bad batch", http.StatusBadRequest)
+			return
+		}
+		cs = append(cs, &create{id: n.newID(), body: body, done: make(chan struct{})})
+		b = rest
+	}
+	for _, c := range cs {
+		n.entries.submit(c)
+	}
+	var out []byte
+	for _, c := range cs {
+		<-c.done
+		if c.err != nil {
+			http.Error(w, c.err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		out = binary.AppendUvarint(out, uint64(len(c.id)))
+		out = append(out, c.id...)
+	}
+	_, _ = w.Write(out)
+}
+
+// cut returns the length-prefixed bytes at the start of b and the rest.
+func cut(b []byte) (field, rest []byte, ok bool) {
+	k, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < k {
+		return nil, nil, false
+	}
+	return b[w : w+int(k)], b[w+int(k):], true
+}
+
+// apply commits one entry of creates.
+func (n *node) apply(batch []*create) {
+	var entry []byte
+	for _, c := range batch {
+		entry = binary.AppendUvarint(entry, uint64(len(c.id)))
+		entry = append(entry, c.id...)
+		entry = binary.AppendUvarint(entry, uint64(len(c.body)))
+		entry = append(entry, c.body...)
+	}
+	err := n.raft.Apply(entry, 10*time.Second).Error()
+	for _, c := range batch {
+		c.err = err
+		close(c.done)
 	}
 }
 
-// take removes up to maxBatch pending creates, counting an entry in
-// flight; n.mu is held.
-func (n *node) take() []*create {
-	k := min(len(n.pending), maxBatch)
-	batch := n.pending[:k:k]
-	n.pending = n.pending[k:]
-	n.inFlight++
+// forward sends one batch of creates to the leader and hands each its id.
+func (n *node) forward(batch []*create) {
+	var req []byte
+	for _, c := range batch {
+		req = binary.AppendUvarint(req, uint64(len(c.body)))
+		req = append(req, c.body...)
+	}
+	ids, err := n.post(req)
+	for _, c := range batch {
+		id, rest, ok := cut(ids)
+		switch {
+		case err != nil:
+			c.err = err
+		case !ok:
+			c.err = errors.New("the leader answered too few ids")
+		default:
+			c.id, ids = string(id), rest
+		}
+		close(c.done)
+	}
+}
+
+func (n *node) post(batch []byte) ([]byte, error) {
+	resp, err := n.client.Post(n.leader+"/batch", "application/octet-stream", bytes.NewReader(batch))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("the leader answered %s: %s", resp.Status, out)
+	}
+	return out, err
+}
+
+// gatherer is group commit: a create joins the next batch, which starts
+// at once while fewer than maxInFlight are under way, and otherwise when
+// one of them ends, with everything that queued meanwhile (up to max).
+type gatherer struct {
+	max    int
+	commit func([]*create)
+
+	mu       sync.Mutex
+	pending  []*create
+	inFlight int
+}
+
+func (g *gatherer) submit(c *create) {
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	var batch []*create
+	if g.inFlight < maxInFlight {
+		batch = g.take()
+	}
+	g.mu.Unlock()
+	if batch != nil {
+		go g.run(batch)
+	}
+}
+
+// take removes up to max pending creates, counting a batch in flight;
+// g.mu is held.
+func (g *gatherer) take() []*create {
+	k := min(len(g.pending), g.max)
+	batch := g.pending[:k:k]
+	g.pending = g.pending[k:]
+	g.inFlight++
 	return batch
 }
 
-// commit applies one entry of creates, answers them, and goes on with
-// what queued meanwhile.
-func (n *node) commit(batch []*create) {
+// run commits batch, then goes on with what queued meanwhile.
+func (g *gatherer) run(batch []*create) {
 	for len(batch) > 0 {
-		var entry []byte
-		for _, c := range batch {
-			entry = binary.AppendUvarint(entry, uint64(len(c.id)))
-			entry = append(entry, c.id...)
-			entry = binary.AppendUvarint(entry, uint64(len(c.body)))
-			entry = append(entry, c.body...)
-		}
-		err := n.raft.Apply(entry, 10*time.Second).Error()
-		for _, c := range batch {
-			c.err = err
-			close(c.done)
-		}
-		n.mu.Lock()
-		n.inFlight--
+		g.commit(batch)
+		g.mu.Lock()
+		g.inFlight--
 		batch = nil
-		if len(n.pending) > 0 {
-			batch = n.take()
+		if len(g.pending) > 0 {
+			batch = g.take()
 		}
-		n.mu.Unlock()
+		g.mu.Unlock()
 	}
 }
 
