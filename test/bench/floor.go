@@ -32,7 +32,7 @@ func startFloor(ctx context.Context, e *env) ([]*proc, *proc, error) {
 		if err := os.RemoveAll(dir); err != nil {
 			return fail(err)
 		}
-		args := []string{"-id", name, "-dir", dir}
+		args := []string{"-id", name, "-dir", dir, "-pprof"}
 		if i == 0 {
 			args = append(args, "-bootstrap")
 		} else {

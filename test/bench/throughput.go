@@ -80,7 +80,9 @@ func each(ws []loadResult, figure func(loadResult) float64) string {
 // leader.pprof in the work folder); =follower profiles a follower there
 // instead; =direct also profiles the leader in the first window with
 // every request sent to it (direct.pprof, and its allocations in
-// direct-allocs-before.pprof and direct-allocs-after.pprof).
+// direct-allocs-before.pprof and direct-allocs-after.pprof); =floor also
+// profiles the floor's leader in its first window over the three nodes
+// (floor.pprof: read it with the floornode binary beside it).
 func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 	// The baseline's cluster runs beside the current one, and at 64
 	// clients their windows alternate, so that both see the same host.
@@ -159,7 +161,15 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 				fmt.Fprintf(os.Stderr, "   release %s at %d clients: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", c.baseline, n, b.rate, b.p50, b.p99, b.cost)
 			}
 			if n == targetClients {
+				var fprof chan string
+				if w == 0 && os.Getenv("BENCH_PROFILE") == "floor" {
+					fprof = make(chan string, 1)
+					go func() { fprof <- profileTop(ctx, e, floorLeader, c.window-time.Second, "floor.pprof") }()
+				}
 				f, err := measure(ctx, floor, floorLeader, urlsOf(floor), body, n, c.window)
+				if fprof != nil {
+					<-fprof
+				}
 				if err != nil {
 					stopAll(servers)
 					return err

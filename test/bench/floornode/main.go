@@ -36,6 +36,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"strconv"
 	"sync"
@@ -57,11 +58,32 @@ func main() {
 	dir := flag.String("dir", "", "data folder")
 	bootstrap := flag.Bool("bootstrap", false, "start a cluster of one")
 	leader := flag.String("leader", "", "the leader's URL, to forward creates to in batches (a follower)")
+	pprof := flag.Bool("pprof", false, "serve net/http/pprof on another port of loopback, and say where")
 	flag.Parse()
+	if *pprof {
+		if err := servePprof(); err != nil {
+			fmt.Fprintln(os.Stderr, "floornode:", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(*id, *dir, *bootstrap, *leader); err != nil {
 		fmt.Fprintln(os.Stderr, "floornode:", err)
 		os.Exit(1)
 	}
+}
+
+// servePprof serves the profiles of net/http/pprof (on their own port, so
+// that the API's mux stays as small as it is) and prints their address
+// ({"msg":"serving pprof","addr":…}).
+func servePprof() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	line, _ := json.Marshal(map[string]string{"msg": "serving pprof", "addr": ln.Addr().String()})
+	fmt.Println(string(line))
+	go func() { _ = http.Serve(ln, nil) }() // http.DefaultServeMux: net/http/pprof's routes
+	return nil
 }
 
 func run(id, dir string, bootstrap bool, leader string) error {
