@@ -12,6 +12,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -283,8 +284,13 @@ type Result struct {
 
 // AppendResults appends the versioned form of results.
 func AppendResults(b []byte, results []Result) []byte {
+	size := 1
+	for i := range results {
+		size += resultSize(&results[i])
+	}
+	b = slices.Grow(b, size)
 	b = append(b, Version)
-	var m []byte
+	m := make([]byte, 0, 256) // one result at a time: its ids and time fit
 	for i := range results {
 		r := &results[i]
 		m = appendVarint(m[:0], fStatus, uint64(r.Status))
@@ -296,6 +302,18 @@ func AppendResults(b []byte, results []Result) []byte {
 		b = protowire.AppendBytes(b, m)
 	}
 	return b
+}
+
+// resultSize bounds the size of a result's form in a batch's answer: a
+// one-byte tag each (fields under 16), a varint's most bytes, and a
+// length's (of a field under 4 GiB).
+func resultSize(r *Result) int {
+	const tagLen = 1 + binary.MaxVarintLen32
+	n := 2 + 1 + binary.MaxVarintLen64 + tagLen + len(r.ID) + tagLen + len(r.Task) // status, at, id, task
+	for _, s := range r.StepIDs {
+		n += tagLen + len(s)
+	}
+	return tagLen + n // the result's own tag and length
 }
 
 // ReadResults reads what AppendResults wrote.

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -127,5 +128,19 @@ func BenchmarkReadBatch(b *testing.B) {
 		if _, _, err := ReadBatch(msg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkAppendResults measures a leader's answer to a follower's batch
+// of 16 creates.
+func BenchmarkAppendResults(b *testing.B) {
+	results := make([]Result, 16)
+	for i := range results {
+		results[i] = Result{ID: fmt.Sprintf("task_%026d", i), At: 1_800_000_000_000,
+			StepIDs: []string{fmt.Sprintf("step_%026d", 4*i), fmt.Sprintf("step_%026d", 4*i+1), fmt.Sprintf("step_%026d", 4*i+2), fmt.Sprintf("step_%026d", 4*i+3)}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		AppendResults(nil, results)
 	}
 }
