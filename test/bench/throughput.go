@@ -276,10 +276,10 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		"*followers' CPU* is the same time of the two other servers together; *tasks per entry* is the tasks answered over the Raft entries the leader applied (`ittybit_raft_apply_seconds_count`). At 64 clients the first window also runs the CPU profile below.")
 	s.notes = append(s.notes, fmt.Sprintf("*The floor* is the least a task API on the same libraries does for a create, measured in the same way in this run: "+
 		"three `test/bench/floornode` processes, each net/http in front of a hashicorp/raft node (TCP on loopback, raft-wal, the same settings); "+
-		"a `POST /tasks` reads the body, decodes its JSON, takes an id, joins the creates in flight in one entry (group commit, two entries in flight as ittybit), "+
+		"a `POST /tasks` reads the body, decodes its JSON, takes an id, joins the creates in flight in one entry (group commit, one entry in flight as ittybit), "+
 		"waits for the commit and answers 201 with a small JSON object, and the state machine keeps each task's body in a map: no authentication, validation, "+
 		"idempotency keys, events, queue, metrics or log lines. Its followers forward as ittybit's do: each decodes its creates and joins those in flight "+
-		"into one request to the leader (two under way, up to 256 creates each), which commits them with its own and answers their ids. "+
+		"into one request to the leader (one under way, up to 256 creates each), which commits them with its own and answers their ids. "+
 		"At %d clients over the three nodes, each of its windows runs right after one of ittybit's (the rows give the window of median leader CPU): "+
 		"ittybit's leader %s µs a task, the floor's %s; **ittybit's leader spends %.2f × the floor's CPU per task** (%.0f against %.0f µs, %.0f against %.0f in the kernel). "+
 		"With every request sent to the leader, in alternate windows: ittybit's leader %s µs a task, the floor's %s, %.2f × (%.0f against %.0f µs, %.0f against %.0f in the kernel).",

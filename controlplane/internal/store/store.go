@@ -391,11 +391,16 @@ func (s *Store) CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]st
 // batch).
 const (
 	maxBatch = 512 // requests per log entry
-	// Entries being committed at once. Creates: two, so that under load
-	// each carries more (at 64 clients, 2 against 4 took 15 % less of
-	// the leader's CPU a task, and fewer fsyncs); a lone one still goes
-	// out at once.
-	maxCreatesInFlight = 2
+	// Entries being committed at once. Creates: one, so that under load
+	// each carries everything that queued while the one before it
+	// committed (a lone create still goes out at once). With followers
+	// forwarding one batch at a time too, at 64 clients over three nodes
+	// an entry carries 19 tasks rather than 13 and the leader spends
+	// 0.82 × its CPU a task at two each, in 6 interleaved windows of
+	// BENCHMARKS.md's section 2, with more tasks a second and a lower
+	// p50 (at 16 clients as well); earlier, 2 against 4 had taken 15 %
+	// less.
+	maxCreatesInFlight = 1
 	maxUpdatesInFlight = 4
 )
 

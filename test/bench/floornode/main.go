@@ -6,7 +6,7 @@
 // Each node is net/http in front of a hashicorp/raft node (TCP transport
 // on loopback, raft-wal, the settings ittybit's store uses). A POST /tasks
 // reads the body, decodes its JSON, takes an id, joins the creates in
-// flight in one Raft entry (group commit: at most two entries in flight,
+// flight in one Raft entry (group commit: one entry in flight,
 // up to 512 tasks each, as ittybit's store does), waits for the commit and
 // answers 201 with a small JSON object. The state machine decodes each
 // entry and keeps each task's body in a map. It does nothing else:
@@ -15,7 +15,7 @@
 //
 // A follower started with -leader forwards as ittybit's followers do: it
 // decodes each create itself, joins the creates in flight into one
-// request to the leader (POST /batch: at most two under way, up to 256
+// request to the leader (POST /batch: one under way, up to 256
 // creates each), and answers each client from the ids the leader sends
 // back; the leader commits a batch's creates with its own. The leader is
 // the one named at start: the floor has no failover.
@@ -50,7 +50,7 @@ import (
 const (
 	maxBatch        = 512 // tasks in one entry
 	maxForwardBatch = 256 // creates in one request to the leader
-	maxInFlight     = 2   // entries applied (or batches forwarded) at once
+	maxInFlight     = 1   // entries applied (or batches forwarded) at once
 )
 
 func main() {
