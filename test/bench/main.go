@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,6 +108,9 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("-levels %q: want whole numbers of clients, like 16,64,256", *levels)
 		}
 		c.levels = append(c.levels, n)
+	}
+	if !slices.Contains(c.levels, targetClients) {
+		return fmt.Errorf("-levels %q: include %d, the level the target is set at (the baseline and the floor are measured there)", *levels, targetClients)
 	}
 	if c.windows < 1 {
 		return fmt.Errorf("-windows %d: want 1 or more", c.windows)
