@@ -29,10 +29,11 @@ import (
 // waits for nothing; under load each carries what queued meanwhile (at
 // most maxForwardBatch): one batch at a time, so that each carries all of
 // it (at 64 clients over three nodes, 13.5 creates a batch against 7.6
-// at two at a time, and fewer requests for the leader to read; see the
-// store's maxCreatesInFlight for what the two together measured). A leader that does not know the route (an older
-// release, in a rolling upgrade) or refuses the token gets requests whole
-// again, as before, for a while.
+// at two at a time, and fewer requests for the leader to read; the
+// store's maxCreatesInFlight says what the two together measured). A
+// leader that does not know the route (an older release, in a rolling
+// upgrade) or refuses the token gets requests whole again, as before, for
+// a while.
 const (
 	maxForwardBatch    = 256
 	maxForwardInFlight = 1
