@@ -40,11 +40,9 @@ type Retirer struct {
 	Archive   *Archive
 	Retention time.Duration
 	// Pass is the most tasks read and archived at once (default 2,000);
-	// Batch the most one entry drops (default 50: an apply of a
-	// millisecond or two, and few enough index changes that memdb
-	// notifies its watchers of each, not by a walk over the whole
-	// table; 1,000 took about 80 ms, and raised p99 of POST
-	// /tasks 4.5 ×).
+	// Batch the most one entry drops (default 50: a short apply beside
+	// the creates; when tasks were in memdb, 1,000 took about 80 ms,
+	// and raised p99 of POST /tasks 4.5 ×).
 	Pass, Batch int
 	// Pace is how many times as long as each piece of work the retirer
 	// rests after it (default 8: a ninth of the leader's time at most;

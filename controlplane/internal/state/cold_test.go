@@ -94,7 +94,7 @@ func TestFrozenLikeLive(t *testing.T) {
 	s, live := finishedTasks(t)
 	check := func(name string, s *Store) {
 		for id, want := range live {
-			raw, _ := s.db.Load().Txn(false).First(tableTasks, "id", id)
+			raw := s.tasks.Load().get(id)
 			if _, ok := raw.(*coldTask); !ok {
 				t.Errorf("%s: finished task %s stored as %T, want frozen", name, id, raw)
 			}
@@ -167,7 +167,7 @@ func TestSnapshotBeforeColdTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, want := range live {
-		raw, _ := r.db.Load().Txn(false).First(tableTasks, "id", id)
+		raw := r.tasks.Load().get(id)
 		if _, ok := raw.(*coldTask); !ok {
 			t.Errorf("task %s restored as %T, want frozen", id, raw)
 		}

@@ -95,12 +95,12 @@ func TestEvents(t *testing.T) {
 
 	// The events of the write that finished a task share the frozen form
 	// the table holds, rather than hold the version whole.
-	txn := s.db.Load().Txn(false)
+	tasks := s.tasks.Load()
 	for _, e := range all {
 		if !e.Task().Status.Finished() {
 			continue
 		}
-		raw, _ := txn.First(tableTasks, "id", e.TaskID())
+		raw := tasks.get(e.TaskID())
 		if c, ok := e.task.(*coldTask); !ok || c != raw {
 			t.Errorf("the %s event of %s holds a %T, not the task as stored", e.Type, e.TaskID(), e.task)
 		}
@@ -164,7 +164,7 @@ func TestEventsReadOnceCommitted(t *testing.T) {
 
 	s.SetIndex(2)
 	txn := s.db.Load().Txn(true)
-	e := s.addEvent(txn, api.EventTaskCancelled, getRaw(txn, "t1"), 2000, "", 0)
+	e := s.addEvent(txn, api.EventTaskCancelled, getRaw(s.tasks.Load(), "t1"), 2000, "", 0)
 	if got := eventList(t, s, EventQuery{}); len(got) != 1 {
 		t.Errorf("before the commit: %d events, want 1", len(got))
 	}

@@ -4,12 +4,10 @@ import (
 	"fmt"
 )
 
-// Typed memdb indexes for the tables written per task (tasks, events).
-// memdb's field indexes find the field by name through reflection on
-// every insert, and the FSM inserts a task on every step it moves; these
-// read the field directly. Their keys are memdb's own encodings (a string
-// and a NUL; a big-endian uint64), so the two kinds order and look up
-// alike.
+// A typed memdb index. memdb's field indexes find the field by name
+// through reflection on every insert; this reads the field directly. Its
+// keys are memdb's own encoding of a string (the string and a NUL), so it
+// orders and looks up as they do.
 
 // stringIndex indexes a string field; an empty value is not indexed.
 type stringIndex[T any] struct{ field func(*T) string }
@@ -37,22 +35,4 @@ func (ix stringIndex[T]) FromArgs(args ...any) ([]byte, error) {
 		return nil, fmt.Errorf("want a string, got %T", args[0])
 	}
 	return append([]byte(s), 0), nil
-}
-
-// taskStringIndex indexes the tasks table, whose values are live tasks or
-// frozen ones (cold.go).
-type taskStringIndex struct{ field func(raw any) string }
-
-// FromObject implements memdb.SingleIndexer.
-func (ix taskStringIndex) FromObject(obj any) (bool, []byte, error) {
-	v := ix.field(obj)
-	if v == "" {
-		return false, nil, nil
-	}
-	return true, append([]byte(v), 0), nil
-}
-
-// FromArgs implements memdb.Indexer: one string.
-func (ix taskStringIndex) FromArgs(args ...any) ([]byte, error) {
-	return stringIndex[Task]{}.FromArgs(args...)
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 
-	"github.com/hashicorp/go-memdb"
-
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
 )
@@ -14,8 +12,8 @@ import (
 // TaskProject returns the project of task id ("" for the operator's), or
 // ErrNotFound, without reading the task whole.
 func (s *Store) TaskProject(id string) (string, error) {
-	raw, err := s.db.Load().Txn(false).First(tableTasks, "id", id)
-	if err != nil || raw == nil {
+	raw := s.tasks.Load().get(id)
+	if raw == nil {
 		return "", ErrNotFound
 	}
 	return taskProject(raw), nil
@@ -23,8 +21,8 @@ func (s *Store) TaskProject(id string) (string, error) {
 
 // Task returns a copy of the task with the id, or ErrNotFound.
 func (s *Store) Task(id string) (*api.Task, error) {
-	raw, err := s.db.Load().Txn(false).First(tableTasks, "id", id)
-	if err != nil || raw == nil {
+	raw := s.tasks.Load().get(id)
+	if raw == nil {
 		return nil, ErrNotFound
 	}
 	return readTask(raw), nil
@@ -68,7 +66,7 @@ type ListQuery struct {
 // ListTasks returns one page of tasks in q.Order and whether more follow
 // (in the direction of travel). A cursor naming no task is ErrNotFound.
 func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
-	txn := s.db.Load().Txn(false)
+	tasks := s.tasks.Load()
 	forward := q.Order != Asc // desc: newest first, i.e. walking ids downwards
 	cursor := q.After
 	if q.Before != "" {
@@ -76,52 +74,27 @@ func (s *Store) ListTasks(q ListQuery) ([]*api.Task, bool, error) {
 		forward = !forward
 	}
 	descending := forward // walking ids downwards?
-	// A project's tasks are a range of the project index, in id order.
-	index, prefix := "id", ""
-	if q.Project != "" {
-		index, prefix = "project", q.Project+"\x00"
-	}
-	var it memdb.ResultIterator
-	var err error
-	switch {
-	case cursor != "":
-		c, ferr := txn.First(tableTasks, "id", cursor)
-		if ferr != nil || c == nil || (q.Project != "" && taskProject(c) != q.Project) {
+	if cursor != "" {
+		c := tasks.get(cursor)
+		if c == nil || (q.Project != "" && taskProject(c) != q.Project) {
 			return nil, false, ErrNotFound
 		}
-		if descending {
-			it, err = txn.ReverseLowerBound(tableTasks, index, prefix+cursor)
-		} else {
-			it, err = txn.LowerBound(tableTasks, index, prefix+cursor)
-		}
-	case q.Project != "" && descending:
-		it, err = txn.ReverseLowerBound(tableTasks, index, prefix+"\xff")
-	case q.Project != "":
-		it, err = txn.LowerBound(tableTasks, index, prefix)
-	case descending:
-		it, err = txn.GetReverse(tableTasks, "id")
-	default:
-		it, err = txn.Get(tableTasks, "id")
-	}
-	if err != nil {
-		return nil, false, err
 	}
 	var page []*api.Task
 	more := false
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if q.Project != "" && taskProject(raw) != q.Project {
-			break // past the project's range
-		}
+	// A project's tasks are a range of the project index, in id order.
+	tasks.walk(q.Project, descending, cursor, func(raw any) bool {
 		id, _, kind, status := taskFields(raw)
 		if id == cursor || (q.Status != "" && status != q.Status) || (q.Kind != "" && kind != q.Kind) {
-			continue
+			return true
 		}
 		if len(page) == q.Limit {
 			more = true
-			break
+			return false
 		}
 		page = append(page, readTask(raw))
-	}
+		return true
+	})
 	if q.Before != "" {
 		// Walked away from the cursor backwards; show in list order.
 		for i, j := 0, len(page)-1; i < j; i, j = i+1, j-1 {
@@ -154,7 +127,7 @@ func (s *Store) Server(id string) (Server, bool) {
 }
 
 // CountTasks returns how many tasks are stored.
-func (s *Store) CountTasks() int { return s.count(tableTasks, "id") }
+func (s *Store) CountTasks() int { return s.tasks.Load().len() }
 
 // count returns how many objects an index of a table holds.
 func (s *Store) count(table, index string) int {
@@ -175,17 +148,15 @@ func (s *Store) count(table, index string) int {
 // the bytes were compressed.
 func (s *Store) Hash() string {
 	h := sha256.New()
-	it, err := s.db.Load().Txn(false).Get(tableTasks, "id")
-	if err != nil {
-		return ""
-	}
 	enc := json.NewEncoder(h)
-	for raw := it.Next(); raw != nil; raw = it.Next() {
+	ok := true
+	s.tasks.Load().each(func(raw any) bool {
 		switch t := raw.(type) {
 		case *coldTask:
 			data, err := t.json()
 			if err != nil {
-				return ""
+				ok = false
+				return false
 			}
 			_ = enc.Encode(t.Seq)
 			h.Write(data)
@@ -197,6 +168,10 @@ func (s *Store) Hash() string {
 		case *seededTask:
 			_ = enc.Encode(t.task()) // as the task whole
 		}
+		return true
+	})
+	if !ok {
+		return ""
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

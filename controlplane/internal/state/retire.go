@@ -2,8 +2,6 @@ package state
 
 import (
 	"encoding/json"
-
-	"github.com/hashicorp/go-memdb"
 )
 
 // Retirement: finished tasks older than the retention leave the state, once
@@ -38,17 +36,13 @@ type RequestKey struct {
 // retirees stops that far past the cutoff, not at it.
 const retireSkew = 5 * 60 * 1000 // ms
 
-// eachDue calls fn with each task in txn that finished before before
+// eachDue calls fn with each task of tasks that finished before before
 // (epoch ms), oldest created first, until fn returns false. It walks tasks
 // in id order (the order they were created: ids are ULIDs) and stops past
 // those created before the cutoff, so its cost grows with the tasks due
 // and the live ones among them, not with the rest.
-func eachDue(txn *memdb.Txn, before int64, fn func(raw any, created, finished int64) bool) {
-	it, err := txn.Get(tableTasks, "id")
-	if err != nil {
-		return
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
+func eachDue(tasks *taskTable, before int64, fn func(raw any, created, finished int64) bool) {
+	tasks.each(func(raw any) bool {
 		var created, finished int64
 		switch t := raw.(type) {
 		case *Task:
@@ -64,12 +58,10 @@ func eachDue(txn *memdb.Txn, before int64, fn func(raw any, created, finished in
 			created, finished = t.At, -1
 		}
 		if created > before+retireSkew {
-			return
+			return false
 		}
-		if finished >= 0 && finished < before && !fn(raw, created, finished) {
-			return
-		}
-	}
+		return finished < 0 || finished >= before || fn(raw, created, finished)
+	})
 }
 
 // Retirable returns up to limit finished tasks that finished before before
@@ -78,13 +70,13 @@ func eachDue(txn *memdb.Txn, before int64, fn func(raw any, created, finished in
 // over the events serve them all, so a caller takes many at once and drops
 // them in smaller entries.
 func (s *Store) Retirable(now, before int64, limit int) []Retiree {
-	txn := s.db.Load().Txn(false)
+	tasks := s.tasks.Load()
 	events := s.events.Load().view()
 	var out []Retiree
 	at := map[string]int{}
 	last := int64(0)   // the latest finish among them
 	newest := int64(0) // the latest creation among them
-	eachDue(txn, before, func(raw any, created, finished int64) bool {
+	eachDue(tasks, before, func(raw any, created, finished int64) bool {
 		var data []byte
 		switch t := raw.(type) {
 		case *Task:
@@ -135,7 +127,7 @@ func (s *Store) Retirable(now, before int64, limit int) []Retiree {
 // limit: what retirement has yet to do (a metric).
 func (s *Store) RetirableCount(before int64, limit int) int {
 	n := 0
-	eachDue(s.db.Load().Txn(false), before, func(any, int64, int64) bool {
+	eachDue(s.tasks.Load(), before, func(any, int64, int64) bool {
 		n++
 		return n < limit
 	})
@@ -159,18 +151,18 @@ type Retirement struct {
 // delivery still owed keeps its event for itself, as when events are
 // trimmed). It returns how many tasks it dropped.
 func (s *Store) RetireTasks(r Retirement) int {
-	txn := s.db.Load().Txn(true)
+	txn := s.write()
 	defer txn.Abort()
 	gone := make(map[string]bool, len(r.IDs))
 	for _, id := range r.IDs {
-		raw, err := txn.First(tableTasks, "id", id)
-		if err != nil || raw == nil {
+		raw := txn.tasks().get(id)
+		if raw == nil {
 			continue
 		}
 		if _, _, _, status := taskFields(raw); !status.Finished() {
 			continue
 		}
-		if err := txn.Delete(tableTasks, raw); err == nil {
+		if txn.deleteTask(id) {
 			gone[id] = true
 		}
 	}
@@ -199,7 +191,7 @@ func (s *Store) RetireTasks(r Retirement) int {
 		log.oldest(keep)
 	}
 	if len(dropped) > 0 {
-		settleDeliveries(txn, dropped, func(d *Delivery) bool { return dropped[d.EventSeq] != nil })
+		settleDeliveries(txn.Txn, dropped, func(d *Delivery) bool { return dropped[d.EventSeq] != nil })
 	}
 	txn.Commit()
 	if len(dropped) > 0 {

@@ -6,6 +6,8 @@ import (
 
 // Table names.
 const (
+	// Tasks are kept outside memdb (tasks.go); the name is their
+	// records' in snapshots.
 	tableTasks = "tasks"
 	// Request keys are kept outside memdb (cow.go); the name is their
 	// records' in snapshots.
@@ -28,28 +30,6 @@ const (
 
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		tableTasks: {
-			Name: tableTasks,
-			Indexes: map[string]*memdb.IndexSchema{
-				// id also orders tasks as they were created: ids are
-				// ULIDs, their time first. Lists and their cursors,
-				// retirement, snapshots and the hash walk it (an index in
-				// commit order cost 400 bytes a task).
-				"id": {Name: "id", Unique: true, Indexer: taskStringIndex{func(raw any) string { id, _, _, _ := taskFields(raw); return id }}},
-				// The tasks that have not ended are kept apart (Store.active,
-				// cow.go), not in an index.
-				// project holds a project's tasks in id order (key
-				// project, NUL, id); tasks of the operator's keys have no
-				// project and no entry.
-				"project": {Name: "project", Unique: true, AllowMissing: true, Indexer: taskStringIndex{func(raw any) string {
-					if p := taskProject(raw); p != "" {
-						id, _, _, _ := taskFields(raw)
-						return p + "\x00" + id
-					}
-					return ""
-				}}},
-			},
-		},
 		tableNodes: {
 			Name: tableNodes,
 			Indexes: map[string]*memdb.IndexSchema{

@@ -25,6 +25,7 @@ type record struct {
 // does the I/O and may run while the state keeps changing.
 type Snapshot struct {
 	txn    *memdb.Txn
+	tasks  *taskTable
 	reqs   *btree.BTreeG[*Request]
 	events eventView
 }
@@ -32,7 +33,7 @@ type Snapshot struct {
 // Snapshot captures the current state. The state machine calls it between
 // two entries.
 func (s *Store) Snapshot() *Snapshot {
-	return &Snapshot{txn: s.db.Load().Txn(false), reqs: s.reqs.Load().clone(), events: s.events.Load().view()}
+	return &Snapshot{txn: s.db.Load().Txn(false), tasks: s.tasks.Load(), reqs: s.reqs.Load().clone(), events: s.events.Load().view()}
 }
 
 // WriteTo writes the snapshot as JSON lines.
@@ -65,6 +66,8 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			sn.reqs.Ascend(func(r *Request) bool { return write(r) })
 		case tableEvents:
 			sn.events.from(0, func(e *Event) bool { return write(e) })
+		case tableTasks:
+			sn.tasks.each(write)
 		default:
 			it, err := sn.txn.Get(table, "id")
 			if err != nil {
@@ -96,7 +99,7 @@ func (s *Store) Restore(r io.Reader) error {
 	db := mustDB()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	reqs, active, log := newRequests(), newActive(), newEventLog()
+	tasks, reqs, active, log := newTaskTable(), newRequests(), newActive(), newEventLog()
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	first := true
 	var events int64
@@ -174,6 +177,10 @@ func (s *Store) Restore(r io.Reader) error {
 			reqs.put(r)
 			continue
 		}
+		if rec.Type == tableTasks {
+			tasks.put(obj)
+			continue
+		}
 		if err := txn.Insert(rec.Type, obj); err != nil {
 			return fmt.Errorf("snapshot %s: %w", rec.Type, err)
 		}
@@ -188,6 +195,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	txn.Commit()
 	s.db.Store(db)
+	s.setTasks(tasks)
 	s.reqs.Store(reqs)
 	s.active.Store(active)
 	s.events.Store(log)

@@ -31,7 +31,11 @@ const (
 // Store is the state of one control-plane node. Reads may run concurrently
 // with each other and with one writer (the FSM).
 type Store struct {
-	db       atomic.Pointer[memdb.MemDB]
+	db    atomic.Pointer[memdb.MemDB]
+	tasks atomic.Pointer[taskTable] // the tasks as last committed (tasks.go)
+	// wtasks is the writer's copy of the tasks, changed in place by the
+	// write under way (tasks.go).
+	wtasks   *taskTable
 	reqs     atomic.Pointer[cowTree[*Request]] // request keys (cow.go)
 	active   atomic.Pointer[cowTree[string]]   // ids of the tasks not ended (cow.go)
 	events   atomic.Pointer[eventLog]          // the events kept (eventlog.go)
@@ -61,6 +65,7 @@ type Store struct {
 func New() *Store {
 	s := &Store{}
 	s.db.Store(mustDB())
+	s.setTasks(newTaskTable())
 	s.reqs.Store(newRequests())
 	s.active.Store(newActive())
 	s.events.Store(newEventLog())
@@ -182,7 +187,7 @@ func (s *Store) CreateSeeds(index uint64, now int64, reqs []SeedRequest) []Creat
 // create stores n new tasks in one write: request i has the key and body
 // hash key returns, and stored makes its task as stored, numbered seq.
 func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, key, bodyHash string), stored func(i int, seq uint64) any) []CreateResult {
-	txn := s.db.Load().Txn(true)
+	txn := s.write()
 	defer txn.Abort()
 	out := make([]CreateResult, n)
 	created := &createdTasks{}
@@ -193,17 +198,17 @@ func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, k
 				out[i] = CreateResult{Conflict: true}
 				continue
 			}
-			if t := getTask(txn, prev.TaskID); t != nil {
+			if t := getTask(txn.tasks(), prev.TaskID); t != nil {
 				out[i] = CreateResult{Task: &t.Task, Replayed: true}
 				continue
 			}
 		}
 		st := stored(i, index<<16|uint64(i))
-		mustInsert(txn, tableTasks, st)
+		txn.putTaskRaw(st)
 		id, _, _, _ := taskFields(st)
 		s.markActive(id, true)
 		s.reqs.Load().put(&Request{Scope: scope, Key: k, BodyHash: hash, TaskID: id, CreatedAt: now})
-		s.addEvent(txn, api.EventTaskCreated, st, createdAt(st), "", 0)
+		s.addEvent(txn.Txn, api.EventTaskCreated, st, createdAt(st), "", 0)
 		out[i] = CreateResult{created: created, at: len(created.stored)}
 		created.stored = append(created.stored, st)
 	}
@@ -264,9 +269,9 @@ func (s *Store) CancelTask(id string, now int64) (*api.Task, error) {
 // Cancels applied before the mark kept a request record instead (still
 // read from older snapshots until it expires).
 func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, error) {
-	txn := s.db.Load().Txn(true)
+	txn := s.write()
 	defer txn.Abort()
-	cur := getTask(txn, id)
+	cur := getTask(txn.tasks(), id)
 	if cur == nil {
 		return nil, ErrNotFound
 	}
@@ -300,7 +305,7 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 		cancelParts(st, now)
 	}
 	st := s.putTask(txn, t)
-	s.addEvent(txn, api.EventTaskCancelled, st, now, "", 0)
+	s.addEvent(txn.Txn, api.EventTaskCancelled, st, now, "", 0)
 	txn.Commit()
 	s.eventsCommitted()
 	s.notify(Change{Cancelled: t})
@@ -308,6 +313,12 @@ func (s *Store) CancelRequest(id string, now int64, req RequestKey) (*api.Task, 
 	// and the stored version (kept by its events too) must not change.
 	c := t.clone().Task
 	return &c, nil
+}
+
+// setTasks makes t the tasks, as committed and as the writer's copy.
+func (s *Store) setTasks(t *taskTable) {
+	s.tasks.Store(t)
+	s.wtasks = t.clone()
 }
 
 // UpsertServer records where a control-plane server listens.
@@ -320,9 +331,9 @@ func (s *Store) UpsertServer(srv Server) {
 
 // putTask stores a task's new version (frozen when it has ended) and
 // returns what was stored.
-func (s *Store) putTask(txn *memdb.Txn, t *Task) any {
+func (s *Store) putTask(txn *write, t *Task) any {
 	st := stored(t)
-	mustInsert(txn, tableTasks, st)
+	txn.putTaskRaw(st)
 	s.markActive(t.ID, !t.Status.Finished())
 	return st
 }
@@ -333,17 +344,12 @@ func mustInsert(txn *memdb.Txn, table string, obj any) {
 	}
 }
 
-// getRaw returns the stored form of a task (*Task or *coldTask), or nil.
-func getRaw(txn *memdb.Txn, id string) any {
-	raw, err := txn.First(tableTasks, "id", id)
-	if err != nil {
-		return nil
-	}
-	return raw
-}
+// getRaw returns the stored form of a task (*Task, *coldTask or
+// *seededTask), or nil.
+func getRaw(t *taskTable, id string) any { return t.get(id) }
 
-func getTask(txn *memdb.Txn, id string) *Task {
-	raw := getRaw(txn, id)
+func getTask(t *taskTable, id string) *Task {
+	raw := t.get(id)
 	if raw == nil {
 		return nil
 	}

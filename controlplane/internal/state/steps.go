@@ -85,7 +85,7 @@ type StepResult struct {
 // successor's lease) is stored once, as the last of them left it; each
 // result and change still shows the task as its own update left it.
 func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
-	txn := s.db.Load().Txn(true)
+	txn := s.write()
 	defer txn.Abort()
 	out := make([]StepResult, len(ups))
 	var applied []StepChange
@@ -95,7 +95,7 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 	for i, u := range ups {
 		cur := touched[u.TaskID]
 		if cur == nil {
-			cur = getTask(txn, u.TaskID)
+			cur = getTask(txn.tasks(), u.TaskID)
 		}
 		if cur == nil {
 			out[i].Err = "not_found"
@@ -112,7 +112,7 @@ func (s *Store) ApplyStepUpdates(ups []StepUpdate) []StepResult {
 		touched[u.TaskID] = t
 		out[i].Task = t
 		applied = append(applied, StepChange{Update: u, Task: t})
-		added = s.stepEvents(txn, u, cur, t, added)
+		added = s.stepEvents(txn.Txn, u, cur, t, added)
 	}
 	var frozen map[*Task]*coldTask
 	for _, id := range order {
@@ -451,10 +451,10 @@ func cancelParts(st *api.Step, now int64) {
 // between too.
 func (s *Store) ActiveTasks() []*Task {
 	ids := s.active.Load().clone()
-	txn := s.db.Load().Txn(false)
+	tasks := s.tasks.Load()
 	var out []*Task
 	ids.Ascend(func(id string) bool {
-		switch t := getRaw(txn, id).(type) {
+		switch t := tasks.get(id).(type) {
 		case *Task:
 			if !t.Status.Finished() {
 				out = append(out, t.clone())
@@ -469,7 +469,7 @@ func (s *Store) ActiveTasks() []*Task {
 
 // TaskRecord returns the stored task with its scheduling fields.
 func (s *Store) TaskRecord(id string) (*Task, bool) {
-	t := getTask(s.db.Load().Txn(false), id)
+	t := getTask(s.tasks.Load(), id)
 	if t == nil {
 		return nil, false
 	}
