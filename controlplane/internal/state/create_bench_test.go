@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	mathrand "math/rand/v2"
 	"testing"
 
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -69,5 +70,40 @@ func BenchmarkCreateTasks(b *testing.B) {
 				create(idx, reqs)
 			}
 		})
+	}
+}
+
+// BenchmarkStepUpdate measures one step's lease as its own entry, on a
+// task picked at random among 100,000 (or b.N, if more) queued ones: the
+// fleet's entries are often that small, and each copies the path to its
+// task anew. b.N counts entries.
+func BenchmarkStepUpdate(b *testing.B) {
+	s := New()
+	n := max(100000, b.N)
+	idx := uint64(10)
+	for i := 0; i < n; i += 64 {
+		var reqs []SeedRequest
+		for j := i; j < min(n, i+64); j++ {
+			reqs = append(reqs, SeedRequest{Seed: Seed{ID: fmt.Sprintf("task_%026d", j), StepIDs: []string{fmt.Sprintf("step_%024d00", j), fmt.Sprintf("step_%024d01", j)},
+				At: 1000, Kind: encoders.KindAudio, Input: "https://example.com/a.mov"}, Scope: "req", Key: fmt.Sprintf("k%d", j), BodyHash: "h"})
+		}
+		idx++
+		s.SetIndex(idx)
+		s.CreateSeeds(idx, 1000, reqs)
+	}
+	order := mathrand.New(mathrand.NewPCG(1, 2)).Perm(n)
+	ups := make([][]StepUpdate, b.N)
+	for i := range ups {
+		j := order[i]
+		ups[i] = []StepUpdate{{Op: OpAssign, TaskID: fmt.Sprintf("task_%026d", j), StepID: fmt.Sprintf("step_%024d00", j), Attempt: 1, Node: "node-1", Now: 2000}}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range ups {
+		idx++
+		s.SetIndex(idx)
+		if r := s.ApplyStepUpdates(ups[i]); r[0].Err != "" {
+			b.Fatalf("update: %s", r[0].Err)
+		}
 	}
 }

@@ -59,6 +59,9 @@ type Store struct {
 	eventCount atomic.Int64
 	// eventWake is closed and replaced when events are committed.
 	eventWake atomic.Pointer[chan struct{}]
+	// probe is the key liveRequest looks up, reused rather than
+	// allocated for every create; only the writer looks.
+	probe Request
 }
 
 // New returns an empty Store.
@@ -112,7 +115,7 @@ type CreateResult struct {
 // the same result from two goroutines.
 func (r *CreateResult) Resolve() {
 	if r.Task == nil && r.created != nil {
-		r.Task = &r.created.task(r.at).Task
+		r.Task = r.created.task(r.at)
 	}
 }
 
@@ -122,7 +125,7 @@ func (r *CreateResult) Resolve() {
 // seeds; after it, the proposer's callers build their own results'.
 type createdTasks struct {
 	stored []any
-	built  []*Task
+	built  []*api.Task
 }
 
 // count is how many tasks the write created (none for a nil c).
@@ -133,9 +136,17 @@ func (c *createdTasks) count() int {
 	return len(c.stored)
 }
 
-func (c *createdTasks) task(i int) *Task {
+// task is task i as its caller is answered: built from its seed (the
+// answer has no use for a stored task's scheduling fields), or the task
+// stored whole.
+func (c *createdTasks) task(i int) *api.Task {
 	if c.built[i] == nil {
-		c.built[i] = asTask(c.stored[i])
+		if st, ok := c.stored[i].(*seededTask); ok {
+			t := st.Seed.Task()
+			c.built[i] = &t
+		} else {
+			c.built[i] = &asTask(c.stored[i]).Task
+		}
 	}
 	return c.built[i]
 }
@@ -216,7 +227,7 @@ func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, k
 	s.eventsCommitted()
 	// One place per task for its build, made here: the results' callers
 	// may each build their own tasks at once (CreateResult.Resolve).
-	created.built = make([]*Task, len(created.stored))
+	created.built = make([]*api.Task, len(created.stored))
 	s.notify(Change{created: created})
 	return out
 }
@@ -232,7 +243,9 @@ func createdAt(raw any) int64 {
 // liveRequest returns the remembered request with this key, unless it has
 // expired by now.
 func (s *Store) liveRequest(scope, key string, now int64) *Request {
-	r, ok := s.reqs.Load().get(&Request{Scope: scope, Key: key})
+	s.probe.Scope, s.probe.Key = scope, key
+	r, ok := s.reqs.Load().get(&s.probe)
+	s.probe = Request{}
 	if !ok || now-r.CreatedAt >= ttl(scope) {
 		return nil
 	}
