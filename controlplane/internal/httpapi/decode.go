@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ittybit-oss/ittybit"
@@ -111,14 +111,25 @@ func canonical(m map[string]json.RawMessage) json.RawMessage {
 // equal requests hash equal however their JSON was spaced or ordered
 // (opts is the options as json.Marshal writes them).
 func bodyHash(req api.CreateTaskRequest, opts []byte) string {
-	h := sha256.New()
-	for _, part := range [][]byte{[]byte(req.Input), []byte(req.Kind), opts, []byte(req.Output), req.Metadata} {
-		fmt.Fprintf(h, "%d:", len(part))
-		h.Write(part)
-	}
+	var room [512]byte // most requests fit: no allocation
+	b := appendHashPart(room[:0], req.Input)
+	b = appendHashPart(b, req.Kind)
+	b = appendHashPart(b, opts)
+	b = appendHashPart(b, req.Output)
+	b = appendHashPart(b, req.Metadata)
 	if req.Priority != "" {
 		// Only then: a request without one hashes as it always did.
-		fmt.Fprintf(h, "priority:%s", req.Priority)
+		b = append(append(b, "priority:"...), req.Priority...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	var text [2 * sha256.Size]byte
+	hex.Encode(text[:], sum[:])
+	return string(text[:])
+}
+
+// appendHashPart appends one part of a body hash's input: its length in
+// decimal, a colon, the part.
+func appendHashPart[T ~string | ~[]byte](b []byte, part T) []byte {
+	b = strconv.AppendInt(b, int64(len(part)), 10)
+	return append(append(b, ':'), part...)
 }
