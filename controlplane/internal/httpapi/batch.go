@@ -168,9 +168,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return ittybit.Errorf(ittybit.ErrInvalidJSON, "the batch does not decode: %v", err)
 	}
-	for i := range reqs {
-		a.stamp(&reqs[i].Seed)
-	}
+	a.stampBatch(reqs)
 	res, err := a.cfg.Store.CreateTasks(r.Context(), reqs)
 	if errors.Is(elsewhere(err), errElsewhere) {
 		return ittybit.Errorf(ittybit.ErrUnavailable, "this server is no longer the leader; retry")
@@ -191,7 +189,7 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) error {
 			out[i] = wire.Result{Status: wire.Replayed, Task: b}
 		default:
 			sd := &reqs[i].Seed
-			a.metrics.created.WithLabelValues(string(sd.Kind)).Inc()
+			a.metrics.taskCreated(sd.Kind)
 			out[i] = wire.Result{ID: sd.ID, At: sd.At, StepIDs: sd.StepIDs}
 		}
 	}

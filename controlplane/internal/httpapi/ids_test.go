@@ -64,6 +64,40 @@ func TestStampIDs(t *testing.T) {
 	}
 }
 
+// TestStampBatch: a batch's tasks share one time, each has ids of its
+// own, made in order, and a task's step ids cannot grow into the next
+// task's.
+func TestStampBatch(t *testing.T) {
+	at := time.UnixMilli(1_700_000_000_000)
+	a := &API{cfg: Config{Now: func() time.Time { return at }}}
+	reqs := make([]state.SeedRequest, 7)
+	a.stampBatch(reqs)
+	var made []string
+	for i, r := range reqs {
+		sd := r.Seed
+		if sd.At != at.UnixMilli() {
+			t.Errorf("task %d: at %d, want %d", i, sd.At, at.UnixMilli())
+		}
+		if len(sd.StepIDs) != len(taskIDPrefixes)-1 || cap(sd.StepIDs) != len(sd.StepIDs) {
+			t.Fatalf("task %d: %d step ids (room for %d), want %d and no room", i, len(sd.StepIDs), cap(sd.StepIDs), len(taskIDPrefixes)-1)
+		}
+		checkID(t, sd.ID, "task_", at)
+		for _, id := range sd.StepIDs {
+			checkID(t, id, "step_", at)
+		}
+		made = append(append(made, sd.ID), sd.StepIDs...)
+	}
+	for i := 1; i < len(made); i++ {
+		if made[i][5:] <= made[i-1][5:] {
+			t.Fatalf("id %s made after %s sorts before it", made[i], made[i-1])
+		}
+	}
+	_ = append(reqs[0].Seed.StepIDs, "step_x")
+	if reqs[1].Seed.ID == "step_x" {
+		t.Error("a task's step ids grew into the next task's id")
+	}
+}
+
 func checkID(t *testing.T, id, prefix string, at time.Time) {
 	t.Helper()
 	rest, ok := strings.CutPrefix(id, prefix)

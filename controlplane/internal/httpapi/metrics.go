@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,17 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	created  *prometheus.CounterVec
+	// The series already used, each found once by its labels rather than
+	// hashed into the vector's map for every request and task.
+	createdBy map[encoders.Kind]prometheus.Counter // every kind; read only
+	answered  sync.Map                             // answerKey → prometheus.Counter
+	timed     sync.Map                             // route → prometheus.Observer
+}
+
+// answerKey names one series of requests: a route and a status code.
+type answerKey struct {
+	route string
+	code  int
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -34,8 +46,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Help: "Tasks created (committed), by kind; replays of an Idempotency-Key are not counted.",
 		}, []string{"kind"}),
 	}
+	m.createdBy = map[encoders.Kind]prometheus.Counter{}
 	for _, k := range encoders.Kinds {
-		m.created.WithLabelValues(string(k)) // 0 from the start
+		m.createdBy[k] = m.created.WithLabelValues(string(k)) // 0 from the start
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.created)
@@ -53,9 +66,37 @@ func (m *httpMetrics) wrap(mux *http.ServeMux) http.Handler {
 		if route == "" || route == "/" {
 			route = "other"
 		}
-		m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.answeredBy(route, sw.status).Inc()
+		m.timedBy(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// taskCreated counts a task created.
+func (m *httpMetrics) taskCreated(k encoders.Kind) {
+	if c, ok := m.createdBy[k]; ok {
+		c.Inc()
+		return
+	}
+	m.created.WithLabelValues(string(k)).Inc() // no such kind passes validation
+}
+
+// answeredBy is the counter of requests answered on route with code.
+func (m *httpMetrics) answeredBy(route string, code int) prometheus.Counter {
+	k := answerKey{route, code}
+	if c, ok := m.answered.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.answered.LoadOrStore(k, m.requests.WithLabelValues(route, strconv.Itoa(code)))
+	return c.(prometheus.Counter)
+}
+
+// timedBy is the histogram of the time to answer requests on route.
+func (m *httpMetrics) timedBy(route string) prometheus.Observer {
+	if o, ok := m.timed.Load(route); ok {
+		return o.(prometheus.Observer)
+	}
+	o, _ := m.timed.LoadOrStore(route, m.duration.WithLabelValues(route))
+	return o.(prometheus.Observer)
 }
 
 type statusWriter struct {

@@ -38,7 +38,7 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 		out.Task = a.presentTask(out.Task)
 		a.view(r, out.Task)
 	default:
-		a.metrics.created.WithLabelValues(string(out.Task.Kind)).Inc()
+		a.metrics.taskCreated(out.Task.Kind)
 	}
 	w.Header().Set("Location", "/tasks/"+out.Task.ID)
 	writeJSON(w, http.StatusCreated, out.Task)
@@ -100,6 +100,26 @@ func (a *API) stamp(sd *state.Seed) {
 	sd.At = a.cfg.Now().UnixMilli()
 	all := ids.make(sd.At, make([]string, 0, len(taskIDPrefixes)), taskIDPrefixes[:]...)
 	sd.ID, sd.StepIDs = all[0], all[1:]
+}
+
+// stampBatch stamps a follower's batch of new tasks at once: one time for
+// them all, and all their ids made in one go (one string, one slice).
+func (a *API) stampBatch(reqs []state.SeedRequest) {
+	if len(reqs) == 0 {
+		return
+	}
+	at := a.cfg.Now().UnixMilli()
+	const each = len(taskIDPrefixes)
+	prefixes := make([]string, 0, len(reqs)*each)
+	for range reqs {
+		prefixes = append(prefixes, taskIDPrefixes[:]...)
+	}
+	all := ids.make(at, make([]string, 0, len(prefixes)), prefixes...)
+	for i := range reqs {
+		sd, k := &reqs[i].Seed, i*each
+		// Each task's step ids end where the next task's begin.
+		sd.At, sd.ID, sd.StepIDs = at, all[k], all[k+1:k+each:k+each]
+	}
 }
 
 // taskIDPrefixes are the prefixes of a task's ids: its own, then one for
