@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -181,4 +183,65 @@ func TestListTasksModel(t *testing.T) {
 		t.Fatalf("%d tasks after retiring, want %d", got, len(model))
 	}
 	check(2)
+}
+
+// TestTaskReadsWhileWriting reads tasks from several goroutines while the
+// writer creates and cancels them (run with -race): every page is in
+// order without repeats, a task once seen stays visible, and the count
+// never falls.
+func TestTaskReadsWhileWriting(t *testing.T) {
+	s := New()
+	const n = 1500
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for r := range 4 {
+		readers.Go(func() {
+			seen := 0 // tasks task_0000 … seen-1 were all seen created
+			last := 0
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				count := s.CountTasks()
+				if count < last {
+					t.Errorf("reader %d: %d tasks after %d", r, count, last)
+					return
+				}
+				last = count
+				for seen < count {
+					if _, err := s.Task(fmt.Sprintf("task_%04d", seen)); err != nil {
+						t.Errorf("reader %d: task_%04d not found though %d tasks are", r, seen, count)
+						return
+					}
+					seen++
+				}
+				page, _, err := s.ListTasks(ListQuery{Limit: 50, Order: []Order{Asc, Desc}[r%2]})
+				if err != nil {
+					t.Errorf("reader %d: %v", r, err)
+					return
+				}
+				got := ids(page)
+				sorted := slices.IsSorted(got)
+				if r%2 == 1 {
+					sorted = slices.IsSortedFunc(got, func(a, b string) int { return strings.Compare(b, a) })
+				}
+				if !sorted || len(slices.Compact(slices.Clone(got))) != len(got) {
+					t.Errorf("reader %d: a page out of order or with repeats: %v", r, got)
+					return
+				}
+			}
+		})
+	}
+	for i := range n {
+		mustCreate(t, s, uint64(i+1), fmt.Sprintf("task_%04d", i))
+		if i%3 == 0 {
+			if _, err := s.CancelTask(fmt.Sprintf("task_%04d", i/2), 2000); err != nil && !errors.Is(err, ErrTaskFinished) {
+				t.Error(err)
+			}
+		}
+	}
+	close(done)
+	readers.Wait()
 }
