@@ -164,7 +164,7 @@ func TestEventsReadOnceCommitted(t *testing.T) {
 
 	s.SetIndex(2)
 	txn := s.db.Load().Txn(true)
-	e := s.addEvent(txn, api.EventTaskCancelled, getRaw(s.tasks.Load(), "t1"), 2000, "", 0)
+	e := s.addEvent(txn, api.EventTaskCancelled, s.tasks.Load().get("t1"), 2000, "", 0)
 	if got := eventList(t, s, EventQuery{}); len(got) != 1 {
 		t.Errorf("before the commit: %d events, want 1", len(got))
 	}

@@ -50,8 +50,8 @@ func TestSeededTasks(t *testing.T) {
 			t.Errorf("result %d (-whole +seeded):\n%s", i, diff)
 		}
 	}
-	if _, ok := getRaw(seeded.tasks.Load(), "task_00").(*seededTask); !ok {
-		t.Fatalf("a new task is stored as a %T, not its seed", getRaw(seeded.tasks.Load(), "task_00"))
+	if _, ok := seeded.tasks.Load().get("task_00").(*seededTask); !ok {
+		t.Fatalf("a new task is stored as a %T, not its seed", seeded.tasks.Load().get("task_00"))
 	}
 
 	same := func(when string) {

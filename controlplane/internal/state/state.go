@@ -357,10 +357,7 @@ func mustInsert(txn *memdb.Txn, table string, obj any) {
 	}
 }
 
-// getRaw returns the stored form of a task (*Task, *coldTask or
-// *seededTask), or nil.
-func getRaw(t *taskTable, id string) any { return t.get(id) }
-
+// getTask returns task id of t as a Task (asTask), or nil.
 func getTask(t *taskTable, id string) *Task {
 	raw := t.get(id)
 	if raw == nil {
