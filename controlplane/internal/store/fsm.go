@@ -27,6 +27,49 @@ type fsm struct {
 	// index is the Raft index of the last command applied to the state
 	// (after its change is visible to readers).
 	index atomic.Uint64
+	// proposed is the create entry this node proposed as leader and has
+	// in flight (one at a time: maxCreatesInFlight), with the requests it
+	// encodes, so that the state machine applies them as they are rather
+	// than decode the bytes it just wrote.
+	proposed atomic.Pointer[proposal]
+}
+
+// proposal is a create_batch entry and what it encodes: its bytes (the
+// type byte first), its time and its requests as the reader would
+// return them (proposalOf).
+type proposal struct {
+	data []byte
+	now  int64
+	reqs []state.SeedRequest
+}
+
+// proposalOf records data, the create_batch entry that AppendBatch wrote
+// for now and reqs. The requests are made to read as ReadBatch would
+// read them back: empty options, metadata and step ids as nil, and every
+// slice without room beyond its end. So a leader applies the very values
+// its followers decode (TestProposalAsRead).
+func proposalOf(data []byte, now int64, reqs []state.SeedRequest) *proposal {
+	for i := range reqs {
+		s := &reqs[i].Seed
+		s.StepIDs = clipped(s.StepIDs)
+		s.Options = clipped(s.Options)
+		s.Metadata = clipped(s.Metadata)
+	}
+	return &proposal{data: data, now: now, reqs: reqs}
+}
+
+// clipped returns s with no room beyond its end, or nil when empty.
+func clipped[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s[:len(s):len(s)]
+}
+
+// is reports whether data is the proposal's entry: the same bytes in
+// the same place (they are never changed once written).
+func (p *proposal) is(data []byte) bool {
+	return p != nil && len(data) == len(p.data) && len(data) > 0 && &data[0] == &p.data[0]
 }
 
 var (
@@ -59,6 +102,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		mustDecode(t, payload, &c)
 		res = f.state.CreateSeeds(l.Index, c.Now, c.Requests)
 	case cmdCreateBatch:
+		if p := f.proposed.Load(); p.is(l.Data) {
+			res = f.state.CreateSeeds(l.Index, p.now, p.reqs)
+			break
+		}
 		now, seeds, err := wire.ReadBatch(payload)
 		if err != nil {
 			panic(fmt.Sprintf("decode %s at index %d: %v", t, l.Index, err))

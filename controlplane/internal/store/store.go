@@ -415,7 +415,11 @@ func (s *Store) commitCreates(reqs []state.SeedRequest) ([]state.CreateResult, e
 	var res any
 	var err error
 	if s.votersApply.Load() >= int32(cmdCreateBatch) {
-		res, err = s.applyEntry(ctx, wire.AppendBatch([]byte{byte(cmdCreateBatch)}, now, reqs))
+		data := wire.AppendBatch([]byte{byte(cmdCreateBatch)}, now, reqs)
+		p := proposalOf(data, now, reqs)
+		s.fsm.proposed.Store(p)
+		res, err = s.applyEntry(ctx, data)
+		s.fsm.proposed.CompareAndSwap(p, nil)
 	} else {
 		// A voter of an earlier release (in a rolling upgrade) would stop
 		// at create_batch.
