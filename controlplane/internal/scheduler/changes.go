@@ -24,17 +24,16 @@ func (d *Dispatcher) Applied(c state.Change) {
 	if !d.active {
 		return
 	}
-	queued := c.CreatedQueued()
-	if b := d.cfg.LogBurst; b != nil && len(queued) > 1 {
+	if b := d.cfg.LogBurst; b != nil && c.Created() > 1 {
 		b.Hold()
 		defer b.Release()
 	}
-	for _, q := range queued {
+	for q := range c.CreatedQueued() {
 		if d.leases[q.StepID] == nil {
 			d.ready.push(readyOfNew(q))
 		}
 	}
-	d.logQueued(queued)
+	d.logQueued(c)
 	if t := c.Cancelled; t != nil {
 		d.cancelled(t)
 	}
@@ -56,14 +55,14 @@ func (d *Dispatcher) Applied(c state.Change) {
 // frame that no handler here reads (none adds the source): the lines of
 // one create entry share its time, and runtime.Callers was a fifth of a
 // line's cost on the leader.
-func (d *Dispatcher) logQueued(queued []state.Queued) {
+func (d *Dispatcher) logQueued(c state.Change) {
 	ctx := context.Background()
 	h := d.log.Handler()
-	if len(queued) == 0 || !h.Enabled(ctx, slog.LevelInfo) {
+	if c.Created() == 0 || !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	at := time.Now()
-	for _, q := range queued {
+	for q := range c.CreatedQueued() {
 		r := slog.NewRecord(at, slog.LevelInfo, "task queued", 0)
 		r.AddAttrs(slog.String("task_id", q.TaskID), slog.String("step_id", q.StepID), slog.String("node_id", ""), slog.String("kind", string(q.Kind)))
 		_ = h.Handle(ctx, r) // as Logger.LogAttrs, which drops a handler's error

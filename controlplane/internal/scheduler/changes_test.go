@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -45,8 +46,8 @@ func TestQueuedFromSeeds(t *testing.T) {
 		if len(changes) != 1 {
 			t.Fatalf("%s: %d changes, want 1", way, len(changes))
 		}
-		queued := changes[0].CreatedQueued()
-		if len(queued) != len(seeds) {
+		queued := slices.Collect(changes[0].CreatedQueued())
+		if len(queued) != len(seeds) || changes[0].Created() != len(seeds) {
 			t.Fatalf("%s: %d queued, want %d", way, len(queued), len(seeds))
 		}
 		for i, q := range queued {

@@ -1,6 +1,10 @@
 package state
 
-import "github.com/ittybit-oss/ittybit/encoders"
+import (
+	"iter"
+
+	"github.com/ittybit-oss/ittybit/encoders"
+)
 
 // Change is what one write did to the tasks. Every write that touches a
 // task reports one, whichever route it came by (a create through any node,
@@ -33,16 +37,22 @@ type Queued struct {
 	ReadyAt int64
 }
 
-// CreatedQueued returns the tasks the write added (not replays of a known
+// Created is how many tasks the write added (not replays of a known
+// key).
+func (c Change) Created() int { return c.created.count() }
+
+// CreatedQueued yields the tasks the write added (not replays of a known
 // key), each as it waits for its first step. A task new from a seed is read from
 // its seed, never built: the leader queues every task created through a
 // follower, and builds none of them.
-func (c Change) CreatedQueued() []Queued {
-	out := make([]Queued, c.created.count())
-	for i := range out {
-		out[i] = c.created.queued(i)
+func (c Change) CreatedQueued() iter.Seq[Queued] {
+	return func(yield func(Queued) bool) {
+		for i := range c.created.count() {
+			if !yield(c.created.queued(i)) {
+				return
+			}
+		}
 	}
-	return out
 }
 
 // StepChange is one applied step transition.
