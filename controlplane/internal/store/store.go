@@ -154,7 +154,11 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
-	rc.MaxAppendEntries = 256
+	// MaxAppendEntries stays at Raft's 64. A create entry carries a
+	// batch of tasks and one is in flight at a time, so an AppendEntries
+	// rarely carries more than one entry; Raft sizes the slices of every
+	// append it sends and every batch it applies by this number (2 KiB
+	// each at 256), a tenth of the leader's allocation per task.
 
 	var adv net.Addr // nil: the address bound, once the port is known
 	if cfg.RaftAdvertise != cfg.RaftAddr {
