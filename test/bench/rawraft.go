@@ -76,7 +76,7 @@ func rawRaft(ctx context.Context, dir, store string, size, n int, d time.Duratio
 		snaps, _ := raft.NewFileSnapshotStore(ndir, 2, io.Discard)
 		cfg := raft.DefaultConfig()
 		cfg.LocalID = raft.ServerID(id)
-		cfg.MaxAppendEntries = 256
+		// Raft's defaults, as ittybit's servers run (MaxAppendEntries 64).
 		cfg.LogOutput = io.Discard
 		r, err := raft.NewRaft(cfg, nopFSM{}, logs, db, snaps, trans)
 		if err != nil {

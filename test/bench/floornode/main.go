@@ -111,7 +111,7 @@ func run(id, dir string, bootstrap bool, leader string) error {
 	}
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = raft.ServerID(id)
-	cfg.MaxAppendEntries = 256
+	// Raft's defaults, as ittybit's servers run (MaxAppendEntries 64).
 	cfg.LogOutput = io.Discard
 	f := &fsm{tasks: map[string][]byte{}}
 	r, err := raft.NewRaft(cfg, f, logs, wal, snaps, trans)
