@@ -150,6 +150,13 @@ func (s *Store) Hash() string {
 	h := sha256.New()
 	enc := json.NewEncoder(h)
 	ok := true
+	var line []byte // what enc.Encode writes for a task, built by hand (appendRecord)
+	encode := func(t *Task) {
+		var err error
+		if line, err = t.appendJSON(line[:0]); err == nil {
+			h.Write(append(line, '\n'))
+		}
+	}
 	s.tasks.Load().each(func(raw any) bool {
 		switch t := raw.(type) {
 		case *coldTask:
@@ -164,9 +171,9 @@ func (s *Store) Hash() string {
 				h.Write(t.CancelledBy[:])
 			}
 		case *Task:
-			_ = enc.Encode(t)
+			encode(t)
 		case *seededTask:
-			_ = enc.Encode(t.task()) // as the task whole
+			encode(t.task()) // as the task whole
 		}
 		return true
 	})

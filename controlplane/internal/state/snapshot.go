@@ -38,27 +38,32 @@ func (s *Store) Snapshot() *Snapshot {
 
 // WriteTo writes the snapshot as JSON lines.
 func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	return sn.writeTo(w, appendRecord)
+}
+
+// writeTo writes the snapshot, each line's data as appendData writes it.
+func (sn *Snapshot) writeTo(w io.Writer, appendData func(b []byte, raw any) ([]byte, error)) (int64, error) {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	cw := &countWriter{w: bw}
 	enc := json.NewEncoder(cw)
 	if err := enc.Encode(record{Type: "version", Version: snapshotVersion}); err != nil {
 		return cw.n, err
 	}
+	var line []byte // reused: one line at a time
 	for _, table := range []string{tableMeta, tableServers, tableNodes, tableRequests, tableTasks, tableEvents, tableWebhooks, tableDeliveries, tableProjects, tableKeys, tableConnections} {
 		// Each line is what enc.Encode(record{Type: table, Data: data})
 		// writes, framed by hand: the encoder would scan data once more
 		// to check it, and snapshots of a large state are mostly that.
-		head := []byte(`{"t":"` + table + `","d":`)
+		head := `{"t":"` + table + `","d":`
 		var werr error
 		write := func(raw any) bool {
-			data, err := json.Marshal(raw)
+			var err error
+			line, err = appendData(append(line[:0], head...), raw)
 			if err != nil {
 				werr = fmt.Errorf("snapshot %s: %w", table, err)
 				return false
 			}
-			cw.Write(head)
-			cw.Write(data)
-			_, werr = cw.Write([]byte("}\n"))
+			_, werr = cw.Write(append(line, "}\n"...))
 			return werr == nil
 		}
 		switch table {
@@ -81,6 +86,40 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return cw.n, bw.Flush()
+}
+
+// appendRecord appends a snapshot line's data: byte for byte what
+// json.Marshal writes for raw, written by hand for what a large state
+// holds many of (tasks live, seeded and frozen, their events, request
+// keys). Through json.Marshal a queued task cost 35 µs of a snapshot
+// (measured on 100,000): reflection over the task and its steps, twice
+// (the task, then its task.created event), and a second pass over what
+// each MarshalJSON returned, which json.Marshal checks and compacts.
+// TestSnapshotAsMarshaled holds it to json.Marshal.
+func appendRecord(b []byte, raw any) ([]byte, error) {
+	switch v := raw.(type) {
+	case *Task:
+		return v.appendJSON(b)
+	case *seededTask:
+		return v.task().appendJSON(b)
+	case *coldTask:
+		// Its MarshalJSON is json.Marshal's output already.
+		data, err := v.MarshalJSON()
+		return append(b, data...), err
+	case *Event:
+		if v.Endpoint == nil {
+			return v.appendJSON(b)
+		}
+	case *Request:
+		return v.appendJSON(b), nil
+	}
+	return appendMarshaled(b, raw)
+}
+
+// appendMarshaled appends what json.Marshal writes for raw.
+func appendMarshaled(b []byte, raw any) ([]byte, error) {
+	data, err := json.Marshal(raw)
+	return append(b, data...), err
 }
 
 type countWriter struct {
