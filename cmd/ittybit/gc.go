@@ -17,12 +17,15 @@ import (
 // held under 75% of it (leaving the rest to goroutine stacks and the Raft
 // log's mapped pages): the operator gave it that memory, and using it
 // means fewer collections. Without a limit, a server holding a million
-// tasks must not hold four times their memory: past 64 MiB of live data
-// the room is the live data again (Go's default; gcPercent), re-read
-// every few seconds. Half the live data kept RSS lower (2.4 against
-// 2.9 KiB per finished task, BENCHMARKS.md section 10) but a queue of
-// 100,000 tasks then cost the leader a third more CPU per create in
-// collections (section 2). $GOGC and $GOMEMLIMIT, when set, decide
+// tasks must not hold four times their memory: past 32 MiB of live data
+// the room is twice the live data (GOGC=200; gcPercent), re-read every
+// few seconds. Every collection marks the whole backlog, so the room
+// sets the collector's CPU per create: half the live data cost the
+// leader a third more CPU per create than the live data (a queue of
+// 100,000 tasks, BENCHMARKS.md section 2) for 2.4 against 2.9 KiB of RSS
+// per finished task (section 10), and twice the live data took another
+// 4 µs a create off the leader's 60 to 80 (windows side by side) for
+// the memory section 10 shows. $GOGC and $GOMEMLIMIT, when set, decide
 // instead.
 func tuneGC() {
 	limited := os.Getenv("GOMEMLIMIT") != ""
@@ -44,13 +47,13 @@ func tuneGC() {
 const gcRoom = 64 << 20
 
 // gcPercent is the GC percentage for live bytes of live data: room for
-// 64 MiB or the live data, whichever is more, and at most three times
-// the live data.
+// 64 MiB or twice the live data, whichever is more, and at most three
+// times the live data.
 func gcPercent(live uint64) int {
 	if live == 0 {
 		return 300
 	}
-	pct := 100 * max(gcRoom, live) / live
+	pct := 100 * max(gcRoom, 2*live) / live
 	return int(min(pct, 300))
 }
 

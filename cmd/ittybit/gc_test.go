@@ -11,10 +11,10 @@ func TestGCPercent(t *testing.T) {
 		{0, 300},          // before the first collection
 		{8 * mib, 300},    // small: four times the live data
 		{21 * mib, 300},   // 64 MiB of room would be more than three times
-		{32 * mib, 200},   // 64 MiB of room
-		{64 * mib, 100},   // the live data: 64 MiB
-		{1024 * mib, 100}, // the live data
-		{48 * mib, 133},   // 64 MiB of room
+		{25 * mib, 256},   // 64 MiB of room
+		{32 * mib, 200},   // 64 MiB of room: twice the live data
+		{64 * mib, 200},   // twice the live data
+		{1024 * mib, 200}, // twice the live data
 	} {
 		if got := gcPercent(tc.live); got != tc.want {
 			t.Errorf("gcPercent(%d MiB) = %d, want %d", tc.live/mib, got, tc.want)
