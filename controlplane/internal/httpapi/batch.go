@@ -83,21 +83,24 @@ func (a *API) createTaskAway(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := res[0]
-	var task api.Task
 	switch out.Status {
 	case wire.Conflict:
 		return errIdempotencyConflict()
 	case wire.Replayed:
+		var task api.Task
 		if err := json.Unmarshal(out.Task, &task); err != nil {
 			return fmt.Errorf("the leader's answer: %w", err)
 		}
 		a.view(r, &task)
-	default:
-		req.Seed.ID, req.Seed.At, req.Seed.StepIDs = out.ID, out.At, out.StepIDs
-		task = req.Seed.Task() // as every node's log builds it
+		w.Header().Set("Location", "/tasks/"+task.ID)
+		writeJSON(w, http.StatusCreated, &task)
+		return nil
 	}
-	w.Header().Set("Location", "/tasks/"+task.ID)
-	writeJSON(w, http.StatusCreated, &task)
+	// A new task: the one its seed describes with the leader's stamp, as
+	// every node's log builds it, answered from the seed.
+	req.Seed.ID, req.Seed.At, req.Seed.StepIDs = out.ID, out.At, out.StepIDs
+	w.Header().Set("Location", "/tasks/"+req.Seed.ID)
+	writeSeedTask(w, http.StatusCreated, &req.Seed)
 	return nil
 }
 

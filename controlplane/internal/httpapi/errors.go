@@ -11,6 +11,7 @@ import (
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
 )
 
 // handlerFunc is a handler that returns its error for one adapter to write.
@@ -97,13 +98,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // AppendJSON: the same bytes as encoding/json's, made faster). It
 // reports false, having written nothing, when the task does not encode.
 func writeTask(w http.ResponseWriter, status int, t *api.Task) bool {
+	return writeAppended(w, status, t.AppendJSON)
+}
+
+// writeSeedTask answers with the task a seed describes, written from the
+// seed (Seed.AppendTaskJSON: the task's bytes, without building it and
+// its steps).
+func writeSeedTask(w http.ResponseWriter, status int, sd *state.Seed) {
+	w.Header().Set("Content-Type", "application/json")
+	if !writeAppended(w, status, sd.AppendTaskJSON) {
+		writeJSON(w, status, sd.Task())
+	}
+}
+
+// writeAppended answers with the JSON value appendJSON appends, and a
+// newline; it reports false, having written nothing, when that fails.
+func writeAppended(w http.ResponseWriter, status int, appendJSON func([]byte) ([]byte, error)) bool {
 	bp := taskBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 64<<10 {
 			taskBufs.Put(bp)
 		}
 	}()
-	b, err := t.AppendJSON((*bp)[:0])
+	b, err := appendJSON((*bp)[:0])
 	b = append(b, '\n') // as json.Encoder ends a value
 	*bp = b
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -30,18 +31,21 @@ func (a *API) createTask(w http.ResponseWriter, r *http.Request) error {
 		return elsewhere(err)
 	}
 	out := res[0]
-	out.Resolve()
 	switch {
 	case out.Conflict:
 		return errIdempotencyConflict()
 	case out.Replayed:
 		out.Task = a.presentTask(out.Task)
 		a.view(r, out.Task)
-	default:
-		a.metrics.taskCreated(out.Task.Kind)
+		w.Header().Set("Location", "/tasks/"+out.Task.ID)
+		writeJSON(w, http.StatusCreated, out.Task)
+		return nil
 	}
-	w.Header().Set("Location", "/tasks/"+out.Task.ID)
-	writeJSON(w, http.StatusCreated, out.Task)
+	// A new task: the one its seed describes, as every node's log builds
+	// it, answered from the seed.
+	a.metrics.taskCreated(req.Seed.Kind)
+	w.Header().Set("Location", "/tasks/"+req.Seed.ID)
+	writeSeedTask(w, http.StatusCreated, &req.Seed)
 	return nil
 }
 
@@ -74,12 +78,13 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 	if err := a.needConnections(r, req.Input, req.Output); err != nil {
 		return state.SeedRequest{}, err
 	}
-	scope, key := "req:"+keyID(r.Context()), r.Header.Get(headerRequestID)
+	scopes := requestScopes(keyID(r.Context()))
+	scope, key := scopes.req, r.Header.Get(headerRequestID)
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if len(k) > maxIdempotencyKey {
 			return state.SeedRequest{}, ittybit.Errorf(ittybit.ErrInvalidJSON, "Idempotency-Key is longer than %d characters", maxIdempotencyKey)
 		}
-		scope, key = "idem:"+keyID(r.Context()), k
+		scope, key = scopes.idem, k
 	}
 	sd := state.Seed{Kind: req.Kind, Input: req.Input, Output: req.Output, Metadata: req.Metadata, Project: who(r.Context()).project, Priority: req.Priority}
 	if sd.Priority == "" {
@@ -93,6 +98,35 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 		sd.Options = opts
 	}
 	return state.SeedRequest{Seed: sd, Scope: scope, Key: key, BodyHash: bodyHash(req, opts)}, nil
+}
+
+// keyScopes are the scopes of an API key's request keys: "req:<key id>"
+// for the ids servers give requests, "idem:<key id>" for Idempotency-Keys.
+type keyScopes struct{ req, idem string }
+
+// scopeCache holds each API key's scopes, made once: a new task's request
+// record keeps its scope for an hour or a day, one string per key rather
+// than one per task.
+var scopeCache = struct {
+	sync.RWMutex
+	m map[string]*keyScopes
+}{m: map[string]*keyScopes{}}
+
+// requestScopes returns the scopes of the API key with id keyID.
+func requestScopes(keyID string) *keyScopes {
+	scopeCache.RLock()
+	s := scopeCache.m[keyID]
+	scopeCache.RUnlock()
+	if s != nil {
+		return s
+	}
+	scopeCache.Lock()
+	defer scopeCache.Unlock()
+	if s = scopeCache.m[keyID]; s == nil {
+		s = &keyScopes{req: "req:" + keyID, idem: "idem:" + keyID}
+		scopeCache.m[strings.Clone(keyID)] = s
+	}
+	return s
 }
 
 // stamp gives a new task its ids and time (the leader's clock).

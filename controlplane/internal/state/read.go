@@ -151,7 +151,7 @@ func (s *Store) Hash() string {
 	enc := json.NewEncoder(h)
 	ok := true
 	var line []byte // what enc.Encode writes for a task, built by hand (appendRecord)
-	encode := func(t *Task) {
+	encode := func(t interface{ appendJSON([]byte) ([]byte, error) }) {
 		var err error
 		if line, err = t.appendJSON(line[:0]); err == nil {
 			h.Write(append(line, '\n'))
@@ -173,7 +173,7 @@ func (s *Store) Hash() string {
 		case *Task:
 			encode(t)
 		case *seededTask:
-			encode(t.task()) // as the task whole
+			encode(t) // as the task whole
 		}
 		return true
 	})

@@ -3,6 +3,8 @@ package state
 import (
 	"strconv"
 
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+
 	"github.com/ittybit-oss/ittybit/internal/jsonobj"
 )
 
@@ -22,6 +24,33 @@ func (t *Task) appendJSON(b []byte) ([]byte, error) {
 	if len(t.Runs) > 0 {
 		b = append(b, `,"runs":`...)
 		b = appendRuns(b, t.Runs)
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSON appends the task the seed stands for as stored (what
+// t.task().appendJSON appends) without building it: its runs are those
+// of a new task, the first step ready since its creation.
+func (t *seededTask) appendJSON(b []byte) ([]byte, error) {
+	b, err := t.Seed.AppendTaskJSON(b)
+	if err != nil {
+		return b, err
+	}
+	b = append(b[:len(b)-1], `,"seq":`...)
+	b = strconv.AppendUint(b, t.Seq, 10)
+	if n := len(api.StepKinds(t.Kind)); n > 0 {
+		b = append(b, `,"runs":[`...)
+		if t.At != 0 {
+			b = append(b, `{"ready_at":`...)
+			b = strconv.AppendInt(b, t.At, 10)
+			b = append(b, '}')
+		} else {
+			b = append(b, "{}"...)
+		}
+		for range n - 1 {
+			b = append(b, ",{}"...)
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}'), nil
 }
@@ -114,9 +143,8 @@ func (e *Event) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"task":`...)
 		b, err = t.Task.AppendJSON(b)
 	case *seededTask:
-		task := t.Seed.Task()
 		b = append(b, `,"task":`...)
-		b, err = task.AppendJSON(b)
+		b, err = t.Seed.AppendTaskJSON(b)
 	case *coldTask:
 		// Frozen from json.Marshal's output: compact and escaped as a
 		// json.RawMessage field writes it.

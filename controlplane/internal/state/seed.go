@@ -2,10 +2,12 @@ package state
 
 import (
 	"encoding/json"
+	"strconv"
 	"sync"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
+	"github.com/ittybit-oss/ittybit/internal/jsonobj"
 )
 
 // Seed is a new task as the leader stamps it: its ids and time and the
@@ -60,33 +62,135 @@ func (s Seed) Task() api.Task {
 	return t
 }
 
-// optionsCache holds the options seeds carried lately, decoded: tasks
-// come in runs with the same options (one preset, many inputs), and
-// decoding them again on every node for every task was a tenth of a
-// create's cost in the state machine.
+// optionsCache holds the options seeds carried lately, decoded, and
+// their JSON in a task once first written: tasks come in runs with the
+// same options (one preset, many inputs), and decoding them again on
+// every node for every task was a tenth of a create's cost in the state
+// machine.
 var optionsCache = struct {
 	sync.Mutex
-	m map[string]encoders.Options
-}{m: map[string]encoders.Options{}}
+	m map[string]*seedOptions
+}{m: map[string]*seedOptions{}}
+
+// seedOptions are a seed's options decoded, and their JSON in a task
+// (nil until first written; what Options.AppendJSON writes, err its
+// error).
+type seedOptions struct {
+	o    encoders.Options
+	json []byte
+	err  error
+}
 
 // optionsCacheSize bounds optionsCache; when full it starts again.
 const optionsCacheSize = 256
+
+// cachedOptions returns the cache's entry for raw, made when absent.
+// The caller holds optionsCache.
+func cachedOptions(raw []byte) *seedOptions {
+	if c, ok := optionsCache.m[string(raw)]; ok {
+		return c
+	}
+	c := &seedOptions{}
+	_ = json.Unmarshal(raw, &c.o) // never fails: Options keeps what it cannot read
+	if len(optionsCache.m) >= optionsCacheSize {
+		clear(optionsCache.m)
+	}
+	optionsCache.m[string(raw)] = c
+	return c
+}
 
 // decodeOptions decodes the options of a seed (the leader's validated
 // form), each time into memory of its own.
 func decodeOptions(raw []byte) encoders.Options {
 	optionsCache.Lock()
 	defer optionsCache.Unlock()
-	if o, ok := optionsCache.m[string(raw)]; ok {
-		return o.Clone()
+	return cachedOptions(raw).o.Clone()
+}
+
+// appendOptionsJSON appends what the options of a seed write in its task:
+// Options.AppendJSON of them decoded ({} for none).
+func appendOptionsJSON(b, raw []byte) ([]byte, error) {
+	if len(raw) == 0 {
+		var none encoders.Options
+		return none.AppendJSON(b)
 	}
-	var o encoders.Options
-	_ = json.Unmarshal(raw, &o) // never fails: Options keeps what it cannot read
-	if len(optionsCache.m) >= optionsCacheSize {
-		clear(optionsCache.m)
+	optionsCache.Lock()
+	defer optionsCache.Unlock()
+	c := cachedOptions(raw)
+	if c.json == nil && c.err == nil {
+		c.json, c.err = c.o.AppendJSON(nil)
 	}
-	optionsCache.m[string(raw)] = o
-	return o.Clone()
+	return append(b, c.json...), c.err
+}
+
+// AppendTaskJSON appends the JSON of the task the seed describes: byte for
+// byte what Task().AppendJSON appends (TestSeedTaskJSON), without building
+// the task and its steps. A create is answered with it, on the leader and
+// on the follower that took the request, and snapshots write it.
+func (s *Seed) AppendTaskJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"id":`...)
+	b = jsonobj.AppendString(b, s.ID)
+	b = append(b, `,"object":"task","kind":`...)
+	b = jsonobj.AppendString(b, string(s.Kind))
+	b = append(b, `,"input":`...)
+	b = jsonobj.AppendString(b, s.Input)
+	b = append(b, `,"output":`...)
+	if s.Output == "" {
+		b = append(b, "null"...)
+	} else {
+		b = jsonobj.AppendString(b, s.Output)
+	}
+	b = append(b, `,"options":`...)
+	if b, err = appendOptionsJSON(b, s.Options); err != nil {
+		return b, err
+	}
+	b = append(b, `,"metadata":`...)
+	switch string(s.Metadata) {
+	case "":
+		b = append(b, "{}"...) // as Task sets it
+	case "null", "{}", "[]":
+		b = append(b, s.Metadata...)
+	default:
+		// As a json.RawMessage field writes it: compacted and checked.
+		m, err := json.Marshal(s.Metadata)
+		if err != nil {
+			return b, err
+		}
+		b = append(b, m...)
+	}
+	b = append(b, `,"status":"queued","error":null,"steps":[`...)
+	for i, kind := range api.StepKinds(s.Kind) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		id := ""
+		if i < len(s.StepIDs) {
+			id = s.StepIDs[i]
+		}
+		b = append(b, `{"id":`...)
+		b = jsonobj.AppendString(b, id)
+		b = append(b, `,"object":"step","kind":`...)
+		b = jsonobj.AppendString(b, kind)
+		b = append(b, `,"input":null,"options":{},"output":null,"status":"waiting","progress":null,"error":null,"created_at":`...)
+		b = strconv.AppendInt(b, s.At, 10)
+		b = append(b, `,"started_at":null,"finished_at":null,"updated_at":`...)
+		b = strconv.AppendInt(b, s.At, 10)
+		b = append(b, `,"node":null,"attempt":0,"parts":null}`...)
+	}
+	b = append(b, `],"created_at":`...)
+	b = strconv.AppendInt(b, s.At, 10)
+	b = append(b, `,"started_at":null,"finished_at":null,"updated_at":`...)
+	b = strconv.AppendInt(b, s.At, 10)
+	if s.Project != "" {
+		b = append(b, `,"project":`...)
+		b = jsonobj.AppendString(b, s.Project)
+	}
+	if s.Priority != "" {
+		b = append(b, `,"priority":`...)
+		b = jsonobj.AppendString(b, s.Priority)
+	}
+	return append(b, '}'), nil
 }
 
 // SeedRequest is a CreateRequest in the log's compact form.

@@ -1,7 +1,9 @@
 package state
 
 import (
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -121,5 +123,47 @@ func TestSeededTasks(t *testing.T) {
 	again := seeded.CreateSeeds(8, 1000, seeds[2:3])
 	if !again[0].Replayed || again[0].Task == nil || again[0].Task.ID != "task_02" || *again[0].Task.Output != "s3://b/out.mp4" {
 		t.Errorf("a replay: %+v", again[0])
+	}
+}
+
+// TestSeedTaskJSON: a seed writes its task's JSON byte for byte as the
+// task built from it does, over every kind, any number of step ids,
+// options and metadata of every shape, strings to escape.
+func TestSeedTaskJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	for i := range 2000 {
+		sd := Seed{
+			ID:       pick("task_01", "task_<&>", "tâsk\u2028", ""),
+			At:       []int64{0, 1, 1_800_000_000_000}[rng.IntN(3)],
+			Kind:     encoders.Kind(pick("video", "audio", "image", "adaptive_video", "", "bogus")),
+			Input:    pick("https://example.com/a.mov", `https://example.com/"q"\<a>`, ""),
+			Output:   pick("", "s3://bucket/o.mp4", "s3://b/ünï&.mp4"),
+			Project:  pick("", "prj_a", "p<1>"),
+			Priority: pick("", "low", "high"),
+		}
+		for k := range rng.IntN(6) {
+			sd.StepIDs = append(sd.StepIDs, fmt.Sprintf("step_%d_%d", i, k))
+		}
+		if opts := pick("", "{}", `{"format":"mp4","width":1280}`, `{"width":640,"height":360,"quality":"high","format":"webm"}`,
+			`{"bogus":1}`, `{"width":"wide"}`, `{"format":"mp4","audio":{"codec":"aac"}}`); opts != "" {
+			sd.Options = json.RawMessage(opts)
+		}
+		if meta := pick("", "null", "{}", "[]", `{"a":"<b>"}`, `{"b": [1, 2.50] , "c":{}}`); meta != "" {
+			sd.Metadata = json.RawMessage(meta)
+		}
+		task := sd.Task()
+		want, werr := task.AppendJSON(nil)
+		got, err := sd.AppendTaskJSON(nil)
+		if (err != nil) != (werr != nil) || string(got) != string(want) {
+			t.Fatalf("seed %+v:\n%s (error %v)\nits task writes:\n%s (error %v)", sd, got, err, want, werr)
+		}
+		// And as a snapshot holds it: the task as stored, with its runs.
+		st := &seededTask{Seed: sd, Seq: uint64(i)}
+		want, werr = json.Marshal(st.task())
+		got, err = st.appendJSON(nil)
+		if (err != nil) != (werr != nil) || string(got) != string(want) {
+			t.Fatalf("seeded task %+v:\n%s (error %v)\njson.Marshal writes:\n%s (error %v)", sd, got, err, want, werr)
+		}
 	}
 }

@@ -101,7 +101,7 @@ func appendRecord(b []byte, raw any) ([]byte, error) {
 	case *Task:
 		return v.appendJSON(b)
 	case *seededTask:
-		return v.task().appendJSON(b)
+		return v.appendJSON(b)
 	case *coldTask:
 		// Its MarshalJSON is json.Marshal's output already.
 		data, err := v.MarshalJSON()
