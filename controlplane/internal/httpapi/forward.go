@@ -205,6 +205,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		if _, err := io.ReadFull(body, b); err != nil {
 			return nil, err
 		}
+		// Past its end and closed, the body leaves the server nothing to
+		// drain once the handler returns (io.CopyN, and its allocations,
+		// on every request).
+		if k, err := r.Body.Read(b[:0]); k == 0 && err == io.EOF {
+			_ = r.Body.Close()
+		}
 		return b, nil
 	}
 	return io.ReadAll(body)
