@@ -220,6 +220,7 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 		return usageError{fmt.Errorf("invalid_option: --log-level %q: accepted: debug, info, warn, error", f.LogLevel)}
 	}
 	logger, lines := newServerLogger(stderr, level)
+	defer lines.Flush()
 	if f.NodeID == "" {
 		f.NodeID, _ = os.Hostname()
 	}
@@ -392,6 +393,7 @@ and private networks are allowed here, and nowhere else by default.`,
 func runDev(cmd *cobra.Command, httpAddr, dataDir string, taskRetention time.Duration, fetch agentFile, stdout, stderr io.Writer) error {
 	tuneGC()
 	logger, lines := newServerLogger(stderr, slog.LevelInfo)
+	defer lines.Flush()
 	ctx := cmd.Context()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)

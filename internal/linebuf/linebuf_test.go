@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // countingWriter records each call to Write.
@@ -112,6 +113,7 @@ func TestConcurrentLinesKeepWhole(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	w.Flush() // the last bursts may wait for the end of a gap
 	var all strings.Builder
 	for _, s := range c.writes {
 		all.WriteString(s)
@@ -131,5 +133,57 @@ func TestConcurrentLinesKeepWhole(t *testing.T) {
 			t.Fatalf("goroutine %d: line %d came after %d", g, i, next[k]-1)
 		}
 		next[k]++
+	}
+}
+
+// burst writes line in a hold of its own.
+func burst(w *Writer, line string) {
+	w.Hold()
+	fmt.Fprintln(w, line)
+	w.Release()
+}
+
+// written returns what c has been given so far.
+func (c *countingWriter) written() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.writes...)
+}
+
+func TestCloseBurstsShareAWrite(t *testing.T) {
+	c := &countingWriter{}
+	w := New(c)
+	burst(w, "a") // the first: written at once
+	burst(w, "b") // within the gap: left for the timer
+	burst(w, "c")
+	if got := c.written(); len(got) != 1 || got[0] != "a\n" {
+		t.Fatalf("writes = %q, want only the first burst written at once", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.written()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := c.written(); len(got) != 2 || got[1] != "b\nc\n" {
+		t.Fatalf("writes = %q, want the later bursts in one write at the end of the gap", got)
+	}
+}
+
+func TestLineAfterGatheredKeepsOrder(t *testing.T) {
+	c := &countingWriter{}
+	w := New(c)
+	burst(w, "a")
+	burst(w, "b")        // gathered, not yet written
+	fmt.Fprintln(w, "x") // outside a hold: after b, at once
+	if got := c.written(); len(got) != 2 || got[1] != "b\nx\n" {
+		t.Fatalf("writes = %q, want b and x in one write, in order", got)
+	}
+	burst(w, "c")
+	w.Flush()
+	if got := c.written(); len(got) != 3 || got[2] != "c\n" {
+		t.Fatalf("writes = %q, want Flush to write what was gathered", got)
+	}
+	time.Sleep(2 * minGap) // the timer finds nothing left
+	if got := c.written(); len(got) != 3 {
+		t.Fatalf("writes = %q after the gap, want nothing more", got)
 	}
 }
