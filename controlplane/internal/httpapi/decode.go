@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -23,17 +24,29 @@ var requestFields = []string{"input", "kind", "options", "output", "metadata", "
 // a JSON object or a field has the wrong JSON type; option values are left
 // to encoders.Validate, which reports every problem at once.
 func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
+	req, _, err := decodeCreateOptions(body)
+	return req, err
+}
+
+// noOptions is what Options.AppendJSON writes for none.
+var noOptions = []byte("{}")
+
+// decodeCreateOptions is decodeCreate, with the request's options as
+// json.Marshal writes them ({} for none, nil when they do not encode;
+// shared: never change them).
+func decodeCreateOptions(body []byte) (api.CreateTaskRequest, []byte, error) {
 	var req api.CreateTaskRequest
+	opts := noOptions
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return req, ittybit.Errorf(ittybit.ErrInvalidJSON, `the body is empty; send a JSON object such as {"input": "https://example.com/upload.mov", "kind": "video"}`)
+		return req, nil, ittybit.Errorf(ittybit.ErrInvalidJSON, `the body is empty; send a JSON object such as {"input": "https://example.com/upload.mov", "kind": "video"}`)
 	}
 	var local [8]jsonobj.Member // a task request has 6 fields
 	fields, ok := jsonobj.Members(local[:0], trimmed)
 	if !ok {
 		var m map[string]json.RawMessage
 		err := json.Unmarshal(trimmed, &m)
-		return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "the body is not a JSON object (%s); send {\"input\": …, \"kind\": …}", jsonErr(err))
+		return req, nil, ittybit.Errorf(ittybit.ErrInvalidJSON, "the body is not a JSON object (%s); send {\"input\": …, \"kind\": …}", jsonErr(err))
 	}
 	var problems []*ittybit.Error
 	bad := func(kind ittybit.ErrorKind, field, msg string) {
@@ -56,8 +69,13 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 		case "options":
 			// raw is valid JSON (jsonobj.Members checked the body): no
 			// second check through json.Unmarshal.
-			if err := req.Options.UnmarshalJSON(raw); err != nil {
+			o, err := readOptions(raw)
+			if err != nil {
 				bad(ittybit.ErrInvalidOption, "options", "options must be a JSON object")
+			}
+			req.Options = o
+			if opts, err = optionsJSON(raw); err != nil {
+				opts = nil
 			}
 		case "output":
 			if !isNull && !jsonobj.String(raw, &req.Output) {
@@ -69,7 +87,7 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 			}
 			var m map[string]json.RawMessage
 			if json.Unmarshal(raw, &m) != nil {
-				return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "metadata must be a JSON object of key-value pairs")
+				return req, nil, ittybit.Errorf(ittybit.ErrInvalidJSON, "metadata must be a JSON object of key-value pairs")
 			}
 			req.Metadata = canonical(m)
 		case "priority":
@@ -77,7 +95,7 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 				bad(ittybit.ErrInvalidOption, "priority", "priority must be one of "+strings.Join(api.Priorities(), ", ")+" (default: the API key's, normal for the operator's)")
 			}
 		default:
-			return req, ittybit.Errorf(ittybit.ErrInvalidJSON, "unknown field %q; a task takes %s", k, strings.Join(requestFields, ", "))
+			return req, nil, ittybit.Errorf(ittybit.ErrInvalidJSON, "unknown field %q; a task takes %s", k, strings.Join(requestFields, ", "))
 		}
 	}
 	if len(problems) > 0 {
@@ -85,9 +103,68 @@ func decodeCreate(body []byte) (api.CreateTaskRequest, error) {
 		for i, p := range problems {
 			errs[i] = p
 		}
-		return req, errors.Join(errs...)
+		return req, nil, errors.Join(errs...)
 	}
-	return req, nil
+	return req, opts, nil
+}
+
+// optionsMemo holds the options of recent requests, read, and as
+// json.Marshal writes them: requests come in runs with the same options
+// (one preset, many inputs), and reading them and writing them back cost
+// about a microsecond and 15 allocations a request. Its Options are
+// shared: read them, never change what their pointers hold (Validate
+// does not); its bytes likewise.
+var optionsMemo = struct {
+	sync.Mutex
+	m map[string]*memoOptions
+}{m: map[string]*memoOptions{}}
+
+// memoOptions are options as read (err: UnmarshalJSON's) and as written
+// back (json: AppendJSON's, jsonErr its error; nil until first asked).
+type memoOptions struct {
+	o       encoders.Options
+	err     error
+	json    []byte
+	jsonErr error
+}
+
+// optionsMemoSize bounds optionsMemo; when full it starts again.
+const optionsMemoSize = 256
+
+// memoFor returns raw's entry in optionsMemo, read when absent. The
+// caller holds optionsMemo.
+func memoFor(raw []byte) *memoOptions {
+	if m, ok := optionsMemo.m[string(raw)]; ok {
+		return m
+	}
+	m := &memoOptions{}
+	m.err = m.o.UnmarshalJSON(raw)
+	if len(optionsMemo.m) >= optionsMemoSize {
+		clear(optionsMemo.m)
+	}
+	optionsMemo.m[string(raw)] = m
+	return m
+}
+
+// readOptions reads a request's options (Options.UnmarshalJSON).
+func readOptions(raw []byte) (encoders.Options, error) {
+	optionsMemo.Lock()
+	defer optionsMemo.Unlock()
+	m := memoFor(raw)
+	return m.o, m.err
+}
+
+// optionsJSON returns what Options.AppendJSON writes for the options
+// raw reads as (shared: never change them).
+func optionsJSON(raw []byte) ([]byte, error) {
+	optionsMemo.Lock()
+	defer optionsMemo.Unlock()
+	m := memoFor(raw)
+	if m.json == nil && m.jsonErr == nil {
+		b, err := m.o.AppendJSON(nil)
+		m.json, m.jsonErr = b[:len(b):len(b)], err
+	}
+	return m.json, m.jsonErr
 }
 
 func jsonErr(err error) string {

@@ -67,7 +67,7 @@ func errIdempotencyConflict() error {
 // Idempotency-Key, or the id the first server gave the request).
 func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 	body, _ := bodyOf(r) // bounded and read by leaderOr
-	req, err := decodeCreate(body)
+	req, opts, err := decodeCreateOptions(body)
 	if err != nil {
 		return state.SeedRequest{}, err
 	}
@@ -90,10 +90,8 @@ func (a *API) readCreate(r *http.Request) (state.SeedRequest, error) {
 	if sd.Priority == "" {
 		sd.Priority = who(r.Context()).priority
 	}
-	opts, err := req.Options.AppendJSON(nil) // json.Marshal's bytes
-	if err != nil {
-		opts = nil // as json.Marshal left them; validated options always encode
-	}
+	// opts: json.Marshal's bytes (nil as json.Marshal left them when they
+	// do not encode; validated options always do).
 	if string(opts) != "{}" {
 		sd.Options = opts
 	}
