@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/ittybit-oss/ittybit"
 	"github.com/ittybit-oss/ittybit/controlplane/api"
@@ -69,12 +68,12 @@ func decodeCreateOptions(body []byte) (api.CreateTaskRequest, []byte, error) {
 		case "options":
 			// raw is valid JSON (jsonobj.Members checked the body): no
 			// second check through json.Unmarshal.
-			o, err := readOptions(raw)
+			o, err := encoders.ReadOptions(raw) // shared: read, never changed
 			if err != nil {
 				bad(ittybit.ErrInvalidOption, "options", "options must be a JSON object")
 			}
 			req.Options = o
-			if opts, err = optionsJSON(raw); err != nil {
+			if opts, err = encoders.OptionsJSON(raw); err != nil {
 				opts = nil
 			}
 		case "output":
@@ -106,65 +105,6 @@ func decodeCreateOptions(body []byte) (api.CreateTaskRequest, []byte, error) {
 		return req, nil, errors.Join(errs...)
 	}
 	return req, opts, nil
-}
-
-// optionsMemo holds the options of recent requests, read, and as
-// json.Marshal writes them: requests come in runs with the same options
-// (one preset, many inputs), and reading them and writing them back cost
-// about a microsecond and 15 allocations a request. Its Options are
-// shared: read them, never change what their pointers hold (Validate
-// does not); its bytes likewise.
-var optionsMemo = struct {
-	sync.Mutex
-	m map[string]*memoOptions
-}{m: map[string]*memoOptions{}}
-
-// memoOptions are options as read (err: UnmarshalJSON's) and as written
-// back (json: AppendJSON's, jsonErr its error; nil until first asked).
-type memoOptions struct {
-	o       encoders.Options
-	err     error
-	json    []byte
-	jsonErr error
-}
-
-// optionsMemoSize bounds optionsMemo; when full it starts again.
-const optionsMemoSize = 256
-
-// memoFor returns raw's entry in optionsMemo, read when absent. The
-// caller holds optionsMemo.
-func memoFor(raw []byte) *memoOptions {
-	if m, ok := optionsMemo.m[string(raw)]; ok {
-		return m
-	}
-	m := &memoOptions{}
-	m.err = m.o.UnmarshalJSON(raw)
-	if len(optionsMemo.m) >= optionsMemoSize {
-		clear(optionsMemo.m)
-	}
-	optionsMemo.m[string(raw)] = m
-	return m
-}
-
-// readOptions reads a request's options (Options.UnmarshalJSON).
-func readOptions(raw []byte) (encoders.Options, error) {
-	optionsMemo.Lock()
-	defer optionsMemo.Unlock()
-	m := memoFor(raw)
-	return m.o, m.err
-}
-
-// optionsJSON returns what Options.AppendJSON writes for the options
-// raw reads as (shared: never change them).
-func optionsJSON(raw []byte) ([]byte, error) {
-	optionsMemo.Lock()
-	defer optionsMemo.Unlock()
-	m := memoFor(raw)
-	if m.json == nil && m.jsonErr == nil {
-		b, err := m.o.AppendJSON(nil)
-		m.json, m.jsonErr = b[:len(b):len(b)], err
-	}
-	return m.json, m.jsonErr
 }
 
 func jsonErr(err error) string {

@@ -37,7 +37,7 @@ func TestOptionsMemo(t *testing.T) {
 				t.Fatalf("%s, round %d: options %s, bytes %s; read afresh %s", raw, round, got, opts, want)
 			}
 			_ = encoders.Validate(encoders.Spec{Kind: req.Kind, Input: req.Input, Options: req.Options}, encoders.Policy{})
-			if again, _ := optionsJSON([]byte(raw)); string(again) != string(want) {
+			if again, _ := encoders.OptionsJSON([]byte(raw)); string(again) != string(want) {
 				t.Fatalf("%s: after Validate the memo holds %s, want %s", raw, again, want)
 			}
 		}

@@ -3,7 +3,6 @@ package state
 import (
 	"encoding/json"
 	"strconv"
-	"sync"
 
 	"github.com/ittybit-oss/ittybit/controlplane/api"
 	"github.com/ittybit-oss/ittybit/encoders"
@@ -62,49 +61,11 @@ func (s Seed) Task() api.Task {
 	return t
 }
 
-// optionsCache holds the options seeds carried lately, decoded, and
-// their JSON in a task once first written: tasks come in runs with the
-// same options (one preset, many inputs), and decoding them again on
-// every node for every task was a tenth of a create's cost in the state
-// machine.
-var optionsCache = struct {
-	sync.Mutex
-	m map[string]*seedOptions
-}{m: map[string]*seedOptions{}}
-
-// seedOptions are a seed's options decoded, and their JSON in a task
-// (nil until first written; what Options.AppendJSON writes, err its
-// error).
-type seedOptions struct {
-	o    encoders.Options
-	json []byte
-	err  error
-}
-
-// optionsCacheSize bounds optionsCache; when full it starts again.
-const optionsCacheSize = 256
-
-// cachedOptions returns the cache's entry for raw, made when absent.
-// The caller holds optionsCache.
-func cachedOptions(raw []byte) *seedOptions {
-	if c, ok := optionsCache.m[string(raw)]; ok {
-		return c
-	}
-	c := &seedOptions{}
-	_ = json.Unmarshal(raw, &c.o) // never fails: Options keeps what it cannot read
-	if len(optionsCache.m) >= optionsCacheSize {
-		clear(optionsCache.m)
-	}
-	optionsCache.m[string(raw)] = c
-	return c
-}
-
 // decodeOptions decodes the options of a seed (the leader's validated
 // form), each time into memory of its own.
 func decodeOptions(raw []byte) encoders.Options {
-	optionsCache.Lock()
-	defer optionsCache.Unlock()
-	return cachedOptions(raw).o.Clone()
+	o, _ := encoders.ReadOptions(raw) // Options keeps what it cannot read
+	return o.Clone()
 }
 
 // appendOptionsJSON appends what the options of a seed write in its task:
@@ -114,13 +75,8 @@ func appendOptionsJSON(b, raw []byte) ([]byte, error) {
 		var none encoders.Options
 		return none.AppendJSON(b)
 	}
-	optionsCache.Lock()
-	defer optionsCache.Unlock()
-	c := cachedOptions(raw)
-	if c.json == nil && c.err == nil {
-		c.json, c.err = c.o.AppendJSON(nil)
-	}
-	return append(b, c.json...), c.err
+	js, err := encoders.OptionsJSON(raw)
+	return append(b, js...), err
 }
 
 // AppendTaskJSON appends the JSON of the task the seed describes: byte for
