@@ -47,6 +47,14 @@ func (c *cowTree[T]) put(v T) {
 	c.t.ReplaceOrInsert(v)
 }
 
+// swap stores v in place of any item equal to it, and returns that item:
+// a lookup and an insert in one walk down the tree.
+func (c *cowTree[T]) swap(v T) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t.ReplaceOrInsert(v)
+}
+
 // delete forgets the item equal to key, if drop says to (nil: always).
 func (c *cowTree[T]) delete(key T, drop func(T) bool) {
 	c.mu.Lock()

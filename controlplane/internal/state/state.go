@@ -204,21 +204,26 @@ func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, k
 	created := &createdTasks{}
 	for i := range n {
 		scope, k, hash := key(i)
-		if prev := s.liveRequest(scope, k, now); prev != nil {
+		st := stored(i, index<<16|uint64(i))
+		id, _, _, _ := taskFields(st)
+		// The request is remembered as this task's in the walk that finds
+		// the one it replaces (nearly always none: a key is new); a live
+		// one of the same key is put back and answers instead.
+		reqs := s.reqs.Load()
+		if prev, ok := reqs.swap(&Request{Scope: scope, Key: k, BodyHash: hash, TaskID: id, CreatedAt: now}); ok && now-prev.CreatedAt < ttl(scope) {
 			if prev.BodyHash != hash {
+				reqs.put(prev)
 				out[i] = CreateResult{Conflict: true}
 				continue
 			}
 			if t := getTask(txn.tasks(), prev.TaskID); t != nil {
+				reqs.put(prev)
 				out[i] = CreateResult{Task: &t.Task, Replayed: true}
 				continue
 			}
 		}
-		st := stored(i, index<<16|uint64(i))
 		txn.putTaskRaw(st)
-		id, _, _, _ := taskFields(st)
 		s.markActive(id, true)
-		s.reqs.Load().put(&Request{Scope: scope, Key: k, BodyHash: hash, TaskID: id, CreatedAt: now})
 		s.addEvent(txn.Txn, api.EventTaskCreated, st, createdAt(st), "", 0)
 		out[i] = CreateResult{created: created, at: len(created.stored)}
 		created.stored = append(created.stored, st)

@@ -98,6 +98,10 @@ func TestRequestKeys(t *testing.T) {
 	if r := s.CreateTasks(3, 6, []CreateRequest{other})[0]; !r.Conflict {
 		t.Errorf("same key, other body: got %+v, want a conflict", r)
 	}
+	// The conflict and the replay left the key its first request.
+	if r := s.CreateTasks(3, 6, []CreateRequest{again})[0]; !r.Replayed || r.Task.ID != first.Task.ID {
+		t.Errorf("replay after a conflict: got %+v, want the original task a", r)
+	}
 	other.Scope = "idem:key2"
 	if r := s.CreateTasks(4, 7, []CreateRequest{other})[0]; r.Task == nil || r.Replayed {
 		t.Errorf("same key under another API key: got %+v, want a new task", r)
