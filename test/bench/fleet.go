@@ -27,24 +27,29 @@ const fleetClients = 64
 // fleetRun is what one run of the fleet benchmark measured.
 type fleetRun struct {
 	submitted, drained time.Duration
-	baseline           float64 // creates/s of a fresh cluster with no fleet, just before
-	connectedRate      float64 // creates/s with the fleet connected, idle
-	workingRate        float64 // creates/s with the fleet at work
-	assignRate         float64 // assignments/s, first submission to last completion
-	idleCores          float64 // leader CPU with the fleet idle
-	cores              float64 // leader CPU over the run
-	peakRSS            int64
-	anon, file         int64 // RSS at the end: anonymous, mapped files
-	released           int64 // steps released and run again
-	profile            string
+	// baseline is the creates/s of a cluster with no fleet: the mean of
+	// before and after, measured on a fresh cluster just before the
+	// connected window and again on it just after.
+	baseline, before, after float64
+	connectedRate           float64 // creates/s with the fleet connected, idle
+	workingRate             float64 // creates/s with the fleet at work
+	assignRate              float64 // assignments/s, first submission to last completion
+	idleCores               float64 // leader CPU with the fleet idle
+	cores                   float64 // leader CPU over the run
+	peakRSS                 int64
+	anon, file              int64 // RSS at the end: anonymous, mapped files
+	released                int64 // steps released and run again
+	profile                 string
 }
 
 // benchFleet runs many tasks through a simulated fleet (package fleetsim:
 // goroutines of this process speaking the agent routes) on a 3-node
 // cluster, c.fleetRuns times, each on a fresh cluster, and compares the
-// create rate with the fleet at work against the create rate of a fresh
-// cluster with no fleet, measured just before each run (the machine's
-// state drifts from run to run: each leaves a gigabyte of files behind).
+// create rate with the fleet at work against the create rate of a
+// cluster with no fleet, measured just before the connected window and
+// again just after it: the machine drifts, within a run as from run to
+// run (each leaves a gigabyte of files behind), and the mean of the two
+// takes a steady drift out.
 func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 	restore, err := pinFleet(c.fleetPin)
 	if err != nil {
@@ -53,18 +58,12 @@ func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 	defer restore()
 	var runs []fleetRun
 	for i := range c.fleetRuns {
-		baseline, err := fleetBaseline(ctx, e, c, i)
+		r, err := fleetRunBracketed(ctx, e, c, i)
 		if err != nil {
-			return fmt.Errorf("baseline %d: %w", i+1, err)
+			return err
 		}
-		fmt.Fprintf(os.Stderr, "   no fleet: %.0f creates/s\n", baseline)
-		r, err := fleetOnce(ctx, e, c, i)
-		if err != nil {
-			return fmt.Errorf("run %d: %w", i+1, err)
-		}
-		r.baseline = baseline
-		fmt.Fprintf(os.Stderr, "   run %d: %.0f assignments/s; creates/s %.0f with the fleet connected (%.2f × none), %.0f with it at work (%.2f × none); leader %.2f cores (%.3f idle), peak RSS %s (at the end %s anonymous, %s files)\n",
-			i+1, r.assignRate, r.connectedRate, r.connectedRate/r.baseline, r.workingRate, r.workingRate/r.baseline, r.cores, r.idleCores, mib(r.peakRSS), mib(r.anon), mib(r.file))
+		fmt.Fprintf(os.Stderr, "   run %d: %.0f assignments/s; creates/s %.0f with the fleet connected (%.2f × none: %.0f before, %.0f after), %.0f with it at work (%.2f × none); leader %.2f cores (%.3f idle), peak RSS %s (at the end %s anonymous, %s files)\n",
+			i+1, r.assignRate, r.connectedRate, r.connectedRate/r.baseline, r.before, r.after, r.workingRate, r.workingRate/r.baseline, r.cores, r.idleCores, mib(r.peakRSS), mib(r.anon), mib(r.file))
 		runs = append(runs, r)
 	}
 	s := &section{
@@ -75,18 +74,19 @@ func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 			"GOMEMLIMIT=768MiB, as they would in a 1 GiB container (ittybit sets 75%% of the cgroup's limit itself). In each run: the fleet connects and "+
 			"drains (connected, heartbeats and long-polls, no work); *idle* is the leader's CPU over 10 s then; *connected* is the rate of 201s over %s "+
 			"of creates beside it; then the fleet takes work and the rest of the tasks are submitted while it works them (*at work*). Both rates "+
-			"are against the creates/s of a fresh cluster with no fleet measured just before the run (*no fleet*: the same %d clients, %s; "+
-			"each run leaves about a gigabyte of files behind, and the machine drifts from run to run). *Assignments/s* counts every step "+
+			"are against the creates/s of a cluster with no fleet (*no fleet*: the same %d clients, %s, on a fresh cluster started beside the run's, "+
+			"measured just before the connected window and again on the same cluster just after it; the mean of the two, so that a steady drift of the "+
+			"machine cancels out: each run leaves about a gigabyte of files behind, and the machine drifts within a run as from run to run). *Assignments/s* counts every step "+
 			"assigned over the time from the first create until the last task completed (the %s of connected creates included). "+
 			"The anchor: Nomad's C1M placed 3,750 containers/s with 5 servers on large machines.",
 			c.agents, c.stepTime, c.tasks, fleetClients, 4*c.tasks, c.window, fleetClients, c.window, c.window),
-		header: []string{"run", "leader CPU idle", "creates/s no fleet", "creates/s connected", "× no fleet", "creates/s at work", "× no fleet", "drained in", "assignments/s",
+		header: []string{"run", "leader CPU idle", "creates/s no fleet (before, after)", "creates/s connected", "× no fleet", "creates/s at work", "× no fleet", "drained in", "assignments/s",
 			"leader CPU", "leader peak RSS", "steps run again"},
 		target: "every run: every task completes; ≥ 2,000 assignments/s; leader RSS ≤ 1 GiB; idle leader ≤ 0.1 cores; creates/s with the fleet connected ≥ 0.7 × none",
 	}
 	ok := true
 	for i, r := range runs {
-		s.rows = append(s.rows, []string{strconv.Itoa(i + 1), f3(r.idleCores) + " cores", f0(r.baseline), f0(r.connectedRate), f2(r.connectedRate / r.baseline),
+		s.rows = append(s.rows, []string{strconv.Itoa(i + 1), f3(r.idleCores) + " cores", fmt.Sprintf("%s (%s, %s)", f0(r.baseline), f0(r.before), f0(r.after)), f0(r.connectedRate), f2(r.connectedRate / r.baseline),
 			f0(r.workingRate), f2(r.workingRate / r.baseline), r.drained.Round(time.Millisecond).String(), f0(r.assignRate), f2(r.cores) + " cores",
 			mib(r.peakRSS), strconv.FormatInt(r.released, 10)})
 		ok = ok && r.assignRate >= 2000 && r.peakRSS <= 1<<30 && r.idleCores <= 0.1 && r.connectedRate >= 0.7*r.baseline
@@ -107,24 +107,46 @@ func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 	return nil
 }
 
-// fleetBaseline is the create rate of a fresh cluster with no agent:
-// fleetClients clients posting to the leader for c.window.
-func fleetBaseline(ctx context.Context, e *env, c config, run int) (float64, error) {
+// fleetRunBracketed is run number run (from 0) with its no-fleet rates:
+// a fresh cluster with no agent measured just before the run's connected
+// window and again just after it (the cluster idles in between), then
+// stopped before the fleet takes work.
+func fleetRunBracketed(ctx context.Context, e *env, c config, run int) (fleetRun, error) {
 	servers, err := fleetCluster(ctx, e, c, fmt.Sprintf("fleet-base%d", run+1))
 	if err != nil {
-		return 0, err
+		return fleetRun{}, fmt.Errorf("baseline %d: %w", run+1, err)
 	}
 	defer stopAll(servers)
 	leader, err := findLeader(servers)
 	if err != nil {
-		return 0, err
+		return fleetRun{}, fmt.Errorf("baseline %d: %w", run+1, err)
 	}
-	var created atomic.Int64
-	start := time.Now()
-	if err := submit(ctx, leader.url, fleetClients, 0, c.window, fmt.Sprintf("base%d", run+1), &created); err != nil {
-		return 0, err
+	rate := func(label string) (float64, error) {
+		var created atomic.Int64
+		start := time.Now()
+		if err := submit(ctx, leader.url, fleetClients, 0, c.window, fmt.Sprintf("base%d-%s", run+1, label), &created); err != nil {
+			return 0, fmt.Errorf("baseline %d, %s: %w", run+1, label, err)
+		}
+		r := float64(created.Load()) / time.Since(start).Seconds()
+		fmt.Fprintf(os.Stderr, "   no fleet, %s: %.0f creates/s\n", label, r)
+		return r, nil
 	}
-	return float64(created.Load()) / time.Since(start).Seconds(), nil
+	before, err := rate("before")
+	if err != nil {
+		return fleetRun{}, err
+	}
+	var after float64
+	r, err := fleetOnce(ctx, e, c, run, func() error {
+		var err error
+		after, err = rate("after")
+		stopAll(servers)
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("run %d: %w", run+1, err)
+	}
+	r.before, r.after, r.baseline = before, after, (before+after)/2
+	return r, nil
 }
 
 // fleetCluster starts the cluster of one run: servers pinned when asked,
@@ -134,8 +156,10 @@ func fleetCluster(ctx context.Context, e *env, c config, prefix string) ([]*proc
 }
 
 // fleetOnce is one run: a fresh cluster, the fleet idle, then every task
-// submitted and worked until the last completes.
-func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error) {
+// submitted and worked until the last completes. connected is called
+// after the window of creates with the fleet connected, before the fleet
+// takes work.
+func fleetOnce(ctx context.Context, e *env, c config, run int, connected func() error) (fleetRun, error) {
 	var r fleetRun
 	servers, err := fleetCluster(ctx, e, c, fmt.Sprintf("fleet%d", run+1))
 	if err != nil {
@@ -176,6 +200,15 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 	}
 	r.connectedRate = float64(created.Load()) / time.Since(start).Seconds()
 	early := created.Load()
+	// What the call takes (the other cluster's window) is left out of the
+	// run's times and CPU: the fleet is drained, the tasks wait.
+	pauseAt, pauseCPU, pauseAll := time.Now(), leaderCPU(leader), cpuOf(servers)
+	if err := connected(); err != nil {
+		return r, err
+	}
+	pause := time.Since(pauseAt)
+	pauseCPU = leaderCPU(leader) - pauseCPU
+	pauseAll = minus(cpuOf(servers), pauseAll)
 	if err := fleet.Resume(ctx); err != nil {
 		return r, err
 	}
@@ -187,7 +220,7 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 	subErr := make(chan error, 1)
 	go func() {
 		err := submit(ctx, leader.url, fleetClients, c.tasks-int(early), 0, fmt.Sprintf("run%d", run), &created)
-		r.submitted = time.Since(start)
+		r.submitted = time.Since(start) - pause
 		r.workingRate = float64(c.tasks-int(early)) / time.Since(working).Seconds()
 		subErr <- err
 	}()
@@ -222,12 +255,12 @@ func fleetOnce(ctx context.Context, e *env, c config, run int) (fleetRun, error)
 			return r, fmt.Errorf("no task finished for a minute (%d of %d done):\n%s", done, c.tasks, fleetsim.Unfinished(ctx, client.New(leader.url, apiKey)))
 		}
 	}
-	r.drained = time.Since(start)
+	r.drained = time.Since(start) - pause
 	cpu1, rss := procStats(leader.cmd.Process.Pid)
-	all1 := cpuOf(servers)
+	all1 := minus(cpuOf(servers), pauseAll)
 	fmt.Fprintf(os.Stderr, "   CPU seconds over the run: servers %s, this process (the fleet and the clients) %.1f\n", cpuDelta(all0, all1), all1[len(all1)-1]-all0[len(all0)-1])
 	r.assignRate = float64(fleet.Assigned()) / r.drained.Seconds()
-	r.cores = (cpu1 - cpu0) / r.drained.Seconds()
+	r.cores = (cpu1 - cpu0 - pauseCPU) / r.drained.Seconds()
 	r.peakRSS = rss
 	r.anon, r.file = rssParts(leader.cmd.Process.Pid)
 	r.released = fleet.Assigned() - 4*int64(c.tasks)
@@ -409,6 +442,21 @@ func cpuOf(servers []*proc) []float64 {
 	}
 	self, _ := procStats(os.Getpid())
 	return append(out, self)
+}
+
+// leaderCPU is the CPU seconds a server has used so far.
+func leaderCPU(p *proc) float64 {
+	cpu, _ := procStats(p.cmd.Process.Pid)
+	return cpu
+}
+
+// minus returns a - b, item by item.
+func minus(a, b []float64) []float64 {
+	out := make([]float64, len(a))
+	for i := range a {
+		out[i] = a[i] - b[i]
+	}
+	return out
 }
 
 func cpuDelta(a, b []float64) string {
