@@ -20,6 +20,9 @@ type fsm struct {
 	// applied, when set, is called after each command with its type; the
 	// store counts and times applies for metrics.
 	applied func(commandType)
+	// pace, when set, counts the commands applied between snapshots and
+	// sets the threshold after each (pace.go).
+	pace *snapshotPace
 	// node is this node's id; retired, when set, is called with how many
 	// tasks an entry this node proposed retired, as it applies.
 	node    string
@@ -90,6 +93,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	t := commandType(l.Data[0])
 	payload := l.Data[1:]
+	if f.pace != nil {
+		f.pace.applied(len(l.Data))
+	}
 	f.state.SetIndex(l.Index)
 	var res any
 	switch t {
@@ -194,7 +200,11 @@ func mustDecode(t commandType, payload []byte, v any) {
 
 // Snapshot captures the state; Persist writes it out while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{snap: f.state.Snapshot()}, nil
+	s := &fsmSnapshot{snap: f.state.Snapshot(), pace: f.pace}
+	if f.pace != nil {
+		s.bytes, s.entries = f.pace.take()
+	}
+	return s, nil
 }
 
 // Restore replaces the state with a snapshot.
@@ -205,14 +215,25 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 type fsmSnapshot struct {
 	snap *state.Snapshot
+	// pace, when set, hears the snapshot's size and what was applied
+	// since the one before (bytes in entries commands).
+	pace           *snapshotPace
+	bytes, entries uint64
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.snap.WriteTo(sink); err != nil {
+	w := &countingWriter{w: sink}
+	if _, err := s.snap.WriteTo(w); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	if s.pace != nil {
+		s.pace.persisted(w.n, s.bytes, s.entries)
+	}
+	return nil
 }
 
 func (s *fsmSnapshot) Release() {}

@@ -70,9 +70,10 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	// SnapshotThreshold is the number of log entries between snapshots;
-	// TrailingLogs how many entries a snapshot leaves in the log (for
-	// followers that lag a little). Zero values take Raft's defaults.
+	// SnapshotThreshold is the number of log entries between snapshots
+	// (0: paced to the state's size, pace.go); TrailingLogs how many
+	// entries a snapshot leaves in the log (for followers that lag a
+	// little; 0: Raft's default).
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	// EventRetention is how long events are kept (0: forever); the
@@ -203,11 +204,17 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
 	f := &fsm{state: s.state, node: cfg.NodeID}
+	if cfg.SnapshotThreshold == 0 {
+		f.pace = &snapshotPace{log: s.log}
+	}
 	s.fsm = f
 	s.raft, err = raft.NewRaft(rc, f, logs, s.wal, snaps, s.trans)
 	if err != nil {
 		s.closeIO()
 		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if f.pace != nil {
+		f.pace.raft.Store(s.raft)
 	}
 	if cfg.Bootstrap && !existing {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}}
