@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,19 +28,23 @@ const fleetClients = 64
 // fleetRun is what one run of the fleet benchmark measured.
 type fleetRun struct {
 	submitted, drained time.Duration
-	// baseline is the creates/s of a cluster with no fleet: the mean of
-	// before and after, measured on a fresh cluster just before the
-	// connected window and again on it just after.
-	baseline, before, after float64
-	connectedRate           float64 // creates/s with the fleet connected, idle
-	workingRate             float64 // creates/s with the fleet at work
-	assignRate              float64 // assignments/s, first submission to last completion
-	idleCores               float64 // leader CPU with the fleet idle
-	cores                   float64 // leader CPU over the run
-	peakRSS                 int64
-	anon, file              int64 // RSS at the end: anonymous, mapped files
-	released                int64 // steps released and run again
-	profile                 string
+	// noFleet are the creates/s of a cluster with no fleet, in the
+	// windows before, between and after the windows of connected (the
+	// creates/s with the fleet connected, idle); ratio is the median over
+	// the connected windows of each's rate against the mean of the two
+	// no-fleet windows beside it.
+	noFleet, connected []float64
+	ratio              float64
+	baseline           float64 // the mean of noFleet
+	connectedRate      float64 // the mean of connected
+	workingRate        float64 // creates/s with the fleet at work
+	assignRate         float64 // assignments/s, first submission to last completion
+	idleCores          float64 // leader CPU with the fleet idle
+	cores              float64 // leader CPU over the run
+	peakRSS            int64
+	anon, file         int64 // RSS at the end: anonymous, mapped files
+	released           int64 // steps released and run again
+	profile            string
 }
 
 // benchFleet runs many tasks through a simulated fleet (package fleetsim:
@@ -58,12 +63,12 @@ func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 	defer restore()
 	var runs []fleetRun
 	for i := range c.fleetRuns {
-		r, err := fleetRunBracketed(ctx, e, c, i)
+		r, err := fleetRunAlternated(ctx, e, c, i)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "   run %d: %.0f assignments/s; creates/s %.0f with the fleet connected (%.2f × none: %.0f before, %.0f after), %.0f with it at work (%.2f × none); leader %.2f cores (%.3f idle), peak RSS %s (at the end %s anonymous, %s files)\n",
-			i+1, r.assignRate, r.connectedRate, r.connectedRate/r.baseline, r.before, r.after, r.workingRate, r.workingRate/r.baseline, r.cores, r.idleCores, mib(r.peakRSS), mib(r.anon), mib(r.file))
+		fmt.Fprintf(os.Stderr, "   run %d: %.0f assignments/s; creates/s with the fleet connected %s (%.2f × none, whose windows were %s), %.0f with it at work (%.2f × none); leader %.2f cores (%.3f idle), peak RSS %s (at the end %s anonymous, %s files)\n",
+			i+1, r.assignRate, perSecond(r.connected), r.ratio, perSecond(r.noFleet), r.workingRate, r.workingRate/r.baseline, r.cores, r.idleCores, mib(r.peakRSS), mib(r.anon), mib(r.file))
 		runs = append(runs, r)
 	}
 	s := &section{
@@ -72,24 +77,25 @@ func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 			"speaking the agent routes as `ittybit agent` does: register, heartbeat at the leader's interval, long-poll, acknowledge, report) with 2 slots each, "+
 			"taking %s per step; %d tasks submitted by %d clients to the leader (%d steps). Each run starts a fresh cluster; the servers run with "+
 			"GOMEMLIMIT=768MiB, as they would in a 1 GiB container (ittybit sets 75%% of the cgroup's limit itself). In each run: the fleet connects and "+
-			"drains (connected, heartbeats and long-polls, no work); *idle* is the leader's CPU over 10 s then; *connected* is the rate of 201s over %s "+
-			"of creates beside it; then the fleet takes work and the rest of the tasks are submitted while it works them (*at work*). Both rates "+
-			"are against the creates/s of a cluster with no fleet (*no fleet*: the same %d clients, %s, on a fresh cluster started beside the run's, "+
-			"measured just before the connected window and again on the same cluster just after it; the mean of the two, so that a steady drift of the "+
-			"machine cancels out: each run leaves about a gigabyte of files behind, and the machine drifts within a run as from run to run). *Assignments/s* counts every step "+
+			"drains (connected, heartbeats and long-polls, no work); *idle* is the leader's CPU over 10 s then; *connected* is the rate of 201s "+
+			"of creates beside it, in %d windows of %s; then the fleet takes work and the rest of the tasks are submitted while it works them (*at work*). "+
+			"Both are against the creates/s of a cluster with no fleet (*no fleet*: the same %d clients, on a fresh cluster started beside the run's, "+
+			"in windows of the same length before, between and after the connected ones: the machine's speed swings by a fifth or more within a "+
+			"minute). *× no fleet* for connected is the median over its windows of each's rate against the mean of the two no-fleet windows beside it; "+
+			"for at work, against the mean of every no-fleet window. The tables show the means of the windows. *Assignments/s* counts every step "+
 			"assigned over the time from the first create until the last task completed (the %s of connected creates included). "+
 			"The anchor: Nomad's C1M placed 3,750 containers/s with 5 servers on large machines.",
-			c.agents, c.stepTime, c.tasks, fleetClients, 4*c.tasks, c.window, fleetClients, c.window, c.window),
-		header: []string{"run", "leader CPU idle", "creates/s no fleet (before, after)", "creates/s connected", "× no fleet", "creates/s at work", "× no fleet", "drained in", "assignments/s",
+			c.agents, c.stepTime, c.tasks, fleetClients, 4*c.tasks, fleetPairs, c.window/2, fleetClients, c.window/2*fleetPairs),
+		header: []string{"run", "leader CPU idle", "creates/s no fleet", "creates/s connected", "× no fleet", "creates/s at work", "× no fleet", "drained in", "assignments/s",
 			"leader CPU", "leader peak RSS", "steps run again"},
 		target: "every run: every task completes; ≥ 2,000 assignments/s; leader RSS ≤ 1 GiB; idle leader ≤ 0.1 cores; creates/s with the fleet connected ≥ 0.7 × none",
 	}
 	ok := true
 	for i, r := range runs {
-		s.rows = append(s.rows, []string{strconv.Itoa(i + 1), f3(r.idleCores) + " cores", fmt.Sprintf("%s (%s, %s)", f0(r.baseline), f0(r.before), f0(r.after)), f0(r.connectedRate), f2(r.connectedRate / r.baseline),
+		s.rows = append(s.rows, []string{strconv.Itoa(i + 1), f3(r.idleCores) + " cores", f0(r.baseline), f0(r.connectedRate), f2(r.ratio),
 			f0(r.workingRate), f2(r.workingRate / r.baseline), r.drained.Round(time.Millisecond).String(), f0(r.assignRate), f2(r.cores) + " cores",
 			mib(r.peakRSS), strconv.FormatInt(r.released, 10)})
-		ok = ok && r.assignRate >= 2000 && r.peakRSS <= 1<<30 && r.idleCores <= 0.1 && r.connectedRate >= 0.7*r.baseline
+		ok = ok && r.assignRate >= 2000 && r.peakRSS <= 1<<30 && r.idleCores <= 0.1 && r.ratio >= 0.7
 	}
 	s.met = verdict(ok)
 	var ends []string
@@ -107,11 +113,15 @@ func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 	return nil
 }
 
-// fleetRunBracketed is run number run (from 0) with its no-fleet rates:
-// a fresh cluster with no agent measured just before the run's connected
-// window and again just after it (the cluster idles in between), then
+// fleetPairs is how many windows of creates with the fleet connected a
+// run measures, each between two windows with no fleet.
+const fleetPairs = 3
+
+// fleetRunAlternated is run number run (from 0) with its no-fleet rates:
+// a fresh cluster with no agent measured in windows before, between and
+// after the run's connected windows (it idles while they run), then
 // stopped before the fleet takes work.
-func fleetRunBracketed(ctx context.Context, e *env, c config, run int) (fleetRun, error) {
+func fleetRunAlternated(ctx context.Context, e *env, c config, run int) (fleetRun, error) {
 	servers, err := fleetCluster(ctx, e, c, fmt.Sprintf("fleet-base%d", run+1))
 	if err != nil {
 		return fleetRun{}, fmt.Errorf("baseline %d: %w", run+1, err)
@@ -124,29 +134,43 @@ func fleetRunBracketed(ctx context.Context, e *env, c config, run int) (fleetRun
 	rate := func(label string) (float64, error) {
 		var created atomic.Int64
 		start := time.Now()
-		if err := submit(ctx, leader.url, fleetClients, 0, c.window, fmt.Sprintf("base%d-%s", run+1, label), &created); err != nil {
+		if err := submit(ctx, leader.url, fleetClients, 0, c.window/2, fmt.Sprintf("base%d-%s", run+1, label), &created); err != nil {
 			return 0, fmt.Errorf("baseline %d, %s: %w", run+1, label, err)
 		}
 		r := float64(created.Load()) / time.Since(start).Seconds()
 		fmt.Fprintf(os.Stderr, "   no fleet, %s: %.0f creates/s\n", label, r)
 		return r, nil
 	}
-	before, err := rate("before")
-	if err != nil {
-		return fleetRun{}, err
-	}
-	var after float64
-	r, err := fleetOnce(ctx, e, c, run, func() error {
-		var err error
-		after, err = rate("after")
-		stopAll(servers)
-		return err
-	})
+	r, err := fleetOnce(ctx, e, c, run, rate, func() { stopAll(servers) })
 	if err != nil {
 		return r, fmt.Errorf("run %d: %w", run+1, err)
 	}
-	r.before, r.after, r.baseline = before, after, (before+after)/2
+	var ratios []float64
+	for j, cr := range r.connected {
+		ratios = append(ratios, cr/((r.noFleet[j]+r.noFleet[j+1])/2))
+	}
+	slices.Sort(ratios)
+	r.ratio = ratios[len(ratios)/2]
+	r.baseline, r.connectedRate = mean(r.noFleet), mean(r.connected)
 	return r, nil
+}
+
+// perSecond lists rates, rounded.
+func perSecond(v []float64) string {
+	var out []string
+	for _, x := range v {
+		out = append(out, f0(x))
+	}
+	return strings.Join(out, ", ")
+}
+
+// mean is the mean of v.
+func mean(v []float64) float64 {
+	sum := 0.0
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v))
 }
 
 // fleetCluster starts the cluster of one run: servers pinned when asked,
@@ -156,10 +180,11 @@ func fleetCluster(ctx context.Context, e *env, c config, prefix string) ([]*proc
 }
 
 // fleetOnce is one run: a fresh cluster, the fleet idle, then every task
-// submitted and worked until the last completes. connected is called
-// after the window of creates with the fleet connected, before the fleet
-// takes work.
-func fleetOnce(ctx context.Context, e *env, c config, run int, connected func() error) (fleetRun, error) {
+// submitted and worked until the last completes. Before the fleet takes
+// work, windows of creates with it connected alternate with windows of
+// noFleet (the rate of another cluster), which begin and end them; done
+// is called after the last.
+func fleetOnce(ctx context.Context, e *env, c config, run int, noFleet func(label string) (float64, error), done func()) (fleetRun, error) {
 	var r fleetRun
 	servers, err := fleetCluster(ctx, e, c, fmt.Sprintf("fleet%d", run+1))
 	if err != nil {
@@ -191,24 +216,39 @@ func fleetOnce(ctx context.Context, e *env, c config, run int, connected func() 
 	idle1, _ := procStats(leader.cmd.Process.Pid)
 	r.idleCores = (idle1 - idle0) / 10
 
+	// The no-fleet windows between are left out of the run's times and
+	// CPU: the fleet is drained, the tasks wait.
+	var pause time.Duration
+	var pauseCPU float64
+	pauseAll := make([]float64, len(servers)+1)
+	other := func(label string) error {
+		at, cpu, all := time.Now(), leaderCPU(leader), cpuOf(servers)
+		rate, err := noFleet(label)
+		pause += time.Since(at)
+		pauseCPU += leaderCPU(leader) - cpu
+		pauseAll = plus(pauseAll, minus(cpuOf(servers), all))
+		r.noFleet = append(r.noFleet, rate)
+		return err
+	}
 	cpu0, _ := procStats(leader.cmd.Process.Pid)
 	all0 := cpuOf(servers)
 	start := time.Now()
+	if err := other("before"); err != nil {
+		return r, err
+	}
 	var created atomic.Int64
-	if err := submit(ctx, leader.url, fleetClients, 0, c.window, fmt.Sprintf("run%d-connected", run), &created); err != nil {
-		return r, err
+	for j := range fleetPairs {
+		n0, t0 := created.Load(), time.Now()
+		if err := submit(ctx, leader.url, fleetClients, 0, c.window/2, fmt.Sprintf("run%d-connected%d", run, j), &created); err != nil {
+			return r, err
+		}
+		r.connected = append(r.connected, float64(created.Load()-n0)/time.Since(t0).Seconds())
+		if err := other(fmt.Sprintf("after connected window %d", j+1)); err != nil {
+			return r, err
+		}
 	}
-	r.connectedRate = float64(created.Load()) / time.Since(start).Seconds()
+	done()
 	early := created.Load()
-	// What the call takes (the other cluster's window) is left out of the
-	// run's times and CPU: the fleet is drained, the tasks wait.
-	pauseAt, pauseCPU, pauseAll := time.Now(), leaderCPU(leader), cpuOf(servers)
-	if err := connected(); err != nil {
-		return r, err
-	}
-	pause := time.Since(pauseAt)
-	pauseCPU = leaderCPU(leader) - pauseCPU
-	pauseAll = minus(cpuOf(servers), pauseAll)
 	if err := fleet.Resume(ctx); err != nil {
 		return r, err
 	}
@@ -448,6 +488,15 @@ func cpuOf(servers []*proc) []float64 {
 func leaderCPU(p *proc) float64 {
 	cpu, _ := procStats(p.cmd.Process.Pid)
 	return cpu
+}
+
+// plus returns a + b, item by item.
+func plus(a, b []float64) []float64 {
+	out := make([]float64, len(a))
+	for i := range a {
+		out[i] = a[i] + b[i]
+	}
+	return out
 }
 
 // minus returns a - b, item by item.
