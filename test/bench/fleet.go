@@ -78,7 +78,7 @@ func benchFleet(ctx context.Context, e *env, c config, rep *report) error {
 			"taking %s per step; %d tasks submitted by %d clients to the leader (%d steps). Each run starts a fresh cluster; the servers run with "+
 			"GOMEMLIMIT=768MiB, as they would in a 1 GiB container (ittybit sets 75%% of the cgroup's limit itself). In each run: the fleet connects and "+
 			"drains (connected, heartbeats and long-polls, no work); *idle* is the leader's CPU over 10 s then; *connected* is the rate of 201s "+
-			"of creates beside it, in %d windows of %s; then the fleet takes work and the rest of the tasks are submitted while it works them (*at work*). "+
+			"of creates beside it, in %d windows of %s (each ends early at a sixth of the run's tasks); then the fleet takes work and the rest of the tasks are submitted while it works them (*at work*). "+
 			"Both are against the creates/s of a cluster with no fleet (*no fleet*: the same %d clients, on a fresh cluster started beside the run's, "+
 			"in windows of the same length before, between and after the connected ones: the machine's speed swings by a fifth or more within a "+
 			"minute). *× no fleet* for connected is the median over its windows of each's rate against the mean of the two no-fleet windows beside it; "+
@@ -236,10 +236,13 @@ func fleetOnce(ctx context.Context, e *env, c config, run int, noFleet func(labe
 	if err := other("before"); err != nil {
 		return r, err
 	}
+	// Each connected window ends early if it has made a sixth of the
+	// run's tasks: at least half of them are created with the fleet at
+	// work.
 	var created atomic.Int64
 	for j := range fleetPairs {
 		n0, t0 := created.Load(), time.Now()
-		if err := submit(ctx, leader.url, fleetClients, 0, c.window/2, fmt.Sprintf("run%d-connected%d", run, j), &created); err != nil {
+		if err := submit(ctx, leader.url, fleetClients, c.tasks/(2*fleetPairs), c.window/2, fmt.Sprintf("run%d-connected%d", run, j), &created); err != nil {
 			return r, err
 		}
 		r.connected = append(r.connected, float64(created.Load()-n0)/time.Since(t0).Seconds())
@@ -320,7 +323,8 @@ func fleetOnce(ctx context.Context, e *env, c config, run int, noFleet func(labe
 
 // submit posts video tasks from clients concurrent clients to url, each
 // with its own Idempotency-Key (a retry after an error reuses it), until n
-// are committed (n > 0) or for d; created counts the 201s.
+// are committed (n > 0) or d has passed (d > 0), whichever comes first;
+// created counts the 201s.
 func submit(ctx context.Context, url string, clients, n int, d time.Duration, prefix string, created *atomic.Int64) error {
 	return submitAs(ctx, url, apiKey, clients, n, d, prefix, created)
 }
@@ -340,7 +344,7 @@ func submitAs(ctx context.Context, url, auth string, clients, n int, d time.Dura
 			defer wg.Done()
 			for ctx.Err() == nil {
 				k := next.Add(1)
-				if (n > 0 && k > int64(n)) || (n == 0 && time.Now().After(deadline)) {
+				if (n > 0 && k > int64(n)) || (d > 0 && time.Now().After(deadline)) {
 					return
 				}
 				body := fmt.Sprintf(`{"kind":"video","input":"https://example.com/fleet/%s-%d.mov"}`, prefix, k)
