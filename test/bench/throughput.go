@@ -80,7 +80,8 @@ func each(ws []loadResult, figure func(loadResult) float64) string {
 // leader.pprof in the work folder); =follower profiles a follower there
 // instead; =direct also profiles the leader in the first window with
 // every request sent to it (direct.pprof, and its allocations in
-// direct-allocs-before.pprof and direct-allocs-after.pprof); =floor also
+// direct-allocs-before.pprof and direct-allocs-after.pprof), and the
+// floor's leader in its window beside it (floor-direct.pprof); =floor also
 // profiles the floor's leader in its first window over the three nodes
 // (floor.pprof: read it with the floornode binary beside it).
 func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
@@ -201,7 +202,15 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		}
 		directWindows = append(directWindows, d)
 		fmt.Fprintf(os.Stderr, "   ittybit at %d clients, leader only: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", targetClients, d.rate, d.p50, d.p99, d.cost)
+		var fprof chan string
+		if w == 0 && os.Getenv("BENCH_PROFILE") == "direct" {
+			fprof = make(chan string, 1)
+			go func() { fprof <- profileTop(ctx, e, floorLeader, c.window-time.Second, "floor-direct.pprof") }()
+		}
 		f, err := measure(ctx, floor, floorLeader, []string{floorLeader.url}, body, targetClients, c.window)
+		if fprof != nil {
+			<-fprof
+		}
 		if err != nil {
 			stopAll(servers)
 			return err
