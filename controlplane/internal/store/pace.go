@@ -69,13 +69,12 @@ func (p *snapshotPace) persisted(size, bytes, entries uint64) {
 	}
 	rc := r.ReloadableConfig()
 	next := paceThreshold(size, bytes, entries)
-	if rc.SnapshotThreshold == next {
-		return
-	}
-	rc.SnapshotThreshold = next
-	if err := r.ReloadConfig(rc); err != nil {
-		p.log.Warn("snapshot pace not set", "err", err)
-		return
+	if rc.SnapshotThreshold != next {
+		rc.SnapshotThreshold = next
+		if err := r.ReloadConfig(rc); err != nil {
+			p.log.Warn("snapshot pace not set", "err", err)
+			next = r.ReloadableConfig().SnapshotThreshold
+		}
 	}
 	p.log.Info("snapshot written", "bytes", size, "next_after_entries", next)
 }
