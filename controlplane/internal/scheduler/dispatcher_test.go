@@ -212,6 +212,12 @@ func TestRebuildOnLeadership(t *testing.T) {
 	addTask(t, st, d1, encoders.KindVideo, "")
 	a := poll(t, d1, "a")
 	id2 := addTask(t, st, d1, encoders.KindAudio, "")
+	// The first leader assigns the second probe (a scheduling pass after
+	// the create) but never delivers it: stop it only once it has.
+	wait.Until(t, "the second probe assigned", 10*time.Second, func() bool {
+		tr, ok := st.TaskRecord(id2)
+		return ok && tr.Steps[0].Attempt == 1
+	})
 	cancel1()
 	<-done1
 	// A new leader over the same state: the running step keeps its lease;
