@@ -222,8 +222,8 @@ type fsmSnapshot struct {
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	w := &countingWriter{w: sink}
-	if _, err := s.snap.WriteTo(w); err != nil {
+	size, err := s.snap.WriteTo(sink)
+	if err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
@@ -231,7 +231,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		return err
 	}
 	if s.pace != nil {
-		s.pace.persisted(w.n, s.bytes, s.entries)
+		s.pace.persisted(uint64(size), s.bytes, s.entries)
 	}
 	return nil
 }

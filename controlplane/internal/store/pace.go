@@ -1,7 +1,6 @@
 package store
 
 import (
-	"io"
 	"log/slog"
 	"sync/atomic"
 
@@ -77,16 +76,4 @@ func (p *snapshotPace) persisted(size, bytes, entries uint64) {
 		}
 	}
 	p.log.Info("snapshot written", "bytes", size, "next_after_entries", next)
-}
-
-// countingWriter counts what it passes on.
-type countingWriter struct {
-	w io.Writer
-	n uint64
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += uint64(n)
-	return n, err
 }
