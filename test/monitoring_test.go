@@ -352,24 +352,35 @@ func TestMonitoringWithPrometheus(t *testing.T) {
 		}
 		return nil
 	})
+	// A rate needs two samples in its window: a panel may be empty until
+	// Prometheus has scraped twice after the tasks (on a fast host the
+	// tasks finish within a scrape or two of Prometheus starting).
 	var queries []query
 	for _, r := range ruleExprs(t) {
 		queries = append(queries, query{"alert " + r.name, r.expr})
 	}
 	dash := dashboardQueries(t)
-	for _, q := range append(queries, dash...) {
-		res, err := promQuery(promURL, q.expr)
-		if err != nil {
-			t.Errorf("%s: %v\n%s", q.from, err, q.expr)
-			continue
+	wait.For(t, "every panel of the dashboard to have data", time.Minute, func() error {
+		var empty []string
+		for _, q := range append(queries, dash...) {
+			res, err := promQuery(promURL, q.expr)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", q.from, err, q.expr)
+			}
+			if strings.HasPrefix(q.from, "panel") && len(res) == 0 && !mayBeEmpty.MatchString(q.expr) {
+				empty = append(empty, q.from+": "+q.expr)
+			}
 		}
-		if strings.HasPrefix(q.from, "panel") && len(res) == 0 && !mayBeEmpty.MatchString(q.expr) {
-			t.Errorf("%s: no data\n%s", q.from, q.expr)
+		if len(empty) > 0 {
+			return fmt.Errorf("no data:\n%s", strings.Join(empty, "\n"))
 		}
-	}
+		return nil
+	})
 
 	// The rules as Prometheus runs them: evaluated, healthy, and quiet on
-	// a healthy node.
+	// a healthy node. A rule evaluated before the first scrape sees no
+	// series and may be pending; it must be inactive again once evaluated
+	// on the data, and none may fire.
 	wait.For(t, "every rule evaluated after the tasks", time.Minute, func() error {
 		var rules struct {
 			Groups []struct {
@@ -394,8 +405,10 @@ func TestMonitoringWithPrometheus(t *testing.T) {
 					return fmt.Errorf("%s not evaluated yet", r.Name)
 				case r.Health != "ok" || r.LastError != "":
 					t.Fatalf("rule %s: health %s: %s", r.Name, r.Health, r.LastError)
+				case r.State == "firing":
+					t.Fatalf("rule %s fires on a healthy node", r.Name)
 				case r.State != "inactive":
-					t.Fatalf("rule %s is %s on a healthy node", r.Name, r.State)
+					return fmt.Errorf("rule %s is %s on a healthy node", r.Name, r.State)
 				}
 			}
 		}
