@@ -252,6 +252,34 @@ func procStats(pid int) (cpu float64, peakRSS int64) {
 }
 
 // procCPU reads a process's user and system CPU seconds from /proc.
+// procIO returns what /proc/PID/io counts for a process (its threads
+// together): read and write system calls (recv and send included) and
+// the bytes they moved; zeros when it cannot be read.
+func procIO(pid int) (syscr, syscw, rchar, wchar float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, 0, 0
+	}
+	for line := range strings.Lines(string(data)) {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		switch name {
+		case "syscr":
+			syscr = n
+		case "syscw":
+			syscw = n
+		case "rchar":
+			rchar = n
+		case "wchar":
+			wchar = n
+		}
+	}
+	return syscr, syscw, rchar, wchar
+}
+
 func procCPU(pid int) (user, sys float64) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

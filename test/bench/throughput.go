@@ -47,8 +47,8 @@ func medianCost(ws []loadResult) loadResult {
 // logFloor prints a window of the floor (floornode), where is what set it
 // apart ("" for 64 clients over its three nodes).
 func logFloor(where string, f loadResult) {
-	fmt.Fprintf(os.Stderr, "   floor at %d clients%s: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %.0f µs CPU (%.0f in the kernel) per task (followers %.0f µs)\n",
-		targetClients, where, f.rate, f.p50, f.p99, f.cost.leaderCPU, f.cost.leaderSys, f.cost.followersCPU)
+	fmt.Fprintf(os.Stderr, "   floor at %d clients%s: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %.0f µs CPU (%.0f in the kernel), %s per task (followers %.0f µs)\n",
+		targetClients, where, f.rate, f.p50, f.p99, f.cost.leaderCPU, f.cost.leaderSys, f.cost.io(), f.cost.followersCPU)
 }
 
 // leaderCPUs lists the windows' leader CPU per task in the order they
@@ -429,7 +429,13 @@ type loadResult struct {
 // and system alone, from /proc) and heap allocations (from its /metrics);
 // and what it has done: batches of creates forwarded to it, Raft entries
 // it applied as leader, tasks created through its own API.
-type usage map[*proc]struct{ cpu, sys, mallocs, bytes, forwards, entries, created float64 }
+type usage map[*proc]procUsage
+
+// procUsage is one server's counters at one moment.
+type procUsage struct {
+	cpu, sys, mallocs, bytes, forwards, entries, created float64
+	syscr, syscw, rchar, wchar                           float64
+}
 
 func usageOf(ctx context.Context, servers []*proc) usage {
 	u := usage{}
@@ -443,7 +449,8 @@ func usageOf(ctx context.Context, servers []*proc) usage {
 			created   = `ittybit_http_requests_total{code="201",route="POST /tasks"}`
 		)
 		m, _ := metricValues(ctx, p.url, mallocs, allocated, forwards, entries, created) // a series not there yet counts 0
-		u[p] = struct{ cpu, sys, mallocs, bytes, forwards, entries, created float64 }{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created]}
+		syscr, syscw, rchar, wchar := procIO(p.cmd.Process.Pid)
+		u[p] = procUsage{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created], syscr, syscw, rchar, wchar}
 	}
 	return u
 }
@@ -452,15 +459,23 @@ func usageOf(ctx context.Context, servers []*proc) usage {
 // microseconds (and those in the kernel), allocations and bytes
 // allocated, and the followers' CPU microseconds together; perForward and
 // perEntry are the tasks the leader received per forwarded batch and
-// applied per Raft entry (entries of other kinds included).
+// applied per Raft entry (entries of other kinds included); reads and
+// writes are the leader's read and write system calls per task, readKiB
+// and writeKiB the bytes they moved (/proc/PID/io: sockets and files).
 type taskCost struct {
 	leaderCPU, leaderSys, allocs, bytes, followersCPU float64
 	perForward, perEntry                              float64
+	reads, writes, readKiB, writeKiB                  float64
+}
+
+// io is the leader's system calls and bytes per task.
+func (c taskCost) io() string {
+	return fmt.Sprintf("%.2f reads (%.2f KiB), %.2f writes (%.2f KiB)", c.reads, c.readKiB, c.writes, c.writeKiB)
 }
 
 func (c taskCost) String() string {
-	return fmt.Sprintf("%.0f µs CPU (%.0f in the kernel), %.0f allocs, %.1f KiB per task (followers %.0f µs); %.1f tasks per forwarded batch, %.1f per entry",
-		c.leaderCPU, c.leaderSys, c.allocs, c.bytes/1024, c.followersCPU, c.perForward, c.perEntry)
+	return fmt.Sprintf("%.0f µs CPU (%.0f in the kernel), %.0f allocs, %.1f KiB, %s per task (followers %.0f µs); %.1f tasks per forwarded batch, %.1f per entry",
+		c.leaderCPU, c.leaderSys, c.allocs, c.bytes/1024, c.io(), c.followersCPU, c.perForward, c.perEntry)
 }
 
 // costPerTask divides what the servers spent between before and after by
@@ -478,6 +493,8 @@ func costPerTask(before, after usage, leader *proc, tasks float64) taskCost {
 			c.leaderSys = (a.sys - b.sys) * 1e6 / tasks
 			c.allocs = (a.mallocs - b.mallocs) / tasks
 			c.bytes = (a.bytes - b.bytes) / tasks
+			c.reads, c.writes = (a.syscr-b.syscr)/tasks, (a.syscw-b.syscw)/tasks
+			c.readKiB, c.writeKiB = (a.rchar-b.rchar)/1024/tasks, (a.wchar-b.wchar)/1024/tasks
 			forwards = a.forwards - b.forwards
 			if e := a.entries - b.entries; e > 0 {
 				c.perEntry = tasks / e
