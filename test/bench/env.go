@@ -280,6 +280,32 @@ func procIO(pid int) (syscr, syscw, rchar, wchar float64) {
 	return syscr, syscw, rchar, wchar
 }
 
+// procSwitches returns a process's context switches (voluntary and not,
+// its live threads together) and its minor page faults.
+func procSwitches(pid int) (switches, faults float64) {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	for _, path := range tasks {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue // a thread gone meanwhile
+		}
+		for line := range strings.Lines(string(data)) {
+			name, v, ok := strings.Cut(line, ":")
+			if ok && (name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches") {
+				n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				switches += n
+			}
+		}
+	}
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(data)
+		if fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]); len(fields) > 7 {
+			faults, _ = strconv.ParseFloat(fields[7], 64)
+		}
+	}
+	return switches, faults
+}
+
 func procCPU(pid int) (user, sys float64) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

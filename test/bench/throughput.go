@@ -304,6 +304,11 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		s.notes[len(s.notes)-1] += fmt.Sprintf(" The floor's leader spends %.0f µs a task at %d clients over its three nodes, within the target of 60 µs in this run: "+
 			"what ittybit's leader spends beyond it, %.0f µs a task, is its own work.", floorOver.cost.leaderCPU, targetClients, own)
 	}
+	s.notes = append(s.notes, fmt.Sprintf("What the two leaders ask of the kernel per task, in the same median windows (`/proc/PID/io`, `/proc/PID/task/*/status`, `/proc/PID/stat`): "+
+		"over the three nodes, ittybit %s; the floor %s. All to the leader, ittybit %s; the floor %s. "+
+		"Equal numbers of reads and writes say both servers make the same round trips; the bytes written differ by the size of ittybit's create entries "+
+		"(replicated twice and written to the log) and of its answers (the whole task).",
+		over.cost.io(), floorOver.cost.io(), direct.cost.io(), floorAt.cost.io()))
 	if c.baseline != "" {
 		s.notes = append(s.notes, fmt.Sprintf("*Before*: the row of release %s is the same measure (64 clients over the three nodes, the median of %d windows) of servers built from that commit "+
 			"(before batched forwarding from followers and binary create entries), running beside the current ones in this same bench, each of its windows right after one of theirs (the idle cluster only heartbeats); its windows: %s tasks/s. "+
@@ -434,7 +439,7 @@ type usage map[*proc]procUsage
 // procUsage is one server's counters at one moment.
 type procUsage struct {
 	cpu, sys, mallocs, bytes, forwards, entries, created float64
-	syscr, syscw, rchar, wchar                           float64
+	syscr, syscw, rchar, wchar, switches, faults         float64
 }
 
 func usageOf(ctx context.Context, servers []*proc) usage {
@@ -450,7 +455,8 @@ func usageOf(ctx context.Context, servers []*proc) usage {
 		)
 		m, _ := metricValues(ctx, p.url, mallocs, allocated, forwards, entries, created) // a series not there yet counts 0
 		syscr, syscw, rchar, wchar := procIO(p.cmd.Process.Pid)
-		u[p] = procUsage{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created], syscr, syscw, rchar, wchar}
+		switches, faults := procSwitches(p.cmd.Process.Pid)
+		u[p] = procUsage{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created], syscr, syscw, rchar, wchar, switches, faults}
 	}
 	return u
 }
@@ -461,16 +467,20 @@ func usageOf(ctx context.Context, servers []*proc) usage {
 // perEntry are the tasks the leader received per forwarded batch and
 // applied per Raft entry (entries of other kinds included); reads and
 // writes are the leader's read and write system calls per task, readKiB
-// and writeKiB the bytes they moved (/proc/PID/io: sockets and files).
+// and writeKiB the bytes they moved (/proc/PID/io: sockets and files),
+// switches its threads' context switches and faults its minor page
+// faults.
 type taskCost struct {
 	leaderCPU, leaderSys, allocs, bytes, followersCPU float64
 	perForward, perEntry                              float64
 	reads, writes, readKiB, writeKiB                  float64
+	switches, faults                                  float64
 }
 
-// io is the leader's system calls and bytes per task.
+// io is the leader's system calls, bytes, context switches and page
+// faults per task.
 func (c taskCost) io() string {
-	return fmt.Sprintf("%.2f reads (%.2f KiB), %.2f writes (%.2f KiB)", c.reads, c.readKiB, c.writes, c.writeKiB)
+	return fmt.Sprintf("%.2f reads (%.2f KiB), %.2f writes (%.2f KiB), %.2f context switches, %.2f page faults", c.reads, c.readKiB, c.writes, c.writeKiB, c.switches, c.faults)
 }
 
 func (c taskCost) String() string {
@@ -495,6 +505,7 @@ func costPerTask(before, after usage, leader *proc, tasks float64) taskCost {
 			c.bytes = (a.bytes - b.bytes) / tasks
 			c.reads, c.writes = (a.syscr-b.syscr)/tasks, (a.syscw-b.syscw)/tasks
 			c.readKiB, c.writeKiB = (a.rchar-b.rchar)/1024/tasks, (a.wchar-b.wchar)/1024/tasks
+			c.switches, c.faults = (a.switches-b.switches)/tasks, (a.faults-b.faults)/tasks
 			forwards = a.forwards - b.forwards
 			if e := a.entries - b.entries; e > 0 {
 				c.perEntry = tasks / e
