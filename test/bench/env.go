@@ -238,7 +238,7 @@ func rssParts(pid int) (anon, file int64) {
 
 // procStats reads a process's CPU seconds and peak RSS from /proc.
 func procStats(pid int) (cpu float64, peakRSS int64) {
-	user, sys := procCPU(pid)
+	user, sys, _ := procCPU(pid)
 	cpu = user + sys
 	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for _, l := range strings.Split(string(data), "\n") {
@@ -251,7 +251,6 @@ func procStats(pid int) (cpu float64, peakRSS int64) {
 	return cpu, peakRSS
 }
 
-// procCPU reads a process's user and system CPU seconds from /proc.
 // procIO returns what /proc/PID/io counts for a process (its threads
 // together): read and write system calls (recv and send included) and
 // the bytes they moved; zeros when it cannot be read.
@@ -280,9 +279,9 @@ func procIO(pid int) (syscr, syscw, rchar, wchar float64) {
 	return syscr, syscw, rchar, wchar
 }
 
-// procSwitches returns a process's context switches (voluntary and not,
-// its live threads together) and its minor page faults.
-func procSwitches(pid int) (switches, faults float64) {
+// procSwitches returns a process's context switches, voluntary and not,
+// its live threads together.
+func procSwitches(pid int) (switches float64) {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
 	for _, path := range tasks {
 		data, err := os.ReadFile(path)
@@ -297,26 +296,23 @@ func procSwitches(pid int) (switches, faults float64) {
 			}
 		}
 	}
-	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		s := string(data)
-		if fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]); len(fields) > 7 {
-			faults, _ = strconv.ParseFloat(fields[7], 64)
-		}
-	}
-	return switches, faults
+	return switches
 }
 
-func procCPU(pid int) (user, sys float64) {
+// procCPU reads a process's user and system CPU seconds, and its minor
+// page faults, from /proc.
+func procCPU(pid int) (user, sys, faults float64) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	s := string(data)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(fields) > 12 {
+		faults, _ = strconv.ParseFloat(fields[7], 64)
 		ut, _ := strconv.ParseFloat(fields[11], 64)
 		st, _ := strconv.ParseFloat(fields[12], 64)
 		user, sys = ut/100, st/100 // clock ticks (USER_HZ is 100 on Linux)
 	}
-	return user, sys
+	return user, sys, faults
 }

@@ -445,7 +445,7 @@ type procUsage struct {
 func usageOf(ctx context.Context, servers []*proc) usage {
 	u := usage{}
 	for _, p := range servers {
-		user, sys := procCPU(p.cmd.Process.Pid)
+		user, sys, faults := procCPU(p.cmd.Process.Pid)
 		const (
 			mallocs   = "go_memstats_mallocs_total"
 			allocated = "go_memstats_alloc_bytes_total"
@@ -455,8 +455,7 @@ func usageOf(ctx context.Context, servers []*proc) usage {
 		)
 		m, _ := metricValues(ctx, p.url, mallocs, allocated, forwards, entries, created) // a series not there yet counts 0
 		syscr, syscw, rchar, wchar := procIO(p.cmd.Process.Pid)
-		switches, faults := procSwitches(p.cmd.Process.Pid)
-		u[p] = procUsage{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created], syscr, syscw, rchar, wchar, switches, faults}
+		u[p] = procUsage{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created], syscr, syscw, rchar, wchar, procSwitches(p.cmd.Process.Pid), faults}
 	}
 	return u
 }
