@@ -16,21 +16,38 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return loggerTo(w, w, level)
 }
 
-// newServerLogger is newLogger through a writer that can gather a burst of
-// lines into one write: the scheduler logs a line per task it queues, and
-// a batch of creates queues hundreds at once.
-func newServerLogger(w io.Writer, level slog.Level) (*slog.Logger, *linebuf.Writer) {
+// serverLog is the server's log: its logger, which writes through lines, a
+// writer that can gather a burst of lines into one write (the scheduler
+// logs a line per task it queues, and a batch of creates queues hundreds
+// at once), and handlerTo, which makes a handler that writes to another
+// writer as the logger's does (scheduler.Config.LogHandler).
+type serverLog struct {
+	logger    *slog.Logger
+	lines     *linebuf.Writer
+	handlerTo func(io.Writer) slog.Handler
+}
+
+// newServerLog is newLogger through a linebuf.Writer.
+func newServerLog(w io.Writer, level slog.Level) serverLog {
 	lines := linebuf.New(w)
-	return loggerTo(w, lines, level), lines
+	return serverLog{
+		logger:    loggerTo(w, lines, level),
+		lines:     lines,
+		handlerTo: func(out io.Writer) slog.Handler { return handlerTo(w, out, level) },
+	}
 }
 
 // loggerTo writes to out, as text when w is a terminal.
 func loggerTo(w, out io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(handlerTo(w, out, level))
+}
+
+func handlerTo(w, out io.Writer, level slog.Level) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return slog.New(slog.NewTextHandler(out, opts))
+		return slog.NewTextHandler(out, opts)
 	}
-	return slog.New(slog.NewJSONHandler(out, opts))
+	return slog.NewJSONHandler(out, opts)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -219,8 +219,9 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 	if err != nil {
 		return usageError{fmt.Errorf("invalid_option: --log-level %q: accepted: debug, info, warn, error", f.LogLevel)}
 	}
-	logger, lines := newServerLogger(stderr, level)
-	defer lines.Flush()
+	logs := newServerLog(stderr, level)
+	logger := logs.logger
+	defer logs.lines.Flush()
 	if f.NodeID == "" {
 		f.NodeID, _ = os.Hostname()
 	}
@@ -266,7 +267,7 @@ func runServer(cmd *cobra.Command, f serverFile, timing schedTiming, stderr io.W
 		SplitSeconds: split, SplitMinSeconds: splitMin, EventRetention: retention, EventLimit: eventLimit, TaskRetention: taskRetention,
 		NodeID: f.NodeID, HTTPAddr: f.HTTP, HTTPAdvertise: f.HTTPAdvertise, RaftAddr: f.Raft, RaftAdvertise: f.RaftAdvertise,
 		DataDir: f.Data, Bootstrap: f.Bootstrap, Join: f.Join, APIKeyHashes: f.APIKeys, NodeTokenHashes: f.NodeTokens,
-		JoinToken: f.NodeToken, AllowPrivateInputs: f.AllowPrivateInputs, RateLimit: rate, Logger: logger, LogBurst: lines,
+		JoinToken: f.NodeToken, AllowPrivateInputs: f.AllowPrivateInputs, RateLimit: rate, Logger: logger, LogBurst: logs.lines, LogHandler: logs.handlerTo,
 	}
 	if k := os.Getenv("ITTYBIT_API_KEY"); k != "" {
 		cfg.APIKeys = append(cfg.APIKeys, k)
@@ -392,8 +393,9 @@ and private networks are allowed here, and nowhere else by default.`,
 // download limits.
 func runDev(cmd *cobra.Command, httpAddr, dataDir string, taskRetention time.Duration, fetch agentFile, stdout, stderr io.Writer) error {
 	tuneGC()
-	logger, lines := newServerLogger(stderr, slog.LevelInfo)
-	defer lines.Flush()
+	logs := newServerLog(stderr, slog.LevelInfo)
+	logger := logs.logger
+	defer logs.lines.Flush()
 	ctx := cmd.Context()
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
@@ -412,7 +414,7 @@ func runDev(cmd *cobra.Command, httpAddr, dataDir string, taskRetention time.Dur
 	cfg := server.Config{
 		NodeID: "dev", HTTPAddr: httpAddr, EventRetention: defaultEventRetention, EventLimit: defaultEventLimit, TaskRetention: taskRetention,
 		RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, "raft"),
-		Bootstrap: true, AllowPrivateInputs: true, Logger: logger, LogBurst: lines, Storage: managed, Registry: reg,
+		Bootstrap: true, AllowPrivateInputs: true, Logger: logger, LogBurst: logs.lines, LogHandler: logs.handlerTo, Storage: managed, Registry: reg,
 		NodeTokens: []string{nodeToken},
 		Ready: func() error {
 			if ag := embedded.Load(); ag == nil || !ag.Registered() {

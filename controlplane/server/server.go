@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -87,6 +88,9 @@ type Config struct {
 	// LogBurst is the Logger's writer, when it can gather a burst of lines
 	// into one write (scheduler.Config.LogBurst).
 	LogBurst scheduler.Burst
+	// LogHandler makes a handler that writes to w as Logger's writes to
+	// LogBurst (scheduler.Config.LogHandler).
+	LogHandler func(w io.Writer) slog.Handler
 	// Raft timing; zero values take the library's defaults.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -271,7 +275,7 @@ func Open(cfg Config) (*Server, error) {
 		Store: st, MinHeartbeatTTL: cfg.MinHeartbeatTTL, HeartbeatGrace: cfg.HeartbeatGrace,
 		FailoverTTL: cfg.FailoverTTL, StallTimeout: cfg.StallTimeout,
 		SplitSeconds: cfg.SplitSeconds, SplitMinSeconds: cfg.SplitMinSeconds, StragglerFactor: cfg.StragglerFactor,
-		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger, LogBurst: cfg.LogBurst,
+		Metrics: scheduler.NewMetrics(reg), Logger: cfg.Logger, LogBurst: cfg.LogBurst, LogHandler: cfg.LogHandler,
 	})
 	st.OnLeader(s.sched.Run)
 	st.OnLeader(s.ensureSecret)

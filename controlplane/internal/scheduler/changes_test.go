@@ -1,9 +1,13 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -62,6 +66,21 @@ func TestQueuedFromSeeds(t *testing.T) {
 	}
 }
 
+// countingHandler counts the records it handles.
+type countingHandler struct {
+	slog.Handler
+	n *atomic.Int64 // shared with the handlers made from it
+}
+
+func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.n.Add(1)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *countingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &countingHandler{Handler: h.Handler.WithAttrs(attrs), n: h.n}
+}
+
 // writeCounter counts the writes its log gets.
 type writeCounter struct {
 	logBuffer
@@ -83,38 +102,68 @@ func (w *writeCounter) count() int {
 
 // TestQueuedLinesOneWrite: the "task queued" lines of one batch of creates
 // reach the log in one write when the logger's writer can hold a burst,
-// each line whole, and lines outside a batch are written as they come.
+// each line whole and in the order of the tasks, and lines outside a
+// batch are written as they come. With a LogHandler the lines are made
+// from one render and are the lines slog writes, and a task whose ids
+// the render cannot hold as they are is logged through slog in its place.
 func TestQueuedLinesOneWrite(t *testing.T) {
-	out := &writeCounter{}
-	lines := linebuf.New(out)
-	d, st := mustDispatcher(t, Config{Logger: slog.New(slog.NewJSONHandler(lines, nil)), LogBurst: lines})
-	before := out.count()
-	var seeds []state.SeedRequest
-	for i := range 50 {
-		sd := state.Seed{ID: fmt.Sprintf("task_burst_%d", i), At: 1000, Kind: encoders.KindVideo, Input: "https://example.com/a.mov"}
-		for k := range api.StepKinds(sd.Kind) {
-			sd.StepIDs = append(sd.StepIDs, fmt.Sprintf("step_burst_%d_%d", i, k))
-		}
-		seeds = append(seeds, state.SeedRequest{Seed: sd, Scope: "req", Key: sd.ID, BodyHash: "h"})
-	}
-	st.CreateSeeds(1, 1000, seeds)
-	if got := out.count() - before; got != 1 {
-		t.Errorf("a batch of %d creates made %d writes to the log, want 1", len(seeds), got)
-	}
-	queued := map[string]bool{}
-	for _, rec := range out.records(t) {
-		if rec["msg"] == "task queued" {
-			queued[rec["task_id"].(string)] = true
-		}
-	}
-	for _, sd := range seeds {
-		if !queued[sd.Seed.ID] {
-			t.Errorf("no task queued line for %s", sd.Seed.ID)
-		}
-	}
-	before = out.count()
-	d.log.Info("a line on its own")
-	if got := out.count() - before; got != 1 {
-		t.Errorf("a line outside a batch made %d writes, want 1 at once", got)
+	for _, shaped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shaped=%v", shaped), func(t *testing.T) {
+			out := &writeCounter{}
+			lines := linebuf.New(out)
+			counted := &countingHandler{Handler: slog.NewJSONHandler(lines, nil), n: new(atomic.Int64)}
+			cfg := Config{Logger: slog.New(counted), LogBurst: lines}
+			if shaped {
+				cfg.LogHandler = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) }
+			}
+			d, st := mustDispatcher(t, cfg)
+			before, handled := out.count(), counted.n.Load()
+			var seeds []state.SeedRequest
+			for i := range 50 {
+				id := fmt.Sprintf("task_burst_%d", i)
+				if i == 7 {
+					id = `task "quoted"` // escaped in JSON: not plain
+				}
+				sd := state.Seed{ID: id, At: 1000, Kind: encoders.KindVideo, Input: "https://example.com/a.mov"}
+				for k := range api.StepKinds(sd.Kind) {
+					sd.StepIDs = append(sd.StepIDs, fmt.Sprintf("step_burst_%d_%d", i, k))
+				}
+				seeds = append(seeds, state.SeedRequest{Seed: sd, Scope: "req", Key: sd.ID, BodyHash: "h"})
+			}
+			st.CreateSeeds(1, 1000, seeds)
+			if got := out.count() - before; got != 1 {
+				t.Errorf("a batch of %d creates made %d writes to the log, want 1", len(seeds), got)
+			}
+			if want := map[bool]int{false: len(seeds), true: 1}[shaped]; counted.n.Load()-handled != int64(want) {
+				t.Errorf("%d lines went through the logger's handler, want %d", counted.n.Load()-handled, want)
+			}
+			var queued []string
+			for _, rec := range out.records(t) {
+				if rec["msg"] != "task queued" {
+					continue
+				}
+				queued = append(queued, rec["task_id"].(string))
+				want := map[string]any{"time": rec["time"], "level": "INFO", "msg": "task queued", "component": "scheduler",
+					"task_id": rec["task_id"], "step_id": strings.Replace(rec["task_id"].(string), "task", "step", 1) + "_0", "node_id": "", "kind": "video"}
+				if rec["task_id"] == seeds[7].Seed.ID {
+					want["step_id"] = "step_burst_7_0"
+				}
+				if diff := cmp.Diff(want, rec); diff != "" {
+					t.Errorf("line (-want +got):\n%s", diff)
+				}
+			}
+			var want []string
+			for _, sd := range seeds {
+				want = append(want, sd.Seed.ID)
+			}
+			if diff := cmp.Diff(want, queued); diff != "" {
+				t.Errorf("the tasks of the task queued lines (-want +got):\n%s", diff)
+			}
+			before = out.count()
+			d.log.Info("a line on its own")
+			if got := out.count() - before; got != 1 {
+				t.Errorf("a line outside a batch made %d writes, want 1 at once", got)
+			}
+		})
 	}
 }

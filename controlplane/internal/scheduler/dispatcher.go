@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -38,9 +39,10 @@ type Store interface {
 	SetNodeStatus(ctx context.Context, name string, status state.NodeStatus, now int64) error
 }
 
-// Burst gathers the log lines written between Hold and Release into one
-// write (linebuf.Writer).
+// Burst is the log's writer, which gathers the lines written between Hold
+// and Release into one write (linebuf.Writer).
 type Burst interface {
+	io.Writer
 	Hold()
 	Release()
 }
@@ -106,7 +108,13 @@ type Config struct {
 	// logs a line per task (a batch of creates: hundreds), so that they
 	// cost one write (package linebuf).
 	LogBurst Burst
-	Now      func() time.Time
+	// LogHandler, with LogBurst, makes a handler that writes to w as
+	// Logger's handler writes to LogBurst (the same format and level, no
+	// attributes): the "task queued" lines of a batch of creates are
+	// rendered through it once and written from that shape (package
+	// logshape), a tenth of a line's cost through slog.
+	LogHandler func(w io.Writer) slog.Handler
+	Now        func() time.Time
 }
 
 // Dispatcher is the leader's working state: the ready queue, the agents
@@ -144,6 +152,9 @@ type Dispatcher struct {
 	hwCodecs map[string]bool
 	// rate is the media seconds the fleet encoded, by heartbeats' progress.
 	rate rate
+	// lines writes the "task queued" lines of a batch of creates from one
+	// render (Config.LogHandler); nil without one.
+	lines *queuedLines
 }
 
 type nodeState struct {
@@ -235,6 +246,10 @@ func New(cfg Config) *Dispatcher {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "scheduler"), kick: make(chan struct{}, 1)}
+	if cfg.LogBurst != nil && cfg.LogHandler != nil {
+		d.lines = &queuedLines{}
+		d.lines.h = cfg.LogHandler(&d.lines.buf).WithAttrs([]slog.Attr{slog.String("component", "scheduler")})
+	}
 	cfg.Metrics.mu.Lock()
 	cfg.Metrics.source = d.gauges
 	if cfg.MetricProjects > 0 {
