@@ -21,44 +21,68 @@ import (
 // the attribute that line i's value will take the place of. Markers hold
 // only letters and digits, which every slog handler writes as they are.
 func Var(i int) string {
-	return fmt.Sprintf("ittybitLogshapeVar%dEnd", i)
+	if i < len(markers) {
+		return markers[i]
+	}
+	return marker(i)
 }
 
-// Shape is a rendered line cut where its values go.
+// markers are the first few markers, made once: a shape is rendered for
+// every batch of lines.
+var markers = func() (m [8]string) {
+	for i := range m {
+		m[i] = marker(i)
+	}
+	return m
+}()
+
+func marker(i int) string { return fmt.Sprintf("ittybitLogshapeVar%dEnd", i) }
+
+// Shape is a rendered line cut where its values go. Its zero value is
+// ready to Render into.
 type Shape struct {
-	cuts [][]byte // len(values)+1 pieces; the values go between them
+	line []byte   // the render, less the markers
+	cuts [][]byte // len(values)+1 pieces of line; the values go between them
 }
 
-// Render renders r through h, a handler that writes each record to buf,
-// whose string attributes Var(0) … Var(n-1) mark where n values go. It
-// reports false when the line cannot be cut: the handler did not write
-// each marker exactly once, in order. The shape holds its own copy of the
-// line: buf may be reused.
-func Render(h slog.Handler, buf *bytes.Buffer, r slog.Record, n int) (Shape, bool) {
+// Render renders r into s through h, a handler that writes each record to
+// buf, whose string attributes Var(0) … Var(n-1) mark where n values go.
+// It reports false when the line cannot be cut: the handler did not write
+// each marker exactly once, in order. The shape keeps its own copy of the
+// line (buf may be reused), in the memory of its last render.
+func (s *Shape) Render(h slog.Handler, buf *bytes.Buffer, r slog.Record, n int) bool {
+	s.line, s.cuts = s.line[:0], s.cuts[:0]
 	buf.Reset()
 	if err := h.Handle(context.Background(), r); err != nil {
-		return Shape{}, false
+		return false
 	}
-	line := bytes.Clone(buf.Bytes())
-	cuts := make([][]byte, 0, n+1)
+	rest := buf.Bytes()
+	var at []int // where each piece ends in line
 	for i := range n {
-		m := []byte(Var(i))
-		at := bytes.Index(line, m)
-		if at < 0 || bytes.Contains(line[at+len(m):], m) {
-			return Shape{}, false
+		m := Var(i)
+		k := bytes.Index(rest, []byte(m))
+		if k < 0 || bytes.Contains(rest[k+len(m):], []byte(m)) {
+			return false
 		}
-		cuts = append(cuts, line[:at:at])
-		line = line[at+len(m):]
+		s.line = append(s.line, rest[:k]...)
+		at = append(at, len(s.line))
+		rest = rest[k+len(m):]
 	}
-	return Shape{cuts: append(cuts, line)}, true
+	s.line = append(s.line, rest...)
+	start := 0
+	for _, end := range append(at, len(s.line)) {
+		s.cuts = append(s.cuts, s.line[start:end:end])
+		start = end
+	}
+	return true
 }
 
 // Append appends the line with values in place of the markers, one value
 // per marker. It appends nothing and reports false when a value is not
 // plain (plain: not empty, and only letters, digits and "_.:-"), which
 // some handler would quote or escape: log that line through slog instead.
-func (s Shape) Append(b []byte, values ...string) ([]byte, bool) {
-	if len(values) != len(s.cuts)-1 {
+func (s *Shape) Append(b []byte, values ...string) ([]byte, bool) {
+	if len(s.cuts) == 0 || len(values) != len(s.cuts)-1 {
 		return b, false
 	}
 	for _, v := range values {

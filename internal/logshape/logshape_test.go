@@ -39,11 +39,12 @@ func TestLinesAsTheHandlerWritesThem(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer
 			h := newHandler(&buf)
-			shape, ok := Render(h, &buf, record(at, Var(0), Var(1), Var(2)), 3)
-			if !ok {
+			var shape Shape
+			if ok := shape.Render(h, &buf, record(at, Var(0), Var(1), Var(2)), 3); !ok {
 				t.Fatalf("the line of %q could not be cut", buf.String())
 			}
 			var got, want []byte
+			var ok bool
 			for _, v := range values {
 				if got, ok = shape.Append(got, v[0], v[1], v[2]); !ok {
 					t.Fatalf("values %q refused", v)
@@ -65,8 +66,8 @@ func TestLinesAsTheHandlerWritesThem(t *testing.T) {
 // is refused, and nothing is appended for its line.
 func TestValuesNotPlainRefused(t *testing.T) {
 	var buf bytes.Buffer
-	shape, ok := Render(slog.NewJSONHandler(&buf, nil), &buf, record(time.Now(), Var(0), Var(1), Var(2)), 3)
-	if !ok {
+	var shape Shape
+	if !shape.Render(slog.NewJSONHandler(&buf, nil), &buf, record(time.Now(), Var(0), Var(1), Var(2)), 3) {
 		t.Fatal("the line could not be cut")
 	}
 	for _, v := range []string{"", "a b", `a"b`, "a=b", `a\b`, "a\nb", "é", "<a>", "a&b"} {
@@ -89,15 +90,19 @@ func TestShapeNotCut(t *testing.T) {
 		}
 		return a
 	}})
-	if _, ok := Render(dropping, &buf, record(time.Now(), Var(0), Var(1), Var(2)), 3); ok {
+	var shape Shape
+	if shape.Render(dropping, &buf, record(time.Now(), Var(0), Var(1), Var(2)), 3) {
 		t.Error("a line without one of its markers was cut")
 	}
 	twice := slog.NewJSONHandler(&buf, nil).WithAttrs([]slog.Attr{slog.String("again", Var(0))})
-	if _, ok := Render(twice, &buf, record(time.Now(), Var(0), Var(1), Var(2)), 3); ok {
+	if shape.Render(twice, &buf, record(time.Now(), Var(0), Var(1), Var(2)), 3) {
 		t.Error("a line with a marker twice was cut")
 	}
-	if _, ok := Render(slog.NewJSONHandler(&buf, nil), &buf, record(time.Now(), Var(1), Var(0), Var(2)), 3); ok {
+	if shape.Render(slog.NewJSONHandler(&buf, nil), &buf, record(time.Now(), Var(1), Var(0), Var(2)), 3) {
 		t.Error("a line with its markers out of order was cut")
+	}
+	if _, ok := shape.Append(nil, "task_a", "step_a", "video"); ok {
+		t.Error("a shape whose render failed took values")
 	}
 }
 
@@ -112,10 +117,20 @@ func BenchmarkQueuedLine(b *testing.B) {
 		}
 	})
 	b.Run("shape", func(b *testing.B) {
-		shape, _ := Render(h, &buf, record(at, Var(0), Var(1), Var(2)), 3)
+		var shape Shape
+		shape.Render(h, &buf, record(at, Var(0), Var(1), Var(2)), 3)
 		var out []byte
 		for range b.N {
 			out, _ = shape.Append(out[:0], "task_01kbk3c0ab8x6w0g5s1rdw2hxm", "step_01kbk3c0ab8x6w0g5s1rdw2hxn", "video")
 		}
 	})
+}
+
+func BenchmarkRender(b *testing.B) {
+	var buf bytes.Buffer
+	h := slog.NewJSONHandler(&buf, nil).WithAttrs([]slog.Attr{slog.String("component", "scheduler")})
+	var shape Shape
+	for range b.N {
+		shape.Render(h, &buf, record(time.Now(), Var(0), Var(1), Var(2)), 3)
+	}
 }

@@ -86,9 +86,10 @@ func queuedRecord(at time.Time, task, step, kind string) slog.Record {
 // one render of their shape (package logshape). It is used under the
 // dispatcher's lock.
 type queuedLines struct {
-	h   slog.Handler // Config.LogHandler's, writing to buf
-	buf bytes.Buffer
-	out []byte
+	h     slog.Handler // Config.LogHandler's, writing to buf
+	buf   bytes.Buffer
+	shape logshape.Shape
+	out   []byte
 }
 
 // write writes the lines of c's new tasks to w, and reports false, having
@@ -96,8 +97,8 @@ type queuedLines struct {
 // the shape cannot hold as they are goes through h, the logger's handler,
 // in its place among the others.
 func (l *queuedLines) write(w io.Writer, at time.Time, c state.Change, h slog.Handler) bool {
-	shape, ok := logshape.Render(l.h, &l.buf, queuedRecord(at, logshape.Var(0), logshape.Var(1), logshape.Var(2)), 3)
-	if !ok {
+	shape := &l.shape
+	if !shape.Render(l.h, &l.buf, queuedRecord(at, logshape.Var(0), logshape.Var(1), logshape.Var(2)), 3) {
 		return false
 	}
 	b := l.out[:0]
