@@ -245,10 +245,11 @@ func New(cfg Config) *Dispatcher {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With("component", "scheduler"), kick: make(chan struct{}, 1)}
+	component := slog.String("component", "scheduler")
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger.With(component), kick: make(chan struct{}, 1)}
 	if cfg.LogBurst != nil && cfg.LogHandler != nil {
 		d.lines = &queuedLines{}
-		d.lines.h = cfg.LogHandler(&d.lines.buf).WithAttrs([]slog.Attr{slog.String("component", "scheduler")})
+		d.lines.h = cfg.LogHandler(&d.lines.buf).WithAttrs([]slog.Attr{component})
 	}
 	cfg.Metrics.mu.Lock()
 	cfg.Metrics.source = d.gauges
