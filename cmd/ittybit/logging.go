@@ -37,11 +37,13 @@ func newServerLog(w io.Writer, level slog.Level) serverLog {
 	}
 }
 
-// loggerTo writes to out, as text when w is a terminal.
+// loggerTo is a logger through handlerTo.
 func loggerTo(w, out io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(handlerTo(w, out, level))
 }
 
+// handlerTo is a handler that writes to out at level: text when w, the
+// log's destination, is a terminal, and JSON otherwise.
 func handlerTo(w, out io.Writer, level slog.Level) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
