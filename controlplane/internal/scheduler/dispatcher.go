@@ -597,8 +597,8 @@ func (d *Dispatcher) queueByProject() map[string]float64 {
 	d.mu.Lock()
 	counts := map[string]float64{}
 	if d.active {
-		for _, r := range d.ready.items {
-			counts[r.Project]++
+		for p, n := range d.ready.tally.projects {
+			counts[p] = float64(n)
 		}
 	}
 	d.mu.Unlock()

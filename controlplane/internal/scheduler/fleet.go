@@ -78,8 +78,8 @@ func (d *Dispatcher) Fleet() api.Fleet {
 		}
 	}
 	if d.ready != nil {
-		for _, r := range d.ready.items {
-			f.Queue[r.Kind]++
+		for k, n := range d.ready.tally.kinds {
+			f.Queue[k] = n
 		}
 	}
 	return f

@@ -144,13 +144,17 @@ func (d *Dispatcher) gauges() (queue, nodes, parts, priorities map[string]float6
 	if !d.active {
 		return queue, nodes, parts, priorities
 	}
-	for id, r := range d.ready.items {
-		queue[r.Kind]++
-		priorities[api.Priorities()[r.Priority]]++
-		if api.IsPartID(id) {
-			parts["queued"]++
+	t := &d.ready.tally
+	for k, n := range t.kinds {
+		queue[k] = float64(n)
+	}
+	names := api.Priorities()
+	for p, n := range t.priorities {
+		if p >= 0 && p < len(names) {
+			priorities[names[p]] = float64(n)
 		}
 	}
+	parts["queued"] = float64(t.parts)
 	d.eachLease(func(l *lease) {
 		if l.part != nil {
 			parts["running"]++

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -221,4 +222,43 @@ func TestQueueByProject(t *testing.T) {
 	}
 	want := map[string]float64{"proj_a": 3, "proj_b": 2, "other": 2, "none": 2}
 	wait.Until(t, "every task queued", 5*time.Second, func() bool { return cmp.Equal(d.queueByProject(), want) })
+}
+
+// TestQueueTally: the counts the metrics and the fleet view read stay
+// those of the queue's items through pushes, replacements (to another
+// kind, project or priority), removals of present and absent steps, and
+// an emptied queue.
+func TestQueueTally(t *testing.T) {
+	recount := func(q *queue) tally {
+		want := newTally()
+		for _, r := range q.items {
+			want.add(r, 1)
+		}
+		return want
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	q := newQueue()
+	for i := range 20_000 {
+		id := fmt.Sprintf("s%d", rng.IntN(300))
+		if rng.IntN(3) == 0 {
+			id += ".p1" // a part
+		}
+		switch rng.IntN(4) {
+		case 0:
+			q.remove(id)
+		default:
+			q.push(Ready{TaskID: "t", StepID: id, Kind: []string{"probe", "ingest", "video"}[rng.IntN(3)], Project: []string{"", "a", "b"}[rng.IntN(3)], Priority: rng.IntN(3)})
+		}
+		if i%97 == 0 || i == 19_999 {
+			if diff := cmp.Diff(recount(q), q.tally, cmp.AllowUnexported(tally{})); diff != "" {
+				t.Fatalf("after %d operations, the tally differs from a recount (-want +got):\n%s", i+1, diff)
+			}
+		}
+	}
+	for id := range q.items {
+		q.remove(id)
+	}
+	if diff := cmp.Diff(newTally(), q.tally, cmp.AllowUnexported(tally{})); diff != "" {
+		t.Fatalf("emptied queue's tally (-want +got):\n%s", diff)
+	}
 }
