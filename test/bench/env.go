@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -302,7 +303,35 @@ func procSwitches(pid int) (switches float64) {
 // procCPU reads a process's user and system CPU seconds, and its minor
 // page faults, from /proc.
 func procCPU(pid int) (user, sys, faults float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return statCPU(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// monitorCPU reads the user and system CPU seconds of a Go process's
+// monitor thread (sysmon): the first thread the runtime starts, before
+// any other (runtime.main), so the second-lowest id among its threads.
+func monitorCPU(pid int) float64 {
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var tids []int
+	for _, e := range entries {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	if len(tids) < 2 {
+		return 0
+	}
+	slices.Sort(tids)
+	user, sys, _ := statCPU(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tids[1]))
+	return user + sys
+}
+
+// statCPU reads the user and system CPU seconds and the minor page faults
+// of a /proc stat file (a process's or a thread's).
+func statCPU(path string) (user, sys, faults float64) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0, 0
 	}

@@ -47,8 +47,8 @@ func medianCost(ws []loadResult) loadResult {
 // logFloor prints a window of the floor (floornode), where is what set it
 // apart ("" for 64 clients over its three nodes).
 func logFloor(where string, f loadResult) {
-	fmt.Fprintf(os.Stderr, "   floor at %d clients%s: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %.0f µs CPU (%.0f in the kernel), %s per task (followers %.0f µs)\n",
-		targetClients, where, f.rate, f.p50, f.p99, f.cost.leaderCPU, f.cost.leaderSys, f.cost.io(), f.cost.followersCPU)
+	fmt.Fprintf(os.Stderr, "   floor at %d clients%s: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %.0f µs CPU (%.0f in the kernel, %.0f in sysmon), %s per task (followers %.0f µs)\n",
+		targetClients, where, f.rate, f.p50, f.p99, f.cost.leaderCPU, f.cost.leaderSys, f.cost.monitor, f.cost.io(), f.cost.followersCPU)
 }
 
 // leaderCPUs lists the windows' leader CPU per task in the order they
@@ -317,6 +317,14 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		"Equal numbers of reads and writes say both servers make the same round trips; the bytes written differ by the size of ittybit's create entries "+
 		"(replicated twice and written to the log) and of its answers (the whole task).",
 		over.cost.io(), floorOver.cost.io(), direct.cost.io(), floorAt.cost.io()))
+	s.notes = append(s.notes, fmt.Sprintf("Of each leader's CPU, the Go runtime's monitor thread (sysmon: the first thread the runtime starts, "+
+		"its own time from `/proc/PID/task/TID/stat`) took, in the same median windows, %.0f µs a task of ittybit's and %.0f of the floor's over the three nodes "+
+		"(%.0f %% and %.0f %%), and %.0f and %.0f with every request sent to the leader. Under this load sysmon keeps to its shortest sleep, 20 µs, "+
+		"because a system call that outlasts one of its ticks while other goroutines wait (the log's fsync, a socket write) has it hand the P to another thread, "+
+		"which starts its short sleeps over (golang/go#18236); each wakeup is a timer interrupt and two context switches of a virtual CPU. "+
+		"It is the Go runtime's cost on a small virtual machine, the same for both servers.",
+		over.cost.monitor, floorOver.cost.monitor, 100*over.cost.monitor/over.cost.leaderCPU, 100*floorOver.cost.monitor/floorOver.cost.leaderCPU,
+		direct.cost.monitor, floorAt.cost.monitor))
 	if c.baseline != "" {
 		s.notes = append(s.notes, fmt.Sprintf("*Before*: the row of release %s is the same measure (64 clients over the three nodes, the median of %d windows) of servers built from that commit "+
 			"(before batched forwarding from followers and binary create entries), running beside the current ones in this same bench, each of its windows right after one of theirs (the idle cluster only heartbeats); its windows: %s tasks/s. "+
@@ -462,6 +470,7 @@ type usage map[*proc]procUsage
 type procUsage struct {
 	cpu, sys, mallocs, bytes, forwards, entries, created float64
 	syscr, syscw, rchar, wchar, switches, faults         float64
+	monitor                                              float64 // the runtime's sysmon thread's CPU seconds
 }
 
 func usageOf(ctx context.Context, servers []*proc) usage {
@@ -477,7 +486,7 @@ func usageOf(ctx context.Context, servers []*proc) usage {
 		)
 		m, _ := metricValues(ctx, p.url, mallocs, allocated, forwards, entries, created) // a series not there yet counts 0
 		syscr, syscw, rchar, wchar := procIO(p.cmd.Process.Pid)
-		u[p] = procUsage{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created], syscr, syscw, rchar, wchar, procSwitches(p.cmd.Process.Pid), faults}
+		u[p] = procUsage{user + sys, sys, m[mallocs], m[allocated], m[forwards], m[entries], m[created], syscr, syscw, rchar, wchar, procSwitches(p.cmd.Process.Pid), faults, monitorCPU(p.cmd.Process.Pid)}
 	}
 	return u
 }
@@ -490,9 +499,11 @@ func usageOf(ctx context.Context, servers []*proc) usage {
 // writes are the leader's read and write system calls per task, readKiB
 // and writeKiB the bytes they moved (/proc/PID/io: sockets and files),
 // switches its threads' context switches and faults its minor page
-// faults.
+// faults; monitor is the part of its CPU that the Go runtime's monitor
+// thread (sysmon) took.
 type taskCost struct {
 	leaderCPU, leaderSys, allocs, bytes, followersCPU float64
+	monitor                                           float64
 	perForward, perEntry                              float64
 	reads, writes, readKiB, writeKiB                  float64
 	switches, faults                                  float64
@@ -505,8 +516,8 @@ func (c taskCost) io() string {
 }
 
 func (c taskCost) String() string {
-	return fmt.Sprintf("%.0f µs CPU (%.0f in the kernel), %.0f allocs, %.1f KiB, %s per task (followers %.0f µs); %.1f tasks per forwarded batch, %.1f per entry",
-		c.leaderCPU, c.leaderSys, c.allocs, c.bytes/1024, c.io(), c.followersCPU, c.perForward, c.perEntry)
+	return fmt.Sprintf("%.0f µs CPU (%.0f in the kernel, %.0f in sysmon), %.0f allocs, %.1f KiB, %s per task (followers %.0f µs); %.1f tasks per forwarded batch, %.1f per entry",
+		c.leaderCPU, c.leaderSys, c.monitor, c.allocs, c.bytes/1024, c.io(), c.followersCPU, c.perForward, c.perEntry)
 }
 
 // costPerTask divides what the servers spent between before and after by
@@ -522,6 +533,7 @@ func costPerTask(before, after usage, leader *proc, tasks float64) taskCost {
 		if p == leader {
 			c.leaderCPU = (a.cpu - b.cpu) * 1e6 / tasks
 			c.leaderSys = (a.sys - b.sys) * 1e6 / tasks
+			c.monitor = (a.monitor - b.monitor) * 1e6 / tasks
 			c.allocs = (a.mallocs - b.mallocs) / tasks
 			c.bytes = (a.bytes - b.bytes) / tasks
 			c.reads, c.writes = (a.syscr-b.syscr)/tasks, (a.syscw-b.syscw)/tasks
