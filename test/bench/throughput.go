@@ -322,7 +322,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		"(%.0f %% and %.0f %%), and %.0f and %.0f with every request sent to the leader. Under this load sysmon keeps to its shortest sleep, 20 µs, "+
 		"because whenever a system call outlasts one of its ticks while other goroutines wait (the log's fsync, a socket write), it hands that P to another thread "+
 		"and starts its short sleeps over (golang/go#18236); each wakeup is a timer interrupt and two context switches of a virtual CPU. "+
-		"It is the Go runtime's cost on a small virtual machine, the same for both servers.",
+		"It is the Go runtime's cost on a small virtual machine, about the same CPU a second for both servers, so less a task where more tasks a second are served.",
 		over.cost.monitor, floorOver.cost.monitor, 100*over.cost.monitor/over.cost.leaderCPU, 100*floorOver.cost.monitor/floorOver.cost.leaderCPU,
 		direct.cost.monitor, floorAt.cost.monitor))
 	if c.baseline != "" {
