@@ -319,7 +319,7 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		over.cost.io(), floorOver.cost.io(), direct.cost.io(), floorAt.cost.io()))
 	s.notes = append(s.notes, fmt.Sprintf("Of each leader's CPU, the Go runtime's monitor thread (sysmon: the first thread the runtime starts, "+
 		"its own time from `/proc/PID/task/TID/stat`) took, in the same median windows, %.0f µs a task of ittybit's and %.0f of the floor's over the three nodes "+
-		"(%.0f %% and %.0f %%), and %.0f and %.0f with every request sent to the leader. Under this load sysmon keeps to its shortest sleep, 20 µs, "+
+		"(%.0f %% and %.0f %%), and %.0f and %.0f with every request sent to the leader. Under this load sysmon keeps going back to its shortest sleep, 20 µs, "+
 		"because whenever a system call outlasts one of its ticks while other goroutines wait (the log's fsync, a socket write), it hands that P to another thread "+
 		"and starts its short sleeps over (golang/go#18236); each wakeup is a timer interrupt and two context switches of a virtual CPU. "+
 		"It is the Go runtime's cost on a small virtual machine, about the same CPU a second for both servers, so less a task where more tasks a second are served.",
