@@ -220,8 +220,14 @@ func agentConfig(ctx context.Context, f agentFile, token string, reg prometheus.
 		return agent.Config{}, nil, fmt.Errorf("start the encoder plugins: %w", err)
 	}
 	for _, c := range h.Capabilities() {
-		if c.Backend != encoders.BackendSoftware {
-			logger.Info("encoder", "plugin", c.Plugin, "backend", c.Backend, "codec", c.Codec, "available", c.Available, "reason", c.Reason, "device", c.Device, "max_sessions", c.MaxSessions)
+		attrs := []any{"plugin", c.Plugin, "backend", c.Backend, "codec", c.Codec, "available", c.Available, "reason", c.Reason, "device", c.Device, "max_sessions", c.MaxSessions}
+		switch {
+		case c.Backend != encoders.BackendSoftware:
+			logger.Info("encoder", attrs...)
+		case !c.Available:
+			// Software is the fallback of every encode: one missing is
+			// news (a build without it, ffmpeg that would not answer).
+			logger.Warn("encoder", attrs...)
 		}
 	}
 	if agent.HasNVIDIA(h.Capabilities()) {

@@ -110,7 +110,8 @@ var detectors = map[encoders.Backend]Detector{
 }
 
 // Detect runs the detector of backend b, or, with a CacheDir, takes its
-// report from the cache while what it depends on is unchanged.
+// report from the cache while what it depends on is unchanged. A report
+// that a command running out of time shaped is not cached.
 func Detect(ctx context.Context, cfg Config, b encoders.Backend) (Report, error) {
 	d, ok := detectors[b]
 	if !ok {
@@ -123,8 +124,13 @@ func Detect(ctx context.Context, cfg Config, b encoders.Backend) (Report, error)
 	if r, ok := readCache(cfg.CacheDir, b, key); ok {
 		return r, nil
 	}
+	ctx, timeouts := withTimeouts(ctx)
 	r := d(ctx, cfg)
-	writeCache(cfg.CacheDir, b, key, r)
+	// A command that ran out of time (a stalled host, a test encode that
+	// hung once) shaped this report: the next run detects again.
+	if timeouts() == 0 && ctx.Err() == nil {
+		writeCache(cfg.CacheDir, b, key, r)
+	}
 	return r, nil
 }
 

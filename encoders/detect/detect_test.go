@@ -1,7 +1,11 @@
 package detect_test
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -153,5 +157,64 @@ func TestNVENCWithoutDriver(t *testing.T) {
 	want := "nvidia-smi failed: exit status 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
 	if diff := cmp.Diff(rows(encoders.BackendNVENC, "", 0, all(want)), r.Capabilities); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestDetectOnStalledHost: an ffmpeg listing that runs out of time once
+// (the host's disk stalls) runs again under twice the bound and software
+// detection finds its encoders; one that never answers makes every row say
+// so. Neither report is cached, so the next run detects again.
+func TestDetectOnStalledHost(t *testing.T) {
+	fake := encoderstest.NewFakeHardware(t, encoderstest.HostNone)
+	fake.Install(t)
+	stalls := filepath.Join(t.TempDir(), "stalls")
+	t.Setenv("ITTYBIT_FAKEHW_STALLS", stalls)
+	setStalls := func(n int) {
+		t.Helper()
+		if err := os.WriteFile(stalls, []byte(strconv.Itoa(n)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := t.TempDir()
+	cfg := detect.Config{Root: fake.Root, Timeout: time.Second, CacheDir: cache}
+	cached := func() []string {
+		m, _ := filepath.Glob(filepath.Join(cache, "detect-*.json"))
+		return m
+	}
+	software := func() []encoders.Capability {
+		t.Helper()
+		r, err := detect.Detect(t.Context(), cfg, encoders.BackendSoftware)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Capabilities
+	}
+
+	setStalls(1)
+	if diff := cmp.Diff(rows(encoders.BackendSoftware, "", 0, nil), software()); diff != "" {
+		t.Errorf("after one stalled listing (-want +got):\n%s", diff)
+	}
+	if left, _ := os.ReadFile(stalls); string(left) != "0" {
+		t.Errorf("the listing did not stall (%q left)", left)
+	}
+	if c := cached(); len(c) != 0 {
+		t.Errorf("a report after a timeout was cached: %v", c)
+	}
+
+	setStalls(2)
+	want := rows(encoders.BackendSoftware, "", 0, all("ffmpeg -encoders failed: ffmpeg timed out after 2s"))
+	if diff := cmp.Diff(want, software()); diff != "" {
+		t.Errorf("a listing that never answers (-want +got):\n%s", diff)
+	}
+	if c := cached(); len(c) != 0 {
+		t.Errorf("a report of timeouts was cached: %v", c)
+	}
+
+	setStalls(0)
+	if diff := cmp.Diff(rows(encoders.BackendSoftware, "", 0, nil), software()); diff != "" {
+		t.Errorf("once the host answers (-want +got):\n%s", diff)
+	}
+	if c := cached(); len(c) != 1 {
+		t.Errorf("the report of a host that answered is not cached: %v", c)
 	}
 }

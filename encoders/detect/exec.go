@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // build is what the ffmpeg build has.
@@ -23,18 +24,47 @@ type build struct {
 // readBuild runs `ffmpeg -encoders` and, for the GPU backends, `ffmpeg
 // -filters`.
 func readBuild(ctx context.Context, cfg Config, withFilters bool) (build, error) {
-	enc, err := cfg.output(ctx, cfg.ffmpeg(), "-hide_banner", "-encoders")
+	enc, err := cfg.listing(ctx, "-encoders")
 	if err != nil {
 		return build{}, fmt.Errorf("ffmpeg -encoders failed: %w", err)
 	}
 	if !withFilters {
 		return build{encoders: ParseEncoders(enc)}, nil
 	}
-	filters, err := cfg.output(ctx, cfg.ffmpeg(), "-hide_banner", "-filters")
+	filters, err := cfg.listing(ctx, "-filters")
 	if err != nil {
 		return build{}, fmt.Errorf("ffmpeg -filters failed: %w", err)
 	}
 	return build{encoders: ParseEncoders(enc), filters: ParseFilters(filters)}, nil
+}
+
+// listing runs `ffmpeg -hide_banner WHAT` and returns what it lists. A
+// listing touches no device, so one that runs out of time was held up by
+// the host (ffmpeg's binary and libraries read from a cold or busy disk),
+// not by ffmpeg: it is run once more, under twice the timeout, before the
+// backend is reported unusable.
+func (c Config) listing(ctx context.Context, what string) (string, error) {
+	out, err := c.output(ctx, c.ffmpeg(), "-hide_banner", what)
+	if errors.Is(err, errTimedOut) && ctx.Err() == nil {
+		longer := c
+		longer.Timeout = 2 * c.timeout()
+		out, err = longer.output(ctx, c.ffmpeg(), "-hide_banner", what)
+	}
+	return out, err
+}
+
+// errTimedOut marks a command that ran out of time: its answer says
+// nothing about the machine, so Detect does not cache a report it shaped.
+var errTimedOut = errors.New("timed out")
+
+// timeoutsKey keys the count of one detection's commands that timed out.
+type timeoutsKey struct{}
+
+// withTimeouts returns a context in which run counts the commands that
+// time out, and a function that reads that count.
+func withTimeouts(ctx context.Context) (context.Context, func() int32) {
+	var n atomic.Int32
+	return context.WithValue(ctx, timeoutsKey{}, &n), n.Load
 }
 
 // output runs a command under the timeout and returns its stdout; the error
@@ -62,7 +92,10 @@ func (c Config) run(ctx context.Context, name string, args ...string) (stdout, s
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 		err = fmt.Errorf("%s not found", name)
 	} else if ctx.Err() == context.DeadlineExceeded {
-		err = fmt.Errorf("%s timed out after %s", path.Base(name), c.timeout())
+		err = fmt.Errorf("%s %w after %s", path.Base(name), errTimedOut, c.timeout())
+		if n, ok := ctx.Value(timeoutsKey{}).(*atomic.Int32); ok {
+			n.Add(1)
+		}
 	}
 	return out.String(), errb.String(), err
 }

@@ -15,6 +15,10 @@
 //
 // Anything else runs the real ffmpeg ($ITTYBIT_FAKEHW_FFMPEG), so software
 // encodes and unlisted hardware work as on this machine.
+//
+// A stalled host: while the file named by $ITTYBIT_FAKEHW_STALLS holds a
+// number above 0, each ffmpeg -encoders or -filters takes one off it and
+// hangs until it is killed, as a command does on a host whose disk stalls.
 package main
 
 import (
@@ -23,8 +27,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -44,6 +50,9 @@ func main() {
 		return
 	}
 	args := os.Args[1:]
+	if slices.Contains(args, "-encoders") || slices.Contains(args, "-filters") {
+		stall(os.Getenv("ITTYBIT_FAKEHW_STALLS"))
+	}
 	switch {
 	case slices.Contains(args, "-encoders"):
 		os.Stdout.Write(shared(dir, "encoders.txt"))
@@ -77,6 +86,26 @@ func main() {
 		fmt.Fprintf(os.Stderr, "fakehw: exec %s: %v\n", real, err)
 		os.Exit(127)
 	}
+}
+
+// stall hangs while the count in file is above 0, taking one off it. The
+// fake's callers run one detection at a time, so the count needs no lock.
+func stall(file string) {
+	if file == "" {
+		return
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || n <= 0 {
+		return
+	}
+	if err := os.WriteFile(file, []byte(strconv.Itoa(n-1)), 0o600); err != nil {
+		return
+	}
+	time.Sleep(time.Hour) // until killed
 }
 
 func fail(encoder, msg string) {
