@@ -54,7 +54,8 @@ func (c Config) listing(ctx context.Context, what string) (string, error) {
 }
 
 // errTimedOut marks a command that ran out of time: its answer says
-// nothing about the machine, so Detect does not cache a report it shaped.
+// nothing about the machine (listing runs it again; run also counts it in
+// the context, so that Detect does not cache the report).
 var errTimedOut = errors.New("timed out")
 
 // timeoutsKey keys the count of one detection's commands that timed out.
