@@ -21,7 +21,7 @@ TOOLS   := $(CURDIR)/bin/tools
 # Package test binaries run side by side; each can take a while on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all deps image-deps build image test-image run demo test test-long bench lint fmt golden proto reliability clean help
+.PHONY: all deps image-deps build image test-image run demo test test-long fuzz bench lint fmt golden proto reliability clean help
 
 all: lint test
 
@@ -89,21 +89,18 @@ demo: ## make data/demo/clip.mov, a 10 s 1080p test clip with sound
 test: deps ## run every test (real ffmpeg on small generated clips)
 	$(GO) test $(TESTFLAGS) ./...
 
-# How long test-long runs each fuzz target (go test -fuzztime).
+# How long test-long and fuzz run each fuzz target (go test -fuzztime).
 FUZZTIME ?= 3m
 
-test-long: deps ## the tests, retirement of 50,000 tasks without the race detector, 30 schedules of the linearizability check, the container image's test (make test-image), then each of the six fuzz targets for FUZZTIME (default 3m)
+fuzz: ## every fuzz target of the module (found with go test -list, none listed by hand), each for FUZZTIME (default 3m)
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+test-long: deps ## the tests, retirement of 50,000 tasks without the race detector, 30 schedules of the linearizability check, the container image's test (make test-image), then every fuzz target for FUZZTIME (default 3m; make fuzz)
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -count=1 -run '^TestRetirement$$' ./controlplane/server/
 	ITTYBIT_LINEARIZABLE_SCHEDULES=30 $(GO) test -count=1 -timeout 60m -run '^TestLinearizable$$' ./test/
 	$(MAKE) test-image
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
-	$(GO) test -run '^$$' -fuzz '^FuzzObjectMembers$$' -fuzztime $(FUZZTIME) ./controlplane/internal/httpapi/
-	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./encoders/
-	$(GO) test -run '^$$' -fuzz '^FuzzInputHost$$' -fuzztime $(FUZZTIME) ./storage/
-	$(GO) test -run '^$$' -fuzz '^FuzzScalars$$' -fuzztime $(FUZZTIME) ./encoders/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./encoders/probe/
-	$(GO) test -run '^$$' -fuzz '^FuzzMasterPlaylist$$' -fuzztime $(FUZZTIME) ./encoders/ffmpeg/
+	$(MAKE) fuzz
 
 bench: deps ## measure against the anchors (bare ffmpeg, raw Raft); prints a table and writes BENCHMARKS.md (about 25 minutes)
 	$(GO) run ./test/bench -out BENCHMARKS.md
@@ -127,7 +124,7 @@ proto: ## regenerate plugins/proto from encoder.proto (needs protoc: apt-get ins
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative plugins/proto/encoder.proto
 
 # The tests whose figures RELIABILITY.md holds.
-FAULT_TESTS := TestLeaderKill|TestPartition|TestAgentKilledMidEncode|TestPluginKilledMidEncode|TestWorkDirFull|TestHostileMedia|TestFleetNothingStuck|TestLostAssignmentAndReport
+FAULT_TESTS := TestLeaderKill|TestPartition|TestAgentKilledMidEncode|TestAgentDrain|TestPluginKilledMidEncode|TestWorkDirFull|TestHostileMedia|TestFleetNothingStuck|TestLostAssignmentAndReport
 
 reliability: deps ## rerun the fault and hostile-input tests, one at a time, and write their figures into RELIABILITY.md
 	$(GO) test -count=1 -parallel 1 -run '^($(FAULT_TESTS))$$' -v ./test/ -update
