@@ -158,3 +158,26 @@ func TestCLICloud(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestREADMEMakeTargets: every target `make help` lists (a Makefile line
+// "name: … ## what it does") is named in README.md as `make name`.
+func TestREADMEMakeTargets(t *testing.T) {
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := regexp.MustCompile(`(?m)^([a-z-]+):.*## `).FindAllSubmatch(mk, -1)
+	if len(targets) == 0 {
+		t.Fatal("the Makefile lists no targets with ## help")
+	}
+	for _, m := range targets {
+		name := string(m[1])
+		if !regexp.MustCompile("`make " + regexp.QuoteMeta(name) + "[` ]").Match(readme) {
+			t.Errorf("README.md never names `make %s`, a target make help lists", name)
+		}
+	}
+}
