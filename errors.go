@@ -51,6 +51,9 @@ const (
 	ErrPayloadTooLarge     ErrorKind = "payload_too_large"
 	ErrRateLimited         ErrorKind = "rate_limited"
 	ErrUnavailable         ErrorKind = "unavailable"
+	// ErrRequestTimeout: the request's body did not arrive in time (a
+	// client that stalls, or sends a byte at a time).
+	ErrRequestTimeout ErrorKind = "request_timeout"
 	// ErrCursorExpired: a cursor of GET /events names an event older
 	// than the retention: the events after it are gone.
 	ErrCursorExpired ErrorKind = "cursor_expired"

@@ -27,6 +27,8 @@ func Status(kind ittybit.ErrorKind) int {
 		return http.StatusConflict
 	case ittybit.ErrCursorExpired:
 		return http.StatusGone
+	case ittybit.ErrRequestTimeout:
+		return http.StatusRequestTimeout
 	case ittybit.ErrPayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case ittybit.ErrRateLimited:

@@ -322,7 +322,7 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.api.Handle("GET /metrics", httpapi.AuthNone, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	console.Register(s.api)
-	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = s.api.NewServer()
 	ctx := s.ctx
 	s.wg.Add(1)
 	go func() {

@@ -129,3 +129,20 @@ func TestThreeNodes(t *testing.T) {
 		t.Error("state differs between nodes")
 	}
 }
+
+// TestServerTimeouts: the server serves the API with the API's own
+// server settings (httpapi's TestBodyTimeout tries them on the wire): a
+// request's headers and the whole request, body included, are bounded,
+// so a slow client cannot hold a connection.
+func TestServerTimeouts(t *testing.T) {
+	s := mustServer(t, t.TempDir(), "t", true)
+	t.Cleanup(func() { s.Close() })
+	want := s.api.NewServer()
+	if s.http.ReadHeaderTimeout != want.ReadHeaderTimeout || s.http.ReadTimeout != want.ReadTimeout || s.http.IdleTimeout != want.IdleTimeout {
+		t.Errorf("server timeouts: headers %s, request %s, idle %s; want %s, %s, %s",
+			s.http.ReadHeaderTimeout, s.http.ReadTimeout, s.http.IdleTimeout, want.ReadHeaderTimeout, want.ReadTimeout, want.IdleTimeout)
+	}
+	if want.ReadHeaderTimeout <= 0 || want.ReadTimeout <= 0 {
+		t.Errorf("the API's server leaves headers (%s) or requests (%s) unbounded", want.ReadHeaderTimeout, want.ReadTimeout)
+	}
+}

@@ -77,6 +77,9 @@ type Config struct {
 	CheckS3 func(ctx context.Context, cfg storage.S3Config, bucket string) (code string, err error)
 	// MaxBodyBytes caps request bodies; 0 means 1 MiB.
 	MaxBodyBytes int64
+	// ReadTimeout bounds the time a request may take to arrive, its body
+	// included (its headers: 10 s); 0 means 30 seconds. See NewServer.
+	ReadTimeout time.Duration
 	// RateLimit is requests per second per API key (burst twice that); 0
 	// means no limit.
 	RateLimit float64
@@ -182,6 +185,9 @@ func New(cfg Config) *API {
 	if cfg.ForwardTimeout == 0 {
 		cfg.ForwardTimeout = 15 * time.Second
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = defaultReadTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -220,6 +226,12 @@ func New(cfg Config) *API {
 
 // ServeHTTP serves a request.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// NewServer returns the HTTP server for the API, with its timeouts (see
+// ReadTimeout); Serve it on a listener.
+func (a *API) NewServer() *http.Server {
+	return &http.Server{Handler: a, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: a.cfg.ReadTimeout, IdleTimeout: 2 * time.Minute}
+}
 
 // Handle adds a route served by h, outside the API's bearer credentials:
 // auth is AuthNone (/metrics) or AuthSigned (/files/, which checks its

@@ -165,7 +165,10 @@ func (a *API) createBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	body, err := readBody(w, r, maxBatchBytes)
 	if err != nil {
-		return ittybit.Errorf(ittybit.ErrPayloadTooLarge, "the batch is over the limit of %d bytes", maxBatchBytes)
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return ittybit.Errorf(ittybit.ErrPayloadTooLarge, "the batch is over the limit of %d bytes", maxBatchBytes)
+		}
+		return a.bodyReadError(err)
 	}
 	_, reqs, err := wire.ReadBatch(body)
 	if err != nil {

@@ -89,7 +89,7 @@ func (a *API) leaderOr(h, away handlerFunc) http.Handler {
 			if errors.As(err, &mbe) {
 				return ittybit.Errorf(ittybit.ErrPayloadTooLarge, "the request body is over the limit of %d bytes", a.cfg.MaxBodyBytes)
 			}
-			return ittybit.Errorf(ittybit.ErrInvalidJSON, "could not read the request body: %v", err)
+			return a.bodyReadError(err)
 		}
 		if r.Header.Get(headerRequestID) == "" || r.Header.Get(headerForwardedBy) == "" {
 			r.Header.Set(headerRequestID, newRequestID())
@@ -198,9 +198,15 @@ func (f *forwarder) forward(ctx context.Context, w http.ResponseWriter, r *http.
 // (*http.MaxBytesError). A body that says its length is read into a
 // buffer of that length: io.ReadAll grows its buffer several times over
 // for a follower's batch of creates.
+//
+// maxPresized bounds that buffer: a larger body grows its buffer as it
+// arrives, so that headers promising a large body and nothing after them
+// do not make the server set aside the whole of it.
+const maxPresized = 256 << 10
+
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
-	if n := r.ContentLength; n > 0 && n <= limit {
+	if n := r.ContentLength; n > 0 && n <= min(limit, maxPresized) {
 		b := make([]byte, n)
 		if _, err := io.ReadFull(body, b); err != nil {
 			return nil, err

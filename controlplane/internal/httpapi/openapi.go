@@ -46,7 +46,7 @@ func operations() []operation {
 		return m
 	}
 	with := func(m map[string]string, code, schema string) map[string]string { m[code] = schema; return m }
-	return []operation{
+	ops := []operation{
 		{"POST", "/tasks", "createTask", "Create a task: probe → ingest → encode → upload.", true,
 			[]map[string]any{{"name": "Idempotency-Key", "in": "header", "required": false, "description": "Replays within 24 h return the original task; the same key with another body is 409 idempotency_conflict.", "schema": map[string]any{"type": "string", "maxLength": maxIdempotencyKey}}},
 			"CreateTaskRequest", with(errs("400", "401", "403", "409", "413", "429", "503"), "201", "Task")},
@@ -132,6 +132,14 @@ func operations() []operation {
 			map[string]string{"200": "Health", "4XX": "", "503": "Error"}},
 		{"GET", "/openapi.json", "openapi", "This document.", false, nil, "", map[string]string{"200": "", "4XX": ""}},
 	}
+	// Every body is read under the same limits: its size, and the time
+	// it may take to arrive.
+	for _, op := range ops {
+		if op.request != "" {
+			op.responses["408"], op.responses["413"] = "Error", "Error"
+		}
+	}
+	return ops
 }
 
 var (
@@ -143,7 +151,7 @@ var (
 var statusText = map[string]string{
 	"200": "OK", "201": "Created", "202": "Accepted: the delivery is queued.", "400": "The request is invalid; kind and message say what to change.",
 	"401": "No API key, or a wrong one.", "403": "The key's scopes do not open this route (forbidden).", "404": "No such task.", "409": "An idempotency conflict, or the task already ended.",
-	"413": "The body is over the size limit.", "429": "Too many requests for this API key; see Retry-After.",
+	"408": "The body did not arrive within the body timeout (request_timeout).", "413": "The body is over the size limit.", "429": "Too many requests for this API key; see Retry-After.",
 	"503": "No leader is available; see Retry-After.",
 	"410": "The cursor names an event older than the retention (cursor_expired): list again from the oldest.",
 	// The routes without a 4xx of their own: what Go's HTTP server answers,

@@ -1,0 +1,244 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ittybit-oss/ittybit"
+	"github.com/ittybit-oss/ittybit/controlplane/api"
+	"github.com/ittybit-oss/ittybit/controlplane/internal/state"
+)
+
+// bodyTestTimeout is the read timeout of these tests: long enough that a
+// request sent whole on loopback never meets it, short enough to wait out.
+const bodyTestTimeout = 300 * time.Millisecond
+
+// startServer serves a on loopback as NewServer configures its server.
+func startServer(t *testing.T, a *API) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(a)
+	srv.Config = a.NewServer()
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// createBody is a valid POST /tasks body.
+const createBody = `{"input":"https://example.com/a.mov","kind":"video"}`
+
+// rawRequest opens a connection to srv and writes head (a request's line
+// and headers, without the blank line that ends them) and then body.
+func rawRequest(t *testing.T, srv *httptest.Server, head, body string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := io.WriteString(c, head+"\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	return c, bufio.NewReader(c)
+}
+
+// readAnswer reads one response from br, failing after limit.
+func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader, limit time.Duration) (*http.Response, []byte, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(limit))
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer within %s: %v", limit, err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b, time.Since(start)
+}
+
+// wantClosed fails unless the server closes c within limit.
+func wantClosed(t *testing.T, c net.Conn, br *bufio.Reader, limit time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(limit))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("the server kept the connection open (read: %v), want it closed within %s", err, limit)
+	}
+}
+
+// TestBodyTimeout: a client that sends its headers and then stalls, or
+// sends its body a little at a time, gets 408 request_timeout once the
+// read timeout has passed, and its connection is closed; so is one whose
+// request a handler refused without reading the body. Nothing of a
+// timed-out create is stored.
+func TestBodyTimeout(t *testing.T) {
+	a := mustAPI(t, func(c *Config) { c.ReadTimeout = bodyTestTimeout })
+	srv := startServer(t, a)
+	head := func(method, path string, length int) string {
+		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: %d", method, path, withKey, length)
+	}
+
+	t.Run("stalled", func(t *testing.T) {
+		c, br := rawRequest(t, srv, head("POST", "/tasks", len(createBody)), createBody[:10])
+		res, b, took := readAnswer(t, c, br, 10*bodyTestTimeout)
+		wantTimeoutAnswer(t, res, b)
+		if took < bodyTestTimeout/2 {
+			t.Errorf("answered after %s, before the read timeout of %s", took, bodyTestTimeout)
+		}
+		wantClosed(t, c, br, 10*bodyTestTimeout)
+	})
+
+	t.Run("a byte at a time", func(t *testing.T) {
+		c, br := rawRequest(t, srv, head("POST", "/tasks", len(createBody)), "")
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() { // one byte every 50 ms: the body would take 2.6 s
+			for i := range len(createBody) {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if _, err := c.Write([]byte{createBody[i]}); err != nil {
+					return
+				}
+			}
+		}()
+		res, b, _ := readAnswer(t, c, br, 10*bodyTestTimeout)
+		wantTimeoutAnswer(t, res, b)
+	})
+
+	t.Run("refused without reading the body", func(t *testing.T) {
+		for _, tc := range []struct{ method, path string }{{"POST", "/no-such-route"}, {"PUT", "/tasks"}} {
+			c, br := rawRequest(t, srv, head(tc.method, tc.path, 1000), "{")
+			res, _, _ := readAnswer(t, c, br, 10*bodyTestTimeout)
+			if res.StatusCode != http.StatusNotFound && res.StatusCode != http.StatusMethodNotAllowed {
+				t.Fatalf("%s %s: got %d, want 404 or 405", tc.method, tc.path, res.StatusCode)
+			}
+			// The server waits for the rest of the body (to reuse the
+			// connection) only until the read timeout.
+			wantClosed(t, c, br, 10*bodyTestTimeout)
+		}
+	})
+
+	if n := len(listAll(t, a)); n != 0 {
+		t.Errorf("%d tasks stored from bodies that never arrived, want 0", n)
+	}
+
+	t.Run("a whole body, then the next request on the connection", func(t *testing.T) {
+		c, br := rawRequest(t, srv, head("POST", "/tasks", len(createBody)), createBody)
+		if res, b, _ := readAnswer(t, c, br, 10*time.Second); res.StatusCode != http.StatusCreated {
+			t.Fatalf("got %d %s, want 201", res.StatusCode, b)
+		}
+		// Idle past the read timeout: the deadline was the first request's.
+		time.Sleep(2 * bodyTestTimeout)
+		if _, err := io.WriteString(c, head("POST", "/tasks", len(createBody))+"\r\n\r\n"+createBody); err != nil {
+			t.Fatal(err)
+		}
+		if res, b, _ := readAnswer(t, c, br, 10*time.Second); res.StatusCode != http.StatusCreated {
+			t.Fatalf("second request on the connection: got %d %s, want 201", res.StatusCode, b)
+		}
+	})
+}
+
+// wantTimeoutAnswer fails unless res is 408 request_timeout, with a
+// message that names the timeout.
+func wantTimeoutAnswer(t *testing.T, res *http.Response, b []byte) {
+	t.Helper()
+	var e api.Error
+	if err := json.Unmarshal(b, &e); err != nil || res.StatusCode != http.StatusRequestTimeout || e.Kind != ittybit.ErrRequestTimeout {
+		t.Fatalf("got %d %s, want 408 request_timeout", res.StatusCode, b)
+	}
+	if !strings.Contains(e.Message, bodyTestTimeout.String()) {
+		t.Errorf("message %q does not name the timeout %s", e.Message, bodyTestTimeout)
+	}
+}
+
+// listAll lists the tasks of the test key.
+func listAll(t *testing.T, a *API) []json.RawMessage {
+	t.Helper()
+	w := serve(a, "GET", "/tasks?limit=100", "", withKey)
+	var page struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &page) != nil {
+		t.Fatalf("GET /tasks: %d %s", w.Code, w.Body)
+	}
+	return page.Data
+}
+
+// slowCreates commits creates through the real store after a delay.
+type slowCreates struct {
+	Store
+	delay time.Duration
+}
+
+func (s slowCreates) CreateTasks(ctx context.Context, reqs []state.SeedRequest) ([]state.CreateResult, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(s.delay):
+	}
+	return s.Store.CreateTasks(ctx, reqs)
+}
+
+// TestBodyTimeoutLifted: once the body has arrived, the handler may take
+// longer than the read timeout (a create waiting for its commit): the
+// request's context is not cancelled, and the answer is written. So may
+// a request without a body (the live feed).
+func TestBodyTimeoutLifted(t *testing.T) {
+	a := mustAPI(t, func(c *Config) {
+		c.ReadTimeout = bodyTestTimeout
+		c.Store = slowCreates{Store: c.Store, delay: 3 * bodyTestTimeout}
+	})
+	srv := startServer(t, a)
+	req, err := http.NewRequest("POST", srv.URL+"/tasks", strings.NewReader(createBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", withKey)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("a create that took %s after its body: got %d %s, want 201", 3*bodyTestTimeout, res.StatusCode, b)
+	}
+
+	// The live feed, open for longer than the read timeout, still brings
+	// the next event.
+	req, err = http.NewRequest("GET", srv.URL+"/events/stream?after=latest", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", withKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	feed, err := srv.Client().Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Body.Close()
+	time.Sleep(3 * bodyTestTimeout)
+	if w := serve(a, "POST", "/tasks", createBody, withKey); w.Code != http.StatusCreated {
+		t.Fatalf("POST /tasks: %d %s", w.Code, w.Body)
+	}
+	sc := bufio.NewScanner(feed.Body)
+	for sc.Scan() {
+		if sc.Text() == "event: task.created" {
+			return
+		}
+	}
+	t.Fatalf("the feed ended without the event (%v), want it open past the read timeout", sc.Err())
+}
