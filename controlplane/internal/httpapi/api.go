@@ -119,6 +119,9 @@ type Config struct {
 	// KeepAlive is how often the live feed sends a comment while no event
 	// comes; 0 means 15 seconds.
 	KeepAlive time.Duration
+	// FeedStall is how long the live feed waits for its client to take
+	// what it sends before it ends the feed; 0 means one minute.
+	FeedStall time.Duration
 	// Done, when closed, ends the live feeds being served (the server is
 	// stopping); nil never.
 	Done <-chan struct{}
@@ -196,6 +199,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.FeedStall == 0 {
+		cfg.FeedStall = time.Minute
 	}
 	if cfg.WebhookSender == nil {
 		cfg.WebhookSender = &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs}

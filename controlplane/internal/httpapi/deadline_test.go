@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,4 +244,80 @@ func TestBodyTimeoutLifted(t *testing.T) {
 		}
 	}
 	t.Fatalf("the feed ended without the event (%v), want it open past the read timeout", sc.Err())
+}
+
+// TestFeedStall: a live feed whose client stops reading (its receive
+// window closed) is ended once a write has waited FeedStall, rather than
+// held for good; the client, draining what reached it, finds the end.
+func TestFeedStall(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	a := mustAPI(t, func(c *Config) { c.FeedStall = stall })
+	// Small socket buffers at both ends, whatever the machine's defaults.
+	srv := httptest.NewUnstartedServer(a)
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Config = a.NewServer()
+	srv.Start()
+	defer srv.Close()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return setBuffer(rc, syscall.SO_RCVBUF)
+	}}
+	c, err := d.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "GET /events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n", withKey); err != nil {
+		t.Fatal(err)
+	}
+	// Events of large tasks, 2 MiB, far more than the socket buffers
+	// hold, while the client reads nothing.
+	body := `{"input":"https://example.com/a.mov","kind":"video","metadata":{"pad":"` + strings.Repeat("x", 16<<10) + `"}}`
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 16 {
+				if w := serve(a, "POST", "/tasks", body, withKey); w.Code != http.StatusCreated {
+					t.Errorf("POST /tasks: %d %s", w.Code, w.Body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(5 * stall)
+	// The server has given up: what is buffered drains, then the end.
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil {
+		t.Fatalf("the feed was still open after %d bytes (%v): a client that reads nothing held it", n, err)
+	}
+	if n >= 128*(16<<10) {
+		t.Errorf("read %d bytes, every event: the server never waited on the client", n)
+	}
+}
+
+// smallBuffers is a listener whose connections have small send buffers.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err == nil {
+		err = setBuffer(rc, syscall.SO_SNDBUF)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// setBuffer sets a socket's buffer (SO_SNDBUF, SO_RCVBUF) to 16 KiB.
+func setBuffer(rc syscall.RawConn, which int) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, which, 16<<10) })
+	return errors.Join(err, serr)
 }

@@ -148,7 +148,8 @@ const streamBatch = 100
 // its id (a client that reconnects sends the last as Last-Event-ID and
 // gets every event after it, once, in order), then new events as they are
 // committed, and a comment every KeepAlive so that proxies keep the
-// connection open. It ends when the client goes or the server stops.
+// connection open. It ends when the client goes, takes nothing for
+// FeedStall, or the server stops.
 func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	q, err := eventQuery(r, true)
 	if err != nil {
@@ -165,7 +166,6 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		return cursorExpired(err)
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a feed outlives any write timeout
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -177,6 +177,14 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	keep := time.NewTicker(a.cfg.KeepAlive)
 	defer keep.Stop()
 	for {
+		// A client that takes nothing for FeedStall (gone without a word,
+		// or not reading) has its feed ended, rather than hold this
+		// goroutine and its connection for good; it may come back with
+		// Last-Event-ID. What is written below reaches the connection
+		// under this deadline.
+		if err := rc.SetWriteDeadline(time.Now().Add(a.cfg.FeedStall)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return nil
+		}
 		for _, e := range page {
 			data, err := json.Marshal(eventView(e))
 			if err != nil {
