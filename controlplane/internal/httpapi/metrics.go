@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -116,6 +117,21 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	s.wrote = true
 	return s.ResponseWriter.Write(b)
 }
+
+// ReadFrom passes a copy on to the writer below, so that a file served
+// through the wrapper (GET /files/) goes out as net/http sends files,
+// with sendfile, not through a buffer 32 KiB at a time.
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	s.wrote = true
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{s.ResponseWriter}, r)
+}
+
+// writerOnly hides every method of a writer but Write (io.Copy would
+// come back to ReadFrom).
+type writerOnly struct{ io.Writer }
 
 // Unwrap lets http.ResponseController reach the connection (the live
 // feed's write deadline).

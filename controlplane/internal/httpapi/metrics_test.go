@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,5 +66,37 @@ func TestRequestAttrs(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// passWriter is a response writer that records what reaches it through
+// the metrics wrapper.
+type passWriter struct {
+	*httptest.ResponseRecorder
+	readFrom, deadline bool
+}
+
+func (p *passWriter) ReadFrom(r io.Reader) (int64, error) {
+	p.readFrom = true
+	return io.Copy(p.ResponseRecorder, r)
+}
+
+func (p *passWriter) SetWriteDeadline(time.Time) error { p.deadline = true; return nil }
+
+// TestStatusWriterPassesThrough: the metrics wrapper around every
+// response hides nothing net/http's own writer offers: a copy into it
+// reaches the writer's ReadFrom (sendfile, for GET /files/), and
+// http.ResponseController its deadlines (the live feed's).
+func TestStatusWriterPassesThrough(t *testing.T) {
+	p := &passWriter{ResponseRecorder: httptest.NewRecorder()}
+	sw := &statusWriter{ResponseWriter: p, status: http.StatusOK}
+	if _, err := io.CopyN(sw, strings.NewReader("file"), 4); err != nil { // as http.ServeContent copies
+		t.Fatal(err)
+	}
+	if !p.readFrom || p.Body.String() != "file" || !sw.wrote {
+		t.Errorf("io.CopyN through the wrapper: ReadFrom reached %v, body %q, wrote %v; want true, \"file\", true", p.readFrom, p.Body, sw.wrote)
+	}
+	if err := http.NewResponseController(sw).SetWriteDeadline(time.Now()); err != nil || !p.deadline {
+		t.Errorf("SetWriteDeadline through the wrapper: %v, reached %v", err, p.deadline)
 	}
 }
