@@ -126,12 +126,8 @@ func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(writerOnly{s.ResponseWriter}, r)
+	return io.Copy(s.ResponseWriter, r)
 }
-
-// writerOnly hides every method of a writer but Write (io.Copy would
-// come back to ReadFrom).
-type writerOnly struct{ io.Writer }
 
 // Unwrap lets http.ResponseController reach the connection (the live
 // feed's write deadline).
