@@ -25,7 +25,10 @@ func servePprof(addr string, logger *slog.Logger) (func(), error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second} // a body sent slowly cannot hold a connection
+	// A body sent slowly, or an answer not read, cannot hold a connection;
+	// a CPU profile or trace may last up to 5 minutes (one that long is
+	// refused with a message naming the server's WriteTimeout).
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Warn("pprof server stopped", "err", err)

@@ -119,9 +119,11 @@ type Config struct {
 	// KeepAlive is how often the live feed sends a comment while no event
 	// comes; 0 means 15 seconds.
 	KeepAlive time.Duration
-	// FeedStall is how long the live feed waits for its client to take
-	// what it sends before it ends the feed; 0 means one minute.
-	FeedStall time.Duration
+	// WriteStall is how long a response waits for its client to take
+	// more of it (a page of tasks, a download, the live feed) before the
+	// server drops that client and closes its connection; 0 means one
+	// minute. See deadline.go.
+	WriteStall time.Duration
 	// Done, when closed, ends the live feeds being served (the server is
 	// stopping); nil never.
 	Done <-chan struct{}
@@ -200,8 +202,8 @@ func New(cfg Config) *API {
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 15 * time.Second
 	}
-	if cfg.FeedStall == 0 {
-		cfg.FeedStall = time.Minute
+	if cfg.WriteStall == 0 {
+		cfg.WriteStall = defaultWriteStall
 	}
 	if cfg.WebhookSender == nil {
 		cfg.WebhookSender = &webhooks.Sender{AllowPrivate: cfg.AllowPrivateInputs}
@@ -226,7 +228,7 @@ func New(cfg Config) *API {
 		}
 	}
 	a.routes()
-	a.handler = a.metrics.wrap(a.mux)
+	a.handler = a.metrics.wrap(a.mux, a.cfg.WriteStall)
 	return a
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -247,11 +249,11 @@ func TestBodyTimeoutLifted(t *testing.T) {
 }
 
 // TestFeedStall: a live feed whose client stops reading (its receive
-// window closed) is ended once a write has waited FeedStall, rather than
+// window closed) is ended once a write has waited WriteStall, rather than
 // held for good; the client, draining what reached it, finds the end.
 func TestFeedStall(t *testing.T) {
 	const stall = 300 * time.Millisecond
-	a := mustAPI(t, func(c *Config) { c.FeedStall = stall })
+	a := mustAPI(t, func(c *Config) { c.WriteStall = stall })
 	// Small socket buffers at both ends, whatever the machine's defaults.
 	srv := httptest.NewUnstartedServer(a)
 	srv.Listener = smallBuffers{srv.Listener}
@@ -320,4 +322,175 @@ func setBuffer(rc syscall.RawConn, which int) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, which, 16<<10) })
 	return errors.Join(err, serr)
+}
+
+// startSmall serves a as NewServer configures its server, on a listener
+// whose connections have small send buffers; closed tells whether the
+// server has closed the connection of a client at an address.
+func startSmall(t *testing.T, a *API) (srv *httptest.Server, closed func(client string) bool) {
+	t.Helper()
+	var gone sync.Map // client address → true
+	srv = httptest.NewUnstartedServer(a)
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Config = a.NewServer()
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			gone.Store(c.RemoteAddr().String(), true)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, func(client string) bool { _, ok := gone.Load(client); return ok }
+}
+
+// dialSmall connects to srv with a small receive buffer.
+func dialSmall(t *testing.T, srv *httptest.Server) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return setBuffer(rc, syscall.SO_RCVBUF)
+	}}
+	c, err := d.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// waitClosed fails unless the server closes c within 20 s, while its
+// client reads nothing.
+func waitClosed(t *testing.T, c net.Conn, closed func(string) bool, what string) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); !closed(c.LocalAddr().String()); {
+		if time.Now().After(end) {
+			t.Fatalf("%s: the server still held the connection after 20 s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// slowReader reads at most step bytes a read, after a pause.
+type slowReader struct {
+	r     io.Reader
+	step  int
+	pause time.Duration
+}
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.pause) // the client's pace, not a wait for a condition
+	return s.r.Read(p[:min(len(p), s.step)])
+}
+
+// TestWriteStall: a client that stops taking a response has its
+// connection closed after WriteStall, whatever the response (answers to
+// requests sent without reading any, a page of tasks, a download, the
+// live feed has its own test); one that reads slowly but steadily gets
+// every byte, however much longer than WriteStall that takes in all.
+func TestWriteStall(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	pad := strings.Repeat("x", 16<<10)
+	body := `{"input":"https://example.com/a.mov","kind":"video","metadata":{"pad":"` + pad + `"}}`
+	a := mustAPI(t, func(c *Config) { c.WriteStall = stall })
+	for range 100 {
+		if w := serve(a, "POST", "/tasks", body, withKey); w.Code != http.StatusCreated {
+			t.Fatalf("POST /tasks: %d %s", w.Code, w.Body)
+		}
+	}
+	srv, closed := startSmall(t, a)
+	page := fmt.Sprintf("GET /tasks?limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n", withKey)
+
+	t.Run("pipelined", func(t *testing.T) {
+		c := dialSmall(t, srv)
+		go func() { // requests, as long as the server reads them
+			for {
+				if _, err := io.WriteString(c, strings.Repeat("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 64)); err != nil {
+					return
+				}
+			}
+		}()
+		waitClosed(t, c, closed, "requests sent without reading the answers")
+	})
+	t.Run("stalled page", func(t *testing.T) {
+		c := dialSmall(t, srv)
+		if _, err := io.WriteString(c, page); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, c, closed, "a page of 1.6 MiB, not read")
+	})
+	t.Run("slow page", func(t *testing.T) {
+		c := dialSmall(t, srv)
+		if _, err := io.WriteString(c, page); err != nil {
+			t.Fatal(err)
+		}
+		// 16 KiB each 10 ms: a piece of 64 KiB in 40 ms, the page of
+		// 1.6 MiB in more than a second.
+		start := time.Now()
+		resp, err := http.ReadResponse(bufio.NewReader(slowReader{c, 16 << 10, 10 * time.Millisecond}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list api.TaskList
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			t.Fatalf("the page, read slowly, broke off after %s: %v", time.Since(start), err)
+		}
+		if len(list.Data) != 100 || time.Since(start) < 2*stall {
+			t.Errorf("read %d tasks in %s; want 100, in more than %s (the test reads slowly)", len(list.Data), time.Since(start), 2*stall)
+		}
+	})
+}
+
+// TestDownloadStall: a file sent through sendfile (GET /files/) goes out
+// in pieces, each under its own write deadline: a client that takes
+// nothing is dropped after WriteStall, one that reads slowly but steadily
+// gets the whole file.
+func TestDownloadStall(t *testing.T) {
+	const stall = 2 * time.Second
+	const size = 6 << 20
+	a := mustAPI(t, func(c *Config) { c.WriteStall = stall })
+	path := t.TempDir() + "/blob"
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.Handle("GET /blob", AuthNone, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		http.ServeContent(w, r, "blob", time.Time{}, f)
+	}))
+	srv, closed := startSmall(t, a)
+
+	t.Run("stalled", func(t *testing.T) {
+		c := dialSmall(t, srv)
+		if _, err := io.WriteString(c, "GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, c, closed, "a download, not read")
+	})
+	t.Run("slow", func(t *testing.T) {
+		c := dialSmall(t, srv)
+		if _, err := io.WriteString(c, "GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// 16 KiB each 10 ms: a piece of 1 MiB in 640 ms, the file in
+		// more than 3.8 s.
+		start := time.Now()
+		resp, err := http.ReadResponse(bufio.NewReader(slowReader{c, 16 << 10, 10 * time.Millisecond}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("the download, read slowly, broke off after %d bytes and %s: %v", len(got), time.Since(start), err)
+		}
+		if !bytes.Equal(got, data) || time.Since(start) < stall {
+			t.Errorf("read %d bytes (equal: %v) in %s; want the file's %d, in more than %s", len(got), bytes.Equal(got, data), time.Since(start), size, stall)
+		}
+	})
 }

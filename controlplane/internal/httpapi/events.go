@@ -149,7 +149,8 @@ const streamBatch = 100
 // gets every event after it, once, in order), then new events as they are
 // committed, and a comment every KeepAlive so that proxies keep the
 // connection open. It ends when the client goes, takes nothing for
-// FeedStall, or the server stops.
+// WriteStall (the response's write deadline, deadline.go: it may come
+// back with Last-Event-ID), or the server stops.
 func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	q, err := eventQuery(r, true)
 	if err != nil {
@@ -177,14 +178,6 @@ func (a *API) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	keep := time.NewTicker(a.cfg.KeepAlive)
 	defer keep.Stop()
 	for {
-		// A client that takes nothing for FeedStall (gone without a word,
-		// or not reading) has its feed ended, rather than hold this
-		// goroutine and its connection for good; it may come back with
-		// Last-Event-ID. What is written below reaches the connection
-		// under this deadline.
-		if err := rc.SetWriteDeadline(time.Now().Add(a.cfg.FeedStall)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return nil
-		}
 		for _, e := range page {
 			data, err := json.Marshal(eventView(e))
 			if err != nil {

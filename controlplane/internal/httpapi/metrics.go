@@ -57,12 +57,16 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-// wrap records every request served by mux under its matched pattern.
-func (m *httpMetrics) wrap(mux *http.ServeMux) http.Handler {
+// wrap records every request served by mux under its matched pattern,
+// and gives each response the write deadlines of stall (deadline.go).
+func (m *httpMetrics) wrap(mux *http.ServeMux, stall time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK, stall: stall}
 		mux.ServeHTTP(sw, r)
+		if !sw.wrote {
+			sw.arm() // net/http writes the empty answer of a handler that wrote nothing
+		}
 		route := r.Pattern
 		if route == "" || route == "/" {
 			route = "other"
@@ -100,42 +104,92 @@ func (m *httpMetrics) timedBy(route string) prometheus.Observer {
 	return o.(prometheus.Observer)
 }
 
+// statusWriter keeps the status a handler answered, for the metrics, and
+// the connection's write deadline (deadline.go).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	stall  time.Duration
+	armed  time.Time // when the write deadline was last set
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if !s.wrote {
 		s.status, s.wrote = code, true
 	}
+	s.arm()
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Write writes b in pieces of writeChunk, each under a deadline of its own.
 func (s *statusWriter) Write(b []byte) (int, error) {
 	s.wrote = true
-	return s.ResponseWriter.Write(b)
+	n := 0
+	for {
+		s.arm()
+		p := b[n:]
+		if len(p) > writeChunk {
+			p = p[:writeChunk]
+		}
+		m, err := s.ResponseWriter.Write(p)
+		n += m
+		if err != nil || n == len(b) {
+			return n, err
+		}
+	}
 }
 
 // ReadFrom passes a copy on to the writer below, so that a file served
 // through the wrapper (GET /files/) goes out as net/http sends files,
-// with sendfile, not through a buffer 32 KiB at a time.
+// with sendfile, not through a buffer 32 KiB at a time; sendChunk at a
+// time, each under a deadline of its own.
 func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	s.wrote = true
-	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+	src, left := r, int64(-1) // -1: to the end of r
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		// io.CopyN's; net passes one LimitedReader around an *os.File to
+		// sendfile, not two.
+		src, left = lr.R, max(lr.N, 0)
 	}
-	return io.Copy(s.ResponseWriter, r)
+	var total int64
+	for left != 0 {
+		s.arm()
+		n := int64(sendChunk)
+		if left > 0 {
+			n = min(n, left)
+		}
+		piece := &io.LimitedReader{R: src, N: n}
+		var m int64
+		var err error
+		if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+			m, err = rf.ReadFrom(piece)
+		} else {
+			m, err = io.Copy(s.ResponseWriter, piece)
+		}
+		total += m
+		if left > 0 {
+			left -= m
+		}
+		if limited {
+			lr.N -= m
+		}
+		if err != nil || m < n {
+			return total, err // an error, or the end of src
+		}
+	}
+	return total, nil
 }
 
-// Unwrap lets http.ResponseController reach the connection (the live
-// feed's write deadline).
+// Unwrap lets http.ResponseController reach the connection.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// Flush lets streaming handlers flush through the wrapper.
+// Flush lets streaming handlers flush through the wrapper (the live
+// feed), under a deadline.
 func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		s.arm()
 		f.Flush()
 	}
 }

@@ -74,10 +74,11 @@ func TestRequestAttrs(t *testing.T) {
 type passWriter struct {
 	*httptest.ResponseRecorder
 	readFrom, deadline bool
+	src                io.Reader // what ReadFrom was given last
 }
 
 func (p *passWriter) ReadFrom(r io.Reader) (int64, error) {
-	p.readFrom = true
+	p.readFrom, p.src = true, r
 	return io.Copy(p.ResponseRecorder, r)
 }
 
@@ -95,6 +96,13 @@ func TestStatusWriterPassesThrough(t *testing.T) {
 	}
 	if !p.readFrom || p.Body.String() != "file" || !sw.wrote {
 		t.Errorf("io.CopyN through the wrapper: ReadFrom reached %v, body %q, wrote %v; want true, \"file\", true", p.readFrom, p.Body, sw.wrote)
+	}
+	// net sends a file with sendfile when it is given the file, or one
+	// io.LimitedReader around it: never two.
+	if lr, ok := p.src.(*io.LimitedReader); !ok {
+		t.Errorf("ReadFrom got a %T, want the wrapper's piece, an *io.LimitedReader", p.src)
+	} else if _, nested := lr.R.(*io.LimitedReader); nested {
+		t.Errorf("ReadFrom got a LimitedReader around a LimitedReader: net would not use sendfile")
 	}
 	if err := http.NewResponseController(sw).SetWriteDeadline(time.Now()); err != nil || !p.deadline {
 		t.Errorf("SetWriteDeadline through the wrapper: %v, reached %v", err, p.deadline)
