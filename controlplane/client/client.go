@@ -31,6 +31,8 @@ type Client struct {
 	key   string
 	http  *http.Client
 	retry int
+	// silence is how long Follow waits for anything from the live feed.
+	silence time.Duration
 }
 
 // Option configures a Client.
@@ -43,9 +45,15 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // (after Retry-After); the default is 5.
 func WithRetries(n int) Option { return func(c *Client) { c.retry = n } }
 
+// WithFeedSilence sets how long Follow waits for anything from the live
+// feed (an event, or the comment the server sends every 15 s while none
+// comes) before it takes the connection for dead and resumes on a new
+// one; the default is 45 s.
+func WithFeedSilence(d time.Duration) Option { return func(c *Client) { c.silence = d } }
+
 // New returns a client of the API at baseURL with an API key.
 func New(baseURL, apiKey string, opts ...Option) *Client {
-	c := &Client{base: strings.TrimSuffix(baseURL, "/"), key: apiKey, http: &http.Client{Timeout: time.Minute}, retry: 5}
+	c := &Client{base: strings.TrimSuffix(baseURL, "/"), key: apiKey, http: &http.Client{Timeout: time.Minute}, retry: 5, silence: defaultFeedSilence}
 	for _, o := range opts {
 		o(c)
 	}

@@ -56,47 +56,26 @@ func (c *Client) Events(ctx context.Context, o EventOptions) (*api.List[api.Even
 	return &l, nil
 }
 
+// defaultFeedSilence is three of the server's keep-alive comments.
+const defaultFeedSilence = 45 * time.Second
+
 // Follow reads the live feed (GET /events/stream) from o.After and calls
 // fn with each event, in order, until ctx ends or fn returns an error
 // (which Follow returns). A dropped connection is resumed with the last
-// event id seen, so no event is lost or seen twice; an error answer (a
-// bad query, an expired cursor, a wrong key) ends it.
+// event id seen, so no event is lost or seen twice, and so is one that
+// has gone silent (WithFeedSilence: a server stopped, or a path that
+// drops packets without a word, which TCP takes minutes to notice); an
+// error answer (a bad query, an expired cursor, a wrong key) ends it.
 func (c *Client) Follow(ctx context.Context, o EventOptions, fn func(api.Event) error) error {
 	stream := &http.Client{Transport: c.http.Transport} // no timeout: a feed lasts
 	backoff := 100 * time.Millisecond
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/events/stream"+o.query(false), nil)
+		resumed, err := c.followOnce(ctx, stream, &o, fn)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Accept", "text/event-stream")
-		if c.key != "" {
-			req.Header.Set("Authorization", "Bearer "+c.key)
-		}
-		if o.After != "" {
-			req.Header.Set("Last-Event-ID", o.After)
-		}
-		resp, err := stream.Do(req)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			var ae api.Error
-			if json.Unmarshal(data, &ae) != nil || ae.Kind == "" {
-				ae = api.Error{Kind: ittybit.ErrInternal, Message: fmt.Sprintf("GET /events/stream answered %s: %s", resp.Status, bytes.TrimSpace(data))}
-			}
-			if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
-				return &ae
-			}
-		} else if err == nil {
+		if resumed {
 			backoff = 100 * time.Millisecond
-			err = readFeed(resp.Body, func(e api.Event) error {
-				o.After = e.ID
-				return fn(e)
-			})
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -105,6 +84,66 @@ func (c *Client) Follow(ctx context.Context, o EventOptions, fn func(api.Event) 
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// followOnce reads the feed over one connection until it ends, is
+// silent for c.silence, or ctx ends. It reports whether the server
+// answered with the feed, and returns fn's error or an error answer that
+// retrying cannot mend.
+func (c *Client) followOnce(ctx context.Context, stream *http.Client, o *EventOptions, fn func(api.Event) error) (bool, error) {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	silent := time.AfterFunc(c.silence, cancel) // the connection, not ctx
+	defer silent.Stop()
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, c.base+"/events/stream"+o.query(false), nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	if o.After != "" {
+		req.Header.Set("Last-Event-ID", o.After)
+	}
+	resp, err := stream.Do(req)
+	if err != nil {
+		return false, nil // unreachable, or silent: again
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var ae api.Error
+		if json.Unmarshal(data, &ae) != nil || ae.Kind == "" {
+			ae = api.Error{Kind: ittybit.ErrInternal, Message: fmt.Sprintf("GET /events/stream answered %s: %s", resp.Status, bytes.TrimSpace(data))}
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
+			return false, &ae
+		}
+		return false, nil
+	}
+	body := &heard{r: resp.Body, timer: silent, silence: c.silence}
+	return true, readFeed(body, func(e api.Event) error {
+		o.After = e.ID
+		silent.Stop() // fn's time is not the server's silence
+		defer silent.Reset(c.silence)
+		return fn(e)
+	})
+}
+
+// heard restarts a timer whenever bytes come.
+type heard struct {
+	r       io.Reader
+	timer   *time.Timer
+	silence time.Duration
+}
+
+func (h *heard) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 {
+		h.timer.Reset(h.silence)
+	}
+	return n, err
 }
 
 // readFeed parses Server-Sent Events from r and calls fn with each event's

@@ -110,6 +110,9 @@ type Config struct {
 	// encode on several agents (see scheduler.Config); 0 SplitSeconds
 	// never splits.
 	SplitSeconds, SplitMinSeconds float64
+	// FeedKeepAlive is how often the live feed sends a comment while no
+	// event comes (0: 15 s, what clients expect; tests shorten it).
+	FeedKeepAlive time.Duration
 	// EventRetention is how long events are kept (0: forever).
 	EventRetention time.Duration
 	// EventLimit is the most events kept (0: no bound).
@@ -309,7 +312,7 @@ func Open(cfg Config) (*Server, error) {
 		Store: st, Scheduler: s.sched, Keys: keys, AllowPrivateInputs: cfg.AllowPrivateInputs, RateLimit: cfg.RateLimit,
 		Ready: cfg.Ready, Registry: reg, Logger: cfg.Logger, PeerDial: peerDial, Done: s.ctx.Done(), WebhookSender: sender,
 		NodeToken: cfg.JoinToken, Sealer: sealer, FleetBuckets: cfg.FleetBuckets,
-		LeaveSelf: s.leaveAndStop, Archive: arch,
+		LeaveSelf: s.leaveAndStop, Archive: arch, KeepAlive: cfg.FeedKeepAlive,
 	}
 	if cfg.Storage != nil {
 		apiCfg.FileURL = s.fileURL
