@@ -50,11 +50,12 @@ func (a *API) bodyReadError(err error) error {
 // full) has its connection closed after WriteStall, rather than hold it,
 // a goroutine and up to a few MiB of kernel buffers for good. The least a
 // client must take is writeChunk each 7/8 of WriteStall (1.2 KB/s by
-// default), and sendChunk of a file (19 KB/s).
+// default), and sendChunk of a file (5 KB/s: a file goes out in larger
+// pieces, each a call of sendfile, and a slow link still passes).
 const (
 	defaultWriteStall = time.Minute
 	writeChunk        = 64 << 10
-	sendChunk         = 1 << 20
+	sendChunk         = 256 << 10
 )
 
 // arm sets the connection's write deadline to WriteStall from now, unless

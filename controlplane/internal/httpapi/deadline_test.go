@@ -478,7 +478,7 @@ func TestDownloadStall(t *testing.T) {
 		if _, err := io.WriteString(c, "GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		// 16 KiB each 10 ms: a piece of 1 MiB in 640 ms, the file in
+		// 16 KiB each 10 ms: a piece of 256 KiB in 160 ms, the file in
 		// more than 3.8 s.
 		start := time.Now()
 		resp, err := http.ReadResponse(bufio.NewReader(slowReader{c, 16 << 10, 10 * time.Millisecond}), nil)
