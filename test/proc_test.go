@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,6 +51,10 @@ type proc struct {
 	done   chan struct{} // closed when cmd has exited
 	log    string        // the current log file
 	starts int
+	// tmp is the process's $TMPDIR, removed when the test ends: what a
+	// killed process leaves there (its plugins' sockets) goes with it.
+	// Short, as a Unix socket's path must be.
+	tmp string
 }
 
 // URL is the process's API base URL.
@@ -123,7 +128,13 @@ func (p *proc) mustStart(tb testing.TB) {
 	} else {
 		p.cmd = exec.Command(bin, args...)
 	}
-	p.cmd.Env = p.env
+	if p.tmp == "" {
+		if p.tmp, err = os.MkdirTemp("", "it"); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { os.RemoveAll(p.tmp) })
+	}
+	p.cmd.Env = append(slices.Clip(p.env), "TMPDIR="+p.tmp)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	setDeathSignal(p.cmd)
 	if err := p.cmd.Start(); err != nil {
