@@ -146,19 +146,18 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // time, each under a deadline of its own.
 func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	s.wrote = true
-	src, left := r, int64(-1) // -1: to the end of r
-	lr, limited := r.(*io.LimitedReader)
-	if limited {
+	src, limit := r, (*io.LimitedReader)(nil)
+	if lr, ok := r.(*io.LimitedReader); ok {
 		// io.CopyN's; net passes one LimitedReader around an *os.File to
 		// sendfile, not two.
-		src, left = lr.R, max(lr.N, 0)
+		src, limit = lr.R, lr
 	}
 	var total int64
-	for left != 0 {
+	for limit == nil || limit.N > 0 {
 		s.arm()
 		n := int64(sendChunk)
-		if left > 0 {
-			n = min(n, left)
+		if limit != nil {
+			n = min(n, limit.N)
 		}
 		piece := &io.LimitedReader{R: src, N: n}
 		var m int64
@@ -169,11 +168,8 @@ func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 			m, err = io.Copy(s.ResponseWriter, piece)
 		}
 		total += m
-		if left > 0 {
-			left -= m
-		}
-		if limited {
-			lr.N -= m
+		if limit != nil {
+			limit.N -= m
 		}
 		if err != nil || m < n {
 			return total, err // an error, or the end of src
