@@ -343,10 +343,9 @@ func (o *Options) clear(name string) {
 	}
 }
 
-// given returns the names of the well-typed options that are set, in
+// appendGiven appends the names of the well-typed options that are set, in
 // the order of optionNames.
-func (o *Options) given() []string {
-	out := make([]string, 0, len(optionNames))
+func (o *Options) appendGiven(out []string) []string {
 	for _, n := range optionNames {
 		if o.isSet(n) {
 			out = append(out, n)

@@ -204,7 +204,8 @@ func validateOptions(k Kind, o *Options, out string) []*ittybit.Error {
 	for _, name := range o.unknown {
 		add(ittybit.ErrInvalidOption, name, "unknown option %q for %s; accepted: %s", name, k, strings.Join(allowed, ", "))
 	}
-	present := o.given()
+	var names [16]string // the twelve options and a few bad ones: on the stack
+	present := o.appendGiven(names[:0])
 	for name := range o.bad {
 		present = append(present, name)
 	}

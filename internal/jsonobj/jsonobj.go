@@ -30,7 +30,15 @@ func String(raw json.RawMessage, dst *string) bool {
 			return true
 		}
 	}
-	return json.Unmarshal(raw, dst) == nil
+	// The decoder's own string, not dst: handing dst to json.Unmarshal
+	// would move every caller's variable to the heap, for the rare
+	// escaped string. (null leaves dst as it was, as it would.)
+	s := *dst
+	if json.Unmarshal(raw, &s) != nil {
+		return false
+	}
+	*dst = s
+	return true
 }
 
 // Member is one name and raw value of a JSON object.

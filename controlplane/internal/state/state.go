@@ -201,7 +201,7 @@ func (s *Store) create(index uint64, now int64, n int, key func(i int) (scope, k
 	txn := s.write()
 	defer txn.Abort()
 	out := make([]CreateResult, n)
-	created := &createdTasks{}
+	created := &createdTasks{stored: make([]any, 0, n)}
 	for i := range n {
 		scope, k, hash := key(i)
 		st := stored(i, index<<16|uint64(i))
