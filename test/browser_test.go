@@ -43,6 +43,22 @@ if (!Hls.isSupported()) {
 </script>
 </body></html>`
 
+// chromiumOptions starts Debian's Chromium headless for a test: its
+// profile and its temporary files (the singleton socket's folder, which a
+// browser stopped by the test leaves behind) in the test's own folders.
+func chromiumOptions(t *testing.T, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed (make deps installs Debian's): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.UserDataDir(t.TempDir()), chromedp.Env("TMPDIR="+t.TempDir()))
+	return append(opts, extra...)
+}
+
 // playback is what the page saw.
 type playback struct {
 	State       string   `json:"state"`
@@ -58,10 +74,6 @@ type playback struct {
 // until it has played seconds or ended; it returns what the page saw.
 func playHLS(t *testing.T, dir string, seconds float64) playback {
 	t.Helper()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium is not installed (make deps installs Debian's): %v", err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/stream/", http.StripPrefix("/stream/", http.FileServer(http.Dir(dir))))
 	mux.HandleFunc("/hls.min.js", func(w http.ResponseWriter, r *http.Request) {
@@ -74,13 +86,9 @@ func playHLS(t *testing.T, dir string, seconds float64) playback {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.UserDataDir(t.TempDir()))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, chromiumOptions(t)...)
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
