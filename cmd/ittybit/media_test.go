@@ -29,12 +29,21 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
 		os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)))
 	}
+	// The plugins the tests start get this TMPDIR: the Unix sockets of
+	// those a cancelled command kills stay in it, removed below, not in
+	// /tmp.
+	tmp, err := os.MkdirTemp("", "ittybit-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("TMPDIR", tmp)
 	clips = encoderstest.NewClips()
 	code := m.Run()
 	clips.Close()
 	if pluginDir.path != "" {
 		os.RemoveAll(pluginDir.path)
 	}
+	os.RemoveAll(tmp)
 	os.Exit(code)
 }
 

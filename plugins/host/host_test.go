@@ -43,6 +43,14 @@ func TestMain(m *testing.M) {
 	}
 	ittybitBin, x264fast, crashy = filepath.Join(dir, "ittybit"), filepath.Join(dir, "x264fast"), filepath.Join(dir, "crashy")
 	liar = filepath.Join(dir, "liar")
+	// The plugins get this TMPDIR (instance.go passes it on): the Unix
+	// sockets of those the tests kill stay in dir, removed below, not in
+	// /tmp.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		panic(err)
+	}
+	os.Setenv("TMPDIR", tmp)
 	clips = encoderstest.NewClips()
 	code := m.Run()
 	clips.Close()
