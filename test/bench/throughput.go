@@ -136,9 +136,8 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 		if n == targetClients {
 			// The profile has a window of its own, not counted: the
 			// profiler's signals and stack walks, and the allocation
-			// profiles fetched around it, cost the leader CPU (a profiled
-			// window measured 60 µs a task where the same servers' other
-			// windows measured 56 and 59, and another build's 48 to 68).
+			// profiles fetched around it, are CPU the leader spends for
+			// the bench, not for the tasks.
 			t, err := profileWindow(ctx, e, servers, leader, urls, body, n, c.window)
 			if err != nil {
 				stopAll(servers)
