@@ -129,6 +129,26 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 			}
 		}
 	}
+	// floorWindow runs one window of the floor at 64 clients sending to
+	// urls, taking its leader's CPU profile into the file profile (none
+	// when ""), and adds the result to dst.
+	floorWindow := func(urls []string, where, profile string, dst *[]loadResult) error {
+		var prof chan string
+		if profile != "" {
+			prof = make(chan string, 1)
+			go func() { prof <- profileTop(ctx, e, floorLeader, c.window-time.Second, profile) }()
+		}
+		f, err := measure(ctx, floor, floorLeader, urls, body, targetClients, c.window)
+		if prof != nil {
+			<-prof
+		}
+		if err != nil {
+			return err
+		}
+		*dst = append(*dst, f)
+		logFloor(where, f)
+		return nil
+	}
 	var top string
 	windows := map[int][]loadResult{}
 	var baseWindows, floorSpread []loadResult
@@ -168,23 +188,11 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 				})
 			}
 			if n == targetClients {
-				runs = append(runs, func() error {
-					var fprof chan string
-					if w == 0 && os.Getenv("BENCH_PROFILE") == "floor" {
-						fprof = make(chan string, 1)
-						go func() { fprof <- profileTop(ctx, e, floorLeader, c.window-time.Second, "floor.pprof") }()
-					}
-					f, err := measure(ctx, floor, floorLeader, urlsOf(floor), body, n, c.window)
-					if fprof != nil {
-						<-fprof
-					}
-					if err != nil {
-						return err
-					}
-					floorSpread = append(floorSpread, f)
-					logFloor("", f)
-					return nil
-				})
+				profile := ""
+				if w == 0 && os.Getenv("BENCH_PROFILE") == "floor" {
+					profile = "floor.pprof"
+				}
+				runs = append(runs, func() error { return floorWindow(urlsOf(floor), "", profile, &floorSpread) })
 			}
 			if err := inRotation(runs, w); err != nil {
 				stopAll(servers)
@@ -216,23 +224,11 @@ func benchThroughput(ctx context.Context, e *env, c config, rep *report) error {
 			fmt.Fprintf(os.Stderr, "   ittybit at %d clients, leader only: %.0f tasks/s, p50 %.1f ms, p99 %.1f ms; leader %s\n", targetClients, d.rate, d.p50, d.p99, d.cost)
 			return nil
 		}
-		runFloor := func() error {
-			var fprof chan string
-			if w == 0 && os.Getenv("BENCH_PROFILE") == "direct" {
-				fprof = make(chan string, 1)
-				go func() { fprof <- profileTop(ctx, e, floorLeader, c.window-time.Second, "floor-direct.pprof") }()
-			}
-			f, err := measure(ctx, floor, floorLeader, []string{floorLeader.url}, body, targetClients, c.window)
-			if fprof != nil {
-				<-fprof
-			}
-			if err != nil {
-				return err
-			}
-			floorWindows = append(floorWindows, f)
-			logFloor(", leader only", f)
-			return nil
+		profile := ""
+		if w == 0 && os.Getenv("BENCH_PROFILE") == "direct" {
+			profile = "floor-direct.pprof"
 		}
+		runFloor := func() error { return floorWindow([]string{floorLeader.url}, ", leader only", profile, &floorWindows) }
 		if err := inRotation([]func() error{runDirect, runFloor}, w); err != nil {
 			stopAll(servers)
 			return err
